@@ -1,0 +1,11 @@
+/*
+ * tally-bench: one entry point per benchmark. Each prints a fixed-width table and, as its
+ * last line, one "name key=value ..." summary.
+ */
+#ifndef TALLY_BENCH_H
+#define TALLY_BENCH_H
+
+int tally_bench_core(int argc, char **argv);
+int tally_bench_decode(int argc, char **argv);
+
+#endif

@@ -1,0 +1,168 @@
+/**
+ * @file registry.h
+ * @brief Who may vote and who stands: parties, candidates, regions and voters.
+ *
+ * DESIGN: one registration writer at a time (the caller serialises add_* calls), any number
+ * of lock-free readers, concurrently. Everything is append-only: an entry, once published,
+ * never moves and is never freed before tally_registry_destroy(), so readers hold plain
+ * pointers and indices. Parties, candidates and regions live in arrays sized at creation
+ * (the max_* options) and are published by a release store of their count. Voters live in
+ * open-addressing tables of 24-byte slots; when one fills, a larger one is chained after it
+ * instead of rehashing, so a voter's slot (and its "has voted" bit) never moves.
+ */
+#ifndef TALLY_REGISTRY_H
+#define TALLY_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tally/uuid.h>
+
+typedef struct tally_registry tally_registry_t;
+
+/** Why a registration was refused. */
+#define TALLY_REFUSAL_MAP(XX)                                                  \
+	XX(NONE,            "none")                                            \
+	XX(DUPLICATE_ID,    "duplicate_id")      /* the id is already registered */ \
+	XX(DUPLICATE_NAME,  "duplicate_name")    /* party name already registered */ \
+	XX(UNKNOWN_PARTY,   "unknown_party")     /* candidate's party not registered */ \
+	XX(INVALID_ID,      "invalid_id")        /* nil id */                        \
+	XX(INVALID_NAME,    "invalid_name")      /* empty or too long name */        \
+	XX(INVALID_DOB,     "invalid_dob")       /* date of birth out of range */    \
+	XX(INVALID_REGION,  "invalid_region")    /* empty or too long region */      \
+	XX(INVALID_FIELD,   "invalid_field")     /* another field too long */        \
+	XX(FULL,            "full")              /* a max_* capacity is reached */
+
+typedef enum tally_refusal {
+#define TALLY__REFUSAL_ENUM(name, str) TALLY_REFUSAL_##name,
+	TALLY_REFUSAL_MAP(TALLY__REFUSAL_ENUM)
+#undef TALLY__REFUSAL_ENUM
+	TALLY_REFUSAL__COUNT
+} tally_refusal_t;
+
+/** @brief Stable name of a refusal ("unknown_party"). */
+const char *tally_refusal_name(int refusal);
+
+/** Longest names accepted, in bytes. */
+#define TALLY_NAME_MAX 255
+#define TALLY_URL_MAX 2047
+#define TALLY_REGNO_MAX 63
+
+/** Capacities, fixed at creation. 0 picks the default given. */
+typedef struct tally_registry_opts {
+	size_t expected_voters;      /**< First voter table sized for this many (default 1 M). */
+	uint32_t max_parties;        /**< default 64 */
+	uint32_t max_candidates;     /**< default 256 */
+	uint32_t max_regions;        /**< default 1024, at most 16384 */
+} tally_registry_opts_t;
+
+/** A candidate to register. Strings are copied. */
+typedef struct tally_candidate_reg {
+	tally_uuid_t id;
+	const char *name;
+	const char *party;           /**< Must name a registered party. */
+	const char *photo_url;       /**< May be NULL or empty. */
+} tally_candidate_reg_t;
+
+/** A voter to register. Strings are copied. Only what the count needs is kept. */
+typedef struct tally_voter_reg {
+	tally_uuid_t id;
+	int32_t date_of_birth;       /**< Days since 1970-01-01; 1900-01-01 .. 2079-06-05. */
+	const char *region;          /**< address.state; new regions are added on first use. */
+	const char *registration_number; /**< May be NULL or empty. */
+} tally_voter_reg_t;
+
+/** A registered candidate, as readers see it. Pointers live as long as the registry. */
+typedef struct tally_candidate_info {
+	tally_uuid_t id;
+	const char *name;
+	const char *photo_url;       /**< "" when none. */
+	uint32_t party;              /**< Party index. */
+} tally_candidate_info_t;
+
+/** A registered voter, as readers see it (no personal data beyond what is kept). */
+typedef struct tally_voter_info {
+	tally_uuid_t id;
+	int32_t date_of_birth;
+	uint32_t region;
+	bool voted;
+	const char *registration_number; /**< Points into the registry; "" when none. */
+	size_t registration_number_len;
+} tally_voter_info_t;
+
+/**
+ * @brief Create an empty registry.
+ * @returns NULL on failure with the reason in errstr. Free with tally_registry_destroy().
+ */
+tally_registry_t *tally_registry_new(const tally_registry_opts_t *opts, char *errstr,
+                                     size_t errstr_size);
+
+/** @brief Free the registry. No reader may be using it. NULL is a no-op. */
+void tally_registry_destroy(tally_registry_t *reg);
+
+/* ---- writer side: one thread at a time ------------------------------------------- */
+
+/**
+ * @brief Register a party by name.
+ * @param idx if not NULL, receives the party index.
+ * @returns TALLY_REFUSAL_NONE or the reason it was refused.
+ */
+tally_refusal_t tally_registry_add_party(tally_registry_t *reg, const char *name, uint32_t *idx);
+
+/** @brief Register a candidate; its party must be registered. */
+tally_refusal_t tally_registry_add_candidate(tally_registry_t *reg, const tally_candidate_reg_t *c,
+                                             uint32_t *idx);
+
+/** @brief Register a voter. Adds the region if it is new. */
+tally_refusal_t tally_registry_add_voter(tally_registry_t *reg, const tally_voter_reg_t *v);
+
+/** @brief Index of a region by name, adding it if new. */
+tally_refusal_t tally_registry_add_region(tally_registry_t *reg, const char *name, uint32_t *idx);
+
+/* ---- readers: any thread, lock-free ----------------------------------------------- */
+
+uint32_t tally_registry_party_count(const tally_registry_t *reg);
+uint32_t tally_registry_candidate_count(const tally_registry_t *reg);
+uint32_t tally_registry_region_count(const tally_registry_t *reg);
+uint64_t tally_registry_voter_count(const tally_registry_t *reg);
+
+/** @brief Party name by index; NULL when out of range. */
+const char *tally_registry_party_name(const tally_registry_t *reg, uint32_t idx);
+
+/** @brief Party index by name, or -1. */
+int32_t tally_registry_party_find(const tally_registry_t *reg, const char *name);
+
+/** @brief Candidate by index; false when out of range. */
+bool tally_registry_candidate_get(const tally_registry_t *reg, uint32_t idx,
+                                  tally_candidate_info_t *out);
+
+/** @brief Candidate index by id, or -1. */
+int32_t tally_registry_candidate_find(const tally_registry_t *reg, const tally_uuid_t *id);
+
+/** @brief Region name by index; NULL when out of range. */
+const char *tally_registry_region_name(const tally_registry_t *reg, uint32_t idx);
+
+/** @brief Region index by name, or -1. */
+int32_t tally_registry_region_find(const tally_registry_t *reg, const char *name);
+
+/** @brief Registered voters in a region. */
+uint64_t tally_registry_region_voters(const tally_registry_t *reg, uint32_t idx);
+
+/** @brief Look a voter up; false if not registered. */
+bool tally_registry_voter_get(const tally_registry_t *reg, const tally_uuid_t *id,
+                              tally_voter_info_t *out);
+
+/**
+ * @brief Count of registration changes so far (every accepted add_* bumps it).
+ * Readers use it to notice that names or turnout denominators changed.
+ */
+uint64_t tally_registry_generation(const tally_registry_t *reg);
+
+/** @brief Bytes of memory held for voters (tables, slack and registration numbers). */
+size_t tally_registry_voter_bytes(const tally_registry_t *reg);
+
+/** @brief Capacities the registry was created with (defaults filled in). */
+void tally_registry_get_opts(const tally_registry_t *reg, tally_registry_opts_t *opts);
+
+#endif /* TALLY_REGISTRY_H */

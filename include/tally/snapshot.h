@@ -1,0 +1,71 @@
+/**
+ * @file snapshot.h
+ * @brief Consistent point-in-time results, taken by any thread while workers count.
+ *
+ * In every snapshot: sum(candidates) = sum(regions) = sum(parties) = accepted, and
+ * accepted + sum(rejected) = read. The version grows with every vote read, registration and
+ * election change, and never goes down for one core (also across export/import).
+ */
+#ifndef TALLY_SNAPSHOT_H
+#define TALLY_SNAPSHOT_H
+
+#include <stdint.h>
+
+#include <tally/core.h>
+#include <tally/vote.h>
+
+typedef struct tally_snapshot {
+	uint64_t version;
+	int64_t taken_at_us;                       /**< Wall clock, microseconds. */
+	tally_election_t election;
+
+	uint64_t read;                             /**< Votes the core has processed. */
+	uint64_t accepted;
+	uint64_t rejected[TALLY_REASON__COUNT];    /**< [TALLY_REASON_ACCEPTED] is 0. */
+	uint64_t rejected_total;
+	uint64_t registered;                       /**< Voters registered. */
+
+	uint32_t ncandidates, nregions, nparties;
+	uint64_t *candidates;                      /**< [ncandidates] accepted per candidate. */
+	uint64_t *regions;                         /**< [nregions] accepted per region. */
+	uint64_t *parties;                         /**< [nparties] accepted per party. */
+	uint64_t *cand_region;                     /**< [ncandidates * nregions], row = candidate. */
+	uint64_t *region_registered;               /**< [nregions] voters registered per region. */
+
+	uint32_t cap_candidates, cap_regions, cap_parties; /* allocation sizes */
+} tally_snapshot_t;
+
+/**
+ * @brief Take a snapshot of core's live counts. Lock-free; any thread.
+ * @returns a new snapshot (free with tally_snapshot_destroy()) or NULL if out of memory.
+ */
+tally_snapshot_t *tally_snapshot_take(tally_core_t *core);
+
+/**
+ * @brief Take a snapshot into snap, reusing its arrays (snap must come from
+ * tally_snapshot_take() or be zeroed). @returns 0 or TALLY_ENOMEM.
+ */
+int tally_snapshot_take_into(tally_core_t *core, tally_snapshot_t *snap);
+
+/**
+ * @brief The results frozen when the polls closed.
+ * @returns a new copy (caller frees) or NULL when the polls have not closed.
+ */
+tally_snapshot_t *tally_snapshot_final(tally_core_t *core);
+
+/** @brief Deep copy. @returns NULL if out of memory. */
+tally_snapshot_t *tally_snapshot_copy(const tally_snapshot_t *snap);
+
+/** @brief Free. NULL is a no-op. */
+void tally_snapshot_destroy(tally_snapshot_t *snap);
+
+/**
+ * @brief Check the invariants (sums and read = accepted + rejected).
+ * @returns 0, or TALLY_ECORRUPT with the first violated equality in errstr.
+ */
+int tally_snapshot_check(const tally_snapshot_t *snap, char *errstr, size_t errstr_size);
+
+/** @brief Index of the leading candidate (ties: lowest index), or -1 when none has votes. */
+int32_t tally_snapshot_leader(const tally_snapshot_t *snap);
+
+#endif /* TALLY_SNAPSHOT_H */
