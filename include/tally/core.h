@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <tally/error.h>
 #include <tally/registry.h>
 #include <tally/vote.h>
 

@@ -1,0 +1,593 @@
+/*
+ * The registry: parties, candidates, regions and voters.
+ *
+ * DESIGN: one registration writer at a time, any number of lock-free readers. Nothing is
+ * ever moved or freed while the registry lives, so publication is the only concern:
+ *  - parties, candidates, regions: fixed-capacity arrays; an entry is written in full, then
+ *    its count is stored with release. Name lookups go through small open-addressing
+ *    indexes of (index + 1) published with release.
+ *  - voters: open-addressing tables with linear probing of 24-byte slots; a slot's meta word
+ *    publishes it (see registry_int.h). A full table is never rehashed (that would move the
+ *    "has voted" bits the vote path sets concurrently); a table twice the size of all
+ *    before it is chained instead, and readers probe tables in order.
+ *  - registration numbers: length-prefixed bytes in an append-only arena of 1 MiB chunks.
+ * Tables are mmap'd (zeroed, lazily backed) and advised to use transparent huge pages:
+ * the vote path's probes are random over hundreds of megabytes, where TLB misses dominate.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <tally/error.h>
+#include <tally/registry.h>
+
+#include "atomic.h"
+#include "registry_int.h"
+
+#define DEFAULT_EXPECTED_VOTERS (1u << 20)
+#define DEFAULT_MAX_PARTIES     64u
+#define DEFAULT_MAX_CANDIDATES  256u
+#define DEFAULT_MAX_REGIONS     1024u
+#define MAX_LOAD_NUM            4u   /* tables fill to 4/5 */
+#define MAX_LOAD_DEN            5u
+#define ARENA_CHUNK_BITS        20
+#define ARENA_CHUNK_SIZE        (1u << ARENA_CHUNK_BITS)
+#define ARENA_MAX_CHUNKS        4096u
+
+struct candidate {
+	tally_uuid_t id;
+	char *name;
+	char *photo_url;
+	uint32_t party;
+};
+
+/* An index from a key hash to (entry index + 1); 0 is empty. */
+struct name_index {
+	uint32_t *slots;
+	uint32_t mask;
+};
+
+struct tally_registry {
+	struct tally__registry_hot hot;      /* First: the vote path reads only this. */
+	tally_registry_opts_t opts;
+
+	char **parties;
+	uint32_t nparties;
+	struct name_index party_index;
+
+	struct candidate *candidates;
+	uint32_t ncandidates;
+	struct name_index candidate_index;
+
+	char **regions;
+	uint64_t *region_voters;
+	uint32_t nregions;
+	struct name_index region_index;
+
+	uint64_t nvoters;
+	uint64_t generation;
+
+	char *arena[ARENA_MAX_CHUNKS];
+	uint32_t arena_chunks;
+	uint32_t arena_used;                 /* Bytes used in the last chunk. */
+};
+
+static uint64_t
+str_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h ^ (h >> 29);
+}
+
+static uint64_t
+uuid_index_hash(const tally_uuid_t *id)
+{
+	return tally_uuid_hash(id);
+}
+
+static int
+name_index_init(struct name_index *ix, uint32_t capacity)
+{
+	uint32_t n = 16;
+
+	while (n < capacity * 2)
+		n <<= 1;
+	ix->slots = calloc(n, sizeof(uint32_t));
+	ix->mask = n - 1;
+	return ix->slots == NULL ? TALLY_ENOMEM : 0;
+}
+
+/* Writer: publish entry idx under hash h. The entry must be complete already. */
+static void
+name_index_put(struct name_index *ix, uint64_t h, uint32_t idx)
+{
+	uint32_t i = (uint32_t)h & ix->mask;
+
+	while (ix->slots[i] != 0)
+		i = (i + 1) & ix->mask;
+	tally_store_release(&ix->slots[i], idx + 1);
+}
+
+static bool
+valid_text(const char *s, size_t max)
+{
+	return s != NULL && s[0] != '\0' && strnlen(s, max + 1) <= max;
+}
+
+uint32_t
+tally__registry_dob16(int32_t days_since_1970)
+{
+	return (uint32_t)(days_since_1970 + TALLY__DOB_EPOCH_OFFSET);
+}
+
+const struct tally__registry_hot *
+tally__registry_hot(const tally_registry_t *reg)
+{
+	return &reg->hot;
+}
+
+static void *
+map_zeroed(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	if (bytes >= (2u << 20))
+		(void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+	return p;
+}
+
+/* Writer: add a voter table able to hold `voters` at the maximum load. */
+static int
+vtable_add(tally_registry_t *reg, uint64_t voters)
+{
+	uint32_t n = reg->hot.ntables;
+	tally__vtable_t *t;
+
+	if (n == TALLY__MAX_VTABLES)
+		return TALLY_EFULL;
+	if (voters < 1024)
+		voters = 1024;
+	t = &reg->hot.tables[n];
+	t->nslots = voters * MAX_LOAD_DEN / MAX_LOAD_NUM + 1;
+	t->limit = voters;
+	t->count = 0;
+	t->bytes = t->nslots * sizeof(tally__vslot_t);
+	t->slots = map_zeroed(t->bytes);
+	if (t->slots == NULL)
+		return TALLY_ENOMEM;
+	tally_store_release(&reg->hot.ntables, n + 1);
+	return 0;
+}
+
+tally_registry_t *
+tally_registry_new(const tally_registry_opts_t *opts, char *errstr, size_t errstr_size)
+{
+	tally_registry_t *reg = calloc(1, sizeof(*reg));
+	tally_registry_opts_t o = {0};
+
+	if (opts != NULL)
+		o = *opts;
+	if (o.expected_voters == 0)
+		o.expected_voters = DEFAULT_EXPECTED_VOTERS;
+	if (o.max_parties == 0)
+		o.max_parties = DEFAULT_MAX_PARTIES;
+	if (o.max_candidates == 0)
+		o.max_candidates = DEFAULT_MAX_CANDIDATES;
+	if (o.max_regions == 0)
+		o.max_regions = DEFAULT_MAX_REGIONS;
+	if (reg == NULL) {
+		snprintf(errstr, errstr_size, "could not allocate the registry: out of memory");
+		return NULL;
+	}
+	if (o.max_regions > TALLY__MAX_REGIONS) {
+		snprintf(errstr, errstr_size, "max_regions %u is above the limit of %u",
+		         o.max_regions, TALLY__MAX_REGIONS);
+		free(reg);
+		return NULL;
+	}
+	reg->opts = o;
+	reg->parties = calloc(o.max_parties, sizeof(char *));
+	reg->candidates = calloc(o.max_candidates, sizeof(struct candidate));
+	reg->regions = calloc(o.max_regions, sizeof(char *));
+	reg->region_voters = calloc(o.max_regions, sizeof(uint64_t));
+	if (reg->parties == NULL || reg->candidates == NULL || reg->regions == NULL ||
+	    reg->region_voters == NULL || name_index_init(&reg->party_index, o.max_parties) ||
+	    name_index_init(&reg->candidate_index, o.max_candidates) ||
+	    name_index_init(&reg->region_index, o.max_regions) ||
+	    vtable_add(reg, o.expected_voters) != 0) {
+		snprintf(errstr, errstr_size, "could not allocate the registry for %zu voters: %s",
+		         o.expected_voters, strerror(errno ? errno : ENOMEM));
+		tally_registry_destroy(reg);
+		return NULL;
+	}
+	return reg;
+}
+
+void
+tally_registry_destroy(tally_registry_t *reg)
+{
+	if (reg == NULL)
+		return;
+	for (uint32_t i = 0; i < reg->nparties; i++)
+		free(reg->parties[i]);
+	for (uint32_t i = 0; i < reg->ncandidates; i++) {
+		free(reg->candidates[i].name);
+		free(reg->candidates[i].photo_url);
+	}
+	for (uint32_t i = 0; i < reg->nregions; i++)
+		free(reg->regions[i]);
+	free(reg->parties);
+	free(reg->candidates);
+	free(reg->regions);
+	free(reg->region_voters);
+	free(reg->party_index.slots);
+	free(reg->candidate_index.slots);
+	free(reg->region_index.slots);
+	for (uint32_t t = 0; t < reg->hot.ntables; t++)
+		munmap(reg->hot.tables[t].slots, reg->hot.tables[t].bytes);
+	for (uint32_t c = 0; c < reg->arena_chunks; c++)
+		free(reg->arena[c]);
+	free(reg);
+}
+
+static void
+bump_generation(tally_registry_t *reg)
+{
+	tally_add_acq_rel(&reg->generation, 1);
+}
+
+/* ---- parties ----------------------------------------------------------------------- */
+
+int32_t
+tally_registry_party_find(const tally_registry_t *reg, const char *name)
+{
+	const struct name_index *ix = &reg->party_index;
+	uint32_t i = (uint32_t)str_hash(name) & ix->mask;
+	uint32_t v;
+
+	while ((v = tally_load_acquire(&ix->slots[i])) != 0) {
+		if (strcmp(reg->parties[v - 1], name) == 0)
+			return (int32_t)(v - 1);
+		i = (i + 1) & ix->mask;
+	}
+	return -1;
+}
+
+tally_refusal_t
+tally_registry_add_party(tally_registry_t *reg, const char *name, uint32_t *idx)
+{
+	uint32_t n = reg->nparties;
+
+	if (!valid_text(name, TALLY_NAME_MAX))
+		return TALLY_REFUSAL_INVALID_NAME;
+	if (tally_registry_party_find(reg, name) >= 0)
+		return TALLY_REFUSAL_DUPLICATE_NAME;
+	if (n == reg->opts.max_parties)
+		return TALLY_REFUSAL_FULL;
+	if ((reg->parties[n] = strdup(name)) == NULL)
+		return TALLY_REFUSAL_FULL;
+	tally_store_release(&reg->nparties, n + 1);
+	name_index_put(&reg->party_index, str_hash(name), n);
+	bump_generation(reg);
+	if (idx != NULL)
+		*idx = n;
+	return TALLY_REFUSAL_NONE;
+}
+
+uint32_t
+tally_registry_party_count(const tally_registry_t *reg)
+{
+	return tally_load_acquire(&reg->nparties);
+}
+
+const char *
+tally_registry_party_name(const tally_registry_t *reg, uint32_t idx)
+{
+	return idx < tally_registry_party_count(reg) ? reg->parties[idx] : NULL;
+}
+
+/* ---- candidates -------------------------------------------------------------------- */
+
+int32_t
+tally_registry_candidate_find(const tally_registry_t *reg, const tally_uuid_t *id)
+{
+	const struct name_index *ix = &reg->candidate_index;
+	uint32_t i = (uint32_t)uuid_index_hash(id) & ix->mask;
+	uint32_t v;
+
+	while ((v = tally_load_acquire(&ix->slots[i])) != 0) {
+		if (tally_uuid_equal(&reg->candidates[v - 1].id, id))
+			return (int32_t)(v - 1);
+		i = (i + 1) & ix->mask;
+	}
+	return -1;
+}
+
+tally_refusal_t
+tally_registry_add_candidate(tally_registry_t *reg, const tally_candidate_reg_t *c, uint32_t *idx)
+{
+	uint32_t n = reg->ncandidates;
+	struct candidate *cand;
+	int32_t party;
+
+	if (tally_uuid_is_nil(&c->id))
+		return TALLY_REFUSAL_INVALID_ID;
+	if (!valid_text(c->name, TALLY_NAME_MAX))
+		return TALLY_REFUSAL_INVALID_NAME;
+	if (c->photo_url != NULL && strnlen(c->photo_url, TALLY_URL_MAX + 1) > TALLY_URL_MAX)
+		return TALLY_REFUSAL_INVALID_FIELD;
+	if (tally_registry_candidate_find(reg, &c->id) >= 0)
+		return TALLY_REFUSAL_DUPLICATE_ID;
+	if (c->party == NULL || (party = tally_registry_party_find(reg, c->party)) < 0)
+		return TALLY_REFUSAL_UNKNOWN_PARTY;
+	if (n == reg->opts.max_candidates)
+		return TALLY_REFUSAL_FULL;
+	cand = &reg->candidates[n];
+	cand->id = c->id;
+	cand->party = (uint32_t)party;
+	cand->name = strdup(c->name);
+	cand->photo_url = strdup(c->photo_url != NULL ? c->photo_url : "");
+	if (cand->name == NULL || cand->photo_url == NULL) {
+		free(cand->name);
+		free(cand->photo_url);
+		memset(cand, 0, sizeof(*cand));
+		return TALLY_REFUSAL_FULL;
+	}
+	tally_store_release(&reg->ncandidates, n + 1);
+	name_index_put(&reg->candidate_index, uuid_index_hash(&c->id), n);
+	bump_generation(reg);
+	if (idx != NULL)
+		*idx = n;
+	return TALLY_REFUSAL_NONE;
+}
+
+uint32_t
+tally_registry_candidate_count(const tally_registry_t *reg)
+{
+	return tally_load_acquire(&reg->ncandidates);
+}
+
+bool
+tally_registry_candidate_get(const tally_registry_t *reg, uint32_t idx, tally_candidate_info_t *out)
+{
+	const struct candidate *c;
+
+	if (idx >= tally_registry_candidate_count(reg))
+		return false;
+	c = &reg->candidates[idx];
+	out->id = c->id;
+	out->name = c->name;
+	out->photo_url = c->photo_url;
+	out->party = c->party;
+	return true;
+}
+
+/* ---- regions ----------------------------------------------------------------------- */
+
+int32_t
+tally_registry_region_find(const tally_registry_t *reg, const char *name)
+{
+	const struct name_index *ix = &reg->region_index;
+	uint32_t i = (uint32_t)str_hash(name) & ix->mask;
+	uint32_t v;
+
+	while ((v = tally_load_acquire(&ix->slots[i])) != 0) {
+		if (strcmp(reg->regions[v - 1], name) == 0)
+			return (int32_t)(v - 1);
+		i = (i + 1) & ix->mask;
+	}
+	return -1;
+}
+
+tally_refusal_t
+tally_registry_add_region(tally_registry_t *reg, const char *name, uint32_t *idx)
+{
+	uint32_t n = reg->nregions;
+	int32_t found;
+
+	if (!valid_text(name, TALLY_NAME_MAX))
+		return TALLY_REFUSAL_INVALID_REGION;
+	if ((found = tally_registry_region_find(reg, name)) >= 0) {
+		if (idx != NULL)
+			*idx = (uint32_t)found;
+		return TALLY_REFUSAL_NONE;
+	}
+	if (n == reg->opts.max_regions)
+		return TALLY_REFUSAL_FULL;
+	if ((reg->regions[n] = strdup(name)) == NULL)
+		return TALLY_REFUSAL_FULL;
+	tally_store_release(&reg->nregions, n + 1);
+	name_index_put(&reg->region_index, str_hash(name), n);
+	bump_generation(reg);
+	if (idx != NULL)
+		*idx = n;
+	return TALLY_REFUSAL_NONE;
+}
+
+uint32_t
+tally_registry_region_count(const tally_registry_t *reg)
+{
+	return tally_load_acquire(&reg->nregions);
+}
+
+const char *
+tally_registry_region_name(const tally_registry_t *reg, uint32_t idx)
+{
+	return idx < tally_registry_region_count(reg) ? reg->regions[idx] : NULL;
+}
+
+uint64_t
+tally_registry_region_voters(const tally_registry_t *reg, uint32_t idx)
+{
+	if (idx >= tally_registry_region_count(reg))
+		return 0;
+	return tally_load_relaxed(&reg->region_voters[idx]);
+}
+
+/* ---- voters ------------------------------------------------------------------------ */
+
+/* Writer: copy a registration number into the arena; returns its offset, 0 on failure. */
+static uint32_t
+arena_put(tally_registry_t *reg, const char *s, size_t len)
+{
+	char *chunk;
+	uint32_t off;
+
+	if (reg->arena_chunks == 0 || reg->arena_used + len + 1 > ARENA_CHUNK_SIZE) {
+		if (reg->arena_chunks == ARENA_MAX_CHUNKS)
+			return 0;
+		if ((reg->arena[reg->arena_chunks] = malloc(ARENA_CHUNK_SIZE)) == NULL)
+			return 0;
+		reg->arena_chunks++;
+		reg->arena_used = 1;   /* Offset 0 means "none". */
+	}
+	chunk = reg->arena[reg->arena_chunks - 1];
+	off = reg->arena_used;
+	chunk[off] = (char)len;
+	memcpy(chunk + off + 1, s, len);
+	reg->arena_used += (uint32_t)len + 1;
+	return ((reg->arena_chunks - 1) << ARENA_CHUNK_BITS) | off;
+}
+
+static const char *
+arena_get(const tally_registry_t *reg, uint32_t ref, size_t *len)
+{
+	const char *p;
+
+	if (ref == 0) {
+		*len = 0;
+		return "";
+	}
+	p = reg->arena[ref >> ARENA_CHUNK_BITS] + (ref & (ARENA_CHUNK_SIZE - 1));
+	*len = (unsigned char)p[0];
+	return p + 1;
+}
+
+static tally__vslot_t *
+voter_slot(const tally_registry_t *reg, const tally_uuid_t *id)
+{
+	return tally__registry_voter_slot(&reg->hot, id, tally_uuid_hash(id));
+}
+
+tally_refusal_t
+tally_registry_add_voter(tally_registry_t *reg, const tally_voter_reg_t *v)
+{
+	uint64_t h = tally_uuid_hash(&v->id);
+	int64_t dob16 = (int64_t)v->date_of_birth + TALLY__DOB_EPOCH_OFFSET;
+	size_t regno_len = v->registration_number ? strlen(v->registration_number) : 0;
+	uint32_t region, regno = 0;
+	tally__vtable_t *t;
+	tally__vslot_t *s;
+	uint64_t i;
+	tally_refusal_t r;
+
+	if (tally_uuid_is_nil(&v->id))
+		return TALLY_REFUSAL_INVALID_ID;
+	if (dob16 < 0 || dob16 > 0xffff)
+		return TALLY_REFUSAL_INVALID_DOB;
+	if (regno_len > TALLY_REGNO_MAX)
+		return TALLY_REFUSAL_INVALID_FIELD;
+	if (voter_slot(reg, &v->id) != NULL)
+		return TALLY_REFUSAL_DUPLICATE_ID;
+	if ((r = tally_registry_add_region(reg, v->region, &region)) != TALLY_REFUSAL_NONE)
+		return r;
+
+	t = &reg->hot.tables[reg->hot.ntables - 1];
+	if (t->count == t->limit) {
+		uint64_t total = 0;
+
+		for (uint32_t k = 0; k < reg->hot.ntables; k++)
+			total += reg->hot.tables[k].limit;
+		if (vtable_add(reg, total) != 0)
+			return TALLY_REFUSAL_FULL;
+		t = &reg->hot.tables[reg->hot.ntables - 1];
+	}
+	if (regno_len > 0 && (regno = arena_put(reg, v->registration_number, regno_len)) == 0)
+		return TALLY_REFUSAL_FULL;
+
+	i = tally__vtable_home(h, t->nslots);
+	while (t->slots[i].meta != 0)
+		if (++i == t->nslots)
+			i = 0;
+	s = &t->slots[i];
+	s->hi = v->id.hi;
+	s->lo = v->id.lo;
+	s->regno = regno;
+	tally_store_release(&s->meta, TALLY__VMETA_PRESENT | (region << 16) | (uint32_t)dob16);
+	t->count++;
+	tally_store_release(&reg->nvoters, reg->nvoters + 1);
+	tally_add_relaxed(&reg->region_voters[region], 1);
+	bump_generation(reg);
+	return TALLY_REFUSAL_NONE;
+}
+
+uint64_t
+tally_registry_voter_count(const tally_registry_t *reg)
+{
+	return tally_load_acquire(&reg->nvoters);
+}
+
+bool
+tally_registry_voter_get(const tally_registry_t *reg, const tally_uuid_t *id, tally_voter_info_t *out)
+{
+	tally__vslot_t *s = voter_slot(reg, id);
+	uint32_t meta;
+
+	if (s == NULL)
+		return false;
+	meta = tally_load_acquire(&s->meta);
+	out->id = *id;
+	out->date_of_birth = (int32_t)TALLY__VMETA_DOB(meta) - TALLY__DOB_EPOCH_OFFSET;
+	out->region = TALLY__VMETA_REGION(meta);
+	out->voted = (meta & TALLY__VMETA_VOTED) != 0;
+	out->registration_number = arena_get(reg, s->regno, &out->registration_number_len);
+	return true;
+}
+
+void
+tally__registry_voters_foreach(tally_registry_t *reg, tally__vslot_visit_fn fn, void *arg)
+{
+	uint32_t n = tally_load_acquire(&reg->hot.ntables);
+
+	for (uint32_t t = 0; t < n; t++) {
+		tally__vtable_t *vt = &reg->hot.tables[t];
+
+		for (uint64_t i = 0; i < vt->nslots; i++)
+			if (tally_load_acquire(&vt->slots[i].meta) != 0)
+				fn(&vt->slots[i], arg);
+	}
+}
+
+uint64_t
+tally_registry_generation(const tally_registry_t *reg)
+{
+	return tally_load_acquire(&reg->generation);
+}
+
+size_t
+tally_registry_voter_bytes(const tally_registry_t *reg)
+{
+	size_t bytes = 0;
+
+	for (uint32_t t = 0; t < reg->hot.ntables; t++)
+		bytes += reg->hot.tables[t].bytes;
+	/* The arena's last chunk counts only as far as it is used: the rest is not touched. */
+	if (reg->arena_chunks > 0)
+		bytes += (size_t)(reg->arena_chunks - 1) * ARENA_CHUNK_SIZE + reg->arena_used;
+	return bytes;
+}
+
+void
+tally_registry_get_opts(const tally_registry_t *reg, tally_registry_opts_t *opts)
+{
+	*opts = reg->opts;
+}

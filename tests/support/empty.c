@@ -1,2 +1,0 @@
-/* Keeps the support library non-empty. */
-typedef int tally_testsupport_empty_t;
