@@ -514,8 +514,9 @@ tally_registry_add_voter(tally_registry_t *reg, const tally_voter_reg_t *v)
 	if (regno_len > 0 && (regno = arena_put(reg, v->registration_number, regno_len)) == 0)
 		return TALLY_REFUSAL_FULL;
 
+	/* Workers may be setting voted bits in neighbouring slots: read meta atomically. */
 	i = tally__vtable_home(h, t->nslots);
-	while (t->slots[i].meta != 0)
+	while (tally_load_relaxed(&t->slots[i].meta) != 0)
 		if (++i == t->nslots)
 			i = 0;
 	s = &t->slots[i];
