@@ -258,7 +258,7 @@ Test(stress, registrations_while_counting, .timeout = 600)
 	tally_core_opts_t o = fixture_core_opts(WORKERS);
 	struct registrar g = {reg, FIRST, TOTAL, FIRST};
 	static tally_vote_t votes[TOTAL];
-	static tally_batch_t batches[TOTAL / 100];
+	static tally_batch_t batches[TOTAL / 100 + 1];
 	uint64_t exp_cand[NCAND] = {0};
 	tally_candidate_reg_t cr;
 	tally_snapshot_t *snap;
