@@ -79,6 +79,91 @@ run_probe(tally_registry_t *reg, const tally_vote_t *votes, uint64_t n, unsigned
 	return (double)(tally_mono_ns() - t0) / 1e9;
 }
 
+/*
+ * Counting alone, three ways, over the same (candidate, region) stream: one shared atomic
+ * cell per (candidate, region) bumped with a locked add; five shared atomics per vote (the
+ * cell plus candidate, region, party and accepted kept separately); and tally's choice, one
+ * cell per worker written with a plain relaxed store and summed when read.
+ */
+enum count_mode { COUNT_SHARED1, COUNT_SHARED5, COUNT_OWNED };
+
+struct count_arg {
+	enum count_mode mode;
+	const uint32_t *cells;   /* cell index per vote */
+	uint64_t n;
+	uint64_t *shared;        /* [NCAND * NREGION + NCAND + NREGION + 4 + 1] */
+	uint64_t *owned;         /* this thread's own cells */
+};
+
+static void *
+count_thread(void *p)
+{
+	struct count_arg *a = p;
+	uint64_t *sh = a->shared;
+
+	for (uint64_t i = 0; i < a->n; i++) {
+		uint32_t cell = a->cells[i];
+
+		switch (a->mode) {
+		case COUNT_SHARED1:
+			__atomic_add_fetch(&sh[cell], 1, __ATOMIC_RELAXED);
+			break;
+		case COUNT_SHARED5: {
+			uint32_t c = cell / NREGION, r = cell % NREGION;
+
+			__atomic_add_fetch(&sh[cell], 1, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&sh[NCAND * NREGION + c], 1, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&sh[NCAND * NREGION + NCAND + r], 1, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&sh[NCAND * NREGION + NCAND + NREGION + c % 4], 1,
+			                   __ATOMIC_RELAXED);
+			__atomic_add_fetch(&sh[NCAND * NREGION + NCAND + NREGION + 4], 1,
+			                   __ATOMIC_RELAXED);
+			break;
+		}
+		case COUNT_OWNED:
+			tally_counter_inc_owned(&a->owned[cell]);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static double
+run_count(enum count_mode mode, const uint32_t *cells, uint64_t n, unsigned threads)
+{
+	size_t ncells = NCAND * NREGION + NCAND + NREGION + 5;
+	uint64_t *shared = aligned_alloc(64, ((ncells * 8 + 63) / 64) * 64);
+	struct count_arg args[64];
+	pthread_t t[64];
+	uint64_t t0, total = 0;
+
+	memset(shared, 0, ncells * 8);
+	for (unsigned i = 0; i < threads; i++) {
+		args[i] = (struct count_arg){mode, cells + n / threads * i,
+		                             i + 1 == threads ? n - n / threads * i : n / threads,
+		                             shared, calloc(ncells, sizeof(uint64_t))};
+	}
+	t0 = tally_mono_ns();
+	for (unsigned i = 0; i < threads; i++)
+		pthread_create(&t[i], NULL, count_thread, &args[i]);
+	for (unsigned i = 0; i < threads; i++)
+		pthread_join(t[i], NULL);
+	t0 = tally_mono_ns() - t0;
+	for (unsigned i = 0; i < threads; i++) {
+		for (size_t k = 0; k < NCAND * NREGION; k++)
+			total += mode == COUNT_OWNED ? args[i].owned[k] : 0;
+		free(args[i].owned);
+	}
+	for (size_t k = 0; mode != COUNT_OWNED && k < NCAND * NREGION; k++)
+		total += shared[k];
+	free(shared);
+	if (total != n) {
+		fprintf(stderr, "tally-bench: counting lost votes (%" PRIu64 " of %" PRIu64 ")\n", total, n);
+		exit(1);
+	}
+	return (double)t0 / 1e9;
+}
+
 static void
 clear_voted(tally__vslot_t *s, void *arg)
 {
@@ -177,16 +262,16 @@ tally_bench_core(int argc, char **argv)
 		fixture_vote(&votes[i], voter, (uint32_t)(fixture_mix(voter) % NCAND));
 	}
 
-	printf("%-22s %12s %10s %14s\n", "phase", "votes", "seconds", "votes/s");
-	printf("%-22s %12" PRIu64 " %10.3f %14.0f\n", "register voters", nvoters, reg_secs,
+	printf("%-24s %12s %10s %14s\n", "phase", "votes", "seconds", "votes/s");
+	printf("%-24s %12" PRIu64 " %10.3f %14.0f\n", "register voters", nvoters, reg_secs,
 	       (double)nvoters / reg_secs);
 	for (unsigned r = 0; r < repeat; r++) {
 		double p = run_probe(reg, votes, nvotes, threads, &found);
 		tally_snapshot_t *s = NULL;
 		double k = run_core(reg, votes, nvotes, threads, &s);
 
-		printf("%-22s %12" PRIu64 " %10.3f %14.0f\n", "bare probe", nvotes, p, nvotes / p);
-		printf("%-22s %12" PRIu64 " %10.3f %14.0f\n", "core (judge + count)", nvotes, k,
+		printf("%-24s %12" PRIu64 " %10.3f %14.0f\n", "bare probe", nvotes, p, nvotes / p);
+		printf("%-24s %12" PRIu64 " %10.3f %14.0f\n", "core (judge + count)", nvotes, k,
 		       nvotes / k);
 		if (p < best_probe)
 			best_probe = p;
@@ -194,6 +279,24 @@ tally_bench_core(int argc, char **argv)
 			best_core = k;
 		tally_snapshot_destroy(snap);
 		snap = s;
+	}
+	{
+		uint32_t *cells = malloc(nvotes * sizeof(uint32_t));
+		static const char *const names[] = {"count: 1 shared atomic", "count: 5 shared atomics",
+		                                    "count: per-worker cell"};
+
+		for (uint64_t i = 0; i < nvotes; i++) {
+			uint64_t voter = fixture_mix(i * 31 + 7) % nvoters;
+
+			cells[i] = (uint32_t)(fixture_mix(voter) % NCAND) * NREGION +
+			           fixture_region_of(voter, NREGION);
+		}
+		for (int m = COUNT_SHARED1; m <= COUNT_OWNED; m++) {
+			double secs = run_count((enum count_mode)m, cells, nvotes, threads);
+
+			printf("%-24s %12" PRIu64 " %10.3f %14.0f\n", names[m], nvotes, secs, nvotes / secs);
+		}
+		free(cells);
 	}
 	if (found != nvotes || snap == NULL || snap->read != nvotes) {
 		fprintf(stderr, "tally-bench: wrong counts (found %" PRIu64 ", read %" PRIu64 ")\n",
