@@ -1,0 +1,59 @@
+/*
+ * tallyd's option table: the one description of every option, its default and range.
+ * Limits mirror the generator's (include/tally/gen.h) so a bad value fails here, at start,
+ * with the option's name.
+ */
+#include "conf.h"
+
+#define OFF(member) offsetof(tallyd_conf_t, member)
+
+const tally_opt_t tallyd_opts[] = {
+	{"simulate", TALLY_OPT_FLAG, NULL, 0, 0,
+	 "run a whole seeded election in this process and check it against the ground truth",
+	 OFF(simulate), NULL},
+	{"seed", TALLY_OPT_UINT, "1", TALLY_OPT_UNBOUNDED,
+	 "generator seed: the same seed gives the same election", OFF(seed), "N"},
+	{"voters", TALLY_OPT_UINT, "100000", 1, 1e9, "registered voters", OFF(voters), "N"},
+	{"candidates", TALLY_OPT_UINT, "3", 1, 256, "candidates standing, parties round-robin",
+	 OFF(candidates), "N"},
+	{"parties", TALLY_OPT_UINT, "3", 1, 64,
+	 "parties; the first three are the original's, more get generated names", OFF(parties),
+	 "N"},
+	{"regions", TALLY_OPT_UINT, "20", 1, 1024, "regions (address.state), largest counties first",
+	 OFF(regions), "N"},
+	{"turnout", TALLY_OPT_DOUBLE, "0.65", 0, 1, "share of adult voters who vote (varies by region)",
+	 OFF(turnout), "F"},
+	{"underage", TALLY_OPT_DOUBLE, "0.01", 0, 1,
+	 "share of registered voters under 18 on election day", OFF(underage), "F"},
+	{"dup-rate", TALLY_OPT_DOUBLE, "0.01", 0, 0.9,
+	 "share of messages that are a second vote by a voter who has voted", OFF(dup_rate), "F"},
+	{"malformed-rate", TALLY_OPT_DOUBLE, "0.005", 0, 0.9,
+	 "share of messages that are broken JSON or have bad fields", OFF(malformed_rate), "F"},
+	{"unknown-rate", TALLY_OPT_DOUBLE, "0.005", 0, 0.9,
+	 "share of messages from an unregistered voter_id", OFF(unknown_rate), "F"},
+	{"unknown-candidate-rate", TALLY_OPT_DOUBLE, "0.002", 0, 0.9,
+	 "share of messages for a candidate_id nobody registered", OFF(unknown_candidate_rate), "F"},
+	{"late-rate", TALLY_OPT_DOUBLE, "0.002", 0, 0.9,
+	 "share of messages with voting_time at or after the close", OFF(late_rate), "F"},
+	{"early-rate", TALLY_OPT_DOUBLE, "0.002", 0, 0.9,
+	 "share of messages with voting_time before the polls open", OFF(early_rate), "F"},
+	{"ineligible-rate", TALLY_OPT_DOUBLE, "0.002", 0, 0.9,
+	 "share of messages from voters under 18", OFF(ineligible_rate), "F"},
+	{"compact", TALLY_OPT_FLAG, NULL, 0, 0,
+	 "send {voter_id, candidate_id, voting_time} instead of the original ~1 KB votes",
+	 OFF(compact), NULL},
+	{"register-json", TALLY_OPT_FLAG, NULL, 0, 0,
+	 "register voters through voters_topic JSON and the registration decoder (slower)",
+	 OFF(register_json), NULL},
+	{"workers", TALLY_OPT_UINT, "0", 0, 256, "counting threads (0: one per CPU)", OFF(workers),
+	 "N"},
+	{"producers", TALLY_OPT_UINT, "2", 1, 64,
+	 "threads generating and decoding votes (the stream depends on this)", OFF(producers), "N"},
+	{"rate", TALLY_OPT_DOUBLE, "0", 0, 1e9, "votes per second in all (0: as fast as possible)",
+	 OFF(rate), "VOTES_PER_S"},
+	{"quiet", TALLY_OPT_FLAG, NULL, 0, 0,
+	 "no progress and no result tables: only mismatches and the result line", OFF(quiet), NULL},
+	{"help", TALLY_OPT_FLAG, NULL, 0, 0, "print this help and exit", OFF(help), NULL},
+};
+
+const size_t tallyd_nopts = sizeof(tallyd_opts) / sizeof(tallyd_opts[0]);

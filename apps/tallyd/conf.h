@@ -1,0 +1,46 @@
+/*
+ * tallyd's configuration: one struct, described by one option table (conf.c).
+ */
+#ifndef TALLYD_CONF_H
+#define TALLYD_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "opt.h"
+
+typedef struct tallyd_conf {
+	bool help;
+	bool simulate;
+
+	/* The simulated election (the generator). */
+	uint64_t seed;
+	uint64_t voters;
+	uint64_t candidates;
+	uint64_t parties;
+	uint64_t regions;
+	double turnout;
+	double underage;
+	double dup_rate;
+	double malformed_rate;
+	double unknown_rate;
+	double unknown_candidate_rate;
+	double late_rate;
+	double early_rate;
+	double ineligible_rate;
+	bool compact;
+	bool register_json;
+
+	/* The run. */
+	uint64_t workers;
+	uint64_t producers;
+	double rate;
+	bool quiet;
+} tallyd_conf_t;
+
+/** tallyd's options, in --help order. */
+extern const tally_opt_t tallyd_opts[];
+extern const size_t tallyd_nopts;
+
+#endif /* TALLYD_CONF_H */

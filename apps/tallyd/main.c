@@ -1,0 +1,62 @@
+/*
+ * tallyd: the election tally server. For now it runs only the embedded simulation
+ * (--simulate); the Kafka and HTTP front ends plug in here later.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "conf.h"
+#include "opt.h"
+#include "simulate.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: tallyd --simulate [options]\n"
+	        "\n"
+	        "Runs a whole seeded election in one process: registers the generated parties,\n"
+	        "candidates and voters, counts the generated vote stream (with faults) on the\n"
+	        "core's worker threads, closes the polls, prints the results and checks every\n"
+	        "figure against the generator's ground truth. Exits 0 only if all match.\n"
+	        "\n"
+	        "options:\n");
+	tally_opt_help(f, tallyd_opts, tallyd_nopts);
+}
+
+int
+main(int argc, char **argv)
+{
+	tallyd_conf_t conf;
+	char err[512];
+	int rc;
+
+	/* --help wins over anything else on the line, even a bad option. */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+	}
+	memset(&conf, 0, sizeof(conf));
+	if (tally_opt_defaults(tallyd_opts, tallyd_nopts, &conf, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tallyd: %s\n", err);
+		return TALLYD_EXIT_USAGE;
+	}
+	if (tally_opt_parse_argv(tallyd_opts, tallyd_nopts, &conf, argc, argv, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tallyd: %s\n", err);
+		return TALLYD_EXIT_USAGE;
+	}
+	if (conf.help) {
+		usage(stdout);
+		rc = 0;
+	} else if (!conf.simulate) {
+		fprintf(stderr, "tallyd: only the simulation is implemented so far: run "
+		                "\"tallyd --simulate\" (see --help)\n");
+		rc = TALLYD_EXIT_USAGE;
+	} else {
+		rc = tallyd_simulate(&conf);
+	}
+	tally_opt_free(tallyd_opts, tallyd_nopts, &conf);
+	return rc;
+}

@@ -1,0 +1,250 @@
+/*
+ * The option table engine (see opt.h).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "opt.h"
+
+/* --help wraps the default and range of an option onto a second line past this width. */
+#define HELP_WIDTH 100
+
+static int
+fail(char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errstr != NULL && errstr_size > 0) {
+		va_start(ap, fmt);
+		vsnprintf(errstr, errstr_size, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static bool
+bounded(const tally_opt_t *opt)
+{
+	return opt->min <= opt->max;
+}
+
+static void *
+member(const tally_opt_t *opt, void *conf)
+{
+	return (char *)conf + opt->offset;
+}
+
+/* A number as the user would write it: no exponent for whole numbers. */
+static void
+fmt_number(char *buf, size_t size, double x)
+{
+	if (x == floor(x) && fabs(x) < 1e15)
+		snprintf(buf, size, "%.0f", x);
+	else
+		snprintf(buf, size, "%g", x);
+}
+
+static int
+out_of_range(const tally_opt_t *opt, const char *value, char *errstr, size_t errstr_size)
+{
+	char lo[32], hi[32];
+
+	fmt_number(lo, sizeof(lo), opt->min);
+	fmt_number(hi, sizeof(hi), opt->max);
+	return fail(errstr, errstr_size, "%s is out of range (%s to %s)", value, lo, hi);
+}
+
+int
+tally_opt_set(const tally_opt_t *opt, void *conf, const char *value, char *errstr,
+              size_t errstr_size)
+{
+	char *end;
+
+	switch (opt->type) {
+	case TALLY_OPT_FLAG: {
+		static const char *const yes[] = {"true", "yes", "on", "1"};
+		static const char *const no[] = {"false", "no", "off", "0"};
+
+		for (size_t i = 0; i < 4; i++) {
+			if (strcasecmp(value, yes[i]) == 0) {
+				*(bool *)member(opt, conf) = true;
+				return 0;
+			}
+			if (strcasecmp(value, no[i]) == 0) {
+				*(bool *)member(opt, conf) = false;
+				return 0;
+			}
+		}
+		return fail(errstr, errstr_size, "\"%s\" is not true or false", value);
+	}
+	case TALLY_OPT_UINT: {
+		unsigned long long v;
+
+		/* strtoull takes "-1" as a huge number; whole numbers here have digits only. */
+		if (value[0] < '0' || value[0] > '9')
+			return fail(errstr, errstr_size, "\"%s\" is not a whole number", value);
+		errno = 0;
+		v = strtoull(value, &end, 10);
+		if (*end != '\0')
+			return fail(errstr, errstr_size, "\"%s\" is not a whole number", value);
+		if (errno == ERANGE)
+			return fail(errstr, errstr_size, "%s is too large", value);
+		if (bounded(opt) && ((double)v < opt->min || (double)v > opt->max))
+			return out_of_range(opt, value, errstr, errstr_size);
+		*(uint64_t *)member(opt, conf) = (uint64_t)v;
+		return 0;
+	}
+	case TALLY_OPT_DOUBLE: {
+		double v;
+
+		errno = 0;
+		v = strtod(value, &end);
+		if (end == value || *end != '\0' || isnan(v) || isinf(v))
+			return fail(errstr, errstr_size, "\"%s\" is not a number", value);
+		if (errno == ERANGE)
+			return fail(errstr, errstr_size, "%s is out of the range of numbers", value);
+		if (bounded(opt) && (v < opt->min || v > opt->max))
+			return out_of_range(opt, value, errstr, errstr_size);
+		*(double *)member(opt, conf) = v;
+		return 0;
+	}
+	case TALLY_OPT_STRING: {
+		char **dst = (char **)member(opt, conf);
+		char *copy = strdup(value);
+
+		if (copy == NULL)
+			return fail(errstr, errstr_size, "out of memory");
+		free(*dst);
+		*dst = copy;
+		return 0;
+	}
+	}
+	return fail(errstr, errstr_size, "unknown option type");
+}
+
+int
+tally_opt_defaults(const tally_opt_t *tab, size_t n, void *conf, char *errstr, size_t errstr_size)
+{
+	for (size_t i = 0; i < n; i++) {
+		const tally_opt_t *opt = &tab[i];
+		char why[256];
+
+		if (opt->def == NULL) {
+			switch (opt->type) {
+			case TALLY_OPT_FLAG:
+				*(bool *)member(opt, conf) = false;
+				break;
+			case TALLY_OPT_UINT:
+				*(uint64_t *)member(opt, conf) = 0;
+				break;
+			case TALLY_OPT_DOUBLE:
+				*(double *)member(opt, conf) = 0;
+				break;
+			case TALLY_OPT_STRING:
+				*(char **)member(opt, conf) = NULL;
+				break;
+			}
+			continue;
+		}
+		if (opt->type == TALLY_OPT_STRING)
+			*(char **)member(opt, conf) = NULL;
+		if (tally_opt_set(opt, conf, opt->def, why, sizeof(why)) != 0)
+			return fail(errstr, errstr_size, "default of \"%s\": %s", opt->name, why);
+	}
+	return 0;
+}
+
+const tally_opt_t *
+tally_opt_find(const tally_opt_t *tab, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(tab[i].name, name) == 0)
+			return &tab[i];
+	return NULL;
+}
+
+int
+tally_opt_parse_argv(const tally_opt_t *tab, size_t n, void *conf, int argc, char **argv,
+                     char *errstr, size_t errstr_size)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i], *eq, *value;
+		const tally_opt_t *opt;
+		char name[64], why[256];
+		size_t len;
+
+		if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+			return fail(errstr, errstr_size, "unexpected argument \"%s\" (see --help)", arg);
+		eq = strchr(arg, '=');
+		len = eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+		if (len >= sizeof(name))
+			return fail(errstr, errstr_size, "unknown option \"%s\" (see --help)", arg);
+		memcpy(name, arg + 2, len);
+		name[len] = '\0';
+		opt = tally_opt_find(tab, n, name);
+		if (opt == NULL)
+			return fail(errstr, errstr_size, "unknown option \"--%s\" (see --help)", name);
+		if (eq != NULL) {
+			value = eq + 1;
+		} else if (opt->type == TALLY_OPT_FLAG) {
+			value = "true";
+		} else {
+			if (i + 1 >= argc)
+				return fail(errstr, errstr_size, "--%s: missing value", name);
+			value = argv[++i];
+		}
+		if (tally_opt_set(opt, conf, value, why, sizeof(why)) != 0)
+			return fail(errstr, errstr_size, "--%s: %s", name, why);
+	}
+	return 0;
+}
+
+void
+tally_opt_help(FILE *f, const tally_opt_t *tab, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const tally_opt_t *opt = &tab[i];
+		char left[64], extra[128] = "";
+
+		snprintf(left, sizeof(left), "--%s%s%s", opt->name, opt->metavar != NULL ? " " : "",
+		         opt->metavar != NULL ? opt->metavar : "");
+		if (opt->type == TALLY_OPT_UINT || opt->type == TALLY_OPT_DOUBLE) {
+			char lo[32], hi[32];
+			int k = 0;
+
+			if (opt->def != NULL)
+				k = snprintf(extra, sizeof(extra), "default %s", opt->def);
+			if (bounded(opt)) {
+				fmt_number(lo, sizeof(lo), opt->min);
+				fmt_number(hi, sizeof(hi), opt->max);
+				snprintf(extra + k, sizeof(extra) - (size_t)k, "%s%s to %s",
+				         k > 0 ? "; " : "", lo, hi);
+			}
+		} else if (opt->type == TALLY_OPT_STRING && opt->def != NULL) {
+			snprintf(extra, sizeof(extra), "default \"%s\"", opt->def);
+		}
+		if (extra[0] == '\0')
+			fprintf(f, "  %-26s %s\n", left, opt->doc);
+		else if (29 + strlen(opt->doc) + strlen(extra) + 3 <= HELP_WIDTH)
+			fprintf(f, "  %-26s %s (%s)\n", left, opt->doc, extra);
+		else
+			fprintf(f, "  %-26s %s\n  %-26s (%s)\n", left, opt->doc, "", extra);
+	}
+}
+
+void
+tally_opt_free(const tally_opt_t *tab, size_t n, void *conf)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (tab[i].type == TALLY_OPT_STRING) {
+			char **s = (char **)member(&tab[i], conf);
+
+			free(*s);
+			*s = NULL;
+		}
+	}
+}

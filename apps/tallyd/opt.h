@@ -1,0 +1,72 @@
+/*
+ * One declarative table of options drives parsing (command line now, a config file later),
+ * validation, defaults and --help. Each entry names a member of the caller's config struct
+ * by offset; the table is the only place an option is described.
+ *
+ * Messages follow the house grammar and do not say where the value came from, so each
+ * caller prefixes its own context: "--voters: " for argv, "tally.conf:12: voters: " for a
+ * config file.
+ */
+#ifndef TALLYD_OPT_H
+#define TALLYD_OPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum tally_opt_type {
+	TALLY_OPT_FLAG,     /**< bool; on the command line, present means true */
+	TALLY_OPT_UINT,     /**< uint64_t, a whole number */
+	TALLY_OPT_DOUBLE,   /**< double */
+	TALLY_OPT_STRING,   /**< char *, malloc'd copy; free with tally_opt_free() */
+} tally_opt_type_t;
+
+/** Marks a number as unbounded when given as min and max (any min > max works). */
+#define TALLY_OPT_UNBOUNDED 1.0, 0.0
+
+/** One option. */
+typedef struct tally_opt {
+	const char *name;       /**< "voters": --voters on the command line */
+	tally_opt_type_t type;
+	const char *def;        /**< default, as it would be written; NULL: false, 0 or "" */
+	double min, max;        /**< inclusive range of numbers; min > max: unbounded */
+	const char *doc;        /**< one line, lower-case, no trailing period */
+	size_t offset;          /**< offsetof(config struct, member) */
+	const char *metavar;    /**< "N", "F", "NAME"; NULL for flags */
+} tally_opt_t;
+
+/**
+ * @brief Set every option of tab to its default in conf.
+ * @returns 0, or -1 with errstr set (a default that fails its own validation).
+ */
+int tally_opt_defaults(const tally_opt_t *tab, size_t n, void *conf, char *errstr,
+                       size_t errstr_size);
+
+/** @brief The entry named name (without "--"), or NULL. */
+const tally_opt_t *tally_opt_find(const tally_opt_t *tab, size_t n, const char *name);
+
+/**
+ * @brief Parse and validate value for opt and store it in conf. Flags take
+ *        true/false/yes/no/on/off/1/0.
+ * @returns 0, or -1 with errstr set, e.g. `"abc" is not a whole number` or
+ *          `1.5 is out of range (0 to 1)`.
+ */
+int tally_opt_set(const tally_opt_t *opt, void *conf, const char *value, char *errstr,
+                  size_t errstr_size);
+
+/**
+ * @brief Parse argv[1..argc) as --name VALUE, --name=VALUE, or --flag. Unknown options,
+ *        missing values and positional arguments are errors.
+ * @returns 0, or -1 with errstr set (prefixed with the option, e.g. `--voters: ...`).
+ */
+int tally_opt_parse_argv(const tally_opt_t *tab, size_t n, void *conf, int argc, char **argv,
+                         char *errstr, size_t errstr_size);
+
+/** @brief Print one line per option: name, metavar, doc, default and range. */
+void tally_opt_help(FILE *f, const tally_opt_t *tab, size_t n);
+
+/** @brief Free the strings of TALLY_OPT_STRING options in conf. */
+void tally_opt_free(const tally_opt_t *tab, size_t n, void *conf);
+
+#endif /* TALLYD_OPT_H */

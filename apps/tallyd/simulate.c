@@ -1,0 +1,843 @@
+/*
+ * tallyd --simulate (see simulate.h).
+ *
+ * DESIGN: the main thread registers the generated election, starts the core, opens the
+ * polls and starts P producer threads ("tally:prod<N>"). Producer p owns stream p of the
+ * generator: it makes each message, decodes it with tally_decode_vote() into a per-lane
+ * batch (lane = the message's route key modulo the number of workers, so all of a voter's
+ * votes go to one worker in order), and submits a batch when it holds BATCH_VOTES votes.
+ * A batch is reused only after tally_batch_done(). Producers publish their progress with
+ * relaxed atomic stores; the main thread reads those and takes snapshots to draw the
+ * progress view. SIGINT sets an atomic flag that producers poll: they stop, submit what
+ * they have generated (the ground truth already counts it) and exit. The main thread then
+ * joins them, drains the core, closes the election and compares the frozen results with
+ * the generator's ground truth.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <tally/core.h>
+#include <tally/decode.h>
+#include <tally/error.h>
+#include <tally/gen.h>
+#include <tally/regmsg.h>
+#include <tally/registry.h>
+#include <tally/snapshot.h>
+#include <tally/time.h>
+#include <tally/vote.h>
+
+#include "simulate.h"
+
+#define BATCH_VOTES 256u
+#define MAX_MISMATCH_LINES 50u
+
+static atomic_int stop_requested;
+
+static void
+on_sigint(int sig)
+{
+	(void)sig;
+	atomic_store_explicit(&stop_requested, 1, memory_order_relaxed);
+}
+
+static bool
+stopping(void)
+{
+	return atomic_load_explicit(&stop_requested, memory_order_relaxed) != 0;
+}
+
+/* ---- producers ------------------------------------------------------------------- */
+
+typedef enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_IN_FLIGHT } slot_state_t;
+
+typedef struct slot {
+	tally_batch_t batch;
+	uint32_t count;
+	uint32_t lane;
+	slot_state_t state;
+	tally_vote_t votes[BATCH_VOTES];
+} slot_t;
+
+struct sim;
+
+typedef struct producer {
+	struct sim *sim;
+	unsigned index;
+	pthread_t thread;
+	bool started;
+	tally_gen_stream_t *st;
+	slot_t *slots;
+	unsigned nslots, next_slot;
+	slot_t **pending;             /* [nlanes]: the batch being filled for each lane */
+	int error;                    /* a tally_err_t from submit, 0 if none */
+	/* Read by the main thread. */
+	_Atomic uint64_t emitted;
+	_Atomic uint64_t progress_ppm; /* the stream's walk, in millionths */
+	atomic_int finished;
+} producer_t;
+
+typedef struct sim {
+	const tallyd_conf_t *conf;
+	tally_gen_t *gen;
+	tally_registry_t *reg;
+	tally_core_t *core;
+	unsigned nlanes;
+	producer_t *producers;
+	unsigned nproducers;
+} sim_t;
+
+static slot_t *
+acquire_slot(producer_t *p)
+{
+	for (unsigned spins = 0;; spins++) {
+		for (unsigned i = 0; i < p->nslots; i++) {
+			unsigned k = (p->next_slot + i) % p->nslots;
+			slot_t *s = &p->slots[k];
+
+			if (s->state == SLOT_IN_FLIGHT && tally_batch_done(&s->batch))
+				s->state = SLOT_FREE;
+			if (s->state == SLOT_FREE) {
+				p->next_slot = (k + 1) % p->nslots;
+				s->state = SLOT_FILLING;
+				s->count = 0;
+				return s;
+			}
+		}
+		/* Every batch is queued or being counted: let the workers catch up. */
+		if (spins < 64)
+			sched_yield();
+		else
+			usleep(50);
+	}
+}
+
+static int
+submit_lane(producer_t *p, unsigned lane)
+{
+	slot_t *s = p->pending[lane];
+	int rc;
+
+	if (s == NULL || s->count == 0)
+		return 0;
+	p->pending[lane] = NULL;
+	tally_batch_init(&s->batch, s->votes, s->count, lane);
+	s->state = SLOT_IN_FLIGHT;
+	rc = tally_core_submit(p->sim->core, &s->batch);
+	if (rc != 0) {
+		/* Not queued: nobody will complete it. */
+		s->state = SLOT_FREE;
+		p->error = rc;
+	}
+	return rc;
+}
+
+static void
+submit_all(producer_t *p)
+{
+	for (unsigned lane = 0; lane < p->sim->nlanes; lane++)
+		submit_lane(p, lane);
+}
+
+static void
+sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+
+	nanosleep(&ts, NULL);
+}
+
+static void *
+producer_main(void *arg)
+{
+	producer_t *p = arg;
+	sim_t *sim = p->sim;
+	char name[16], buf[TALLY_GEN_MSG_MAX];
+	tally_decoder_opts_t dopts;
+	double rate = sim->conf->rate / (double)sim->nproducers;
+	uint64_t start = tally_mono_ns(), last_flush = start, n = 0;
+
+	memset(&dopts, 0, sizeof(dopts));
+	snprintf(name, sizeof(name), "tally:prod%u", p->index);
+	pthread_setname_np(pthread_self(), name);
+
+	while (!stopping() && p->error == 0) {
+		tally_gen_msg_t msg;
+		long len = tally_gen_stream_next(p->st, buf, sizeof(buf), &msg);
+		unsigned lane;
+		slot_t *s;
+
+		if (len < 0)
+			break;
+		lane = (unsigned)(msg.route % sim->nlanes);
+		if (p->pending[lane] == NULL) {
+			p->pending[lane] = acquire_slot(p);
+			p->pending[lane]->lane = lane;
+		}
+		s = p->pending[lane];
+		/* A message that does not decode is still submitted: the core counts it as
+		 * malformed (the decoder set its reason). */
+		tally_decode_vote(&dopts, buf, (size_t)len, &s->votes[s->count], NULL);
+		s->count++;
+		if (s->count == BATCH_VOTES)
+			submit_lane(p, lane);
+		n++;
+
+		if ((n & 255) == 0) {
+			atomic_store_explicit(&p->emitted, n, memory_order_relaxed);
+			atomic_store_explicit(&p->progress_ppm,
+			                      (uint64_t)(tally_gen_stream_progress(p->st) * 1e6),
+			                      memory_order_relaxed);
+		}
+		if (rate > 0) {
+			uint64_t due = start + (uint64_t)((double)n * 1e9 / rate);
+			uint64_t now = tally_mono_ns();
+
+			if (now < due) {
+				/* Paced: send part-filled batches every 100 ms so the count moves. */
+				if (now - last_flush > 100000000u) {
+					submit_all(p);
+					last_flush = now;
+				}
+				sleep_ns(due - now);
+			}
+		}
+	}
+	submit_all(p);
+	atomic_store_explicit(&p->emitted, n, memory_order_relaxed);
+	atomic_store_explicit(&p->progress_ppm,
+	                      (uint64_t)(tally_gen_stream_progress(p->st) * 1e6),
+	                      memory_order_relaxed);
+	atomic_store_explicit(&p->finished, 1, memory_order_release);
+	return NULL;
+}
+
+/* ---- formatting ------------------------------------------------------------------ */
+
+/* 1234567 as "1,234,567" into buf (at least 27 bytes). */
+static const char *
+fmt_count(uint64_t v, char *buf)
+{
+	char digits[24];
+	int n = snprintf(digits, sizeof(digits), "%" PRIu64, v), k = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (i > 0 && (n - i) % 3 == 0)
+			buf[k++] = ',';
+		buf[k++] = digits[i];
+	}
+	buf[k] = '\0';
+	return buf;
+}
+
+static double
+pct(uint64_t part, uint64_t whole)
+{
+	return whole == 0 ? 0.0 : 100.0 * (double)part / (double)whole;
+}
+
+static int
+text_width(const char *s, int cap)
+{
+	int w = 0;
+
+	/* Names are ASCII here; count bytes that start a UTF-8 sequence to be safe. */
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			w++;
+	return w > cap ? cap : w;
+}
+
+/* ---- the progress view ----------------------------------------------------------- */
+
+typedef struct view {
+	bool tty;
+	int lines;                 /* lines drawn last time, to move back over */
+	uint64_t last_read;
+	uint64_t last_ns;
+	uint64_t start_ns;
+	uint64_t last_line_ns;     /* off a terminal: when the last line was printed */
+} view_t;
+
+static void
+view_draw(view_t *v, const sim_t *sim, const tally_snapshot_t *snap, bool final)
+{
+	uint64_t now = tally_mono_ns(), emitted = 0, ppm = 0;
+	double dt = (double)(now - v->last_ns) / 1e9, elapsed = (double)(now - v->start_ns) / 1e9;
+	double rate = dt > 0 ? (double)(snap->read - v->last_read) / dt : 0;
+	char a[32], b[32], c[32];
+	int32_t leader = tally_snapshot_leader(snap);
+
+	for (unsigned i = 0; i < sim->nproducers; i++) {
+		emitted += atomic_load_explicit(&sim->producers[i].emitted, memory_order_relaxed);
+		ppm += atomic_load_explicit(&sim->producers[i].progress_ppm, memory_order_relaxed);
+	}
+	ppm /= sim->nproducers;
+	v->last_read = snap->read;
+	v->last_ns = now;
+
+	if (!v->tty) {
+		if (!final && now - v->last_line_ns < 2000000000u)
+			return;
+		v->last_line_ns = now;
+		/* Lines are seconds apart: the average rate says more than the last 200 ms. */
+		printf("progress: %.1f s, %.0f%% of voters walked, %s read, %s accepted, ", elapsed,
+		       (double)ppm / 1e4, fmt_count(snap->read, a), fmt_count(snap->accepted, b));
+		printf("%s rejected, %s votes/s\n", fmt_count(snap->rejected_total, a),
+		       fmt_count(elapsed > 0 ? (uint64_t)((double)snap->read / elapsed) : 0, b));
+		fflush(stdout);
+		return;
+	}
+
+	if (v->lines > 0)
+		printf("\033[%dA", v->lines);
+	v->lines = 0;
+#define LINE(...)                                  \
+	do {                                       \
+		printf(__VA_ARGS__);               \
+		printf("\033[K\n");                \
+		v->lines++;                        \
+	} while (0)
+	LINE("tally --simulate   seed %" PRIu64 "   %.1f s   %3.0f%% of voters walked", sim->conf->seed,
+	     elapsed, (double)ppm / 1e4);
+	LINE("  votes/s  %12.0f     generated %s", rate, fmt_count(emitted, a));
+	LINE("  read     %12s     accepted  %s   rejected %s", fmt_count(snap->read, a),
+	     fmt_count(snap->accepted, b), fmt_count(snap->rejected_total, c));
+	for (int r = 1; r < TALLY_REASON__COUNT; r++)
+		LINE("    %-18s %12s", tally_reason_name(r), fmt_count(snap->rejected[r], a));
+	if (leader >= 0) {
+		tally_candidate_info_t info;
+
+		if (tally_registry_candidate_get(sim->reg, (uint32_t)leader, &info))
+			LINE("  leader   %s (%s) %s votes, %.1f%%", info.name,
+			     tally_registry_party_name(sim->reg, info.party),
+			     fmt_count(snap->candidates[leader], a),
+			     pct(snap->candidates[leader], snap->accepted));
+	} else {
+		LINE("  leader   none yet");
+	}
+#undef LINE
+	fflush(stdout);
+}
+
+/* ---- registration ---------------------------------------------------------------- */
+
+static int
+register_election(sim_t *sim, bool verbose)
+{
+	const tally_gen_t *gen = sim->gen;
+	uint64_t nvoters = tally_gen_get_opts(gen)->voters, t0 = tally_mono_ns();
+	char json[TALLY_GEN_MSG_MAX], err[256], a[32];
+	tally_regmsg_candidate_t cmsg;
+	tally_regmsg_voter_t vmsg;
+	tally_refusal_t ref;
+
+	for (uint32_t i = 0; i < tally_gen_party_count(gen); i++) {
+		ref = tally_registry_add_party(sim->reg, tally_gen_party_name(gen, i), NULL);
+		if (ref != TALLY_REFUSAL_NONE) {
+			fprintf(stderr, "tallyd: party %u refused: %s\n", i, tally_refusal_name(ref));
+			return -1;
+		}
+	}
+	for (uint32_t i = 0; i < tally_gen_region_count(gen); i++) {
+		ref = tally_registry_add_region(sim->reg, tally_gen_region_name(gen, i), NULL);
+		if (ref != TALLY_REFUSAL_NONE) {
+			fprintf(stderr, "tallyd: region %u refused: %s\n", i, tally_refusal_name(ref));
+			return -1;
+		}
+	}
+	/* Candidates always go through their candidates_topic JSON, as they would arrive. */
+	for (uint32_t i = 0; i < tally_gen_candidate_count(gen); i++) {
+		size_t len = tally_gen_candidate_json(gen, i, json, sizeof(json));
+
+		if (tally_regmsg_decode_candidate(json, len, &cmsg, err, sizeof(err)) != 0) {
+			fprintf(stderr, "tallyd: candidate %u: %s\n", i, err);
+			return -1;
+		}
+		ref = tally_registry_add_candidate(sim->reg, &cmsg.reg, NULL);
+		if (ref != TALLY_REFUSAL_NONE) {
+			fprintf(stderr, "tallyd: candidate %u refused: %s\n", i, tally_refusal_name(ref));
+			return -1;
+		}
+	}
+	for (uint64_t i = 0; i < nvoters; i++) {
+		if (sim->conf->register_json) {
+			size_t len = tally_gen_voter_json(gen, i, json, sizeof(json));
+
+			if (tally_regmsg_decode_voter(json, len, &vmsg, err, sizeof(err)) != 0) {
+				fprintf(stderr, "tallyd: voter %" PRIu64 ": %s\n", i, err);
+				return -1;
+			}
+			ref = tally_registry_add_voter(sim->reg, &vmsg.reg);
+		} else {
+			tally_gen_voter_brief_t b;
+			tally_voter_reg_t vr;
+
+			tally_gen_voter_brief(gen, i, &b);
+			vr.id = b.id;
+			vr.date_of_birth = b.dob_days;
+			vr.region = tally_gen_region_name(gen, b.region);
+			vr.registration_number = b.registration_number;
+			ref = tally_registry_add_voter(sim->reg, &vr);
+		}
+		if (ref != TALLY_REFUSAL_NONE) {
+			/* The index only: a voter's data stays out of logs. */
+			fprintf(stderr, "tallyd: voter %" PRIu64 " refused: %s\n", i, tally_refusal_name(ref));
+			return -1;
+		}
+		if ((i & 0xffff) == 0 && stopping()) {
+			fprintf(stderr, "tallyd: interrupted while registering voters\n");
+			return -1;
+		}
+	}
+	if (verbose)
+		printf("registered %u parties, %u candidates and %s voters in %u regions%s (%.2f s)\n",
+		       tally_gen_party_count(gen), tally_gen_candidate_count(gen), fmt_count(nvoters, a),
+		       tally_gen_region_count(gen), sim->conf->register_json ? " from JSON" : "",
+		       (double)(tally_mono_ns() - t0) / 1e9);
+	return 0;
+}
+
+/* ---- results and the check ------------------------------------------------------- */
+
+static void
+print_results(const sim_t *sim, const tally_snapshot_t *snap, double seconds)
+{
+	const tally_registry_t *reg = sim->reg;
+	char a[32], b[32], when[32];
+	int wc = 9, wp = 5, wr = 6;
+
+	for (uint32_t c = 0; c < snap->ncandidates; c++) {
+		tally_candidate_info_t info;
+
+		if (tally_registry_candidate_get(reg, c, &info)) {
+			int w = text_width(info.name, 40);
+
+			wc = w > wc ? w : wc;
+		}
+	}
+	for (uint32_t p = 0; p < snap->nparties; p++) {
+		int w = text_width(tally_registry_party_name(reg, p), 40);
+
+		wp = w > wp ? w : wp;
+	}
+	for (uint32_t r = 0; r < snap->nregions; r++) {
+		int w = text_width(tally_registry_region_name(reg, r), 40);
+
+		wr = w > wr ? w : wr;
+	}
+
+	tally_time_format(snap->election.closes_at, when);
+	printf("\nresults of election \"%s\" (%s; polls closed at %s UTC)\n", snap->election.id,
+	       tally_election_status_name(snap->election.status), when);
+	printf("%s votes read in %.2f s (%s votes/s)\n", fmt_count(snap->read, a), seconds,
+	       fmt_count(seconds > 0 ? (uint64_t)((double)snap->read / seconds) : 0, b));
+
+	printf("\n%-*s  %-*s  %12s  %6s\n", wc, "candidate", wp, "party", "votes", "share");
+	for (uint32_t c = 0; c < snap->ncandidates; c++) {
+		tally_candidate_info_t info;
+
+		if (!tally_registry_candidate_get(reg, c, &info))
+			continue;
+		printf("%-*.*s  %-*.*s  %12s  %5.1f%%\n", wc, wc, info.name, wp, wp,
+		       tally_registry_party_name(reg, info.party), fmt_count(snap->candidates[c], a),
+		       pct(snap->candidates[c], snap->accepted));
+	}
+
+	printf("\n%-*s  %12s  %6s\n", wp, "party", "votes", "share");
+	for (uint32_t p = 0; p < snap->nparties; p++)
+		printf("%-*.*s  %12s  %5.1f%%\n", wp, wp, tally_registry_party_name(reg, p),
+		       fmt_count(snap->parties[p], a), pct(snap->parties[p], snap->accepted));
+
+	printf("\n%-*s  %12s  %12s  %7s\n", wr, "region", "registered", "votes", "turnout");
+	for (uint32_t r = 0; r < snap->nregions; r++)
+		printf("%-*.*s  %12s  %12s  %6.1f%%\n", wr, wr, tally_registry_region_name(reg, r),
+		       fmt_count(snap->region_registered[r], a), fmt_count(snap->regions[r], b),
+		       pct(snap->regions[r], snap->region_registered[r]));
+
+	printf("\n%-18s  %12s  %6s\n", "rejected", "votes", "share");
+	for (int r = 1; r < TALLY_REASON__COUNT; r++)
+		printf("%-18s  %12s  %5.1f%%\n", tally_reason_name(r), fmt_count(snap->rejected[r], a),
+		       pct(snap->rejected[r], snap->read));
+	printf("%-18s  %12s  %5.1f%%\n", "total", fmt_count(snap->rejected_total, a),
+	       pct(snap->rejected_total, snap->read));
+
+	printf("\nread %s, accepted %s, ", fmt_count(snap->read, a), fmt_count(snap->accepted, b));
+	printf("rejected %s, registered %s, turnout %.1f%%\n", fmt_count(snap->rejected_total, a),
+	       fmt_count(snap->registered, b), pct(snap->accepted, snap->registered));
+}
+
+typedef struct checker {
+	unsigned figures;
+	unsigned mismatches;
+} checker_t;
+
+static void
+check(checker_t *ck, uint64_t counted, uint64_t expected, const char *fmt, ...)
+{
+	va_list ap;
+
+	ck->figures++;
+	if (counted == expected)
+		return;
+	if (++ck->mismatches > MAX_MISMATCH_LINES)
+		return;
+	printf("mismatch: ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf(": counted %" PRIu64 ", expected %" PRIu64 "\n", counted, expected);
+}
+
+/* A figure that cannot be compared (e.g. a name the core does not know) is a mismatch. */
+static void
+check_missing(checker_t *ck, const char *what, const char *name)
+{
+	ck->figures++;
+	if (++ck->mismatches <= MAX_MISMATCH_LINES)
+		printf("mismatch: %s \"%s\" is not in the core's registry\n", what, name);
+}
+
+/*
+ * Compare every figure the core reports with the generator's ground truth, matching
+ * candidates by id and parties and regions by name (not by index).
+ */
+static void
+compare(const sim_t *sim, const tally_snapshot_t *snap, const tally_gen_truth_t *truth,
+        checker_t *ck)
+{
+	const tally_gen_t *gen = sim->gen;
+	uint32_t nc = truth->ncandidates, nr = truth->nregions;
+	int32_t *cidx = calloc(nc, sizeof(int32_t)), *ridx = calloc(nr, sizeof(int32_t));
+	char why[256];
+
+	if (cidx == NULL || ridx == NULL) {
+		fprintf(stderr, "tallyd: out of memory\n");
+		exit(TALLYD_EXIT_MISMATCH);
+	}
+	for (uint32_t c = 0; c < nc; c++) {
+		tally_gen_candidate_t gc;
+
+		tally_gen_candidate(gen, c, &gc);
+		cidx[c] = tally_registry_candidate_find(sim->reg, &gc.id);
+		if (cidx[c] < 0 || (uint32_t)cidx[c] >= snap->ncandidates) {
+			cidx[c] = -1;
+			check_missing(ck, "candidate", gc.candidate_name);
+			continue;
+		}
+		check(ck, snap->candidates[cidx[c]], truth->candidates[c], "votes for candidate \"%s\"",
+		      gc.candidate_name);
+	}
+	for (uint32_t p = 0; p < truth->nparties; p++) {
+		const char *name = tally_gen_party_name(gen, p);
+		int32_t i = tally_registry_party_find(sim->reg, name);
+
+		if (i < 0 || (uint32_t)i >= snap->nparties) {
+			check_missing(ck, "party", name);
+			continue;
+		}
+		check(ck, snap->parties[i], truth->parties[p], "votes for party \"%s\"", name);
+	}
+	for (uint32_t r = 0; r < nr; r++) {
+		const char *name = tally_gen_region_name(gen, r);
+
+		ridx[r] = tally_registry_region_find(sim->reg, name);
+		if (ridx[r] < 0 || (uint32_t)ridx[r] >= snap->nregions) {
+			ridx[r] = -1;
+			check_missing(ck, "region", name);
+			continue;
+		}
+		check(ck, snap->regions[ridx[r]], truth->regions[r], "votes in region \"%s\"", name);
+		check(ck, snap->region_registered[ridx[r]], truth->region_registered[r],
+		      "voters registered in region \"%s\"", name);
+	}
+	for (uint32_t c = 0; c < nc; c++) {
+		tally_gen_candidate_t gc;
+
+		tally_gen_candidate(gen, c, &gc);
+		for (uint32_t r = 0; r < nr; r++) {
+			if (cidx[c] < 0 || ridx[r] < 0)
+				continue;
+			check(ck, snap->cand_region[(size_t)cidx[c] * snap->nregions + (uint32_t)ridx[r]],
+			      truth->cand_region[(size_t)c * nr + r],
+			      "votes for candidate \"%s\" in region \"%s\"", gc.candidate_name,
+			      tally_gen_region_name(gen, r));
+		}
+	}
+	for (int reason = 1; reason < TALLY_REASON__COUNT; reason++)
+		check(ck, snap->rejected[reason], truth->rejected[reason], "votes rejected as %s",
+		      tally_reason_name(reason));
+	check(ck, snap->read, truth->read, "votes read");
+	check(ck, snap->accepted, truth->accepted, "votes accepted");
+	check(ck, snap->rejected_total, truth->rejected_total, "votes rejected");
+	check(ck, snap->registered, truth->registered, "voters registered");
+	check(ck, snap->ncandidates, nc, "candidates standing");
+	check(ck, snap->nparties, truth->nparties, "parties registered");
+	check(ck, snap->nregions, nr, "regions registered");
+
+	ck->figures++;
+	if (tally_snapshot_check(snap, why, sizeof(why)) != 0) {
+		ck->mismatches++;
+		printf("mismatch: the final snapshot is inconsistent: %s\n", why);
+	}
+	if (ck->mismatches > MAX_MISMATCH_LINES)
+		printf("... and %u more mismatches\n", ck->mismatches - MAX_MISMATCH_LINES);
+	free(cidx);
+	free(ridx);
+}
+
+/* ---- the run --------------------------------------------------------------------- */
+
+static void
+gen_opts_from_conf(const tallyd_conf_t *conf, tally_gen_opts_t *o)
+{
+	tally_gen_opts_init(o);
+	o->seed = conf->seed;
+	o->voters = conf->voters;
+	o->candidates = (uint32_t)conf->candidates;
+	o->parties = (uint32_t)conf->parties;
+	o->regions = (uint32_t)conf->regions;
+	o->turnout = conf->turnout;
+	o->underage = conf->underage;
+	o->dup_rate = conf->dup_rate;
+	o->malformed_rate = conf->malformed_rate;
+	o->unknown_voter_rate = conf->unknown_rate;
+	o->unknown_candidate_rate = conf->unknown_candidate_rate;
+	o->late_rate = conf->late_rate;
+	o->early_rate = conf->early_rate;
+	o->ineligible_rate = conf->ineligible_rate;
+	o->compact = conf->compact;
+}
+
+/* Checks across options, worded with the flags' names. */
+static int
+check_conf(const tallyd_conf_t *conf)
+{
+	double faults = conf->dup_rate + conf->malformed_rate + conf->unknown_rate +
+	                conf->unknown_candidate_rate + conf->late_rate + conf->early_rate +
+	                conf->ineligible_rate;
+
+	if (!(faults < 0.9)) {
+		fprintf(stderr, "tallyd: the --*-rate options add up to %g; they must add up to less "
+		                "than 0.9\n", faults);
+		return -1;
+	}
+	if (conf->ineligible_rate > 0 && conf->underage <= 0) {
+		fprintf(stderr, "tallyd: --ineligible-rate %g needs voters under 18, but --underage "
+		                "is 0\n", conf->ineligible_rate);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+stop_producers(sim_t *sim)
+{
+	atomic_store_explicit(&stop_requested, 1, memory_order_relaxed);
+	for (unsigned i = 0; i < sim->nproducers; i++)
+		if (sim->producers[i].started)
+			pthread_join(sim->producers[i].thread, NULL);
+}
+
+static void
+free_producers(sim_t *sim)
+{
+	for (unsigned i = 0; sim->producers != NULL && i < sim->nproducers; i++) {
+		tally_gen_stream_destroy(sim->producers[i].st);
+		free(sim->producers[i].slots);
+		free(sim->producers[i].pending);
+	}
+	free(sim->producers);
+}
+
+int
+tallyd_simulate(const tallyd_conf_t *conf)
+{
+	sim_t sim;
+	tally_gen_opts_t gopts;
+	tally_registry_opts_t ropts;
+	tally_core_opts_t copts;
+	tally_snapshot_t *live = NULL, *final = NULL;
+	tally_gen_truth_t *truth = NULL;
+	struct sigaction sa, old_sa;
+	checker_t ck = {0, 0};
+	view_t view;
+	char err[256];
+	bool verbose = !conf->quiet, interrupted;
+	uint64_t t_open;
+	int rc = TALLYD_EXIT_MISMATCH;
+
+	memset(&sim, 0, sizeof(sim));
+	sim.conf = conf;
+	if (check_conf(conf) != 0)
+		return TALLYD_EXIT_USAGE;
+	gen_opts_from_conf(conf, &gopts);
+	sim.gen = tally_gen_new(&gopts, err, sizeof(err));
+	if (sim.gen == NULL) {
+		fprintf(stderr, "tallyd: %s\n", err);
+		return TALLYD_EXIT_USAGE;
+	}
+
+	atomic_store_explicit(&stop_requested, 0, memory_order_relaxed);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigint;
+	sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_sa);
+
+	memset(&ropts, 0, sizeof(ropts));
+	ropts.expected_voters = gopts.voters;
+	ropts.max_parties = tally_gen_party_count(sim.gen);
+	ropts.max_candidates = tally_gen_candidate_count(sim.gen);
+	ropts.max_regions = tally_gen_region_count(sim.gen);
+	sim.reg = tally_registry_new(&ropts, err, sizeof(err));
+	if (sim.reg == NULL) {
+		fprintf(stderr, "tallyd: could not create the registry: %s\n", err);
+		goto out;
+	}
+	if (register_election(&sim, verbose) != 0) {
+		if (stopping())
+			rc = TALLYD_EXIT_INTERRUPTED;
+		goto out;
+	}
+
+	memset(&copts, 0, sizeof(copts));
+	copts.workers = (unsigned)conf->workers;
+	snprintf(copts.election.id, sizeof(copts.election.id), "sim-%" PRIu64, conf->seed);
+	copts.election.opens_at = gopts.opens_at;
+	copts.election.closes_at = gopts.closes_at;
+	copts.election.status = TALLY_ELECTION_SCHEDULED;
+	sim.core = tally_core_new(sim.reg, &copts, err, sizeof(err));
+	if (sim.core == NULL) {
+		fprintf(stderr, "tallyd: could not create the core: %s\n", err);
+		goto out;
+	}
+	if (tally_core_start(sim.core) != 0 || tally_core_election_open(sim.core) != 0) {
+		fprintf(stderr, "tallyd: could not start the core and open the polls\n");
+		goto out;
+	}
+	sim.nlanes = tally_core_workers(sim.core);
+
+	sim.nproducers = (unsigned)conf->producers;
+	sim.producers = calloc(sim.nproducers, sizeof(*sim.producers));
+	if (sim.producers == NULL)
+		goto nomem;
+	for (unsigned i = 0; i < sim.nproducers; i++) {
+		producer_t *p = &sim.producers[i];
+
+		p->sim = &sim;
+		p->index = i;
+		/* Two batches per lane: one filling while the other is counted, plus spares. */
+		p->nslots = 2 * sim.nlanes + 4;
+		p->slots = calloc(p->nslots, sizeof(*p->slots));
+		p->pending = calloc(sim.nlanes, sizeof(*p->pending));
+		p->st = tally_gen_stream_new(sim.gen, i, sim.nproducers);
+		if (p->slots == NULL || p->pending == NULL || p->st == NULL)
+			goto nomem;
+	}
+	if (verbose)
+		printf("polls open: %u workers, %u producers, %s votes%s\n", sim.nlanes, sim.nproducers,
+		       conf->compact ? "compact" : "original-shape",
+		       conf->rate > 0 ? ", paced" : ", full speed");
+
+	memset(&view, 0, sizeof(view));
+	view.tty = isatty(STDOUT_FILENO) != 0;
+	t_open = view.start_ns = view.last_ns = view.last_line_ns = tally_mono_ns();
+	for (unsigned i = 0; i < sim.nproducers; i++) {
+		producer_t *p = &sim.producers[i];
+
+		if (pthread_create(&p->thread, NULL, producer_main, p) != 0) {
+			fprintf(stderr, "tallyd: could not start producer %u\n", i);
+			stop_producers(&sim);
+			goto out;
+		}
+		p->started = true;
+	}
+
+	live = tally_snapshot_take(sim.core);
+	if (live == NULL)
+		goto nomem;
+	for (;;) {
+		unsigned done = 0;
+
+		for (unsigned i = 0; i < sim.nproducers; i++)
+			done += atomic_load_explicit(&sim.producers[i].finished, memory_order_acquire) != 0;
+		if (done == sim.nproducers)
+			break;
+		sleep_ns(200000000u);
+		if (verbose) {
+			if (tally_snapshot_take_into(sim.core, live) != 0)
+				goto nomem;
+			view_draw(&view, &sim, live, false);
+		}
+	}
+	interrupted = stopping();
+	stop_producers(&sim);
+	for (unsigned i = 0; i < sim.nproducers; i++) {
+		if (sim.producers[i].error != 0) {
+			fprintf(stderr, "tallyd: producer %u could not submit: %s\n", i,
+			        tally_err2str(sim.producers[i].error));
+			goto out;
+		}
+	}
+
+	tally_core_drain(sim.core);
+	if (verbose) {
+		if (tally_snapshot_take_into(sim.core, live) != 0)
+			goto nomem;
+		view_draw(&view, &sim, live, true);
+	}
+	if (tally_core_election_close(sim.core) != 0) {
+		fprintf(stderr, "tallyd: could not close the polls\n");
+		goto out;
+	}
+	final = tally_snapshot_final(sim.core);
+	if (final == NULL)
+		goto nomem;
+
+	truth = tally_gen_truth_new(sim.gen);
+	if (truth == NULL)
+		goto nomem;
+	for (unsigned i = 0; i < sim.nproducers; i++)
+		tally_gen_truth_add(truth, sim.producers[i].st);
+
+	if (verbose)
+		print_results(&sim, final, (double)(tally_mono_ns() - t_open) / 1e9);
+	if (verbose)
+		printf("\nchecking every figure against the generator's ground truth\n");
+	compare(&sim, final, truth, &ck);
+	if (interrupted)
+		printf("interrupted: only the votes sent before Ctrl-C were counted and checked\n");
+	if (ck.mismatches == 0) {
+		printf("result: all %u figures match the ground truth\n", ck.figures);
+		rc = interrupted ? TALLYD_EXIT_INTERRUPTED : TALLYD_EXIT_MATCH;
+	} else {
+		printf("result: MISMATCH in %u of %u figures\n", ck.mismatches, ck.figures);
+		rc = TALLYD_EXIT_MISMATCH;
+	}
+	goto out;
+
+nomem:
+	fprintf(stderr, "tallyd: out of memory\n");
+	stop_producers(&sim);
+	rc = TALLYD_EXIT_MISMATCH;
+out:
+	fflush(stdout);
+	tally_snapshot_destroy(live);
+	tally_snapshot_destroy(final);
+	tally_gen_truth_destroy(truth);
+	tally_core_destroy(sim.core);
+	free_producers(&sim);
+	tally_registry_destroy(sim.reg);
+	tally_gen_destroy(sim.gen);
+	sigaction(SIGINT, &old_sa, NULL);
+	return rc;
+}

@@ -1,0 +1,350 @@
+/*
+ * tallyd --simulate end to end: the program (build/bin/tallyd, next to this test's
+ * build/tests/) runs whole elections with several seeds and fault mixes, and must end with
+ * every figure matching the generator's ground truth; bad options fail with exact messages;
+ * SIGINT stops it cleanly with what was sent still checked.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#define OUT_MAX (1u << 20)
+
+typedef struct run {
+	int status;               /* exit code, or 128 + signal */
+	char out[OUT_MAX];
+	char err[OUT_MAX];
+	double seconds;
+} run_t;
+
+static run_t result;
+
+static const char *
+tallyd_path(void)
+{
+	static char path[PATH_MAX];
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	cr_assert_gt(n, 0);
+	self[n] = '\0';
+	snprintf(path, sizeof(path), "%s/../bin/tallyd", dirname(self));
+	cr_assert_eq(access(path, X_OK), 0, "%s is not built", path);
+	return path;
+}
+
+static void
+slurp(int fd, char *buf, size_t size)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	while (len + 1 < size && (n = read(fd, buf + len, size - 1 - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		cr_assert_gt(n, 0);
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * Run tallyd with args (NULL-terminated). If sigint_after is set, wait until stdout has
+ * shown that line, sleep 0.3 s and send SIGINT.
+ */
+static run_t *
+run_tallyd(const char *const *args, const char *sigint_after)
+{
+	const char *argv[64];
+	int out[2], err[2], status;
+	size_t n = 0, len = 0;
+	double t0 = now_s();
+	pid_t pid;
+
+	argv[n++] = tallyd_path();
+	for (; *args != NULL; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	cr_assert_eq(pipe(out), 0);
+	cr_assert_eq(pipe(err), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(out[1], STDOUT_FILENO);
+		dup2(err[1], STDERR_FILENO);
+		close(out[0]);
+		close(out[1]);
+		close(err[0]);
+		close(err[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(out[1]);
+	close(err[1]);
+	memset(&result, 0, sizeof(result));
+	if (sigint_after != NULL) {
+		while (strstr(result.out, sigint_after) == NULL) {
+			ssize_t k = read(out[0], result.out + len, OUT_MAX - 1 - len);
+
+			cr_assert_gt(k, 0, "tallyd ended before printing \"%s\"", sigint_after);
+			len += (size_t)k;
+			result.out[len] = '\0';
+		}
+		usleep(300000);
+		kill(pid, SIGINT);
+	}
+	slurp(out[0], result.out + len, OUT_MAX - len);
+	/* stderr is small: tallyd writes to it only on errors. */
+	slurp(err[0], result.err, OUT_MAX);
+	close(out[0]);
+	close(err[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	result.seconds = now_s() - t0;
+	return &result;
+}
+
+static const char *
+last_line(const char *out)
+{
+	static char line[512];
+	size_t len = strlen(out);
+	const char *start;
+
+	if (len > 0 && out[len - 1] == '\n')
+		len--;
+	start = out + len;
+	while (start > out && start[-1] != '\n')
+		start--;
+	snprintf(line, sizeof(line), "%.*s", (int)(out + len - start), start);
+	return line;
+}
+
+/* C + P + 2R (votes and registered per region) + C*R + 8 reasons + 4 totals + 3 counts
+ * of registered things + 1 snapshot consistency check. */
+static unsigned
+figures(unsigned c, unsigned p, unsigned r)
+{
+	return c + p + 2 * r + c * r + 8 + 4 + 3 + 1;
+}
+
+static void
+assert_all_match(const run_t *run, unsigned nfigures)
+{
+	char want[128];
+
+	snprintf(want, sizeof(want), "result: all %u figures match the ground truth", nfigures);
+	cr_assert_str_eq(last_line(run->out), want, "stdout:\n%s\nstderr:\n%s", run->out, run->err);
+	cr_assert_eq(run->status, 0, "stderr: %s", run->err);
+	cr_assert_null(strstr(run->out, "mismatch"));
+	cr_assert_str_eq(run->err, "");
+}
+
+Test(tallyd, quiet_default_election)
+{
+	const char *args[] = {"--simulate", "--voters", "20000", "--quiet", NULL};
+	run_t *run = run_tallyd(args, NULL);
+
+	assert_all_match(run, 122);
+	/* Quiet: nothing but the verdict. */
+	cr_assert_str_eq(run->out, "result: all 122 figures match the ground truth\n");
+}
+
+Test(tallyd, results_tables)
+{
+	const char *args[] = {"--simulate", "--voters", "20000", "--seed", "5", NULL};
+	run_t *run = run_tallyd(args, NULL);
+
+	assert_all_match(run, 122);
+	cr_assert(strncmp(run->out,
+	                  "registered 3 parties, 3 candidates and 20,000 voters in 20 regions (", 68) ==
+	          0, "%s", run->out);
+	cr_assert_not_null(strstr(run->out, "\nresults of election \"sim-5\" (closed; polls closed at "
+	                                    "2026-05-07 22:00:00 UTC)\n"));
+	cr_assert_not_null(strstr(run->out, "\ncandidate "));
+	cr_assert_not_null(strstr(run->out, "\nManagement Party "));
+	cr_assert_not_null(strstr(run->out, "\nTech Republic Party "));
+	cr_assert_not_null(strstr(run->out, "\nGreater London "));
+	cr_assert_not_null(strstr(run->out, "\nduplicate "));
+	cr_assert_not_null(strstr(run->out, "\nchecking every figure against the generator's "
+	                                    "ground truth\n"));
+	/* Off a terminal: no escape sequences. */
+	cr_assert_null(strchr(run->out, '\033'));
+}
+
+Test(tallyd, heavy_faults_compact_many_threads)
+{
+	const char *args[] = {"--simulate", "--seed", "7", "--voters", "30000", "--compact",
+	                      "--producers", "3", "--workers", "3", "--underage", "0.05",
+	                      "--dup-rate", "0.1", "--malformed-rate", "0.05", "--unknown-rate", "0.05",
+	                      "--unknown-candidate-rate", "0.05", "--late-rate", "0.05",
+	                      "--early-rate", "0.05", "--ineligible-rate", "0.05", "--quiet", NULL};
+
+	assert_all_match(run_tallyd(args, NULL), 122);
+}
+
+Test(tallyd, many_candidates_parties_regions_from_json)
+{
+	const char *args[] = {"--simulate", "--seed", "42", "--voters", "5000", "--candidates", "7",
+	                      "--parties", "5", "--regions", "80", "--register-json", "--quiet", NULL};
+
+	assert_all_match(run_tallyd(args, NULL), figures(7, 5, 80));
+}
+
+Test(tallyd, no_faults_everyone_votes)
+{
+	const char *args[] = {"--simulate", "--seed", "3", "--voters", "10000", "--turnout", "1",
+	                      "--underage", "0", "--dup-rate", "0", "--malformed-rate", "0",
+	                      "--unknown-rate", "0", "--unknown-candidate-rate", "0", "--late-rate",
+	                      "0", "--early-rate", "0", "--ineligible-rate", "0", NULL};
+	run_t *run = run_tallyd(args, NULL);
+
+	assert_all_match(run, 122);
+	cr_assert_not_null(strstr(run->out, "\nread 10,000, accepted 10,000, rejected 0, registered "
+	                                    "10,000, turnout 100.0%\n"), "%s", run->out);
+}
+
+Test(tallyd, one_worker_four_producers_many_duplicates)
+{
+	const char *args[] = {"--simulate", "--seed", "9", "--voters", "10000", "--workers", "1",
+	                      "--producers", "4", "--dup-rate", "0.3", "--quiet", NULL};
+
+	assert_all_match(run_tallyd(args, NULL), 122);
+}
+
+Test(tallyd, tiny_election)
+{
+	const char *args[] = {"--simulate", "--seed", "11", "--voters", "3", "--candidates", "1",
+	                      "--parties", "1", "--regions", "1", "--quiet", NULL};
+
+	assert_all_match(run_tallyd(args, NULL), figures(1, 1, 1));
+}
+
+Test(tallyd, paced)
+{
+	/* About 3,300 messages at 20,000 a second: at least 0.15 s. */
+	const char *args[] = {"--simulate", "--seed", "2", "--voters", "5000", "--rate", "20000",
+	                      "--quiet", NULL};
+	run_t *run = run_tallyd(args, NULL);
+
+	assert_all_match(run, 122);
+	cr_assert_geq(run->seconds, 0.15);
+}
+
+Test(tallyd, sigint_stops_cleanly_and_still_checks)
+{
+	const char *args[] = {"--simulate", "--seed", "4", "--voters", "200000", "--rate", "20000",
+	                      NULL};
+	run_t *run = run_tallyd(args, "polls open:");
+
+	cr_assert_eq(run->status, 130, "stdout:\n%s\nstderr:\n%s", run->out, run->err);
+	cr_assert_str_eq(last_line(run->out), "result: all 122 figures match the ground truth");
+	cr_assert_not_null(strstr(run->out, "\ninterrupted: only the votes sent before Ctrl-C were "
+	                                    "counted and checked\n"));
+	/* Stopped long before the 6 s the whole stream takes at this rate. */
+	cr_assert_lt(run->seconds, 5.0);
+}
+
+static void
+assert_usage_error(const char *const *args, const char *message)
+{
+	run_t *run = run_tallyd(args, NULL);
+
+	cr_assert_eq(run->status, 2, "stderr: %s", run->err);
+	cr_assert_str_eq(run->err, message);
+	cr_assert_str_eq(run->out, "");
+}
+
+Test(tallyd, bad_options)
+{
+	{
+		const char *a[] = {"--simulate", "--voters", "0", NULL};
+		assert_usage_error(a, "tallyd: --voters: 0 is out of range (1 to 1000000000)\n");
+	}
+	{
+		const char *a[] = {"--simulate", "--voters", "-5", NULL};
+		assert_usage_error(a, "tallyd: --voters: \"-5\" is not a whole number\n");
+	}
+	{
+		const char *a[] = {"--simulate", "--voters=12x", NULL};
+		assert_usage_error(a, "tallyd: --voters: \"12x\" is not a whole number\n");
+	}
+	{
+		const char *a[] = {"--simulate", "--turnout", "abc", NULL};
+		assert_usage_error(a, "tallyd: --turnout: \"abc\" is not a number\n");
+	}
+	{
+		const char *a[] = {"--simulate", "--turnout", "1.5", NULL};
+		assert_usage_error(a, "tallyd: --turnout: 1.5 is out of range (0 to 1)\n");
+	}
+	{
+		const char *a[] = {"--simulate", "--candidates", "257", NULL};
+		assert_usage_error(a, "tallyd: --candidates: 257 is out of range (1 to 256)\n");
+	}
+	{
+		const char *a[] = {"--simulate", "--seed", NULL};
+		assert_usage_error(a, "tallyd: --seed: missing value\n");
+	}
+	{
+		const char *a[] = {"--simulate", "--bogus", NULL};
+		assert_usage_error(a, "tallyd: unknown option \"--bogus\" (see --help)\n");
+	}
+	{
+		const char *a[] = {"--simulate", "stray", NULL};
+		assert_usage_error(a, "tallyd: unexpected argument \"stray\" (see --help)\n");
+	}
+	{
+		const char *a[] = {"--simulate", "--compact=maybe", NULL};
+		assert_usage_error(a, "tallyd: --compact: \"maybe\" is not true or false\n");
+	}
+	{
+		const char *a[] = {"--simulate", "--dup-rate", "0.5", "--malformed-rate", "0.5", NULL};
+		assert_usage_error(a, "tallyd: the --*-rate options add up to 1.013; they must add up "
+		                      "to less than 0.9\n");
+	}
+	{
+		const char *a[] = {"--simulate", "--underage", "0", NULL};
+		assert_usage_error(a, "tallyd: --ineligible-rate 0.002 needs voters under 18, but "
+		                      "--underage is 0\n");
+	}
+	{
+		const char *a[] = {"--voters", "10", NULL};
+		assert_usage_error(a, "tallyd: only the simulation is implemented so far: run "
+		                      "\"tallyd --simulate\" (see --help)\n");
+	}
+}
+
+Test(tallyd, help)
+{
+	const char *args[] = {"--simulate", "--voters", "bad", "--help", NULL};
+	run_t *run = run_tallyd(args, NULL);
+
+	cr_assert_eq(run->status, 0);
+	cr_assert_str_eq(run->err, "");
+	cr_assert(strncmp(run->out, "usage: tallyd --simulate [options]\n", 35) == 0);
+	cr_assert_not_null(strstr(run->out, "\n  --voters N                 registered voters "
+	                                    "(default 100000; 1 to 1000000000)\n"), "%s", run->out);
+	cr_assert_not_null(strstr(run->out, "\n  --seed N "));
+	cr_assert_not_null(strstr(run->out, "\n  --compact "));
+	cr_assert_not_null(strstr(run->out, "\n  --rate VOTES_PER_S "));
+	cr_assert_not_null(strstr(run->out, "\n  --help "));
+}
