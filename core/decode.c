@@ -106,8 +106,7 @@ struct field_state {
 	uint8_t state;
 	uint8_t got;            /* enum jtype, for FS_TYPE. */
 	uint16_t seen;
-	size_t at;              /* Offset of the value. */
-	const char *why;        /* For a bad voting_time. */
+	uint32_t at;            /* Offset of the value (messages are at most 64 KiB). */
 };
 
 struct dec {
@@ -118,6 +117,7 @@ struct dec {
 	int dup;                /* First repeated field, or -1. */
 	size_t dup_at;
 	struct field_state f[F__COUNT];
+	const char *time_why;   /* Why voting_time was refused. */
 	tally_uuid_t voter_id;
 	tally_uuid_t candidate_id;
 	int64_t voting_time;
@@ -501,6 +501,81 @@ scan_number(struct dec *d, const uint8_t *p, bool *real)
 	return p;
 }
 
+#ifdef SWAR
+/*
+ * Eight hex digits (either case) at p to their value, or -1. Branch-free: ids are random
+ * hex, so a branch on digit-or-letter per character mispredicts half the time, and that was
+ * most of a compact message's cost. No byte's sum below can carry into the next, because
+ * bytes >= 0x80 are refused first.
+ */
+static inline int64_t
+hex8(uint64_t x)
+{
+	uint64_t l = x | (ONES * 0x20), digit, alpha, v;
+
+	if (x & HIGHS)
+		return -1;
+	digit = (x + ONES * (0x80 - '0')) & ~(x + ONES * (0x7F - '9'));
+	alpha = (l + ONES * (0x80 - 'a')) & ~(l + ONES * (0x7F - 'f'));
+	if (((digit | alpha) & HIGHS) != HIGHS)
+		return -1;
+	/* Letters have bit 6 set: their value is the low nibble plus 9. */
+	v = (x & (ONES * 0x0F)) + ((x >> 6) & ONES) * 9;
+	/* Pack the eight nibbles, first character most significant. */
+	v = __builtin_bswap64(v);
+	v = (v | (v >> 4)) & 0x00FF00FF00FF00FFULL;
+	v = (v | (v >> 8)) & 0x0000FFFF0000FFFFULL;
+	v = (v | (v >> 16)) & 0x00000000FFFFFFFFULL;
+	return (int64_t)v;
+}
+
+/* Two four-byte runs at a and b as one eight-byte word. */
+static inline uint64_t
+load_4_4(const uint8_t *a, const uint8_t *b)
+{
+	uint32_t x, y;
+
+	memcpy(&x, a, 4);
+	memcpy(&y, b, 4);
+	return (uint64_t)x | (uint64_t)y << 32;
+}
+#endif
+
+/*
+ * tally_uuid_parse() for the hot path, with the same contract: 36 characters, dashes at 8,
+ * 13, 18 and 23, hex digits of either case elsewhere.
+ */
+static inline bool
+uuid_parse(const char *text, size_t len, tally_uuid_t *out)
+{
+	const uint8_t *s = (const uint8_t *)text;
+
+	if (len != TALLY_UUID_STRLEN)
+		return false;
+	if ((s[8] != '-') | (s[13] != '-') | (s[18] != '-') | (s[23] != '-'))
+		return false;
+#ifdef SWAR
+	uint64_t w[4];
+	int64_t a, b, c, e;
+
+	memcpy(&w[0], s, 8);
+	w[1] = load_4_4(s + 9, s + 14);
+	w[2] = load_4_4(s + 19, s + 24);
+	memcpy(&w[3], s + 28, 8);
+	a = hex8(w[0]);
+	b = hex8(w[1]);
+	c = hex8(w[2]);
+	e = hex8(w[3]);
+	if ((a | b | c | e) < 0)
+		return false;
+	out->hi = (uint64_t)a << 32 | (uint64_t)b;
+	out->lo = (uint64_t)c << 32 | (uint64_t)e;
+	return true;
+#else
+	return tally_uuid_parse(text, len, out);
+#endif
+}
+
 /* Which read field a top-level key names, from its raw body [p, q). */
 static inline int
 key_field(const uint8_t *p, const uint8_t *q, bool esc)
@@ -547,7 +622,7 @@ field_type(struct dec *d, int f, enum jtype got, const uint8_t *at)
 {
 	d->f[f].state = FS_TYPE;
 	d->f[f].got = (uint8_t)got;
-	d->f[f].at = (size_t)(at - d->buf);
+	d->f[f].at = (uint32_t)(at - d->buf);
 }
 
 /* A read field's string value, body [p, q). */
@@ -560,7 +635,7 @@ field_string(struct dec *d, int f, const uint8_t *p, const uint8_t *q, bool esc)
 	struct field_state *fs = &d->f[f];
 	bool ok;
 
-	fs->at = (size_t)(p - 1 - d->buf);
+	fs->at = (uint32_t)(p - 1 - d->buf);
 	if (f == F_VOTE) {
 		fs->state = FS_TYPE;
 		fs->got = J_STRING;
@@ -572,13 +647,13 @@ field_string(struct dec *d, int f, const uint8_t *p, const uint8_t *q, bool esc)
 	}
 	if (f == F_TIME) {
 		if (n >= 0) {
-			ok = tally_time_parse(text, (size_t)n, &d->voting_time, &fs->why);
+			ok = tally_time_parse(text, (size_t)n, &d->voting_time, &d->time_why);
 		} else {
 			ok = false;
-			fs->why = n == -1 ? "not a time: non-ASCII character" : "too long for a time";
+			d->time_why = n == -1 ? "not a time: non-ASCII character" : "too long for a time";
 		}
 	} else {
-		ok = n >= 0 && tally_uuid_parse(text, (size_t)n,
+		ok = n >= 0 && uuid_parse(text, (size_t)n,
 		                                f == F_VOTER ? &d->voter_id : &d->candidate_id);
 	}
 	fs->state = ok ? FS_OK : FS_BAD;
@@ -657,7 +732,7 @@ value:
 				field_type(d, rf, J_REAL, p);
 			} else {
 				d->f[rf].state = q - p == 1 && *p == '1' ? FS_OK : FS_BAD;
-				d->f[rf].at = (size_t)(p - d->buf);
+				d->f[rf].at = (uint32_t)(p - d->buf);
 			}
 		}
 		p = q;
@@ -800,7 +875,7 @@ judge(struct dec *d, int rc, tally_decode_result_t *res)
 			return res->cls;
 		case FS_BAD:
 			if (f == F_TIME)
-				set_detail(res, TALLY_DECODE_ERR_TIME, fs->at, "%s: %s", name, fs->why);
+				set_detail(res, TALLY_DECODE_ERR_TIME, fs->at, "%s: %s", name, d->time_why);
 			else if (f == F_VOTE)
 				set_detail(res, TALLY_DECODE_ERR_VOTE, fs->at,
 				           "%s: expected 1, got another integer", name);
@@ -833,10 +908,15 @@ tally_decode_vote(const tally_decoder_opts_t *opts, const char *buf, size_t len,
 		return TALLY_EFORMAT;
 	}
 
-	memset(&d, 0, sizeof(d));
 	d.buf = (const uint8_t *)buf;
 	d.end = d.buf + len;
+	d.syn = SYN_NONE;
 	d.dup = -1;
+	memset(d.f, 0, sizeof(d.f));
+	d.time_why = NULL;
+	d.voting_time = 0;
+	memset(&d.voter_id, 0, sizeof(d.voter_id));
+	memset(&d.candidate_id, 0, sizeof(d.candidate_id));
 	rc = scan(&d);
 	if (judge(&d, rc, res) != TALLY_DECODE_ERR_NONE)
 		return TALLY_EFORMAT;
