@@ -896,20 +896,26 @@ jw_str(jw_t *w, const char *s)
 	static const char hex[] = "0123456789abcdef";
 
 	jw_raw(w, "\"", 1);
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
+	while (*s != '\0') {
+		const char *run = s;
+		unsigned char c;
 
+		/* Copy the run of characters that need no escape in one go. */
+		while ((c = (unsigned char)*s) != '\0' && c >= 0x20 && c != '"' && c != '\\')
+			s++;
+		jw_raw(w, run, (size_t)(s - run));
+		if (c == '\0')
+			break;
 		if (c == '"' || c == '\\') {
 			char e[2] = {'\\', (char)c};
 
 			jw_raw(w, e, 2);
-		} else if (c < 0x20) {
+		} else {
 			char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
 
 			jw_raw(w, e, 6);
-		} else {
-			jw_raw(w, (const char *)&c, 1);
 		}
+		s++;
 	}
 	jw_raw(w, "\"", 1);
 }

@@ -201,13 +201,15 @@ producer_main(void *arg)
 			uint64_t due = start + (uint64_t)((double)n * 1e9 / rate);
 			uint64_t now = tally_mono_ns();
 
-			if (now < due) {
+			/* Sleep in short steps so a slow pace still notices Ctrl-C soon. */
+			while (now < due && !stopping()) {
 				/* Paced: send part-filled batches every 100 ms so the count moves. */
 				if (now - last_flush > 100000000u) {
 					submit_all(p);
 					last_flush = now;
 				}
-				sleep_ns(due - now);
+				sleep_ns(due - now < 50000000u ? due - now : 50000000u);
+				now = tally_mono_ns();
 			}
 		}
 	}
