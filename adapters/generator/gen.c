@@ -5,14 +5,22 @@
  * that belongs to a thing with an index (voter i, candidate c, region r) is a hash of
  * (seed, tag, index), so it can be recomputed at any time without state; the vote stream
  * draws from its own sequential splitmix64 generator. Only +, -, *, / on doubles (correctly
- * rounded everywhere) and integer arithmetic are used, so output is the same on every
- * machine.
+ * rounded everywhere, with contraction into FMA turned off below) and integer arithmetic
+ * are used, so output is the same on every machine.
  *
  * Who votes when: a 4-round Feistel permutation with cycle walking maps stream positions
  * to voter indices, so each stream visits its voters in a random order with O(1) memory.
  * A second permutation decides who is under 18 (voter i is iff perm(i) < U) and lets an
  * "ineligible" fault pick the j-th under-18 voter directly.
  */
+/* Fusing a * b + c into one FMA (GCC does by default where the CPU has it) rounds
+ * differently, which would make the output depend on the machine. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -104,11 +104,13 @@ int32_t tally_gen_election_day(const tally_gen_t *gen);
 
 /* ---- parties, regions, candidates ------------------------------------------------ */
 
+/** @brief Number of parties (opts.parties). */
 uint32_t tally_gen_party_count(const tally_gen_t *gen);
 
 /** @brief Party name; NULL when out of range. Lives as long as gen. */
 const char *tally_gen_party_name(const tally_gen_t *gen, uint32_t idx);
 
+/** @brief Number of regions (opts.regions). */
 uint32_t tally_gen_region_count(const tally_gen_t *gen);
 
 /** @brief Region (address.state) name; NULL when out of range. Lives as long as gen. */
@@ -117,6 +119,7 @@ const char *tally_gen_region_name(const tally_gen_t *gen, uint32_t idx);
 /** @brief Registered voters in a region (all ages). */
 uint64_t tally_gen_region_registered(const tally_gen_t *gen, uint32_t idx);
 
+/** @brief Number of candidates (opts.candidates). */
 uint32_t tally_gen_candidate_count(const tally_gen_t *gen);
 
 /** A candidate, in the original candidates table's columns. Strings live as long as gen. */
@@ -261,10 +264,10 @@ void tally_gen_stream_destroy(tally_gen_stream_t *st);
  */
 long tally_gen_stream_next(tally_gen_stream_t *st, char *buf, size_t size, tally_gen_msg_t *msg);
 
-/** @brief Messages emitted so far. */
+/** @brief Messages emitted so far (by the stream's own thread). */
 uint64_t tally_gen_stream_emitted(const tally_gen_stream_t *st);
 
-/** @brief How far the stream's walk over its voters has got, 0 .. 1. */
+/** @brief How far the stream's walk over its voters has got, 0 .. 1 (own thread only). */
 double tally_gen_stream_progress(const tally_gen_stream_t *st);
 
 /* ---- ground truth ---------------------------------------------------------------- */

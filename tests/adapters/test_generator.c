@@ -576,6 +576,9 @@ check_truth(const tally_gen_opts_t *o, unsigned nstreams, uint64_t intended[TALL
 	uint64_t *cells = calloc((size_t)nc * nr, sizeof(uint64_t));
 	uint64_t rejected[TALLY_REASON__COUNT] = {0}, read = 0;
 	uint8_t *voted = calloc(o->voters, 1);
+	/* Voters turned away (time or candidate) before their vote counted. */
+	uint8_t *turned_away = calloc(o->voters, 1);
+	uint64_t counted_after_rejection = 0;
 	static char buf[TALLY_GEN_MSG_MAX];
 
 	cr_assert_not_null(truth);
@@ -618,7 +621,12 @@ check_truth(const tally_gen_opts_t *o, unsigned nstreams, uint64_t intended[TALL
 			cr_assert_eq(m.reason, reason, "message %lu of stream %u", (unsigned long)m.seq, s);
 			cr_assert_eq(m.intended, m.reason, "message %lu of stream %u", (unsigned long)m.seq, s);
 			intended[m.intended]++;
+			if (m.voter >= 0 && !voted[m.voter] &&
+			    (reason == TALLY_REASON_TOO_EARLY || reason == TALLY_REASON_TOO_LATE ||
+			     reason == TALLY_REASON_UNKNOWN_CANDIDATE))
+				turned_away[m.voter] = 1;
 			if (reason == TALLY_REASON_ACCEPTED) {
+				counted_after_rejection += turned_away[m.voter];
 				voted[m.voter] = 1;
 				cells[(size_t)m.candidate * nr + (uint32_t)m.region]++;
 				/* Accepted votes come in time order, give or take the jitter. */
@@ -692,8 +700,12 @@ check_truth(const tally_gen_opts_t *o, unsigned nstreams, uint64_t intended[TALL
 		cr_assert_eq(voters_voted, truth->accepted);
 		*adults_voting = voters_voted;
 	}
+	/* Rejected votes do not use a voter up: some who were turned away voted later. */
+	if (o->late_rate + o->early_rate + o->unknown_candidate_rate > 0.05)
+		cr_assert_gt(counted_after_rejection, 0);
 	free(cells);
 	free(voted);
+	free(turned_away);
 	tally_gen_truth_destroy(truth);
 	tally_gen_destroy(gen);
 }
