@@ -203,11 +203,18 @@ utf8_seq(const uint8_t *p, const uint8_t *end)
 	return n;
 }
 
-#define SYN(code, at)                                                  \
+/* Record a syntax failure at byte pointer at, and fail the scanner (NULL or -1). */
+#define FAIL_NULL(code, at)                                            \
 	do {                                                           \
 		d->syn = SYN_##code;                                   \
 		d->syn_at = (size_t)((at) - d->buf);                   \
 		return NULL;                                           \
+	} while (0)
+#define FAIL(code, at)                                                 \
+	do {                                                           \
+		d->syn = SYN_##code;                                   \
+		d->syn_at = (size_t)((at) - d->buf);                   \
+		return -1;                                             \
 	} while (0)
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -275,7 +282,7 @@ scan_string(struct dec *d, const uint8_t *p, bool *esc)
 #endif
 		for (;;) {
 			if (unlikely(p == end))
-				SYN(EOF, p);
+				FAIL_NULL(EOF, p);
 			c = *p;
 			if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80)
 				break;
@@ -292,7 +299,7 @@ special:
 
 			*esc = true;
 			if (end - p < 2)
-				SYN(EOF, end);
+				FAIL_NULL(EOF, end);
 			switch (p[1]) {
 			case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
 				p += 2;
@@ -300,42 +307,42 @@ special:
 			case 'u':
 				break;
 			default:
-				SYN(ESCAPE, p);
+				FAIL_NULL(ESCAPE, p);
 			}
 			if (end - p < 6) {
 				for (const uint8_t *h = p + 2; h < end; h++)
 					if (hexval(*h) < 0)
-						SYN(ESCAPE, p);
-				SYN(EOF, end);
+						FAIL_NULL(ESCAPE, p);
+				FAIL_NULL(EOF, end);
 			}
 			cp = hex4(p + 2);
 			if (cp < 0)
-				SYN(ESCAPE, p);
+				FAIL_NULL(ESCAPE, p);
 			if (cp == 0)
-				SYN(NUL, p);
+				FAIL_NULL(NUL, p);
 			if (cp >= 0xD800 && cp <= 0xDBFF) {
 				int32_t lo;
 
 				if (end - p < 12 || p[6] != '\\' || p[7] != 'u')
-					SYN(SURROGATE, p);
+					FAIL_NULL(SURROGATE, p);
 				lo = hex4(p + 8);
 				if (lo < 0xDC00 || lo > 0xDFFF)
-					SYN(SURROGATE, p);
+					FAIL_NULL(SURROGATE, p);
 				p += 12;
 			} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-				SYN(SURROGATE, p);
+				FAIL_NULL(SURROGATE, p);
 			} else {
 				p += 6;
 			}
 			continue;
 		}
 		if (c < 0x20)
-			SYN(CTRL, p);
+			FAIL_NULL(CTRL, p);
 		{
 			size_t n = utf8_seq(p, end);
 
 			if (!n)
-				SYN(UTF8, p);
+				FAIL_NULL(UTF8, p);
 			p += n;
 		}
 	}
@@ -443,17 +450,17 @@ scan_number(struct dec *d, const uint8_t *p, bool *real)
 		p++;
 	int_start = p;
 	if (p == end)
-		SYN(NUMBER, start);
+		FAIL_NULL(NUMBER, start);
 	if (*p == '0') {
 		p++;
 		if (p < end && is_digit(*p))
-			SYN(NUMBER, start);
+			FAIL_NULL(NUMBER, start);
 	} else if (is_digit(*p)) {
 		do
 			p++;
 		while (p < end && is_digit(*p));
 	} else {
-		SYN(NUMBER, start);
+		FAIL_NULL(NUMBER, start);
 	}
 	int_end = p;
 
@@ -465,7 +472,7 @@ scan_number(struct dec *d, const uint8_t *p, bool *real)
 			const char *lim = *start == '-' ? "9223372036854775808" : "9223372036854775807";
 
 			if (ndig > 19 || memcmp(int_start, lim, 19) > 0)
-				SYN(INT_RANGE, start);
+				FAIL_NULL(INT_RANGE, start);
 		}
 		return p;
 	}
@@ -475,7 +482,7 @@ scan_number(struct dec *d, const uint8_t *p, bool *real)
 		p++;
 		frac_start = p;
 		if (p == end || !is_digit(*p))
-			SYN(NUMBER, start);
+			FAIL_NULL(NUMBER, start);
 		do
 			p++;
 		while (p < end && is_digit(*p));
@@ -488,7 +495,7 @@ scan_number(struct dec *d, const uint8_t *p, bool *real)
 		if (p < end && (*p == '+' || *p == '-'))
 			neg = *p++ == '-';
 		if (p == end || !is_digit(*p))
-			SYN(NUMBER, start);
+			FAIL_NULL(NUMBER, start);
 		do {
 			if (exp < 1000000000)
 				exp = exp * 10 + (*p - '0');
@@ -518,7 +525,7 @@ scan_number(struct dec *d, const uint8_t *p, bool *real)
 	if (likely(e10 < 308))
 		return p;
 	if (e10 > 308 || real_overflows(start, p))
-		SYN(REAL_RANGE, start);
+		FAIL_NULL(REAL_RANGE, start);
 	return p;
 }
 
@@ -671,11 +678,10 @@ field_string(struct dec *d, int f, const uint8_t *p, const uint8_t *q, bool esc)
 			ok = tally_time_parse(text, (size_t)n, &d->voting_time, &d->time_why);
 		} else {
 			ok = false;
-			d->time_why = n == -1 ? "not a time: non-ASCII character" : "too long for a time";
+			d->time_why = n == -1 ? "has a non-ASCII character" : "too long for a time";
 		}
 	} else {
-		ok = n >= 0 && uuid_parse(text, (size_t)n,
-		                                f == F_VOTER ? &d->voter_id : &d->candidate_id);
+		ok = n >= 0 && uuid_parse(text, (size_t)n, f == F_VOTER ? &d->voter_id : &d->candidate_id);
 	}
 	fs->state = ok ? FS_OK : FS_BAD;
 }
@@ -694,24 +700,16 @@ scan(struct dec *d)
 	bool in_obj = false, top_obj, esc, real;
 	int rf = F_NONE;
 
-#undef SYN
-#define SYN(code, at)                                                  \
-	do {                                                           \
-		d->syn = SYN_##code;                                   \
-		d->syn_at = (size_t)((at) - d->buf);                   \
-		return -1;                                             \
-	} while (0)
-
 	p = skip_ws(p, end);
 	if (p == end)
-		SYN(EMPTY, p);
+		FAIL(EMPTY, p);
 	top_obj = *p == '{';
 
 value:
 	if (unlikely(depth >= MAX_DEPTH))
-		SYN(DEPTH, p);
+		FAIL(DEPTH, p);
 	if (unlikely(p == end))
-		SYN(EOF, p);
+		FAIL(EOF, p);
 	switch (*p) {
 	case '"':
 		esc = false;
@@ -760,27 +758,27 @@ value:
 		goto after_literal;
 	case 't':
 		if (end - p < 4 || memcmp(p, "true", 4) != 0)
-			SYN(LITERAL, p);
+			FAIL(LITERAL, p);
 		if (unlikely(rf != F_NONE) && field_seen(d, rf, key))
 			field_type(d, rf, J_BOOL, p);
 		p += 4;
 		goto after_literal;
 	case 'f':
 		if (end - p < 5 || memcmp(p, "false", 5) != 0)
-			SYN(LITERAL, p);
+			FAIL(LITERAL, p);
 		if (unlikely(rf != F_NONE) && field_seen(d, rf, key))
 			field_type(d, rf, J_BOOL, p);
 		p += 5;
 		goto after_literal;
 	case 'n':
 		if (end - p < 4 || memcmp(p, "null", 4) != 0)
-			SYN(LITERAL, p);
+			FAIL(LITERAL, p);
 		if (unlikely(rf != F_NONE) && field_seen(d, rf, key))
 			field_type(d, rf, J_NULL, p);
 		p += 4;
 		goto after_literal;
 	default:
-		SYN(VALUE, p);
+		FAIL(VALUE, p);
 	}
 
 after_literal:
@@ -793,7 +791,7 @@ after_value:
 	if (p < end && is_ws(*p))
 		p = skip_ws(p, end);
 	if (unlikely(p == end))
-		SYN(EOF, p);
+		FAIL(EOF, p);
 	if (*p == ',') {
 		p = skip_ws(p + 1, end);
 		if (in_obj)
@@ -803,8 +801,8 @@ after_value:
 	}
 	if (*p != (in_obj ? '}' : ']')) {
 		if (in_obj)
-			SYN(OBJ_NEXT, p);
-		SYN(ARR_NEXT, p);
+			FAIL(OBJ_NEXT, p);
+		FAIL(ARR_NEXT, p);
 	}
 	p++;
 close:
@@ -815,9 +813,9 @@ close:
 
 key:
 	if (unlikely(p == end))
-		SYN(EOF, p);
+		FAIL(EOF, p);
 	if (unlikely(*p != '"'))
-		SYN(KEY, p);
+		FAIL(KEY, p);
 	esc = false;
 	key = p;
 	q = scan_string(d, p + 1, &esc);
@@ -830,9 +828,9 @@ key:
 	} else {
 		p = skip_ws(p, end);
 		if (p == end)
-			SYN(EOF, p);
+			FAIL(EOF, p);
 		if (*p != ':')
-			SYN(COLON, p);
+			FAIL(COLON, p);
 		p++;
 	}
 	if (p < end && is_ws(*p))
@@ -842,7 +840,7 @@ key:
 top_done:
 	p = skip_ws(p, end);
 	if (p != end)
-		SYN(TRAILING, p);
+		FAIL(TRAILING, p);
 	return top_obj ? 0 : 1;
 }
 

@@ -165,7 +165,7 @@ mutate(rng_t *r, buf_t *b, const ref_msg_t *pool, size_t npool)
 	size_t at = below(r, b->len + 1);
 	char tmp[128];
 
-	switch (below(r, 14)) {
+	switch (below(r, 15)) {
 	case 0: /* flip bits of one byte */
 		if (b->len)
 			b->p[below(r, b->len)] ^= (char)(1u << below(r, 8));
@@ -276,6 +276,24 @@ mutate(rng_t *r, buf_t *b, const ref_msg_t *pool, size_t npool)
 		v += 1 + below(r, 37);
 		if (v < b->len)
 			b->p[v] = "0aAfFgG-_ \"9"[below(r, 12)];
+		break;
+	}
+	case 14: { /* start over: a short soup of JSON tokens, escapes and numbers */
+		size_t ntok = 1 + below(r, 24);
+
+		b->len = 0;
+		for (size_t t = 0; t < ntok; t++) {
+			const char *tok;
+
+			switch (below(r, 5)) {
+			case 0: tok = PICK(r, numbers); break;
+			case 1: tok = PICK(r, read_keys); break;
+			case 2: tok = PICK(r, escapes); break;
+			case 3: tok = PICK(r, utf8_bits); break;
+			default: tok = PICK(r, json_bits); break;
+			}
+			buf_splice(b, b->len, 0, tok, tok[0] ? strlen(tok) : 1);
+		}
 		break;
 	}
 	default: /* nest a copy of a member's value deeper, or wrap the whole message */
