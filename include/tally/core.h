@@ -46,7 +46,11 @@ const char *tally_election_status_name(int status);
 
 /**
  * An election. Votes are accepted while it is OPEN and their voting_time is within
- * [opens_at, closes_at); election day (for the age check) is the UTC date of opens_at.
+ * [opens_at, closes_at); while SCHEDULED every vote is too_early. Election day, for the age
+ * check, is the UTC date of opens_at: a voter may vote if born on or before the same day and
+ * month 18 years earlier. Someone born on 29 February has their birthday on 1 March in a
+ * common year, so for election day 1 March 2026 a voter born 29 February 2008 is eligible,
+ * and for election day 28 February 2026 they are not.
  */
 typedef struct tally_election {
 	char id[TALLY_ELECTION_ID_MAX + 1];
@@ -130,6 +134,9 @@ int tally_core_election_open(tally_core_t *core);
 /**
  * @brief OPEN → CLOSED: pause the workers, set the status so every later vote is
  * polls_closed, freeze the final snapshot, resume. @returns 0 or TALLY_ESTATE.
+ *
+ * Batches submitted but not yet processed are judged after the close, so they count as
+ * polls_closed. To count everything submitted so far, call tally_core_drain() first.
  */
 int tally_core_election_close(tally_core_t *core);
 
