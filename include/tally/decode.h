@@ -62,7 +62,8 @@ typedef struct tally_decoder_opts {
  *
  * On success vote->reason = TALLY_REASON_ACCEPTED (meaning "decoded"; the core decides the
  * outcome). On failure vote->reason = TALLY_REASON_MALFORMED, the ids are zero, and res
- * (if not NULL) says why. opts may be NULL for the defaults. Thread-safe: no state besides the arguments; no allocation.
+ * (if not NULL) says why. opts may be NULL for the defaults. Thread-safe: no state
+ * besides the arguments; no allocation.
  *
  * @returns 0 on success, TALLY_EFORMAT on failure.
  */
