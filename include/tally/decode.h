@@ -11,6 +11,13 @@
  * nesting deeper than 2048 is refused; integers must fit in int64 and reals in a double;
  * strings must be valid UTF-8 without U+0000 (escaped or not). A key repeated at the top
  * level among the four read fields is malformed; repeats of other keys are ignored.
+ *
+ * Which class a message with several problems gets: any syntax error wins (the text is not
+ * JSON to jansson); valid JSON whose top level is not an object is NOT_OBJECT; then a
+ * repeated read field is DUPLICATE; then the fields are checked in the order voter_id,
+ * candidate_id, voting_time, vote, and the first problem decides (MISSING, TYPE, UUID,
+ * TIME, VOTE). A vote that is not an integer (1.0, "1", true) is TYPE; an integer other
+ * than 1 is VOTE. Empty or blank input is SYNTAX.
  */
 #ifndef TALLY_DECODE_H
 #define TALLY_DECODE_H
