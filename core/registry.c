@@ -113,6 +113,21 @@ name_index_put(struct name_index *ix, uint64_t h, uint32_t idx)
 	tally_store_release(&ix->slots[i], idx + 1);
 }
 
+/* Reader: index of the entry named `name` in names[], or -1. */
+static int32_t
+name_index_find(const struct name_index *ix, char *const *names, const char *name)
+{
+	uint32_t i = (uint32_t)str_hash(name) & ix->mask;
+	uint32_t v;
+
+	while ((v = tally_load_acquire(&ix->slots[i])) != 0) {
+		if (strcmp(names[v - 1], name) == 0)
+			return (int32_t)(v - 1);
+		i = (i + 1) & ix->mask;
+	}
+	return -1;
+}
+
 static bool
 valid_text(const char *s, size_t max)
 {
@@ -250,16 +265,7 @@ bump_generation(tally_registry_t *reg)
 int32_t
 tally_registry_party_find(const tally_registry_t *reg, const char *name)
 {
-	const struct name_index *ix = &reg->party_index;
-	uint32_t i = (uint32_t)str_hash(name) & ix->mask;
-	uint32_t v;
-
-	while ((v = tally_load_acquire(&ix->slots[i])) != 0) {
-		if (strcmp(reg->parties[v - 1], name) == 0)
-			return (int32_t)(v - 1);
-		i = (i + 1) & ix->mask;
-	}
-	return -1;
+	return name_index_find(&reg->party_index, reg->parties, name);
 }
 
 tally_refusal_t
@@ -376,16 +382,7 @@ tally_registry_candidate_get(const tally_registry_t *reg, uint32_t idx, tally_ca
 int32_t
 tally_registry_region_find(const tally_registry_t *reg, const char *name)
 {
-	const struct name_index *ix = &reg->region_index;
-	uint32_t i = (uint32_t)str_hash(name) & ix->mask;
-	uint32_t v;
-
-	while ((v = tally_load_acquire(&ix->slots[i])) != 0) {
-		if (strcmp(reg->regions[v - 1], name) == 0)
-			return (int32_t)(v - 1);
-		i = (i + 1) & ix->mask;
-	}
-	return -1;
+	return name_index_find(&reg->region_index, reg->regions, name);
 }
 
 tally_refusal_t
