@@ -10,7 +10,7 @@
 #include <tally/uuid.h>
 #include <tally/vote.h>
 
-#include "atomic.h"
+#include <tally/atomic.h>
 
 const char *
 tally_err2str(int err)

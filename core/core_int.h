@@ -10,7 +10,7 @@
 #include <tally/core.h>
 #include <tally/snapshot.h>
 
-#include "atomic.h"
+#include <tally/atomic.h>
 #include "queue.h"
 #include "registry_int.h"
 

@@ -23,7 +23,7 @@
 #include <tally/error.h>
 #include <tally/registry.h>
 
-#include "atomic.h"
+#include <tally/atomic.h>
 #include "registry_int.h"
 
 #define DEFAULT_EXPECTED_VOTERS (1u << 20)

@@ -10,7 +10,7 @@
 
 #include <tally/registry.h>
 
-#include "atomic.h"
+#include <tally/atomic.h>
 
 /*
  * One voter: 24 bytes. meta is 0 while the slot is empty and is the field that publishes

@@ -18,13 +18,13 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <tally/atomic.h>
 #include <tally/core.h>
 #include <tally/decode.h>
 #include <tally/error.h>
@@ -40,19 +40,19 @@
 #define BATCH_VOTES 256u
 #define MAX_MISMATCH_LINES 50u
 
-static atomic_int stop_requested;
+static int stop_requested;
 
 static void
 on_sigint(int sig)
 {
 	(void)sig;
-	atomic_store_explicit(&stop_requested, 1, memory_order_relaxed);
+	tally_store_relaxed(&stop_requested, 1);
 }
 
 static bool
 stopping(void)
 {
-	return atomic_load_explicit(&stop_requested, memory_order_relaxed) != 0;
+	return tally_load_relaxed(&stop_requested) != 0;
 }
 
 /* ---- producers ------------------------------------------------------------------- */
@@ -80,9 +80,9 @@ typedef struct producer {
 	slot_t **pending;             /* [nlanes]: the batch being filled for each lane */
 	int error;                    /* a tally_err_t from submit, 0 if none */
 	/* Read by the main thread. */
-	_Atomic uint64_t emitted;
-	_Atomic uint64_t progress_ppm; /* the stream's walk, in millionths */
-	atomic_int finished;
+	uint64_t emitted;
+	uint64_t progress_ppm; /* the stream's walk, in millionths */
+	int finished;
 } producer_t;
 
 typedef struct sim {
@@ -192,10 +192,9 @@ producer_main(void *arg)
 		n++;
 
 		if ((n & 255) == 0) {
-			atomic_store_explicit(&p->emitted, n, memory_order_relaxed);
-			atomic_store_explicit(&p->progress_ppm,
-			                      (uint64_t)(tally_gen_stream_progress(p->st) * 1e6),
-			                      memory_order_relaxed);
+			tally_store_relaxed(&p->emitted, n);
+			tally_store_relaxed(&p->progress_ppm,
+			                   (uint64_t)(tally_gen_stream_progress(p->st) * 1e6));
 		}
 		if (rate > 0) {
 			uint64_t due = start + (uint64_t)((double)n * 1e9 / rate);
@@ -214,11 +213,10 @@ producer_main(void *arg)
 		}
 	}
 	submit_all(p);
-	atomic_store_explicit(&p->emitted, n, memory_order_relaxed);
-	atomic_store_explicit(&p->progress_ppm,
-	                      (uint64_t)(tally_gen_stream_progress(p->st) * 1e6),
-	                      memory_order_relaxed);
-	atomic_store_explicit(&p->finished, 1, memory_order_release);
+	tally_store_relaxed(&p->emitted, n);
+	tally_store_relaxed(&p->progress_ppm,
+	                   (uint64_t)(tally_gen_stream_progress(p->st) * 1e6));
+	tally_store_release(&p->finished, 1);
 	return NULL;
 }
 
@@ -279,8 +277,8 @@ view_draw(view_t *v, const sim_t *sim, const tally_snapshot_t *snap, bool final)
 	int32_t leader = tally_snapshot_leader(snap);
 
 	for (unsigned i = 0; i < sim->nproducers; i++) {
-		emitted += atomic_load_explicit(&sim->producers[i].emitted, memory_order_relaxed);
-		ppm += atomic_load_explicit(&sim->producers[i].progress_ppm, memory_order_relaxed);
+		emitted += tally_load_relaxed(&sim->producers[i].emitted);
+		ppm += tally_load_relaxed(&sim->producers[i].progress_ppm);
 	}
 	ppm /= sim->nproducers;
 	v->last_read = snap->read;
@@ -643,7 +641,7 @@ check_conf(const tallyd_conf_t *conf)
 static void
 stop_producers(sim_t *sim)
 {
-	atomic_store_explicit(&stop_requested, 1, memory_order_relaxed);
+	tally_store_relaxed(&stop_requested, 1);
 	for (unsigned i = 0; i < sim->nproducers; i++)
 		if (sim->producers[i].started)
 			pthread_join(sim->producers[i].thread, NULL);
@@ -688,7 +686,7 @@ tallyd_simulate(const tallyd_conf_t *conf)
 		return TALLYD_EXIT_USAGE;
 	}
 
-	atomic_store_explicit(&stop_requested, 0, memory_order_relaxed);
+	tally_store_relaxed(&stop_requested, 0);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigint;
 	sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills */
@@ -771,7 +769,7 @@ tallyd_simulate(const tallyd_conf_t *conf)
 		unsigned done = 0;
 
 		for (unsigned i = 0; i < sim.nproducers; i++)
-			done += atomic_load_explicit(&sim.producers[i].finished, memory_order_acquire) != 0;
+			done += tally_load_acquire(&sim.producers[i].finished) != 0;
 		if (done == sim.nproducers)
 			break;
 		sleep_ns(200000000u);

@@ -3,6 +3,7 @@
  * @brief The one thin wrapper through which tally's own code does atomics.
  *
  * Built on the compiler's __atomic builtins so ThreadSanitizer understands every access.
+ * Public so apps and adapters keep to the same wrapper.
  * Relaxed and ordered variants have different names, so the reader sees which is meant.
  * (ck_ring, whose atomics are inline assembly TSan cannot see, is wrapped in queue.c.)
  */
