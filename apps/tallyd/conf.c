@@ -3,6 +3,8 @@
  * Limits mirror the generator's (include/tally/gen.h) so a bad value fails here, at start,
  * with the option's name.
  */
+#include <string.h>
+
 #include "conf.h"
 
 #define OFF(member) offsetof(tallyd_conf_t, member)
@@ -53,7 +55,49 @@ const tally_opt_t tallyd_opts[] = {
 	 OFF(rate), "VOTES_PER_S"},
 	{"quiet", TALLY_OPT_FLAG, NULL, 0, 0,
 	 "no progress and no result tables: only mismatches and the result line", OFF(quiet), NULL},
+	{"config", TALLY_OPT_STRING, NULL, 0, 0,
+	 "read key = value settings from FILE first (the command line wins); kafka.* and pg.* "
+	 "keys go to librdkafka and libpq", OFF(config), "FILE"},
 	{"help", TALLY_OPT_FLAG, NULL, 0, 0, "print this help and exit", OFF(help), NULL},
 };
 
 const size_t tallyd_nopts = sizeof(tallyd_opts) / sizeof(tallyd_opts[0]);
+
+const char *const tallyd_passthrough[] = {"kafka.", "pg.", NULL};
+
+/* The value of --config on the command line, or NULL. */
+static const char *
+config_path(int argc, char **argv)
+{
+	const char *path = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (strncmp(argv[i], "--config=", 9) == 0)
+			path = argv[i] + 9;
+		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			path = argv[++i];
+	}
+	return path;
+}
+
+int
+tallyd_conf_load(tallyd_conf_t *conf, int argc, char **argv, char *errstr, size_t errstr_size)
+{
+	const char *path = config_path(argc, argv);
+
+	memset(conf, 0, sizeof(*conf));
+	if (tally_opt_defaults(tallyd_opts, tallyd_nopts, conf, errstr, errstr_size) != 0)
+		return -1;
+	if (path != NULL && tally_opt_parse_file(tallyd_opts, tallyd_nopts, conf, path,
+	                                         tallyd_passthrough, &conf->passthrough, errstr,
+	                                         errstr_size) != 0)
+		return -1;
+	return tally_opt_parse_argv(tallyd_opts, tallyd_nopts, conf, argc, argv, errstr, errstr_size);
+}
+
+void
+tallyd_conf_free(tallyd_conf_t *conf)
+{
+	tally_opt_free(tallyd_opts, tallyd_nopts, conf);
+	tally_opt_kvlist_free(&conf->passthrough);
+}

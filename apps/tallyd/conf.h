@@ -13,6 +13,8 @@
 typedef struct tallyd_conf {
 	bool help;
 	bool simulate;
+	char *config;                    /* the config file read, if any */
+	tally_opt_kvlist_t passthrough;  /* kafka.* and pg.* settings, for the adapters */
 
 	/* The simulated election (the generator). */
 	uint64_t seed;
@@ -42,5 +44,17 @@ typedef struct tallyd_conf {
 /** tallyd's options, in --help order. */
 extern const tally_opt_t tallyd_opts[];
 extern const size_t tallyd_nopts;
+
+/** Key prefixes passed through to librdkafka and libpq. */
+extern const char *const tallyd_passthrough[];
+
+/**
+ * @brief Fill conf: defaults, then the file named by --config (if any), then the command
+ * line, which wins. @returns 0, or -1 with errstr set ("tally.conf:12: ..." or "--x: ...").
+ */
+int tallyd_conf_load(tallyd_conf_t *conf, int argc, char **argv, char *errstr, size_t errstr_size);
+
+/** @brief Free what tallyd_conf_load() allocated. */
+void tallyd_conf_free(tallyd_conf_t *conf);
 
 #endif /* TALLYD_CONF_H */

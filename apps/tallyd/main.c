@@ -38,13 +38,9 @@ main(int argc, char **argv)
 			return 0;
 		}
 	}
-	memset(&conf, 0, sizeof(conf));
-	if (tally_opt_defaults(tallyd_opts, tallyd_nopts, &conf, err, sizeof(err)) != 0) {
+	if (tallyd_conf_load(&conf, argc, argv, err, sizeof(err)) != 0) {
 		fprintf(stderr, "tallyd: %s\n", err);
-		return TALLYD_EXIT_USAGE;
-	}
-	if (tally_opt_parse_argv(tallyd_opts, tallyd_nopts, &conf, argc, argv, err, sizeof(err)) != 0) {
-		fprintf(stderr, "tallyd: %s\n", err);
+		tallyd_conf_free(&conf);
 		return TALLYD_EXIT_USAGE;
 	}
 	if (conf.help) {
@@ -57,6 +53,6 @@ main(int argc, char **argv)
 	} else {
 		rc = tallyd_simulate(&conf);
 	}
-	tally_opt_free(tallyd_opts, tallyd_nopts, &conf);
+	tallyd_conf_free(&conf);
 	return rc;
 }

@@ -7,8 +7,8 @@
  * caller prefixes its own context: "--voters: " for argv, "tally.conf:12: voters: " for a
  * config file.
  */
-#ifndef TALLYD_OPT_H
-#define TALLYD_OPT_H
+#ifndef TALLY_APPS_OPT_H
+#define TALLY_APPS_OPT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -63,10 +63,50 @@ int tally_opt_set(const tally_opt_t *opt, void *conf, const char *value, char *e
 int tally_opt_parse_argv(const tally_opt_t *tab, size_t n, void *conf, int argc, char **argv,
                          char *errstr, size_t errstr_size);
 
+/** A setting passed through untouched to a library (kafka.*, pg.*), with where it came from. */
+typedef struct tally_opt_kv {
+	char *key;              /**< Full key, e.g. "kafka.socket.timeout.ms". */
+	char *value;
+	char *where;            /**< "tally.conf:12" (or "--kafka.x" from the command line). */
+} tally_opt_kv_t;
+
+/** Pass-through settings in the order they were read; later ones win. */
+typedef struct tally_opt_kvlist {
+	tally_opt_kv_t *items;
+	size_t n, cap;
+} tally_opt_kvlist_t;
+
+/**
+ * @brief Read a config file of `key = value` lines into conf.
+ *
+ * Blank lines and lines starting with '#' are skipped. Keys are the option names (as on the
+ * command line, without "--"). A value may be double-quoted to keep leading or trailing
+ * spaces or a '#'; inside quotes, \" and \\ are the only escapes. Keys starting with one
+ * of the prefixes (e.g. "kafka.", "pg.") are appended to extra instead (prefixes may be
+ * NULL: then such keys are unknown). Every problem fails with `path:line: reason`: an
+ * unknown key, a line without '=', a key set twice in the file, a bad value, a line longer
+ * than 4095 bytes, an unterminated quote.
+ *
+ * @returns 0, or -1 with errstr set. On failure conf may be partly set.
+ */
+int tally_opt_parse_file(const tally_opt_t *tab, size_t n, void *conf, const char *path,
+                         const char *const *prefixes, tally_opt_kvlist_t *extra, char *errstr,
+                         size_t errstr_size);
+
+/** @brief Append (copies of) key and value to list. @returns 0 or -1 when out of memory. */
+int tally_opt_kvlist_add(tally_opt_kvlist_t *list, const char *key, const char *value,
+                         const char *where);
+
+/** @brief The last value of key in list, or NULL. */
+const char *tally_opt_kvlist_get(const tally_opt_kvlist_t *list, const char *key);
+
+/** @brief Free the list's contents (not the list itself). */
+void tally_opt_kvlist_free(tally_opt_kvlist_t *list);
+
 /** @brief Print one line per option: name, metavar, doc, default and range. */
 void tally_opt_help(FILE *f, const tally_opt_t *tab, size_t n);
 
 /** @brief Free the strings of TALLY_OPT_STRING options in conf. */
 void tally_opt_free(const tally_opt_t *tab, size_t n, void *conf);
 
-#endif /* TALLYD_OPT_H */
+#endif /* TALLY_APPS_OPT_H */

@@ -248,3 +248,175 @@ tally_opt_free(const tally_opt_t *tab, size_t n, void *conf)
 		}
 	}
 }
+
+/* ---- config files ------------------------------------------------------------------ */
+
+int
+tally_opt_kvlist_add(tally_opt_kvlist_t *list, const char *key, const char *value,
+                     const char *where)
+{
+	tally_opt_kv_t *kv;
+
+	if (list->n == list->cap) {
+		size_t cap = list->cap ? list->cap * 2 : 8;
+		void *p = realloc(list->items, cap * sizeof(*list->items));
+
+		if (p == NULL)
+			return -1;
+		list->items = p;
+		list->cap = cap;
+	}
+	kv = &list->items[list->n];
+	kv->key = strdup(key);
+	kv->value = strdup(value);
+	kv->where = strdup(where);
+	if (kv->key == NULL || kv->value == NULL || kv->where == NULL) {
+		free(kv->key);
+		free(kv->value);
+		free(kv->where);
+		return -1;
+	}
+	list->n++;
+	return 0;
+}
+
+const char *
+tally_opt_kvlist_get(const tally_opt_kvlist_t *list, const char *key)
+{
+	for (size_t i = list->n; i-- > 0;)
+		if (strcmp(list->items[i].key, key) == 0)
+			return list->items[i].value;
+	return NULL;
+}
+
+void
+tally_opt_kvlist_free(tally_opt_kvlist_t *list)
+{
+	for (size_t i = 0; i < list->n; i++) {
+		free(list->items[i].key);
+		free(list->items[i].value);
+		free(list->items[i].where);
+	}
+	free(list->items);
+	memset(list, 0, sizeof(*list));
+}
+
+static char *
+trim(char *s)
+{
+	char *end;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
+		*--end = '\0';
+	return s;
+}
+
+/* Unquote a "..." value in place. Returns NULL on an unterminated or trailing-junk quote. */
+static char *
+unquote(char *v)
+{
+	char *r = v + 1, *w = v;
+
+	if (*v != '"')
+		return v;
+	for (; *r != '\0' && *r != '"'; r++) {
+		if (*r == '\\' && (r[1] == '"' || r[1] == '\\'))
+			r++;
+		*w++ = *r;
+	}
+	if (*r != '"' || r[1] != '\0')
+		return NULL;
+	*w = '\0';
+	return v;
+}
+
+static bool
+has_prefix(const char *key, const char *const *prefixes)
+{
+	for (; prefixes != NULL && *prefixes != NULL; prefixes++)
+		if (strncmp(key, *prefixes, strlen(*prefixes)) == 0 && key[strlen(*prefixes)] != '\0')
+			return true;
+	return false;
+}
+
+int
+tally_opt_parse_file(const tally_opt_t *tab, size_t n, void *conf, const char *path,
+                     const char *const *prefixes, tally_opt_kvlist_t *extra, char *errstr,
+                     size_t errstr_size)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096], why[256], where[512];
+	unsigned *set_on = calloc(n, sizeof(unsigned));
+	unsigned lineno = 0;
+	int rc = -1;
+
+	if (f == NULL || set_on == NULL) {
+		fail(errstr, errstr_size, "could not open config file \"%s\": %s", path,
+		     strerror(f == NULL ? errno : ENOMEM));
+		goto out;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *key, *value, *eq;
+		const tally_opt_t *opt;
+
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			fail(errstr, errstr_size, "%s:%u: line longer than %zu bytes", path, lineno,
+			     sizeof(line) - 1);
+			goto out;
+		}
+		key = trim(line);
+		if (*key == '\0' || *key == '#')
+			continue;
+		if ((eq = strchr(key, '=')) == NULL) {
+			fail(errstr, errstr_size, "%s:%u: expected \"key = value\"", path, lineno);
+			goto out;
+		}
+		*eq = '\0';
+		key = trim(key);
+		value = trim(eq + 1);
+		if (*key == '\0') {
+			fail(errstr, errstr_size, "%s:%u: missing key before \"=\"", path, lineno);
+			goto out;
+		}
+		if ((value = unquote(value)) == NULL) {
+			fail(errstr, errstr_size, "%s:%u: %s: unterminated quoted value", path, lineno, key);
+			goto out;
+		}
+		snprintf(where, sizeof(where), "%s:%u", path, lineno);
+		if (has_prefix(key, prefixes)) {
+			if (tally_opt_kvlist_add(extra, key, value, where) != 0) {
+				fail(errstr, errstr_size, "%s: out of memory", where);
+				goto out;
+			}
+			continue;
+		}
+		if ((opt = tally_opt_find(tab, n, key)) == NULL) {
+			fail(errstr, errstr_size, "%s: unknown key \"%s\"", where, key);
+			goto out;
+		}
+		if (set_on[opt - tab] != 0) {
+			fail(errstr, errstr_size, "%s: \"%s\" is already set on line %u", where, key,
+			     set_on[opt - tab]);
+			goto out;
+		}
+		set_on[opt - tab] = lineno;
+		if (tally_opt_set(opt, conf, value, why, sizeof(why)) != 0) {
+			fail(errstr, errstr_size, "%s: %s: %s", where, key, why);
+			goto out;
+		}
+	}
+	if (ferror(f)) {
+		fail(errstr, errstr_size, "could not read config file \"%s\": %s", path, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (f != NULL)
+		fclose(f);
+	free(set_on);
+	return rc;
+}
