@@ -51,6 +51,7 @@ parse(const char *text, struct conf *c, tally_opt_kvlist_t *extra)
 	static char err[512], out[512];
 	char *at;
 
+	tally_opt_free(tab, NTAB, c);
 	memset(c, 0, sizeof(*c));
 	cr_assert_eq(tally_opt_defaults(tab, NTAB, c, err, sizeof(err)), 0);
 	err[0] = '\0';
@@ -66,7 +67,7 @@ parse(const char *text, struct conf *c, tally_opt_kvlist_t *extra)
 Test(opt_file, reads_values_comments_quotes_and_passthrough)
 {
 	tally_opt_kvlist_t extra = {0};
-	struct conf c;
+	struct conf c = {0};
 
 	cr_assert_str_eq(parse("# an election\n\n  voters = 250\nrate=12.5\r\nquiet = on\n"
 	                       "name = \"  By-election #2 \\\"North\\\" \"\n"
@@ -89,7 +90,7 @@ Test(opt_file, reads_values_comments_quotes_and_passthrough)
 Test(opt_file, every_bad_line_names_file_and_line)
 {
 	tally_opt_kvlist_t extra = {0};
-	struct conf c;
+	struct conf c = {0};
 	char longline[5000];
 
 	cr_assert_str_eq(parse("voters = 5\nvotrs = 3\n", &c, &extra), "F:2: unknown key \"votrs\"");

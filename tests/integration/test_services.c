@@ -34,26 +34,14 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Each service's address, looked up once (tally_test_service allocates at every call). */
-static const char *
-service(const char *name)
-{
-	static const char *brokers, *dsn;
-	const char **v = strcmp(name, "TALLY_PG_DSN") == 0 ? &dsn : &brokers;
-
-	if (*v == NULL)
-		*v = tally_test_service(name);
-	return *v;
-}
-
 static rd_kafka_conf_t *
 kafka_conf(void)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char err[512];
 
-	cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", service("TALLY_KAFKA_BROKERS"),
-	                               err, sizeof(err)),
+	cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers",
+	                               tally_test_service("TALLY_KAFKA_BROKERS"), err, sizeof(err)),
 	             RD_KAFKA_CONF_OK, "%s", err);
 	return conf;
 }
@@ -235,7 +223,7 @@ Test(services, kafka_produce_consume_100k, .timeout = 300)
 
 Test(services, postgres_parameterised_insert, .timeout = 120)
 {
-	PGconn *c = PQconnectdb(service("TALLY_PG_DSN"));
+	PGconn *c = PQconnectdb(tally_test_service("TALLY_PG_DSN"));
 	PGresult *r;
 	long long sum = 0;
 

@@ -40,13 +40,27 @@ from_env_file(const char *path, const char *name)
 const char *
 tally_test_service(const char *name)
 {
+	/* Read once per name: the strings live until the process ends. */
+	static struct {
+		char name[32];
+		char *value;
+	} cache[4];
 	const char *v = getenv(name);
 	char *f;
+	size_t i;
 
 	if (v != NULL && *v != '\0')
 		return v;
-	if ((f = from_env_file(TALLY_TEST_DIR "/../var/services.env", name)) != NULL)
+	for (i = 0; i < sizeof(cache) / sizeof(cache[0]) && cache[i].value != NULL; i++)
+		if (strcmp(cache[i].name, name) == 0)
+			return cache[i].value;
+	if ((f = from_env_file(TALLY_TEST_DIR "/../var/services.env", name)) != NULL) {
+		if (i < sizeof(cache) / sizeof(cache[0])) {
+			snprintf(cache[i].name, sizeof(cache[i].name), "%s", name);
+			cache[i].value = f;
+		}
 		return f;
+	}
 	fprintf(stderr, "%s is not set and var/services.env does not name it: run "
 	                "\"scripts/services up\" first\n", name);
 	abort();
