@@ -115,10 +115,18 @@ tally_pg_copy_t *tally_pg_copy_begin(PGconn *conn, tally_pg_table_t which, char 
  */
 int tally_pg_copy_party(tally_pg_copy_t *copy, const tally_pg_party_row_t *row);
 
-/** @brief As tally_pg_copy_party(), for a copy begun on TALLY_PG_CANDIDATES. */
+/**
+ * @brief Add a row to a copy begun on TALLY_PG_CANDIDATES; as tally_pg_copy_party().
+ * @returns 0 or a tally error, as tally_pg_copy_party().
+ * @note Not thread-safe for one copy.
+ */
 int tally_pg_copy_candidate(tally_pg_copy_t *copy, const tally_pg_candidate_row_t *row);
 
-/** @brief As tally_pg_copy_party(), for a copy begun on TALLY_PG_VOTERS. */
+/**
+ * @brief Add a row to a copy begun on TALLY_PG_VOTERS; as tally_pg_copy_party().
+ * @returns 0 or a tally error, as tally_pg_copy_party().
+ * @note Not thread-safe for one copy.
+ */
 int tally_pg_copy_voter(tally_pg_copy_t *copy, const tally_pg_voter_row_t *row);
 
 /**
@@ -137,6 +145,8 @@ int tally_pg_copy_end(tally_pg_copy_t *copy, uint64_t *rows, char *errstr, size_
 /**
  * @brief Abandon the copy: the server stores nothing of it. Frees copy; NULL is a no-op.
  * Afterwards conn is ready for other commands.
+ * @returns nothing: the batch is dropped whatever happens.
+ * @note Not thread-safe for one copy.
  */
 void tally_pg_copy_abort(tally_pg_copy_t *copy);
 
