@@ -1,0 +1,173 @@
+/*
+ * An idempotent producer that never drops a message silently.
+ *
+ * DESIGN: any thread may produce or flush. librdkafka serves delivery reports in whichever
+ * thread calls rd_kafka_poll()/rd_kafka_flush(), so the callback may run in several
+ * threads at once: the counters are atomics (tally/atomic.h), and the first failure's text,
+ * written once per reporting period, is kept under a mutex that only the failure path and
+ * flush take, never a successful delivery.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tally/atomic.h>
+#include <tally/error.h>
+#include <tally/kafka.h>
+
+/* How long produce waits for room, per try, while the local queue is full. */
+#define QUEUE_FULL_POLL_MS 10
+
+struct tally_kafka_producer {
+	rd_kafka_t *rk;
+	uint64_t delivered;          /* since creation, atomic */
+	uint64_t failed;             /* since creation, atomic */
+	pthread_mutex_t lock;        /* guards the three below */
+	uint64_t failed_unreported;  /* since the last flush that reported failures */
+	rd_kafka_resp_err_t first_err;
+	char first_msg[512];         /* `topic "x": reason` of the first unreported failure */
+};
+
+static void
+record_failure(tally_kafka_producer_t *p, const char *topic, rd_kafka_resp_err_t err,
+               const char *why)
+{
+	tally_add_relaxed(&p->failed, 1);
+	pthread_mutex_lock(&p->lock);
+	if (p->failed_unreported++ == 0) {
+		p->first_err = err;
+		snprintf(p->first_msg, sizeof(p->first_msg), "topic \"%s\": %s", topic,
+		         why != NULL && why[0] != '\0' ? why : rd_kafka_err2str(err));
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void
+on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	tally_kafka_producer_t *p = opaque;
+
+	(void)rk;
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		tally_add_relaxed(&p->delivered, 1);
+	else
+		record_failure(p, rd_kafka_topic_name(m->rkt), m->err, rd_kafka_err2str(m->err));
+}
+
+tally_kafka_producer_t *
+tally_kafka_producer_new(rd_kafka_conf_t *conf, char *errstr, size_t errstr_size)
+{
+	tally_kafka_producer_t *p = calloc(1, sizeof(*p));
+	char msg[512];
+
+	if (p == NULL) {
+		snprintf(errstr, errstr_size, "could not create Kafka producer: out of memory");
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	if (rd_kafka_conf_set(conf, "enable.idempotence", "true", msg, sizeof(msg)) !=
+	        RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "acks", "all", msg, sizeof(msg)) != RD_KAFKA_CONF_OK) {
+		snprintf(errstr, errstr_size, "could not create Kafka producer: %s", msg);
+		rd_kafka_conf_destroy(conf);
+		goto fail;
+	}
+	rd_kafka_conf_set_opaque(conf, p);
+	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+	/* rd_kafka_new() takes conf only when it succeeds. */
+	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, msg, sizeof(msg));
+	if (p->rk == NULL) {
+		snprintf(errstr, errstr_size, "could not create Kafka producer: %s", msg);
+		rd_kafka_conf_destroy(conf);
+		goto fail;
+	}
+	return p;
+fail:
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+	return NULL;
+}
+
+int
+tally_kafka_produce(tally_kafka_producer_t *p, const char *topic, const void *key, size_t klen,
+                    const void *val, size_t vlen)
+{
+	size_t key_len = key != NULL ? klen : 0;
+	rd_kafka_resp_err_t e;
+
+	for (;;) {
+		e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic),
+		                      RD_KAFKA_V_KEY((void *)key, key_len),
+		                      RD_KAFKA_V_VALUE((void *)val, vlen),
+		                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		/* Room is made by deliveries: serve their reports while waiting. */
+		rd_kafka_poll(p->rk, QUEUE_FULL_POLL_MS);
+	}
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		record_failure(p, topic, e, rd_kafka_err2str(e));
+		return tally_kafka_err(e);
+	}
+	rd_kafka_poll(p->rk, 0);
+	return 0;
+}
+
+int
+tally_kafka_producer_flush(tally_kafka_producer_t *p, int timeout_ms, char *errstr,
+                           size_t errstr_size)
+{
+	uint64_t failed;
+	int rc = 0;
+
+	if (rd_kafka_flush(p->rk, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(errstr, errstr_size, "%d messages still in flight after %d ms",
+		         rd_kafka_outq_len(p->rk), timeout_ms);
+		return TALLY_ETIMEDOUT;
+	}
+	pthread_mutex_lock(&p->lock);
+	failed = p->failed_unreported;
+	if (failed > 0) {
+		snprintf(errstr, errstr_size, "%llu message%s failed delivery, the first to %s",
+		         (unsigned long long)failed, failed == 1 ? "" : "s", p->first_msg);
+		rc = tally_kafka_err(p->first_err);
+		if (rc == 0)
+			rc = TALLY_EIO;
+		p->failed_unreported = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+uint64_t
+tally_kafka_producer_delivered(const tally_kafka_producer_t *p)
+{
+	return tally_load_relaxed(&p->delivered);
+}
+
+uint64_t
+tally_kafka_producer_failed(const tally_kafka_producer_t *p)
+{
+	return tally_load_relaxed(&p->failed);
+}
+
+rd_kafka_t *
+tally_kafka_producer_handle(tally_kafka_producer_t *p)
+{
+	return p->rk;
+}
+
+void
+tally_kafka_producer_destroy(tally_kafka_producer_t *p)
+{
+	if (p == NULL)
+		return;
+	/* Drop what is still queued: the caller chose not to flush. */
+	rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	rd_kafka_poll(p->rk, 0);
+	rd_kafka_destroy(p->rk);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
