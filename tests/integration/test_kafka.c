@@ -6,6 +6,7 @@
  * producer delivers 200,000 keyed messages that a plain consumer reads back exactly, and a
  * topic that cannot exist makes flush fail.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -435,6 +436,81 @@ Test(kafka_producer, produce_200k_keyed_read_back_exactly, .timeout = 600)
 	tally_kafka_producer_destroy(p);
 
 	consume_and_check(name);
+	delete_topics(admin, (const char *const[]){name}, 1);
+	rd_kafka_destroy(admin);
+}
+
+#define MT_THREADS 4
+#define MT_PER_THREAD 10000
+
+struct mt_arg {
+	tally_kafka_producer_t *p;
+	const char *topic;
+	int thread;
+	int failures;
+};
+
+static void *
+mt_produce(void *opaque)
+{
+	struct mt_arg *a = opaque;
+	char key[32], value[64];
+
+	for (int i = 0; i < MT_PER_THREAD; i++) {
+		int klen = snprintf(key, sizeof(key), "t%d-%d", a->thread, i);
+		int vlen = snprintf(value, sizeof(value), "thread %d message %d", a->thread, i);
+
+		if (tally_kafka_produce(a->p, a->topic, key, (size_t)klen, value, (size_t)vlen) != 0)
+			a->failures++;
+		if (i % 2500 == 0 && a->thread == 0) {
+			char err[512];
+
+			/* A flush from one thread while the others produce. */
+			if (tally_kafka_producer_flush(a->p, 60000, err, sizeof(err)) != 0)
+				a->failures++;
+		}
+	}
+	return NULL;
+}
+
+Test(kafka_producer, several_threads_share_one_producer, .timeout = 300)
+{
+	rd_kafka_t *admin = admin_client();
+	tally_kafka_producer_t *p;
+	tally_kafka_topic_t topic;
+	struct mt_arg args[MT_THREADS];
+	pthread_t th[MT_THREADS];
+	char prefix[128], name[200], err[512] = "";
+	int64_t total = 0;
+
+	unique_prefix(prefix, sizeof(prefix), "threads");
+	snprintf(name, sizeof(name), "%sshared", prefix);
+	topic = (tally_kafka_topic_t){.name = name, .partitions = 3};
+	cr_assert_eq(tally_kafka_ensure_topics(admin, &topic, 1, TIMEOUT_MS, err, sizeof(err)), 0,
+	             "%s", err);
+	p = tally_kafka_producer_new(conf_or_die(NULL, 0), err, sizeof(err));
+	cr_assert_not_null(p, "%s", err);
+	for (int t = 0; t < MT_THREADS; t++) {
+		args[t] = (struct mt_arg){.p = p, .topic = name, .thread = t};
+		cr_assert_eq(pthread_create(&th[t], NULL, mt_produce, &args[t]), 0);
+	}
+	for (int t = 0; t < MT_THREADS; t++) {
+		pthread_join(th[t], NULL);
+		cr_assert_eq(args[t].failures, 0, "thread %d: %d failures", t, args[t].failures);
+	}
+	cr_assert_eq(tally_kafka_producer_flush(p, 60000, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tally_kafka_producer_delivered(p), MT_THREADS * MT_PER_THREAD);
+	cr_assert_eq(tally_kafka_producer_failed(p), 0);
+	tally_kafka_producer_destroy(p);
+	for (int part = 0; part < 3; part++) {
+		int64_t lo, hi;
+
+		cr_assert_eq(rd_kafka_query_watermark_offsets(admin, name, part, &lo, &hi, TIMEOUT_MS),
+		             RD_KAFKA_RESP_ERR_NO_ERROR);
+		total += hi - lo;
+	}
+	cr_assert_eq(total, MT_THREADS * MT_PER_THREAD, "%lld messages in the topic",
+	             (long long)total);
 	delete_topics(admin, (const char *const[]){name}, 1);
 	rd_kafka_destroy(admin);
 }
