@@ -104,7 +104,8 @@ partition_count(rd_kafka_t *rk, const char *name, int timeout_ms, int *count, ch
 	}
 	for (;;) {
 		const struct rd_kafka_metadata *md = NULL;
-		int left = (int)((deadline - tally_mono_ns()) / 1000000ULL);
+		uint64_t now = tally_mono_ns();
+		int left = now < deadline ? (int)((deadline - now) / 1000000ULL) : 0;
 
 		e = rd_kafka_metadata(rk, 0, rkt, &md, left > 100 ? left : 100);
 		if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {

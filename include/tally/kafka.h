@@ -54,7 +54,8 @@ int tally_kafka_err(rd_kafka_resp_err_t err);
  *          "WHERE: KEY: librdkafka's message", e.g.
  *          `tally.conf:12: kafka.socket.timout.ms: No such configuration property:
  *          "socket.timout.ms"`, or "no Kafka brokers: set TALLY_KAFKA_BROKERS or
- *          kafka.bootstrap.servers". Thread-safe.
+ *          kafka.bootstrap.servers" (a setting without a where gives "KEY: message").
+ *          Thread-safe.
  */
 rd_kafka_conf_t *tally_kafka_conf_new(const char *brokers, const tally_kafka_setting_t *settings,
                                       size_t n, char *errstr, size_t errstr_size);

@@ -316,6 +316,7 @@ Test(kafka_topics, invalid_topic_refused)
 	cr_assert_lt(tally_kafka_ensure_topics(rk, &bad, 1, TIMEOUT_MS, err, sizeof(err)), 0);
 	cr_assert(strncmp(err, "could not create topic \"tally test: not a topic!\": ", 51) == 0,
 	          "%s", err);
+	fprintf(stderr, "kafka topics: %s\n", err);
 	rd_kafka_destroy(rk);
 }
 
