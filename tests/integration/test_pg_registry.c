@@ -17,85 +17,17 @@
 #include <tally/registry.h>
 #include <tally/uuid.h>
 
+#include "pgtest.h"
 #include "services.h"
-
-static char schema[64], options[96];
-static tally_pg_param_t params[1];
-
-static PGconn *
-connect_test(void)
-{
-	char err[512];
-	PGconn *c = tally_pg_connect(tally_test_service("TALLY_PG_DSN"), params, 1, 10000, err,
-	                             sizeof(err));
-
-	cr_assert_not_null(c, "%s", err);
-	return c;
-}
-
-static void
-exec_ok(PGconn *c, const char *sql)
-{
-	PGresult *r = PQexec(c, sql);
-
-	cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
-	          "%s: %s", sql, PQresultErrorMessage(r));
-	PQclear(r);
-}
-
-static long
-count(PGconn *c, const char *sql)
-{
-	PGresult *r = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0);
-	long n;
-
-	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
-	n = atol(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return n;
-}
 
 static void
 setup(void)
 {
-	PGconn *c;
-	char err[512], sql[160];
-
-	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
-	snprintf(schema, sizeof(schema), "tally_test_%d_%ld", (int)getpid(), (long)random() % 100000);
-	snprintf(options, sizeof(options), "-csearch_path=%s", schema);
-	params[0].key = "options";
-	params[0].value = options;
-	c = tally_pg_connect(tally_test_service("TALLY_PG_DSN"), NULL, 0, 10000, err, sizeof(err));
-	cr_assert_not_null(c, "%s", err);
-	/* Identifiers cannot be parameters: the name is the test's own, only [a-z0-9_]. */
-	snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", schema);
-	exec_ok(c, sql);
-	PQfinish(c);
+	pgtest_schema_create();
 }
 
-static void
-teardown(void)
-{
-	PGconn *c = connect_test();
-	char sql[160];
+TestSuite(pg_registry, .init = setup, .fini = pgtest_schema_drop, .timeout = 900);
 
-	snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", schema);
-	exec_ok(c, sql);
-	PQfinish(c);
-}
-
-TestSuite(pg_registry, .init = setup, .fini = teardown, .timeout = 900);
-
-static PGconn *
-connect_migrated(void)
-{
-	PGconn *c = connect_test();
-	char err[512];
-
-	cr_assert_eq(tally_pg_migrate(c, NULL, err, sizeof(err)), 0, "%s", err);
-	return c;
-}
 
 static double
 now_s(void)
@@ -217,7 +149,7 @@ assert_col(const PGresult *r, int col, const char *want)
 Test(pg_registry, stores_and_loads_100k_generated_voters)
 {
 	const uint64_t nvoters = 100000;
-	PGconn *c = connect_migrated();
+	PGconn *c = pgtest_connect_migrated();
 	tally_gen_t *gen = make_gen(nvoters, 3, 5);
 	tally_registry_t *reg;
 	uint64_t np, nc, nv, total = 0;
@@ -348,7 +280,7 @@ static const char *const awkward[] = {
 
 Test(pg_registry, copy_escapes_awkward_text_exactly)
 {
-	PGconn *c = connect_migrated();
+	PGconn *c = pgtest_connect_migrated();
 	tally_registry_t *reg;
 	tally_pg_copy_t *copy;
 	char err[512], ids[NAWKWARD][TALLY_UUID_STRLEN + 1], regno[NAWKWARD][32];
@@ -459,7 +391,7 @@ Test(pg_registry, copy_escapes_awkward_text_exactly)
 
 Test(pg_registry, a_refused_batch_stores_nothing)
 {
-	PGconn *c = connect_migrated();
+	PGconn *c = pgtest_connect_migrated();
 	tally_pg_copy_t *copy;
 	tally_pg_party_row_t party = {"Savior Party"};
 	tally_pg_candidate_row_t cands[] = {
@@ -493,7 +425,7 @@ Test(pg_registry, a_refused_batch_stores_nothing)
 	                               "table \"candidates\" violates foreign key constraint "
 	                               "\"candidates_party_affiliation_fkey\""), "%s", err);
 	cr_assert_null(strchr(err, '\n'), "first line only: %s", err);
-	cr_assert_eq(count(c, "SELECT count(*) FROM candidates"), 0);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM candidates"), 0);
 	cr_assert_eq(PQtransactionStatus(c), PQTRANS_IDLE);
 
 	/* A check violation names the row, but not its values. */
@@ -504,7 +436,7 @@ Test(pg_registry, a_refused_batch_stores_nothing)
 	cr_assert_eq(tally_pg_copy_end(copy, &rows, err, sizeof(err)), TALLY_EINVAL, "%s", err);
 	cr_assert_str_eq(err, "could not copy into \"voters\": new row for relation \"voters\" "
 	                      "violates check constraint \"voters_date_of_birth_check\" (row 2)");
-	cr_assert_eq(count(c, "SELECT count(*) FROM voters"), 0);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM voters"), 0);
 
 	/*
 	 * The server refuses row 1 while megabytes are still being sent: the refusal, not a
@@ -525,7 +457,7 @@ Test(pg_registry, a_refused_batch_stores_nothing)
 	cr_assert_eq(tally_pg_copy_end(copy, &rows, err, sizeof(err)), TALLY_EINVAL, "%s", err);
 	cr_assert_str_eq(err, "could not copy into \"voters\": new row for relation \"voters\" "
 	                      "violates check constraint \"voters_date_of_birth_check\" (row 1)");
-	cr_assert_eq(count(c, "SELECT count(*) FROM voters"), 0);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM voters"), 0);
 
 	/* A duplicate id inside one batch. */
 	copy = tally_pg_copy_begin(c, TALLY_PG_VOTERS, err, sizeof(err));
@@ -535,7 +467,7 @@ Test(pg_registry, a_refused_batch_stores_nothing)
 	cr_assert_eq(tally_pg_copy_end(copy, &rows, err, sizeof(err)), TALLY_EEXISTS, "%s", err);
 	cr_assert_not_null(strstr(err, "duplicate key value violates unique constraint "
 	                               "\"voters_pkey\""), "%s", err);
-	cr_assert_eq(count(c, "SELECT count(*) FROM voters"), 0);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM voters"), 0);
 
 	/* A row for another table fails at once; the server drops the batch. */
 	copy = tally_pg_copy_begin(c, TALLY_PG_PARTIES, err, sizeof(err));
@@ -550,7 +482,7 @@ Test(pg_registry, a_refused_batch_stores_nothing)
 	cr_assert_not_null(copy, "%s", err);
 	cr_assert_eq(tally_pg_copy_candidate(copy, &cands[0]), 0);
 	tally_pg_copy_abort(copy);
-	cr_assert_eq(count(c, "SELECT count(*) FROM candidates"), 0);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM candidates"), 0);
 
 	copy = tally_pg_copy_begin(c, TALLY_PG_CANDIDATES, err, sizeof(err));
 	cr_assert_not_null(copy, "%s", err);
@@ -558,13 +490,13 @@ Test(pg_registry, a_refused_batch_stores_nothing)
 	cr_assert_eq(tally_pg_copy_candidate(copy, &cands[2]), 0);
 	cr_assert_eq(tally_pg_copy_end(copy, &rows, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(rows, 2);
-	cr_assert_eq(count(c, "SELECT count(*) FROM candidates"), 2);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM candidates"), 2);
 	PQfinish(c);
 }
 
 Test(pg_registry, a_refusal_names_the_row_without_personal_data)
 {
-	PGconn *c = connect_migrated();
+	PGconn *c = pgtest_connect_migrated();
 	tally_gen_t *gen = make_gen(2000, 3, 3);
 	tally_registry_t *reg;
 	uint64_t np, nc, nv;
@@ -603,7 +535,7 @@ Test(pg_registry, a_refusal_names_the_row_without_personal_data)
 Test(pg_registry, copy_and_load_a_million_voters)
 {
 	const uint64_t nvoters = 1000000;
-	PGconn *c = connect_migrated();
+	PGconn *c = pgtest_connect_migrated();
 	tally_gen_t *gen = make_gen(nvoters, 3, 3);
 	tally_registry_t *reg;
 	uint64_t np, nc, nv;

@@ -12,43 +12,8 @@
 #include <tally/error.h>
 #include <tally/pg.h>
 
+#include "pgtest.h"
 #include "services.h"
-
-static char schema[64], options[96];
-static tally_pg_param_t params[1];
-
-static PGconn *
-connect_test(void)
-{
-	char err[512];
-	PGconn *c = tally_pg_connect(tally_test_service("TALLY_PG_DSN"), params, 1, 10000, err,
-	                             sizeof(err));
-
-	cr_assert_not_null(c, "%s", err);
-	return c;
-}
-
-static void
-exec_ok(PGconn *c, const char *sql)
-{
-	PGresult *r = PQexec(c, sql);
-
-	cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
-	          "%s: %s", sql, PQresultErrorMessage(r));
-	PQclear(r);
-}
-
-static long
-count(PGconn *c, const char *sql)
-{
-	PGresult *r = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0);
-	long n;
-
-	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
-	n = atol(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return n;
-}
 
 /* Run a parameterised statement; returns 0 or the tally error its failure maps to. */
 static int
@@ -64,37 +29,14 @@ exec_params(PGconn *c, const char *sql, int n, const char *const *values)
 static void
 setup(void)
 {
-	PGconn *c;
-	char err[512], sql[160];
-
-	snprintf(schema, sizeof(schema), "tally_test_%d_%ld", (int)getpid(), (long)random() % 100000);
-	snprintf(options, sizeof(options), "-csearch_path=%s", schema);
-	params[0].key = "options";
-	params[0].value = options;
-	c = tally_pg_connect(tally_test_service("TALLY_PG_DSN"), NULL, 0, 10000, err, sizeof(err));
-	cr_assert_not_null(c, "%s", err);
-	/* Identifiers cannot be parameters: the name is the test's own, only [a-z0-9_]. */
-	snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", schema);
-	exec_ok(c, sql);
-	PQfinish(c);
+	pgtest_schema_create();
 }
 
-static void
-teardown(void)
-{
-	PGconn *c = connect_test();
-	char sql[160];
-
-	snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", schema);
-	exec_ok(c, sql);
-	PQfinish(c);
-}
-
-TestSuite(pg_schema, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(pg_schema, .init = setup, .fini = pgtest_schema_drop, .timeout = 120);
 
 Test(pg_schema, migrates_once_and_is_idempotent)
 {
-	PGconn *c = connect_test();
+	PGconn *c = pgtest_connect();
 	char err[512];
 	int applied = -1;
 
@@ -103,10 +45,11 @@ Test(pg_schema, migrates_once_and_is_idempotent)
 	cr_assert_eq(applied, 3);
 	cr_assert_eq(tally_pg_migrate(c, &applied, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(applied, 0);
-	cr_assert_eq(count(c, "SELECT count(*) FROM tally_schema_version"), 3);
-	cr_assert_eq(count(c, "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
-	                      "current_schema() AND table_name IN ('parties', 'candidates', 'voters', "
-	                      "'votes', 'elections', 'checkpoints', 'checkpoint_offsets')"), 7);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM tally_schema_version"), 3);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM information_schema.tables WHERE "
+	                             "table_schema = current_schema() AND table_name IN ('parties', "
+	                             "'candidates', 'voters', 'votes', 'elections', 'checkpoints', "
+	                             "'checkpoint_offsets')"), 7);
 	PQfinish(c);
 }
 
@@ -120,7 +63,8 @@ race(void *arg)
 {
 	struct racer *r = arg;
 	char err[512];
-	PGconn *c = tally_pg_connect(tally_test_service("TALLY_PG_DSN"), params, 1, 10000, err,
+	tally_pg_param_t opt = {"options", pgtest_options()};
+	PGconn *c = tally_pg_connect(tally_test_service("TALLY_PG_DSN"), &opt, 1, 10000, err,
 	                             sizeof(err));
 
 	if (c == NULL) {
@@ -152,7 +96,7 @@ Test(pg_schema, concurrent_starts_migrate_once)
 
 Test(pg_schema, constraints_hold)
 {
-	PGconn *c = connect_test();
+	PGconn *c = pgtest_connect();
 	char err[512];
 	const char *party[] = {"Savior Party"};
 	const char *cand[] = {"3f0b2c1e-8d5a-4f3b-9c2d-1a2b3c4d5e6f", "Ada Lovelace", "Savior Party"};
@@ -177,19 +121,19 @@ Test(pg_schema, constraints_hold)
 	             TALLY_ENOENT);
 	cr_assert_eq(exec_params(c, "INSERT INTO voters (voter_id, date_of_birth, address_state, "
 	                            "registration_number) VALUES ($1, $2, $3, $4)", 4, voter), 0);
-	cr_assert_eq(count(c, "SELECT count(*) FROM voters WHERE region = 'Kent'"), 1);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM voters WHERE region = 'Kent'"), 1);
 	cr_assert_eq(exec_params(c, "INSERT INTO elections (election_id, opens_at, closes_at) "
 	                            "VALUES ($1, $2, $3)", 3, election), 0);
 	cr_assert_eq(exec_params(c, ins_vote, 7, bad_vote), TALLY_EINVAL);
 	cr_assert_eq(exec_params(c, ins_vote, 7, vote), 0);
 	cr_assert_eq(exec_params(c, ins_vote, 7, vote2), TALLY_EEXISTS, "one vote per voter");
-	cr_assert_eq(count(c, "SELECT count(*) FROM votes"), 1);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM votes"), 1);
 	PQfinish(c);
 }
 
 Test(pg_schema, loads_the_original_systems_columns)
 {
-	PGconn *c = connect_test();
+	PGconn *c = pgtest_connect();
 	char err[512];
 	/* A voters row as the original main.py wrote it: every column text, dob as text. */
 	const char *row[] = {"5b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e", "Olivia Hughes", "1984-11-03",
@@ -205,7 +149,7 @@ Test(pg_schema, loads_the_original_systems_columns)
 	                         "phone_number, cell_number, picture, registered_age) VALUES ($1, $2, "
 	                         "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
 	                         16, row), 0);
-	cr_assert_eq(count(c, "SELECT count(*) FROM voters WHERE region = 'West Yorkshire' AND "
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM voters WHERE region = 'West Yorkshire' AND "
 	                      "date_of_birth = '1984-11-03' AND registered_age = 6"), 1);
 	PQfinish(c);
 }
