@@ -1,0 +1,631 @@
+/*
+ * The Random-User-API client against a local server (libmicrohttpd, in this process) that
+ * serves the API's JSON shape from a small deterministic generator: batching and the field
+ * mapping, gender alternating for candidates, retries of 503 and 429 (Retry-After honoured),
+ * errors that fail at once (404, malformed JSON, a missing field, a short answer), a refused
+ * port, and the rate limit.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include <tally/error.h>
+#include <tally/randomuser.h>
+
+enum srv_mode {
+	MODE_OK,
+	MODE_503_TWICE,     /* the first two requests answer 503, then 200 */
+	MODE_429_ONCE,      /* the first request answers 429 with Retry-After: 1 */
+	MODE_404,
+	MODE_MALFORMED,     /* 200 with a truncated JSON body */
+	MODE_NO_UUID,       /* results[2] has no login.uuid */
+	MODE_SHORT,         /* one result fewer than asked for */
+};
+
+#define MAX_LOGGED 256
+
+static struct {
+	struct MHD_Daemon *daemon;
+	int port;
+	pthread_mutex_t mu;
+	enum srv_mode mode;
+	int nreq;
+	char queries[MAX_LOGGED][128];
+	uint64_t next_user;
+} srv = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* The API's shape for user k: nested objects, postcode a number for every third user. */
+static json_t *
+make_user(uint64_t k)
+{
+	char uuid[40], first[32], last[32], street[32], city[32], state[32], postcode[32];
+	char email[64], user[32], dob[32], phone[32], cell[32], pic[96];
+
+	snprintf(uuid, sizeof(uuid), "00000000-0000-4000-8000-%012llx", (unsigned long long)k);
+	snprintf(first, sizeof(first), "First%llu", (unsigned long long)k);
+	snprintf(last, sizeof(last), "Last%llu", (unsigned long long)k);
+	snprintf(street, sizeof(street), "Street %llu", (unsigned long long)(k % 50));
+	snprintf(city, sizeof(city), "City%llu", (unsigned long long)(k % 10));
+	snprintf(state, sizeof(state), "State%llu", (unsigned long long)(k % 7));
+	snprintf(postcode, sizeof(postcode), "AB%llu 1CD", (unsigned long long)(k % 90));
+	snprintf(email, sizeof(email), "user%llu@example.com", (unsigned long long)k);
+	snprintf(user, sizeof(user), "user%llu", (unsigned long long)k);
+	snprintf(dob, sizeof(dob), "19%02llu-%02llu-%02lluT08:34:27.123Z",
+	         (unsigned long long)(40 + k % 60), (unsigned long long)(1 + k % 12),
+	         (unsigned long long)(1 + k % 28));
+	snprintf(phone, sizeof(phone), "01%09llu", (unsigned long long)k);
+	snprintf(cell, sizeof(cell), "07%09llu", (unsigned long long)k);
+	snprintf(pic, sizeof(pic), "https://randomuser.me/api/portraits/%s/%llu.jpg",
+	         k % 2 ? "women" : "men", (unsigned long long)(k % 100));
+	return json_pack(
+	    "{s:s, s:{s:s, s:s, s:s}, s:{s:{s:I, s:s}, s:s, s:s, s:s, s:o, s:{s:s, s:s}},"
+	    " s:s, s:{s:s, s:s, s:s}, s:{s:s, s:i}, s:{s:s, s:I}, s:s, s:s, s:{s:s, s:s},"
+	    " s:s}",
+	    "gender", k % 2 ? "female" : "male",
+	    "name", "title", "Mx", "first", first, "last", last,
+	    "location", "street", "number", (json_int_t)(k % 200 + 1), "name", street,
+	    "city", city, "state", state, "country", "United Kingdom",
+	    "postcode", k % 3 == 0 ? json_integer((json_int_t)(10000 + k)) : json_string(postcode),
+	    "coordinates", "latitude", "51.5", "longitude", "-0.1",
+	    "email", email,
+	    "login", "uuid", uuid, "username", user, "password", "secret",
+	    "dob", "date", dob, "age", 40,
+	    "registered", "date", "2010-05-01T10:00:00.000Z", "age", (json_int_t)(k % 20),
+	    "phone", phone, "cell", cell,
+	    "picture", "large", pic, "thumbnail", pic,
+	    "nat", "GB");
+}
+
+typedef struct qbuf {
+	char s[128];
+	size_t n;
+} qbuf_t;
+
+static enum MHD_Result
+add_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	qbuf_t *q = cls;
+
+	(void)kind;
+	q->n += (size_t)snprintf(q->s + q->n, sizeof(q->s) - q->n, "%s%s=%s", q->n ? "&" : "", key,
+	                         value != NULL ? value : "");
+	if (q->n >= sizeof(q->s))
+		q->n = sizeof(q->s) - 1;
+	return MHD_YES;
+}
+
+static enum MHD_Result
+handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+       const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+	qbuf_t q = { .n = 0 };
+	const char *results_arg;
+	int nreq, status = MHD_HTTP_OK, retry_after = 0;
+	size_t want;
+	char *body;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	(void)cls, (void)url, (void)method, (void)version, (void)upload, (void)upload_size;
+	(void)con_cls;
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &q);
+	results_arg = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "results");
+	want = results_arg != NULL ? (size_t)strtoul(results_arg, NULL, 10) : 1;
+
+	pthread_mutex_lock(&srv.mu);
+	nreq = srv.nreq++;
+	if (nreq < MAX_LOGGED)
+		snprintf(srv.queries[nreq], sizeof(srv.queries[nreq]), "%s", q.s);
+	if (srv.mode == MODE_503_TWICE && nreq < 2)
+		status = 503;
+	else if (srv.mode == MODE_429_ONCE && nreq < 1)
+		status = 429, retry_after = 1;
+	else if (srv.mode == MODE_404)
+		status = 404;
+
+	if (status != MHD_HTTP_OK) {
+		body = strdup("{\"error\": \"not now\"}");
+	} else if (srv.mode == MODE_MALFORMED) {
+		body = strdup("{\"results\": [{\"gender\": \"male\",");
+	} else {
+		json_t *root, *arr = json_array();
+		size_t n = srv.mode == MODE_SHORT ? want - 1 : want;
+
+		for (size_t i = 0; i < n; i++) {
+			json_t *u = make_user(srv.next_user++);
+
+			if (srv.mode == MODE_NO_UUID && i == 2)
+				json_object_del(json_object_get(u, "login"), "uuid");
+			json_array_append_new(arr, u);
+		}
+		root = json_pack("{s:o, s:{s:s, s:I, s:i, s:s}}", "results", arr, "info", "seed",
+		                 "abc", "results", (json_int_t)n, "page", 1, "version", "1.4");
+		body = json_dumps(root, JSON_COMPACT);
+		json_decref(root);
+	}
+	pthread_mutex_unlock(&srv.mu);
+
+	resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	if (retry_after)
+		MHD_add_response_header(resp, "Retry-After", "1");
+	ret = MHD_queue_response(conn, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static void
+srv_start(void)
+{
+	const union MHD_DaemonInfo *info;
+
+	srv.mode = MODE_OK;
+	srv.nreq = 0;
+	srv.next_user = 0;
+	srv.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handle, NULL,
+	                              MHD_OPTION_SOCK_ADDR, NULL, MHD_OPTION_END);
+	cr_assert_not_null(srv.daemon, "MHD_start_daemon failed");
+	info = MHD_get_daemon_info(srv.daemon, MHD_DAEMON_INFO_BIND_PORT);
+	cr_assert_not_null(info);
+	srv.port = info->port;
+	cr_assert_gt(srv.port, 0);
+}
+
+static void
+srv_stop(void)
+{
+	if (srv.daemon != NULL)
+		MHD_stop_daemon(srv.daemon);
+	srv.daemon = NULL;
+}
+
+static int
+srv_requests(void)
+{
+	int n;
+
+	pthread_mutex_lock(&srv.mu);
+	n = srv.nreq;
+	pthread_mutex_unlock(&srv.mu);
+	return n;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static tally_randomuser_t *
+client(const char *suffix, tally_randomuser_opts_t *o)
+{
+	char url[128], err[256] = "";
+	tally_randomuser_t *ru;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/%s", srv.port, suffix);
+	ru = tally_randomuser_new(url, o, err, sizeof(err));
+	cr_assert_not_null(ru, "tally_randomuser_new: %s", err);
+	return ru;
+}
+
+/* Fast defaults for tests: no rate limit, 10 ms backoff. */
+static tally_randomuser_opts_t
+fast_opts(void)
+{
+	tally_randomuser_opts_t o;
+
+	tally_randomuser_opts_init(&o);
+	o.requests_per_s = 0;
+	o.initial_backoff_ms = 10;
+	o.max_backoff_ms = 40;
+	o.timeout_ms = 5000;
+	return o;
+}
+
+TestSuite(randomuser, .init = srv_start, .fini = srv_stop, .timeout = 30);
+
+/* ---- voters ---------------------------------------------------------------------------- */
+
+typedef struct kept {
+	char id[64], name[64], dob[16], gender[16], nat[8], reg[32], street[64], city[32];
+	char state[32], country[32], postcode[32], email[64], phone[32], cell[32], pic[96];
+	int age;
+} kept_t;
+
+typedef struct voters {
+	char (*ids)[40];
+	size_t n;
+	kept_t k0, k4, k1233;
+} voters_t;
+
+static void
+keep(kept_t *k, const tally_randomuser_voter_t *v)
+{
+#define K(f, src) snprintf(k->f, sizeof(k->f), "%s", v->src)
+	K(id, voter_id); K(name, voter_name); K(dob, date_of_birth); K(gender, gender);
+	K(nat, nationality); K(reg, registration_number); K(street, address_street);
+	K(city, address_city); K(state, address_state); K(country, address_country);
+	K(postcode, address_postcode); K(email, email); K(phone, phone_number);
+	K(cell, cell_number); K(pic, picture);
+#undef K
+	k->age = v->registered_age;
+}
+
+static int
+on_voter(const tally_randomuser_voter_t *v, void *arg)
+{
+	voters_t *vs = arg;
+
+	snprintf(vs->ids[vs->n], sizeof(vs->ids[0]), "%s", v->voter_id);
+	if (vs->n == 0)
+		keep(&vs->k0, v);
+	else if (vs->n == 4)
+		keep(&vs->k4, v);
+	else if (vs->n == 1233)
+		keep(&vs->k1233, v);
+	vs->n++;
+	return 0;
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static int
+count_progress(size_t done, size_t total, void *arg)
+{
+	size_t *calls = arg;
+
+	cr_assert_eq(total, 1234);
+	cr_assert_eq(done, calls[0] == 12 ? 1234 : (calls[0] + 1) * 100);
+	calls[0]++;
+	return 0;
+}
+
+Test(randomuser, voters_in_batches_with_the_original_mapping)
+{
+	tally_randomuser_opts_t o = fast_opts();
+	voters_t vs = { .ids = calloc(1300, sizeof(*vs.ids)) };
+	size_t distinct = 0, calls = 0;
+	char err[256] = "";
+	tally_randomuser_t *ru;
+	int rc;
+
+	o.progress = count_progress;
+	o.progress_arg = &calls;
+	ru = client("", &o);
+	rc = tally_randomuser_fetch_voters(ru, 1234, on_voter, &vs, err, sizeof(err));
+	cr_assert_eq(rc, 0, "fetch: %d %s", rc, err);
+	cr_assert_eq(vs.n, 1234);
+	cr_assert_eq(calls, 13);
+	cr_assert_eq(srv_requests(), 13);
+	cr_assert_eq(tally_randomuser_requests(ru), 13);
+	cr_assert_str_eq(srv.queries[0], "nat=gb&results=100");
+	cr_assert_str_eq(srv.queries[11], "nat=gb&results=100");
+	cr_assert_str_eq(srv.queries[12], "nat=gb&results=34");
+
+	qsort(vs.ids, vs.n, sizeof(vs.ids[0]), cmp_id);
+	for (size_t i = 0; i < vs.n; i++)
+		distinct += i == 0 || strcmp(vs.ids[i], vs.ids[i - 1]) != 0;
+	cr_assert_eq(distinct, 1234);
+
+	/* User 0: postcode a number. */
+	cr_assert_str_eq(vs.k0.id, "00000000-0000-4000-8000-000000000000");
+	cr_assert_str_eq(vs.k0.name, "First0 Last0");
+	cr_assert_str_eq(vs.k0.dob, "1940-01-01");
+	cr_assert_str_eq(vs.k0.gender, "male");
+	cr_assert_str_eq(vs.k0.nat, "GB");
+	cr_assert_str_eq(vs.k0.reg, "user0");
+	cr_assert_str_eq(vs.k0.street, "1 Street 0");
+	cr_assert_str_eq(vs.k0.city, "City0");
+	cr_assert_str_eq(vs.k0.state, "State0");
+	cr_assert_str_eq(vs.k0.country, "United Kingdom");
+	cr_assert_str_eq(vs.k0.postcode, "10000");
+	cr_assert_str_eq(vs.k0.email, "user0@example.com");
+	cr_assert_str_eq(vs.k0.phone, "01000000000");
+	cr_assert_str_eq(vs.k0.cell, "07000000000");
+	cr_assert_str_eq(vs.k0.pic, "https://randomuser.me/api/portraits/men/0.jpg");
+	cr_assert_eq(vs.k0.age, 0);
+
+	/* User 4: postcode a string, street number 5. */
+	cr_assert_str_eq(vs.k4.id, "00000000-0000-4000-8000-000000000004");
+	cr_assert_str_eq(vs.k4.name, "First4 Last4");
+	cr_assert_str_eq(vs.k4.dob, "1944-05-05");
+	cr_assert_str_eq(vs.k4.gender, "male");
+	cr_assert_str_eq(vs.k4.street, "5 Street 4");
+	cr_assert_str_eq(vs.k4.postcode, "AB4 1CD");
+	cr_assert_str_eq(vs.k4.pic, "https://randomuser.me/api/portraits/men/4.jpg");
+	cr_assert_eq(vs.k4.age, 4);
+
+	/* User 1233 (last of the short batch, a multiple of 3): postcode a number. */
+	cr_assert_str_eq(vs.k1233.id, "00000000-0000-4000-8000-0000000004d1");
+	cr_assert_str_eq(vs.k1233.name, "First1233 Last1233");
+	cr_assert_str_eq(vs.k1233.dob, "1973-10-02");
+	cr_assert_str_eq(vs.k1233.reg, "user1233");
+	cr_assert_str_eq(vs.k1233.street, "34 Street 33");
+	cr_assert_str_eq(vs.k1233.city, "City3");
+	cr_assert_str_eq(vs.k1233.state, "State1");
+	cr_assert_str_eq(vs.k1233.postcode, "11233");
+	cr_assert_str_eq(vs.k1233.email, "user1233@example.com");
+	cr_assert_str_eq(vs.k1233.phone, "01000001233");
+	cr_assert_eq(vs.k1233.age, 13);
+
+	tally_randomuser_destroy(ru);
+	free(vs.ids);
+}
+
+/* ---- candidates ------------------------------------------------------------------------ */
+
+typedef struct cands {
+	size_t n;
+	char name[4][64], gender[4][8], photo[4][96], bio[4][256], platform[4][256];
+} cands_t;
+
+static int
+on_cand(const tally_randomuser_candidate_t *c, void *arg)
+{
+	cands_t *cs = arg;
+
+	cr_assert_eq(c->index, cs->n);
+	snprintf(cs->name[cs->n], sizeof(cs->name[0]), "%s", c->candidate_name);
+	snprintf(cs->gender[cs->n], sizeof(cs->gender[0]), "%s", c->gender);
+	snprintf(cs->photo[cs->n], sizeof(cs->photo[0]), "%s", c->photo_url);
+	snprintf(cs->bio[cs->n], sizeof(cs->bio[0]), "%s", c->biography);
+	snprintf(cs->platform[cs->n], sizeof(cs->platform[0]), "%s", c->campaign_platform);
+	cs->n++;
+	return 0;
+}
+
+Test(randomuser, candidates_alternate_gender_one_request_each)
+{
+	tally_randomuser_opts_t o = fast_opts();
+	cands_t a = { 0 }, b = { 0 };
+	char err[256] = "";
+	tally_randomuser_t *ru;
+
+	o.seed = 42;
+	ru = client("", &o);
+	cr_assert_eq(tally_randomuser_fetch_candidates(ru, 4, on_cand, &a, err, sizeof(err)), 0,
+	             "%s", err);
+	cr_assert_eq(a.n, 4);
+	cr_assert_eq(srv_requests(), 4);
+	cr_assert_str_eq(srv.queries[0], "nat=gb&results=1&gender=male");
+	cr_assert_str_eq(srv.queries[1], "nat=gb&results=1&gender=female");
+	cr_assert_str_eq(srv.queries[2], "nat=gb&results=1&gender=male");
+	cr_assert_str_eq(srv.queries[3], "nat=gb&results=1&gender=female");
+	cr_assert_str_eq(a.gender[0], "male");
+	cr_assert_str_eq(a.gender[1], "female");
+	cr_assert_str_eq(a.name[0], "First0 Last0");
+	cr_assert_str_eq(a.name[3], "First3 Last3");
+	cr_assert_str_eq(a.photo[1], "https://randomuser.me/api/portraits/women/1.jpg");
+	cr_assert_eq(strncmp(a.bio[0], "First0 Last0 has worked as ", 27), 0, "%s", a.bio[0]);
+	cr_assert_eq(strncmp(a.platform[2], "Promises ", 9), 0, "%s", a.platform[2]);
+	tally_randomuser_destroy(ru);
+
+	/* Same seed, same texts (the names differ: the server's users move on). */
+	srv.next_user = 0;
+	ru = client("", &o);
+	cr_assert_eq(tally_randomuser_fetch_candidates(ru, 4, on_cand, &b, err, sizeof(err)), 0);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_str_eq(a.bio[i], b.bio[i]);
+		cr_assert_str_eq(a.platform[i], b.platform[i]);
+	}
+	cr_assert_str_neq(a.platform[0], a.platform[1]);
+	tally_randomuser_destroy(ru);
+}
+
+/* ---- retries --------------------------------------------------------------------------- */
+
+static int
+count_only(const tally_randomuser_voter_t *v, void *arg)
+{
+	(void)v;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+Test(randomuser, retries_503_then_succeeds)
+{
+	tally_randomuser_opts_t o = fast_opts();
+	size_t n = 0;
+	char err[256] = "";
+	tally_randomuser_t *ru;
+
+	srv.mode = MODE_503_TWICE;
+	ru = client("", &o);
+	cr_assert_eq(tally_randomuser_fetch_voters(ru, 10, count_only, &n, err, sizeof(err)), 0,
+	             "%s", err);
+	cr_assert_eq(n, 10);
+	cr_assert_eq(srv_requests(), 3);
+	cr_assert_eq(tally_randomuser_requests(ru), 3);
+	tally_randomuser_destroy(ru);
+}
+
+Test(randomuser, honours_retry_after_on_429)
+{
+	tally_randomuser_opts_t o = fast_opts();
+	size_t n = 0;
+	char err[256] = "";
+	tally_randomuser_t *ru;
+	double t0, elapsed;
+
+	srv.mode = MODE_429_ONCE;
+	ru = client("", &o);
+	t0 = now_s();
+	cr_assert_eq(tally_randomuser_fetch_voters(ru, 5, count_only, &n, err, sizeof(err)), 0,
+	             "%s", err);
+	elapsed = now_s() - t0;
+	cr_assert_eq(n, 5);
+	cr_assert_eq(srv_requests(), 2);
+	cr_assert_geq(elapsed, 1.0, "elapsed %.3f s", elapsed);
+	cr_assert_lt(elapsed, 3.0, "elapsed %.3f s", elapsed);
+	tally_randomuser_destroy(ru);
+}
+
+Test(randomuser, retries_run_out_with_the_last_status)
+{
+	tally_randomuser_opts_t o = fast_opts();
+	size_t n = 0;
+	char err[256] = "", want[256];
+	tally_randomuser_t *ru;
+
+	srv.mode = MODE_503_TWICE;
+	o.max_retries = 1;
+	ru = client("", &o);
+	cr_assert_eq(tally_randomuser_fetch_voters(ru, 5, count_only, &n, err, sizeof(err)),
+	             TALLY_EIO);
+	snprintf(want, sizeof(want),
+	         "could not fetch \"http://127.0.0.1:%d/api/\" after 2 attempts: HTTP status 503",
+	         srv.port);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(srv_requests(), 2);
+	tally_randomuser_destroy(ru);
+}
+
+/* ---- failures that are not retried ----------------------------------------------------- */
+
+static void
+expect_failure(enum srv_mode mode, size_t n, int want_rc, const char *fmt)
+{
+	tally_randomuser_opts_t o = fast_opts();
+	size_t got = 0;
+	char err[256] = "", want[256];
+	tally_randomuser_t *ru;
+
+	srv.mode = mode;
+	/* A secret in the query string must not reach the message. */
+	ru = client("?key=s3cret", &o);
+	cr_assert_eq(tally_randomuser_fetch_voters(ru, n, count_only, &got, err, sizeof(err)),
+	             want_rc, "%s", err);
+	snprintf(want, sizeof(want), fmt, srv.port);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(srv_requests(), 1);
+	cr_assert_str_eq(srv.queries[0], n == 10 ? "key=s3cret&nat=gb&results=10"
+	                                         : "key=s3cret&nat=gb&results=5");
+	cr_assert_eq(got, 0);
+	tally_randomuser_destroy(ru);
+}
+
+Test(randomuser, http_404_fails_at_once)
+{
+	expect_failure(MODE_404, 5, TALLY_EIO,
+	               "could not fetch \"http://127.0.0.1:%d/api/\": HTTP status 404");
+}
+
+Test(randomuser, malformed_json_fails_at_once)
+{
+	expect_failure(MODE_MALFORMED, 5, TALLY_EFORMAT,
+	               "could not parse the answer of \"http://127.0.0.1:%d/api/\": line 1 column 31:"
+	               " string or '}' expected near end of file");
+}
+
+Test(randomuser, missing_uuid_fails_at_once)
+{
+	expect_failure(MODE_NO_UUID, 5, TALLY_EFORMAT,
+	               "the answer of \"http://127.0.0.1:%d/api/\": results[2]: missing \"login.uuid\"");
+}
+
+Test(randomuser, short_answer_fails_at_once)
+{
+	expect_failure(MODE_SHORT, 10, TALLY_EFORMAT,
+	               "the answer of \"http://127.0.0.1:%d/api/\" has 9 results instead of 10");
+}
+
+Test(randomuser, refused_port_fails_after_the_retries)
+{
+	tally_randomuser_opts_t o = fast_opts();
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	char url[128], err[256] = "", want[256];
+	tally_randomuser_t *ru;
+	size_t n = 0;
+	double t0;
+	int fd, port;
+
+	/* A port that was free a moment ago and has no listener now. */
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+
+	o.max_retries = 3;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/", port);
+	ru = tally_randomuser_new(url, &o, err, sizeof(err));
+	cr_assert_not_null(ru, "%s", err);
+	t0 = now_s();
+	cr_assert_eq(tally_randomuser_fetch_voters(ru, 5, count_only, &n, err, sizeof(err)),
+	             TALLY_EIO);
+	snprintf(want, sizeof(want),
+	         "could not fetch \"http://127.0.0.1:%d/api/\" after 4 attempts: "
+	         "Couldn't connect to server", port);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(tally_randomuser_requests(ru), 4);
+	/* Three backoffs of at least 5, 10 and 20 ms (half of 10, 20, 40: the jitter's floor). */
+	cr_assert_geq(now_s() - t0, 0.035);
+	cr_assert_eq(n, 0);
+	tally_randomuser_destroy(ru);
+}
+
+/* ---- rate limit and options ------------------------------------------------------------ */
+
+Test(randomuser, rate_limit_holds)
+{
+	tally_randomuser_opts_t o = fast_opts();
+	size_t n = 0;
+	char err[256] = "";
+	tally_randomuser_t *ru;
+	double t0, elapsed;
+
+	o.requests_per_s = 10;
+	o.batch_size = 10;
+	ru = client("", &o);
+	t0 = now_s();
+	cr_assert_eq(tally_randomuser_fetch_voters(ru, 60, count_only, &n, err, sizeof(err)), 0,
+	             "%s", err);
+	elapsed = now_s() - t0;
+	cr_assert_eq(n, 60);
+	cr_assert_eq(srv_requests(), 6);
+	cr_assert_geq(elapsed, 0.5, "6 requests at 10/s took %.3f s", elapsed);
+	tally_randomuser_destroy(ru);
+}
+
+Test(randomuser, options_and_urls_are_checked)
+{
+	tally_randomuser_opts_t o;
+	char err[256] = "";
+
+	tally_randomuser_opts_init(&o);
+	cr_assert_eq(o.batch_size, 100);
+	cr_assert_eq(o.max_retries, 6);
+	cr_assert_eq(o.initial_backoff_ms, 250);
+	cr_assert_eq(o.max_backoff_ms, 8000);
+	cr_assert_eq(o.timeout_ms, 30000);
+	cr_assert_float_eq(o.requests_per_s, 5.0, 1e-9);
+
+	o.batch_size = 5001;
+	cr_assert_null(tally_randomuser_new("http://127.0.0.1/api/", &o, err, sizeof(err)));
+	cr_assert_str_eq(err, "invalid batch size 5001: must be 1 to 5000");
+	cr_assert_null(tally_randomuser_new("ftp://example.com/api/", NULL, err, sizeof(err)));
+	cr_assert_str_eq(err, "invalid Random User API URL \"ftp://example.com/api/\": not http:// "
+	                      "or https://");
+	tally_randomuser_destroy(NULL);
+}
