@@ -1,0 +1,553 @@
+/*
+ * tally-gen (apps/tally-gen) against the real Kafka and PostgreSQL scripts/services started:
+ * 20,000 generated voters land exactly in PostgreSQL (row counts, per-region counts equal
+ * to the generator's, the election row) and in Kafka (voters_topic holds exactly 20,000
+ * messages, one per voter, each keyed by its voter_id and equal byte for byte to the
+ * generator's JSON; candidates_topic exactly the candidates; every topic with the
+ * partitions asked for). A second run with the same arguments is refused and changes
+ * nothing; so is a Kafka-only run into the filled topics. Bad options exit 2 with the
+ * message.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+
+#include <tally/gen.h>
+#include <tally/kafka.h>
+
+#include "pgtest.h"
+#include "services.h"
+
+#define N_VOTERS 20000
+#define N_CANDIDATES 5
+#define N_PARTIES 3
+#define N_REGIONS 20
+#define N_PARTITIONS 4
+#define SEED 7
+#define TIMEOUT_MS 30000
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* build/bin/tally-gen, from this test's own path (build/tests/...). */
+static void
+tally_gen_path(char *buf, size_t size)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	cr_assert(n > 0, "readlink /proc/self/exe");
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	cr_assert_not_null(slash);
+	*slash = '\0';
+	snprintf(buf, size, "%s/../bin/tally-gen", self);
+	cr_assert_eq(access(buf, X_OK), 0, "no program at %s", buf);
+}
+
+/* Run tally-gen with args (NULL-terminated); its stdout and stderr go into out. */
+static int
+run_gen(const char *const *args, char *out, size_t out_size)
+{
+	char path[PATH_MAX + 32];
+	const char *argv[64];
+	int fds[2], status, n = 0;
+	size_t len = 0;
+	pid_t pid;
+
+	tally_gen_path(path, sizeof(path));
+	argv[n++] = path;
+	for (; *args != NULL; args++) {
+		cr_assert(n < 63);
+		argv[n++] = *args;
+	}
+	argv[n] = NULL;
+	setenv("TALLY_KAFKA_BROKERS", tally_test_service("TALLY_KAFKA_BROKERS"), 1);
+	setenv("TALLY_PG_DSN", tally_test_service("TALLY_PG_DSN"), 1);
+	cr_assert_eq(pipe(fds), 0);
+	fflush(NULL);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		close(fds[0]);
+		close(fds[1]);
+		execv(path, (char *const *)argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	for (;;) {
+		ssize_t r = read(fds[0], out + len, out_size - 1 - len);
+
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+		if (len == out_size - 1) {
+			char sink[4096];
+
+			while (read(fds[0], sink, sizeof(sink)) > 0)
+				;
+			break;
+		}
+	}
+	out[len] = '\0';
+	close(fds[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "tally-gen did not exit normally: %s", out);
+	fprintf(stderr, "tally-gen exit %d: %s", WEXITSTATUS(status), out);
+	return WEXITSTATUS(status);
+}
+
+/* ---- Kafka helpers ---- */
+
+static rd_kafka_conf_t *
+kconf(void)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char err[512];
+
+	cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers",
+	                               tally_test_service("TALLY_KAFKA_BROKERS"), err, sizeof(err)),
+	             RD_KAFKA_CONF_OK, "%s", err);
+	return conf;
+}
+
+static rd_kafka_t *
+client(rd_kafka_type_t type)
+{
+	rd_kafka_conf_t *conf = kconf();
+	char err[512];
+	rd_kafka_t *rk;
+
+	if (type == RD_KAFKA_CONSUMER) {
+		cr_assert_eq(rd_kafka_conf_set(conf, "group.id", "tally-test-gen", err, sizeof(err)),
+		             RD_KAFKA_CONF_OK);
+		cr_assert_eq(rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)),
+		             RD_KAFKA_CONF_OK);
+	}
+	rk = rd_kafka_new(type, conf, err, sizeof(err));
+	cr_assert_not_null(rk, "%s", err);
+	return rk;
+}
+
+static int
+partitions_of(rd_kafka_t *rk, const char *name)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, name, NULL);
+	const struct rd_kafka_metadata *md;
+	rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, TIMEOUT_MS);
+	int n;
+
+	cr_assert_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "metadata \"%s\": %s", name,
+	             rd_kafka_err2str(e));
+	cr_assert_eq(md->topics[0].err, RD_KAFKA_RESP_ERR_NO_ERROR, "metadata \"%s\": %s", name,
+	             rd_kafka_err2str(md->topics[0].err));
+	n = md->topics[0].partition_cnt;
+	rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	return n;
+}
+
+/* Messages a topic holds: the sum of its partitions' high watermarks (nothing expires). */
+static int64_t
+messages_in(rd_kafka_t *rk, const char *topic, int partitions)
+{
+	int64_t sum = 0;
+
+	for (int p = 0; p < partitions; p++) {
+		int64_t lo, hi;
+		rd_kafka_resp_err_t e =
+		    rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, TIMEOUT_MS);
+
+		cr_assert_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks \"%s\" [%d]: %s", topic, p,
+		             rd_kafka_err2str(e));
+		cr_assert_eq(lo, 0);
+		sum += hi;
+	}
+	return sum;
+}
+
+typedef void (*msg_fn)(const rd_kafka_message_t *m, void *arg);
+
+/* Read every message of topic from the beginning; expect exactly `expect` of them. */
+static void
+consume_all(const char *topic, int partitions, long expect, msg_fn fn, void *arg)
+{
+	rd_kafka_t *rk = client(RD_KAFKA_CONSUMER);
+	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
+	double deadline = now_s() + 120;
+	long got = 0;
+
+	for (int p = 0; p < partitions; p++)
+		rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+	cr_assert_eq(rd_kafka_assign(rk, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
+	rd_kafka_topic_partition_list_destroy(parts);
+	while (got < expect && now_s() < deadline) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+
+		if (m == NULL)
+			continue;
+		cr_assert_eq(m->err, RD_KAFKA_RESP_ERR_NO_ERROR, "consume \"%s\": %s", topic,
+		             rd_kafka_message_errstr(m));
+		fn(m, arg);
+		got++;
+		rd_kafka_message_destroy(m);
+	}
+	cr_assert_eq(got, expect, "\"%s\": %ld of %ld messages within 120 s", topic, got, expect);
+	/* Nothing beyond: a short extra wait finds no further message. */
+	for (double end = now_s() + 1; now_s() < end;) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+
+		if (m == NULL)
+			continue;
+		cr_assert_eq(m->err, RD_KAFKA_RESP_ERR__PARTITION_EOF,
+		             "\"%s\": a message beyond the %ld expected", topic, expect);
+		rd_kafka_message_destroy(m);
+	}
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+}
+
+static void
+delete_topics(const tally_kafka_topics_t *t)
+{
+	rd_kafka_t *rk = client(RD_KAFKA_PRODUCER);
+	rd_kafka_DeleteTopic_t *dts[TALLY_KAFKA_N_TOPICS];
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_event_t *ev;
+
+	for (int i = 0; i < TALLY_KAFKA_N_TOPICS; i++)
+		dts[i] = rd_kafka_DeleteTopic_new(t->topic[i].name);
+	rd_kafka_DeleteTopics(rk, dts, TALLY_KAFKA_N_TOPICS, NULL, q);
+	if ((ev = rd_kafka_queue_poll(q, TIMEOUT_MS)) != NULL)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_DeleteTopic_destroy_array(dts, TALLY_KAFKA_N_TOPICS);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+}
+
+/* ---- the expected registry ---- */
+
+typedef struct voter_key {
+	char id[TALLY_UUID_STRLEN + 1];
+	uint32_t idx;
+} voter_key_t;
+
+typedef struct voters_check {
+	const tally_gen_t *gen;
+	voter_key_t *keys;             /* sorted by id */
+	unsigned char *seen;
+	long distinct;
+} voters_check_t;
+
+static int
+cmp_key(const void *a, const void *b)
+{
+	return strcmp(((const voter_key_t *)a)->id, ((const voter_key_t *)b)->id);
+}
+
+static void
+check_voter_msg(const rd_kafka_message_t *m, void *arg)
+{
+	voters_check_t *vc = arg;
+	voter_key_t want;
+	const voter_key_t *k;
+	char buf[TALLY_GEN_MSG_MAX], vid[64];
+	size_t len;
+	const char *p;
+
+	cr_assert_eq(m->key_len, TALLY_UUID_STRLEN, "key of %zu bytes", m->key_len);
+	memcpy(want.id, m->key, TALLY_UUID_STRLEN);
+	want.id[TALLY_UUID_STRLEN] = '\0';
+	k = bsearch(&want, vc->keys, N_VOTERS, sizeof(*vc->keys), cmp_key);
+	cr_assert_not_null(k, "key \"%s\" is no generated voter", want.id);
+	cr_assert_eq(vc->seen[k->idx], 0, "voter %u produced twice", k->idx);
+	vc->seen[k->idx] = 1;
+	vc->distinct++;
+	/* The value is the generator's voters_topic JSON, whose voter_id is the key. */
+	len = tally_gen_voter_json(vc->gen, k->idx, buf, sizeof(buf));
+	cr_assert_eq(m->len, len, "voter %u: %zu bytes, not %zu", k->idx, m->len, len);
+	cr_assert(memcmp(m->payload, buf, len) == 0, "voter %u: value differs", k->idx);
+	p = strstr(buf, "\"voter_id\"");
+	cr_assert_not_null(p);
+	p = strchr(p + 10, '"');
+	cr_assert_not_null(p, "voter_id in %s", buf);
+	memcpy(vid, p + 1, TALLY_UUID_STRLEN);
+	vid[TALLY_UUID_STRLEN] = '\0';
+	cr_assert_eq(p[1 + TALLY_UUID_STRLEN], '"', "voter_id in %s", buf);
+	cr_assert_str_eq(vid, want.id, "key and value's voter_id differ");
+}
+
+typedef struct cands_check {
+	const tally_gen_t *gen;
+	int seen[N_CANDIDATES];
+} cands_check_t;
+
+static void
+check_candidate_msg(const rd_kafka_message_t *m, void *arg)
+{
+	cands_check_t *cc = arg;
+	char buf[TALLY_GEN_MSG_MAX];
+
+	for (uint32_t i = 0; i < N_CANDIDATES; i++) {
+		tally_gen_candidate_t c;
+		size_t len;
+
+		tally_gen_candidate(cc->gen, i, &c);
+		if (m->key_len != strlen(c.candidate_id) ||
+		    memcmp(m->key, c.candidate_id, m->key_len) != 0)
+			continue;
+		cr_assert_eq(cc->seen[i], 0, "candidate %u produced twice", i);
+		cc->seen[i] = 1;
+		len = tally_gen_candidate_json(cc->gen, i, buf, sizeof(buf));
+		cr_assert_eq(m->len, len);
+		cr_assert(memcmp(m->payload, buf, len) == 0, "candidate %u: value differs", i);
+		return;
+	}
+	cr_assert_fail("candidates_topic key \"%.*s\" is no generated candidate", (int)m->key_len,
+	               (const char *)m->key);
+}
+
+static tally_gen_t *
+expected_gen(void)
+{
+	tally_gen_opts_t o;
+	char err[256];
+	tally_gen_t *gen;
+
+	tally_gen_opts_init(&o);
+	o.seed = SEED;
+	o.voters = N_VOTERS;
+	o.candidates = N_CANDIDATES;
+	o.parties = N_PARTIES;
+	o.regions = N_REGIONS;
+	gen = tally_gen_new(&o, err, sizeof(err));
+	cr_assert_not_null(gen, "%s", err);
+	return gen;
+}
+
+/* ---- PostgreSQL checks ---- */
+
+static void
+check_postgres(PGconn *c, const tally_gen_t *gen)
+{
+	const tally_gen_opts_t *o = tally_gen_get_opts(gen);
+	PGresult *res;
+	uint64_t total = 0;
+	int nonempty = 0;
+
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM parties"), N_PARTIES);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM candidates"), N_CANDIDATES);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM voters"), N_VOTERS);
+	for (uint32_t i = 0; i < N_CANDIDATES; i++) {
+		tally_gen_candidate_t cand;
+		const char *params[2];
+
+		tally_gen_candidate(gen, i, &cand);
+		params[0] = cand.candidate_id;
+		params[1] = cand.party_affiliation;
+		res = PQexecParams(c,
+		                   "SELECT count(*) FROM candidates WHERE candidate_id = $1::uuid"
+		                   " AND party_affiliation = $2",
+		                   2, NULL, params, NULL, NULL, 0);
+		cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+		cr_assert_str_eq(PQgetvalue(res, 0, 0), "1", "candidate %u", i);
+		PQclear(res);
+	}
+
+	/* Per region, exactly the generator's registered counts. */
+	res = PQexec(c, "SELECT region, count(*) FROM voters GROUP BY region");
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+	for (uint32_t i = 0; i < N_REGIONS; i++) {
+		const char *name = tally_gen_region_name(gen, i);
+		uint64_t want = tally_gen_region_registered(gen, i), got = 0;
+
+		for (int row = 0; row < PQntuples(res); row++)
+			if (strcmp(PQgetvalue(res, row, 0), name) == 0)
+				got = strtoull(PQgetvalue(res, row, 1), NULL, 10);
+		cr_assert_eq(got, want, "region \"%s\": %llu voters, the generator has %llu", name,
+		             (unsigned long long)got, (unsigned long long)want);
+		total += want;
+		nonempty += want > 0;
+	}
+	cr_assert_eq(total, N_VOTERS);
+	cr_assert_eq(PQntuples(res), nonempty, "regions the generator does not have");
+	PQclear(res);
+
+	res = PQexec(c, "SELECT election_id, extract(epoch FROM opens_at)::bigint,"
+	                " extract(epoch FROM closes_at)::bigint, status FROM elections");
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+	cr_assert_eq(PQntuples(res), 1);
+	cr_assert_str_eq(PQgetvalue(res, 0, 0), "test-gen");
+	cr_assert_eq(strtoll(PQgetvalue(res, 0, 1), NULL, 10), o->opens_at);
+	cr_assert_eq(strtoll(PQgetvalue(res, 0, 2), NULL, 10), o->closes_at);
+	cr_assert_str_eq(PQgetvalue(res, 0, 3), "scheduled");
+	PQclear(res);
+}
+
+static void
+setup(void)
+{
+	pgtest_schema_create();
+}
+
+TestSuite(tally_gen, .init = setup, .fini = pgtest_schema_drop, .timeout = 900);
+
+Test(tally_gen, loads_postgres_and_kafka_exactly)
+{
+	char prefix[128], pgopt[160], out[16384];
+	const char *args[] = {"--seed", "7", "--voters", "20000", "--candidates", "5",
+	                      "--parties", "3", "--regions", "20", "--partitions", "4",
+	                      "--election-id", "test-gen", "--topic-prefix", prefix,
+	                      "--batch", "3000", pgopt, "--quiet", NULL};
+	tally_gen_t *gen = expected_gen();
+	tally_kafka_topics_t t;
+	voters_check_t vc = {.gen = gen};
+	cands_check_t cc = {.gen = gen};
+	rd_kafka_t *rk;
+	PGconn *c;
+	char err[256];
+
+	snprintf(prefix, sizeof(prefix), "tally_test_gen_%ld_%d_", (long)time(NULL), (int)getpid());
+	snprintf(pgopt, sizeof(pgopt), "--pg.options=%s", pgtest_options());
+	cr_assert_eq(tally_kafka_topics_init(&t, prefix, N_PARTITIONS, err, sizeof(err)), 0);
+
+	cr_assert_eq(run_gen(args, out, sizeof(out)), 0, "first run: %s", out);
+	cr_assert_not_null(strstr(out, "3 parties, 5 candidates, 20000 voters"), "%s", out);
+
+	c = pgtest_connect();
+	check_postgres(c, gen);
+
+	/* Kafka: the topics with their partitions, then every message. */
+	rk = client(RD_KAFKA_PRODUCER);
+	for (int i = 0; i < TALLY_KAFKA_N_TOPICS; i++) {
+		int results = i == TALLY_KAFKA_RESULTS_CANDIDATE || i == TALLY_KAFKA_RESULTS_LOCATION ||
+		              i == TALLY_KAFKA_RESULTS_PARTY;
+
+		cr_assert_eq(partitions_of(rk, t.topic[i].name), results ? 1 : N_PARTITIONS, "\"%s\"",
+		             t.topic[i].name);
+	}
+	cr_assert_eq(messages_in(rk, t.topic[TALLY_KAFKA_VOTERS].name, N_PARTITIONS), N_VOTERS);
+	cr_assert_eq(messages_in(rk, t.topic[TALLY_KAFKA_CANDIDATES].name, N_PARTITIONS),
+	             N_CANDIDATES);
+
+	vc.keys = malloc(N_VOTERS * sizeof(*vc.keys));
+	vc.seen = calloc(N_VOTERS, 1);
+	cr_assert(vc.keys != NULL && vc.seen != NULL);
+	for (uint32_t i = 0; i < N_VOTERS; i++) {
+		tally_gen_voter_brief_t b;
+
+		tally_gen_voter_brief(gen, i, &b);
+		tally_uuid_format(&b.id, vc.keys[i].id);
+		vc.keys[i].id[TALLY_UUID_STRLEN] = '\0';
+		vc.keys[i].idx = i;
+	}
+	qsort(vc.keys, N_VOTERS, sizeof(*vc.keys), cmp_key);
+	consume_all(t.topic[TALLY_KAFKA_VOTERS].name, N_PARTITIONS, N_VOTERS, check_voter_msg, &vc);
+	cr_assert_eq(vc.distinct, N_VOTERS);
+	consume_all(t.topic[TALLY_KAFKA_CANDIDATES].name, N_PARTITIONS, N_CANDIDATES,
+	            check_candidate_msg, &cc);
+	for (int i = 0; i < N_CANDIDATES; i++)
+		cr_assert_eq(cc.seen[i], 1, "candidate %d missing", i);
+
+	/* The same arguments again: refused, nothing changes anywhere. */
+	cr_assert_eq(run_gen(args, out, sizeof(out)), 1, "second run: %s", out);
+	cr_assert_str_eq(out, "tally-gen: the registry in PostgreSQL is not empty (table "
+	                      "\"parties\" holds rows): tally-gen loads only into an empty "
+	                      "registry, and changed nothing (use another database or schema, or "
+	                      "empty the tables)\n");
+	check_postgres(c, gen);
+	cr_assert_eq(messages_in(rk, t.topic[TALLY_KAFKA_VOTERS].name, N_PARTITIONS), N_VOTERS);
+	cr_assert_eq(messages_in(rk, t.topic[TALLY_KAFKA_CANDIDATES].name, N_PARTITIONS),
+	             N_CANDIDATES);
+
+	/* Kafka alone into the filled topics: refused too, before producing anything. */
+	{
+		const char *kargs[] = {"--seed", "7", "--voters", "20000", "--candidates", "5",
+		                       "--partitions", "4", "--topic-prefix", prefix, "--no-postgres",
+		                       "--quiet", NULL};
+		char want[1024];
+
+		cr_assert_eq(run_gen(kargs, out, sizeof(out)), 1, "kafka-only run: %s", out);
+		snprintf(want, sizeof(want),
+		         "tally-gen: topic \"%s\" is not empty (partition ", t.topic[TALLY_KAFKA_VOTERS].name);
+		cr_assert(strncmp(out, want, strlen(want)) == 0, "%s", out);
+		cr_assert_eq(messages_in(rk, t.topic[TALLY_KAFKA_VOTERS].name, N_PARTITIONS), N_VOTERS);
+	}
+
+	rd_kafka_destroy(rk);
+	PQfinish(c);
+	delete_topics(&t);
+	free(vc.keys);
+	free(vc.seen);
+	tally_gen_destroy(gen);
+}
+
+Test(tally_gen, bad_options_exit_2)
+{
+	char out[4096], path[128], line[256];
+	FILE *f;
+
+	{
+		const char *a[] = {"--voters", "abc", NULL};
+
+		cr_assert_eq(run_gen(a, out, sizeof(out)), 2);
+		cr_assert_str_eq(out, "tally-gen: --voters: \"abc\" is not a whole number\n");
+	}
+	{
+		const char *a[] = {"--voters", "0", NULL};
+
+		cr_assert_eq(run_gen(a, out, sizeof(out)), 2);
+		cr_assert_str_eq(out, "tally-gen: --voters: 0 is out of range (1 to 1000000000)\n");
+	}
+	{
+		const char *a[] = {"--votrs", "10", NULL};
+
+		cr_assert_eq(run_gen(a, out, sizeof(out)), 2);
+		cr_assert_str_eq(out, "tally-gen: unknown option \"--votrs\" (see --help)\n");
+	}
+	{
+		const char *a[] = {"--no-postgres", "--kafka.socket.timout.ms=5", NULL};
+
+		cr_assert_eq(run_gen(a, out, sizeof(out)), 2);
+		cr_assert_str_eq(out, "tally-gen: command line: kafka.socket.timout.ms: No such "
+		                      "configuration property: \"socket.timout.ms\"\n");
+	}
+	{
+		const char *a[] = {"--no-kafka", "--pg.nosuchkeyword=1", NULL};
+
+		cr_assert_eq(run_gen(a, out, sizeof(out)), 2);
+		cr_assert_not_null(strstr(out, "nosuchkeyword"), "%s", out);
+	}
+
+	/* A config file's bad line names file:line. */
+	snprintf(path, sizeof(path), "/tmp/tally_test_gen_%d.conf", (int)getpid());
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "# tally-gen\nvoters = 10\nvotrs = 10\n");
+	fclose(f);
+	{
+		const char *a[] = {"--config", path, NULL};
+
+		cr_assert_eq(run_gen(a, out, sizeof(out)), 2);
+		snprintf(line, sizeof(line), "tally-gen: %s:3: unknown key \"votrs\"\n", path);
+		cr_assert_str_eq(out, line);
+	}
+	unlink(path);
+}
