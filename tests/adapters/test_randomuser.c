@@ -31,6 +31,8 @@ enum srv_mode {
 	MODE_MALFORMED,     /* 200 with a truncated JSON body */
 	MODE_NO_UUID,       /* results[2] has no login.uuid */
 	MODE_SHORT,         /* one result fewer than asked for */
+	MODE_SLOW_ONCE,     /* the first request is answered after 800 ms */
+	MODE_SLOW,          /* every request is answered after 800 ms */
 };
 
 #define MAX_LOGGED 256
@@ -125,6 +127,11 @@ handle(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 
 	pthread_mutex_lock(&srv.mu);
 	nreq = srv.nreq++;
+	if (srv.mode == MODE_SLOW || (srv.mode == MODE_SLOW_ONCE && nreq == 0)) {
+		pthread_mutex_unlock(&srv.mu);
+		usleep(800 * 1000);
+		pthread_mutex_lock(&srv.mu);
+	}
 	if (nreq < MAX_LOGGED)
 		snprintf(srv.queries[nreq], sizeof(srv.queries[nreq]), "%s", q.s);
 	if (srv.mode == MODE_503_TWICE && nreq < 2)
@@ -169,12 +176,17 @@ static void
 srv_start(void)
 {
 	const union MHD_DaemonInfo *info;
+	struct sockaddr_in loopback = { .sin_family = AF_INET, .sin_port = 0 };
+
+	loopback.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
 	srv.mode = MODE_OK;
 	srv.nreq = 0;
 	srv.next_user = 0;
-	srv.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handle, NULL,
-	                              MHD_OPTION_SOCK_ADDR, NULL, MHD_OPTION_END);
+	/* A thread per connection, so a slow answer does not hold up the client's retry. */
+	srv.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
+	                              0, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, &loopback,
+	                              MHD_OPTION_END);
 	cr_assert_not_null(srv.daemon, "MHD_start_daemon failed");
 	info = MHD_get_daemon_info(srv.daemon, MHD_DAEMON_INFO_BIND_PORT);
 	cr_assert_not_null(info);
@@ -495,6 +507,45 @@ Test(randomuser, retries_run_out_with_the_last_status)
 	         srv.port);
 	cr_assert_str_eq(err, want);
 	cr_assert_eq(srv_requests(), 2);
+	tally_randomuser_destroy(ru);
+}
+
+Test(randomuser, retries_a_timeout)
+{
+	tally_randomuser_opts_t o = fast_opts();
+	size_t n = 0;
+	char err[256] = "";
+	tally_randomuser_t *ru;
+
+	srv.mode = MODE_SLOW_ONCE;
+	o.timeout_ms = 300;
+	ru = client("", &o);
+	cr_assert_eq(tally_randomuser_fetch_voters(ru, 5, count_only, &n, err, sizeof(err)), 0,
+	             "%s", err);
+	cr_assert_eq(n, 5);
+	cr_assert_eq(tally_randomuser_requests(ru), 2);
+	tally_randomuser_destroy(ru);
+}
+
+Test(randomuser, timeouts_run_out)
+{
+	tally_randomuser_opts_t o = fast_opts();
+	size_t n = 0;
+	char err[256] = "", want[256];
+	tally_randomuser_t *ru;
+
+	srv.mode = MODE_SLOW;
+	o.timeout_ms = 200;
+	o.max_retries = 1;
+	ru = client("", &o);
+	cr_assert_eq(tally_randomuser_fetch_voters(ru, 5, count_only, &n, err, sizeof(err)),
+	             TALLY_ETIMEDOUT);
+	snprintf(want, sizeof(want),
+	         "could not fetch \"http://127.0.0.1:%d/api/\" after 2 attempts: Timeout was reached",
+	         srv.port);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(tally_randomuser_requests(ru), 2);
+	cr_assert_eq(n, 0);
 	tally_randomuser_destroy(ru);
 }
 
