@@ -426,6 +426,7 @@ generate_only_thread(void *arg)
 	run_t *r = arg;
 	char buf[TALLY_GEN_MSG_MAX];
 	uint64_t sink = 0;
+	double t0 = now_s();
 
 	for (uint64_t i = 0; i < r->conf->voters; i++) {
 		tally_gen_voter_t v;
@@ -436,6 +437,7 @@ generate_only_thread(void *arg)
 			tally_store_relaxed(&r->pg_done, i + 1);
 	}
 	generate_sink = sink; /* keeps the work from being optimised away */
+	r->pg_s = now_s() - t0;
 	tally_store_release(&r->pg_finished, 1);
 	return NULL;
 }
@@ -458,8 +460,9 @@ static void
 progress(const run_t *r, double t0, bool tty, bool final)
 {
 	uint64_t n = r->conf->voters;
-	uint64_t pg = r->conf->no_postgres && !r->conf->no_kafka ? n : tally_load_relaxed(&r->pg_done);
-	uint64_t kf = r->conf->no_kafka ? n : tally_load_relaxed(&r->kafka_done);
+	bool gen_only = r->conf->no_postgres && r->conf->no_kafka;
+	uint64_t pg = r->conf->no_postgres && !gen_only ? n : tally_load_relaxed(&r->pg_done);
+	uint64_t kf = r->conf->no_kafka ? pg : tally_load_relaxed(&r->kafka_done);
 	uint64_t done = pg < kf ? pg : kf;
 	double el = now_s() - t0, rate = el > 0 ? (double)done / el : 0;
 	char eta[32], bar[31];
@@ -487,6 +490,7 @@ progress(const run_t *r, double t0, bool tty, bool final)
 
 typedef struct passthrough {
 	tally_pg_param_t *pg;
+	const char **pg_where;           /* where each pg setting was written, for messages */
 	size_t npg;
 	tally_kafka_setting_t *kafka;
 	size_t nkafka;
@@ -504,16 +508,19 @@ split_passthrough(const tally_opt_kvlist_t *list, passthrough_t *pt)
 
 	memset(pt, 0, sizeof(*pt));
 	pt->pg = calloc(list->n + 1, sizeof(*pt->pg));
+	pt->pg_where = calloc(list->n + 1, sizeof(*pt->pg_where));
 	pt->kafka = calloc(list->n + nd, sizeof(*pt->kafka));
-	if (pt->pg == NULL || pt->kafka == NULL)
+	if (pt->pg == NULL || pt->pg_where == NULL || pt->kafka == NULL)
 		return -1;
 	for (size_t i = 0; i < nd; i++)
 		pt->kafka[pt->nkafka++] = defaults[i];
 	for (size_t i = 0; i < list->n; i++) {
 		const tally_opt_kv_t *kv = &list->items[i];
 
-		if (strncmp(kv->key, "pg.", 3) == 0)
+		if (strncmp(kv->key, "pg.", 3) == 0) {
+			pt->pg_where[pt->npg] = kv->where;
 			pt->pg[pt->npg++] = (tally_pg_param_t){kv->key + 3, kv->value};
+		}
 		else
 			pt->kafka[pt->nkafka++] = (tally_kafka_setting_t){kv->key, kv->value, kv->where};
 	}
@@ -534,8 +541,12 @@ run(const tallygen_conf_t *conf)
 	double t_start = now_s(), t_pg = 0, t_kafka = 0, t0, t_loop;
 	int exit_rc = TALLYGEN_EXIT_FAIL;
 
+	memset(&pt, 0, sizeof(pt));
 	if (r == NULL || split_passthrough(&conf->passthrough, &pt) != 0) {
 		die_msg("out of memory");
+		free(pt.pg);
+		free(pt.pg_where);
+		free(pt.kafka);
 		free(r);
 		return TALLYGEN_EXIT_FAIL;
 	}
@@ -558,9 +569,11 @@ run(const tallygen_conf_t *conf)
 		die_msg("--topic-prefix: %s", err);
 		goto out;
 	}
-	if (!conf->no_postgres && tally_pg_check_params(pt.pg, pt.npg, err, sizeof(err)) != 0) {
-		die_msg("%s", err);
-		goto out;
+	for (size_t i = 0; !conf->no_postgres && i < pt.npg; i++) {
+		if (tally_pg_check_params(&pt.pg[i], 1, err, sizeof(err)) != 0) {
+			die_msg("%s: pg.%s: %s", pt.pg_where[i], pt.pg[i].key, err);
+			goto out;
+		}
 	}
 	if (!conf->no_kafka &&
 	    (kconf = tally_kafka_conf_new(getenv("TALLY_KAFKA_BROKERS"), pt.kafka, pt.nkafka, err,
@@ -663,7 +676,8 @@ run(const tallygen_conf_t *conf)
 	if (pg_started) {
 		pthread_join(pg_thr, NULL);
 		pg_started = false;
-		t_pg += r->pg_s;
+		if (!conf->no_postgres)
+			t_pg += r->pg_s;
 	}
 	if (kafka_started) {
 		pthread_join(kafka_thr, NULL);
@@ -687,13 +701,20 @@ run(const tallygen_conf_t *conf)
 		}
 		t_pg += now_s() - t0;
 	}
-	printf("tally-gen: %" PRIu32 " parties, %" PRIu32 " candidates, %" PRIu64
-	       " voters: postgres %s, kafka %s; stages (concurrent) postgres %.2f s, kafka %.2f s, "
-	       "total %.2f s\n",
-	       tally_gen_party_count(r->gen), tally_gen_candidate_count(r->gen), conf->voters,
-	       conf->no_postgres ? "skipped" : "committed",
-	       conf->no_kafka ? "skipped" : "all messages delivered", t_pg, t_kafka,
-	       now_s() - t_start);
+	if (conf->no_postgres && conf->no_kafka)
+		printf("tally-gen: %" PRIu32 " parties, %" PRIu32 " candidates, %" PRIu64
+		       " voters generated (rows and JSON, one thread), nothing stored; "
+		       "generate %.2f s, total %.2f s\n",
+		       tally_gen_party_count(r->gen), tally_gen_candidate_count(r->gen),
+		       conf->voters, r->pg_s, now_s() - t_start);
+	else
+		printf("tally-gen: %" PRIu32 " parties, %" PRIu32 " candidates, %" PRIu64
+		       " voters: postgres %s, kafka %s; stages (concurrent) postgres %.2f s, "
+		       "kafka %.2f s, total %.2f s\n",
+		       tally_gen_party_count(r->gen), tally_gen_candidate_count(r->gen),
+		       conf->voters, conf->no_postgres ? "skipped" : "committed",
+		       conf->no_kafka ? "skipped" : "all messages delivered", t_pg, t_kafka,
+		       now_s() - t_start);
 	fflush(stdout);
 	exit_rc = 0;
 	goto out;
@@ -715,6 +736,7 @@ out:
 	tally_kafka_producer_destroy(r->prod);
 	tally_gen_destroy(r->gen);
 	free(pt.pg);
+	free(pt.pg_where);
 	free(pt.kafka);
 	free(r);
 	return exit_rc;

@@ -533,7 +533,8 @@ Test(tally_gen, bad_options_exit_2)
 		const char *a[] = {"--no-kafka", "--pg.nosuchkeyword=1", NULL};
 
 		cr_assert_eq(run_gen(a, out, sizeof(out)), 2);
-		cr_assert_not_null(strstr(out, "nosuchkeyword"), "%s", out);
+		cr_assert_str_eq(out, "tally-gen: command line: pg.nosuchkeyword: \"nosuchkeyword\" "
+		                      "is not a libpq connection keyword tally accepts\n");
 	}
 
 	/* A config file's bad line names file:line. */
@@ -550,4 +551,55 @@ Test(tally_gen, bad_options_exit_2)
 		cr_assert_str_eq(out, line);
 	}
 	unlink(path);
+}
+
+Test(tally_gen, config_file_no_kafka_and_rollback)
+{
+	char path[128], out[4096];
+	PGconn *c = pgtest_connect_migrated();
+	FILE *f;
+
+	/* An election of the same id but another window: refused, and the whole load rolls back. */
+	pgtest_exec_ok(c, "INSERT INTO elections (election_id, opens_at, closes_at) VALUES"
+	                  " ('taken', '2030-01-01 08:00:00Z', '2030-01-01 20:00:00Z')");
+	snprintf(path, sizeof(path), "/tmp/tally_test_gen_ok_%d.conf", (int)getpid());
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "# a partial run: PostgreSQL only\npg.options = \"%s\"\nvoters = 1000\n"
+	           "no-kafka = true\nelection-id = taken\nquiet = true\n",
+	        pgtest_options());
+	fclose(f);
+	{
+		const char *a[] = {"--config", path, NULL};
+
+		cr_assert_eq(run_gen(a, out, sizeof(out)), 1, "%s", out);
+		cr_assert_str_eq(out, "tally-gen: election \"taken\" exists with another window than "
+		                      "the generator's (use another --election-id)\n");
+		cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM parties"), 0);
+		cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM voters"), 0);
+	}
+	/* The command line wins over the file. */
+	{
+		const char *a[] = {"--config", path, "--election-id", "fresh", "--voters", "1500", NULL};
+
+		cr_assert_eq(run_gen(a, out, sizeof(out)), 0, "%s", out);
+		cr_assert_not_null(strstr(out, "1500 voters: postgres committed, kafka skipped"), "%s",
+		                   out);
+		cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM voters"), 1500);
+		cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM parties"), 3);
+		cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM elections"), 2);
+	}
+	unlink(path);
+	PQfinish(c);
+}
+
+Test(tally_gen, help)
+{
+	const char *a[] = {"--voters", "abc", "--help", NULL};
+	char out[8192];
+
+	cr_assert_eq(run_gen(a, out, sizeof(out)), 0);
+	cr_assert(strncmp(out, "usage: tally-gen [options]\n", 27) == 0, "%s", out);
+	cr_assert_not_null(strstr(out, "--topic-prefix PREFIX"), "%s", out);
+	cr_assert_not_null(strstr(out, "--partitions N"), "%s", out);
 }
