@@ -39,8 +39,8 @@ const tally_opt_t tallygen_opts[] = {
 	{"quiet", TALLY_OPT_FLAG, NULL, 0, 0, "no progress: only errors and the summary line",
 	 OFF(quiet), NULL},
 	{"config", TALLY_OPT_STRING, NULL, 0, 0,
-	 "read key = value settings from FILE first (the command line wins); kafka.* and pg.* "
-	 "keys go to librdkafka and libpq", OFF(config), "FILE"},
+	 "read key = value lines from FILE first (flags win; kafka.*, pg.* pass through)",
+	 OFF(config), "FILE"},
 	{"help", TALLY_OPT_FLAG, NULL, 0, 0, "print this help and exit", OFF(help), NULL},
 };
 
