@@ -89,6 +89,9 @@ shim_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 #define cr_assert_not_null(p, ...)      cr_assert((p) != NULL, __VA_ARGS__)
 #define cr_assert_str_eq(a, b, ...)     cr_assert(strcmp((a), (b)) == 0, __VA_ARGS__)
 #define cr_assert_str_neq(a, b, ...)    cr_assert(strcmp((a), (b)) != 0, __VA_ARGS__)
+#define cr_assert_float_eq(a, b, eps, ...)                                                \
+	cr_assert(((a) - (b)) <= (eps) && ((b) - (a)) <= (eps), __VA_ARGS__)
+#define cr_assert_fail(...)             shim_fail(__FILE__, __LINE__, "cr_assert_fail", "" __VA_ARGS__)
 /* Expectations stop the run too: under TSan any failure fails the test. */
 #define cr_expect                       cr_assert
 #define cr_expect_not                   cr_assert_not
@@ -102,6 +105,7 @@ shim_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 #define cr_expect_not_null              cr_assert_not_null
 #define cr_expect_str_eq                cr_assert_str_eq
 #define cr_expect_str_neq               cr_assert_str_neq
+#define cr_expect_float_eq              cr_assert_float_eq
 #define cr_log_info(...)                (fprintf(stderr, __VA_ARGS__), fputc('\n', stderr))
 #define cr_log_warn                     cr_log_info
 #define cr_fatal(...)                   shim_fail(__FILE__, __LINE__, "cr_fatal", "" __VA_ARGS__)
