@@ -1,6 +1,8 @@
 /*
  * Strings of the enums and the small value types every layer shares.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <tally/core.h>
@@ -23,6 +25,23 @@ tally_err2str(int err)
 #undef TALLY__ERR_STR
 	}
 	return "unknown error";
+}
+
+void
+tally_errstr_vset(char *errstr, size_t errstr_size, const char *fmt, va_list ap)
+{
+	if (errstr != NULL && errstr_size > 0)
+		vsnprintf(errstr, errstr_size, fmt, ap);
+}
+
+void
+tally_errstr_set(char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	tally_errstr_vset(errstr, errstr_size, fmt, ap);
+	va_end(ap);
 }
 
 const char *

@@ -19,11 +19,9 @@ fail(char *errstr, size_t errstr_size, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (errstr != NULL && errstr_size > 0) {
-		va_start(ap, fmt);
-		vsnprintf(errstr, errstr_size, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	tally_errstr_vset(errstr, errstr_size, fmt, ap);
+	va_end(ap);
 	return TALLY_EFORMAT;
 }
 

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <tally/error.h>
 #include <tally/gen.h>
 #include <tally/time.h>
 
@@ -206,17 +207,6 @@ struct tally_gen {
 	bool boundary_ok;           /* b18 and b18 + 1 are unambiguous birthdays */
 };
 
-static void
-fail(char *errstr, size_t errstr_size, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errstr == NULL || errstr_size == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errstr, errstr_size, fmt, ap);
-	va_end(ap);
-}
 
 void
 tally_gen_opts_init(tally_gen_opts_t *opts)
@@ -277,50 +267,50 @@ check_opts(const tally_gen_opts_t *o, char *errstr, size_t errstr_size)
 	};
 
 	if (o->voters < 1 || o->voters > TALLY_GEN_MAX_VOTERS) {
-		fail(errstr, errstr_size, "voters: %llu is out of range 1 to %llu",
+		tally_errstr_set(errstr, errstr_size, "voters: %llu is out of range 1 to %llu",
 		     (unsigned long long)o->voters, (unsigned long long)TALLY_GEN_MAX_VOTERS);
 		return -1;
 	}
 	if (o->candidates < 1 || o->candidates > TALLY_GEN_MAX_CANDIDATES) {
-		fail(errstr, errstr_size, "candidates: %u is out of range 1 to %u", o->candidates,
+		tally_errstr_set(errstr, errstr_size, "candidates: %u is out of range 1 to %u", o->candidates,
 		     TALLY_GEN_MAX_CANDIDATES);
 		return -1;
 	}
 	if (o->parties < 1 || o->parties > TALLY_GEN_MAX_PARTIES) {
-		fail(errstr, errstr_size, "parties: %u is out of range 1 to %u", o->parties,
+		tally_errstr_set(errstr, errstr_size, "parties: %u is out of range 1 to %u", o->parties,
 		     TALLY_GEN_MAX_PARTIES);
 		return -1;
 	}
 	if (o->regions < 1 || o->regions > TALLY_GEN_MAX_REGIONS) {
-		fail(errstr, errstr_size, "regions: %u is out of range 1 to %u", o->regions,
+		tally_errstr_set(errstr, errstr_size, "regions: %u is out of range 1 to %u", o->regions,
 		     TALLY_GEN_MAX_REGIONS);
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
 		/* Written so that NaN fails too. */
 		if (!(rates[i].value >= 0.0 && rates[i].value <= 1.0)) {
-			fail(errstr, errstr_size, "%s: %g is out of range 0 to 1", rates[i].name,
+			tally_errstr_set(errstr, errstr_size, "%s: %g is out of range 0 to 1", rates[i].name,
 			     rates[i].value);
 			return -1;
 		}
 	}
 	if (!(fault_sum(o) < 0.9)) {
-		fail(errstr, errstr_size, "fault rates add up to %g; they must add up to less than 0.9",
+		tally_errstr_set(errstr, errstr_size, "fault rates add up to %g; they must add up to less than 0.9",
 		     fault_sum(o));
 		return -1;
 	}
 	if (o->ineligible_rate > 0 && o->underage <= 0) {
-		fail(errstr, errstr_size, "ineligible_rate: %g needs voters under 18, but underage is 0",
+		tally_errstr_set(errstr, errstr_size, "ineligible_rate: %g needs voters under 18, but underage is 0",
 		     o->ineligible_rate);
 		return -1;
 	}
 	if (o->closes_at <= o->opens_at) {
-		fail(errstr, errstr_size, "closes_at must be after opens_at");
+		tally_errstr_set(errstr, errstr_size, "closes_at must be after opens_at");
 		return -1;
 	}
 	/* Keeps every date of birth inside what the registry takes (1900 .. 2079). */
 	if (o->opens_at < 820454400 /* 1996-01-01 */ || o->closes_at > 3944678400 /* 2095-01-01 */) {
-		fail(errstr, errstr_size, "the election must be held between 1996 and 2094");
+		tally_errstr_set(errstr, errstr_size, "the election must be held between 1996 and 2094");
 		return -1;
 	}
 	return 0;
@@ -582,7 +572,7 @@ tally_gen_new(const tally_gen_opts_t *opts, char *errstr, size_t errstr_size)
 
 	build_parties(gen);
 	if (build_regions(gen) != 0) {
-		fail(errstr, errstr_size, "regions: could not make %u distinct region names",
+		tally_errstr_set(errstr, errstr_size, "regions: could not make %u distinct region names",
 		     gen->nregions);
 		tally_gen_destroy(gen);
 		return NULL;
@@ -625,7 +615,7 @@ tally_gen_new(const tally_gen_opts_t *opts, char *errstr, size_t errstr_size)
 	return gen;
 
 nomem:
-	fail(errstr, errstr_size, "out of memory");
+	tally_errstr_set(errstr, errstr_size, "out of memory");
 	tally_gen_destroy(gen);
 	return NULL;
 }

@@ -67,17 +67,6 @@ sleep_until_ns(uint64_t t)
 		;
 }
 
-static void
-seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errstr == NULL || errstr_size == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errstr, errstr_size, fmt, ap);
-	va_end(ap);
-}
 
 void
 tally_randomuser_opts_init(tally_randomuser_opts_t *opts)
@@ -125,34 +114,34 @@ tally_randomuser_new(const char *base_url, const tally_randomuser_opts_t *opts, 
 		tally_randomuser_opts_init(&o);
 	if (base_url == NULL ||
 	    (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)) {
-		seterr(errstr, errstr_size, "invalid Random User API URL \"%s\": not http:// or https://",
+		tally_errstr_set(errstr, errstr_size, "invalid Random User API URL \"%s\": not http:// or https://",
 		       base_url != NULL ? base_url : "(null)");
 		return NULL;
 	}
 	if (o.batch_size < 1 || o.batch_size > TALLY_RANDOMUSER_MAX_BATCH) {
-		seterr(errstr, errstr_size, "invalid batch size %zu: must be 1 to %d", o.batch_size,
+		tally_errstr_set(errstr, errstr_size, "invalid batch size %zu: must be 1 to %d", o.batch_size,
 		       TALLY_RANDOMUSER_MAX_BATCH);
 		return NULL;
 	}
 	if (o.max_retries < 0 || o.max_retries > 100) {
-		seterr(errstr, errstr_size, "invalid max retries %d: must be 0 to 100", o.max_retries);
+		tally_errstr_set(errstr, errstr_size, "invalid max retries %d: must be 0 to 100", o.max_retries);
 		return NULL;
 	}
 	if (o.timeout_ms == 0) {
-		seterr(errstr, errstr_size, "invalid timeout 0 ms: must be at least 1");
+		tally_errstr_set(errstr, errstr_size, "invalid timeout 0 ms: must be at least 1");
 		return NULL;
 	}
 	if (o.max_backoff_ms < o.initial_backoff_ms)
 		o.max_backoff_ms = o.initial_backoff_ms;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		seterr(errstr, errstr_size, "could not initialise libcurl");
+		tally_errstr_set(errstr, errstr_size, "could not initialise libcurl");
 		return NULL;
 	}
 	ru = calloc(1, sizeof(*ru));
 	if (ru == NULL) {
 		curl_global_cleanup();
-		seterr(errstr, errstr_size, "out of memory");
+		tally_errstr_set(errstr, errstr_size, "out of memory");
 		return NULL;
 	}
 	ru->opts = o;
@@ -161,7 +150,7 @@ tally_randomuser_new(const char *base_url, const tally_randomuser_opts_t *opts, 
 	ru->display_url = make_display_url(base_url);
 	ru->curl = curl_easy_init();
 	if (ru->base_url == NULL || ru->display_url == NULL || ru->curl == NULL) {
-		seterr(errstr, errstr_size, "could not create a libcurl handle: out of memory");
+		tally_errstr_set(errstr, errstr_size, "could not create a libcurl handle: out of memory");
 		tally_randomuser_destroy(ru);
 		return NULL;
 	}
@@ -287,7 +276,7 @@ ru_get(tally_randomuser_t *ru, const char *params, json_t **root, char *errstr,
 	ulen = blen + strlen(sep) + strlen(params) + 1;
 	url = malloc(ulen);
 	if (url == NULL) {
-		seterr(errstr, errstr_size, "out of memory");
+		tally_errstr_set(errstr, errstr_size, "out of memory");
 		return TALLY_ENOMEM;
 	}
 	snprintf(url, ulen, "%s%s%s", ru->base_url, sep, params);
@@ -330,7 +319,7 @@ ru_get(tally_randomuser_t *ru, const char *params, json_t **root, char *errstr,
 
 		if (rc != CURLE_OK) {
 			if (ru->body_too_big) {
-				seterr(errstr, errstr_size,
+				tally_errstr_set(errstr, errstr_size,
 				       "could not fetch \"%s\": the answer is larger than %u bytes",
 				       ru->display_url, RU_MAX_BODY);
 				free(url);
@@ -339,7 +328,7 @@ ru_get(tally_randomuser_t *ru, const char *params, json_t **root, char *errstr,
 			snprintf(last_problem, sizeof(last_problem), "%s", curl_easy_strerror(rc));
 			last_err = rc == CURLE_OPERATION_TIMEDOUT ? TALLY_ETIMEDOUT : TALLY_EIO;
 			if (!curl_retryable(rc)) {
-				seterr(errstr, errstr_size, "could not fetch \"%s\": %s", ru->display_url,
+				tally_errstr_set(errstr, errstr_size, "could not fetch \"%s\": %s", ru->display_url,
 				       last_problem);
 				free(url);
 				return last_err;
@@ -353,7 +342,7 @@ ru_get(tally_randomuser_t *ru, const char *params, json_t **root, char *errstr,
 			continue;
 		}
 		if (status < 200 || status > 299) {
-			seterr(errstr, errstr_size, "could not fetch \"%s\": HTTP status %ld",
+			tally_errstr_set(errstr, errstr_size, "could not fetch \"%s\": HTTP status %ld",
 			       ru->display_url, status);
 			free(url);
 			return TALLY_EIO;
@@ -361,7 +350,7 @@ ru_get(tally_randomuser_t *ru, const char *params, json_t **root, char *errstr,
 		free(url);
 		*root = json_loadb(ru->body != NULL ? ru->body : "", ru->body_len, 0, &jerr);
 		if (*root == NULL) {
-			seterr(errstr, errstr_size,
+			tally_errstr_set(errstr, errstr_size,
 			       "could not parse the answer of \"%s\": line %d column %d: %s",
 			       ru->display_url, jerr.line, jerr.column, jerr.text);
 			return TALLY_EFORMAT;
@@ -369,7 +358,7 @@ ru_get(tally_randomuser_t *ru, const char *params, json_t **root, char *errstr,
 		return 0;
 	}
 	free(url);
-	seterr(errstr, errstr_size, "could not fetch \"%s\" after %d attempts: %s",
+	tally_errstr_set(errstr, errstr_size, "could not fetch \"%s\" after %d attempts: %s",
 	       ru->display_url, attempts, last_problem);
 	return last_err;
 }
@@ -382,17 +371,17 @@ results_of(tally_randomuser_t *ru, json_t *root, size_t want, char *errstr, size
 	json_t *error = json_is_object(root) ? json_object_get(root, "error") : NULL;
 
 	if (json_is_string(error)) {
-		seterr(errstr, errstr_size, "the answer of \"%s\" is an error: \"%s\"",
+		tally_errstr_set(errstr, errstr_size, "the answer of \"%s\" is an error: \"%s\"",
 		       ru->display_url, json_string_value(error));
 		return NULL;
 	}
 	if (!json_is_array(results)) {
-		seterr(errstr, errstr_size, "the answer of \"%s\" has no \"results\" array",
+		tally_errstr_set(errstr, errstr_size, "the answer of \"%s\" has no \"results\" array",
 		       ru->display_url);
 		return NULL;
 	}
 	if (json_array_size(results) != want) {
-		seterr(errstr, errstr_size, "the answer of \"%s\" has %zu results instead of %zu",
+		tally_errstr_set(errstr, errstr_size, "the answer of \"%s\" has %zu results instead of %zu",
 		       ru->display_url, json_array_size(results), want);
 		return NULL;
 	}
@@ -433,12 +422,12 @@ get_str(row_ctx_t *c, json_t *r, const char *path)
 	json_t *v = jpath(r, path);
 
 	if (v == NULL || json_is_null(v)) {
-		seterr(c->errstr, c->errstr_size, "the answer of \"%s\": results[%zu]: missing \"%s\"",
+		tally_errstr_set(c->errstr, c->errstr_size, "the answer of \"%s\": results[%zu]: missing \"%s\"",
 		       c->ru->display_url, c->i, path);
 		return NULL;
 	}
 	if (!json_is_string(v)) {
-		seterr(c->errstr, c->errstr_size,
+		tally_errstr_set(c->errstr, c->errstr_size,
 		       "the answer of \"%s\": results[%zu]: \"%s\" is not a string", c->ru->display_url,
 		       c->i, path);
 		return NULL;
@@ -457,7 +446,7 @@ get_str_or_int(row_ctx_t *c, json_t *r, const char *path, char *buf, size_t size
 		return buf;
 	}
 	if (v != NULL && !json_is_null(v) && !json_is_string(v)) {
-		seterr(c->errstr, c->errstr_size,
+		tally_errstr_set(c->errstr, c->errstr_size,
 		       "the answer of \"%s\": results[%zu]: \"%s\" is not a string or an integer",
 		       c->ru->display_url, c->i, path);
 		return NULL;
@@ -469,7 +458,7 @@ static int
 join2(row_ctx_t *c, char *buf, size_t size, const char *a, const char *b, const char *what)
 {
 	if ((size_t)snprintf(buf, size, "%s %s", a, b) >= size) {
-		seterr(c->errstr, c->errstr_size, "the answer of \"%s\": results[%zu]: %s too long",
+		tally_errstr_set(c->errstr, c->errstr_size, "the answer of \"%s\": results[%zu]: %s too long",
 		       c->ru->display_url, c->i, what);
 		return -1;
 	}
@@ -504,14 +493,14 @@ map_voter(row_ctx_t *c, json_t *r, tally_randomuser_voter_t *v, char *name, char
 		return TALLY_EFORMAT;
 	age = jpath(r, "registered.age");
 	if (age == NULL || json_is_null(age)) {
-		seterr(c->errstr, c->errstr_size,
+		tally_errstr_set(c->errstr, c->errstr_size,
 		       "the answer of \"%s\": results[%zu]: missing \"registered.age\"",
 		       c->ru->display_url, c->i);
 		return TALLY_EFORMAT;
 	}
 	if (!json_is_integer(age) || json_integer_value(age) < 0 ||
 	    json_integer_value(age) > 1000) {
-		seterr(c->errstr, c->errstr_size,
+		tally_errstr_set(c->errstr, c->errstr_size,
 		       "the answer of \"%s\": results[%zu]: \"registered.age\" is not an age",
 		       c->ru->display_url, c->i);
 		return TALLY_EFORMAT;
@@ -521,7 +510,7 @@ map_voter(row_ctx_t *c, json_t *r, tally_randomuser_voter_t *v, char *name, char
 	if (strlen(date) < 10 || date[4] != '-' || date[7] != '-' ||
 	    strspn(date, "0123456789") != 4 || strspn(date + 5, "0123456789") != 2 ||
 	    strspn(date + 8, "0123456789") < 2 || (date[10] != '\0' && date[10] != 'T')) {
-		seterr(c->errstr, c->errstr_size,
+		tally_errstr_set(c->errstr, c->errstr_size,
 		       "the answer of \"%s\": results[%zu]: \"dob.date\" is not a date: \"%s\"",
 		       c->ru->display_url, c->i, date);
 		return TALLY_EFORMAT;
@@ -544,7 +533,7 @@ tally_randomuser_fetch_voters(tally_randomuser_t *ru, size_t n, tally_randomuser
 	size_t done = 0;
 
 	if (ru == NULL || cb == NULL) {
-		seterr(errstr, errstr_size, "invalid argument: no client or no callback");
+		tally_errstr_set(errstr, errstr_size, "invalid argument: no client or no callback");
 		return TALLY_EINVAL;
 	}
 	while (done < n) {
@@ -643,7 +632,7 @@ tally_randomuser_fetch_candidates(tally_randomuser_t *ru, size_t n,
                                   size_t errstr_size)
 {
 	if (ru == NULL || cb == NULL) {
-		seterr(errstr, errstr_size, "invalid argument: no client or no callback");
+		tally_errstr_set(errstr, errstr_size, "invalid argument: no client or no callback");
 		return TALLY_EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {

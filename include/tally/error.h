@@ -7,6 +7,9 @@
 #ifndef TALLY_ERROR_H
 #define TALLY_ERROR_H
 
+#include <stdarg.h>
+#include <stddef.h>
+
 #define TALLY_ERRNO_MAP(XX)                                              \
 	XX(NOMEM,    -1, "out of memory")                                \
 	XX(INVAL,    -2, "invalid argument")                             \
@@ -39,5 +42,16 @@ const char *tally_err2str(int err);
  * @returns a static string; never NULL.
  */
 const char *tally_err_name(int err);
+
+/**
+ * @brief Format a message into errstr (the errstr/errstr_size convention of constructors
+ *        that can fail). NULL or a zero size is allowed and writes nothing.
+ */
+void tally_errstr_set(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/** @brief tally_errstr_set() with a va_list. */
+void tally_errstr_vset(char *errstr, size_t errstr_size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #endif /* TALLY_ERROR_H */
