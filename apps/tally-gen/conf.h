@@ -31,6 +31,9 @@ typedef struct tallygen_conf {
 	bool no_postgres;
 	uint64_t batch;
 	bool quiet;
+	char *randomuser;                /* fetch from this Random User API URL; NULL: generate */
+	uint64_t randomuser_batch;
+	double randomuser_rate;
 } tallygen_conf_t;
 
 /** tally-gen's options, in --help order. */

@@ -19,6 +19,14 @@
  * no rollback); delete the topics or use another --topic-prefix before trying again. An
  * interrupted run (Ctrl-C, a kill) is the same: the server rolls the open transaction back.
  *
+ * With --randomuser URL the voters and candidates come from a Random-User-API-compatible
+ * service instead (the client in include/tally/randomuser.h: batched voters, nat=gb,
+ * candidates one request each with gender alternating, retries, a rate limit). Parties and
+ * the election window are still the generator's; candidates take the parties round-robin,
+ * as generated ones do. The candidates are fetched before the transaction begins; the voters
+ * are fetched, copied and produced by one thread, batch after batch. A client error ends the
+ * run like any other failure: its message, exit 1, PostgreSQL rolled back.
+ *
  * Measured (2-core VM, services from scripts/services on the same machine, 2026-11-24):
  * 10,000,000 voters in 129 s end to end; the PostgreSQL stage 128.6 s (the bound, about
  * 78,000 rows/s), the Kafka stage 61.4 s alongside it, the generator alone 23.7 s.
@@ -27,7 +35,9 @@
  * (owns the PGconn while it runs) and a "tally:gen-kafka" thread (the only producer user
  * then), and draws progress from their relaxed counters until both have finished; it joins
  * them before touching the connection again. A failing thread sets the shared stop flag,
- * which the other checks once per voter.
+ * which the other checks once per voter. With --randomuser one "tally:gen-ru" thread does
+ * both stages (it owns the PGconn, the Random User client and produces) and publishes both
+ * counters; the main thread only draws progress.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -40,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
@@ -49,6 +60,7 @@
 #include <tally/kafka.h>
 #include <tally/pg.h>
 #include <tally/pg_registry.h>
+#include <tally/randomuser.h>
 
 #include "conf.h"
 #include "opt.h"
@@ -59,9 +71,19 @@
 #define PROGRESS_TTY_MS 200
 #define PROGRESS_PLAIN_S 5.0
 
+/* A candidate fetched from the Random User API, copied out of the client's callback. */
+typedef struct ru_cand {
+	char *candidate_id, *candidate_name, *biography, *campaign_platform, *photo_url;
+	const char *party_affiliation;   /* the generator's party name */
+} ru_cand_t;
+
 typedef struct run {
 	const tallygen_conf_t *conf;
 	tally_gen_t *gen;
+	tally_randomuser_t *ru;          /* --randomuser: the client; NULL when generating */
+	ru_cand_t *ru_cands;             /* --randomuser: [conf->candidates] */
+	size_t ru_ncands;
+	tally_pg_copy_t *ru_copy;        /* --randomuser: the voters batch being copied */
 	PGconn *pg;
 	tally_kafka_producer_t *prod;
 	tally_kafka_topics_t topics;
@@ -112,7 +134,9 @@ usage(FILE *f)
 	        "come from TALLY_PG_DSN and TALLY_KAFKA_BROKERS; pg.KEY and kafka.KEY settings (in\n"
 	        "the config file, or as --pg.KEY=VALUE / --kafka.KEY=VALUE) go to libpq and\n"
 	        "librdkafka. Refuses, changing nothing, when the registry tables or the registration\n"
-	        "topics are not empty. Exit status: 0 done, 1 failed, 2 bad option.\n"
+	        "topics are not empty. With --randomuser URL the voters and candidates are fetched\n"
+	        "from a Random-User-API-compatible service instead of generated. Exit status: 0\n"
+	        "done, 1 failed, 2 bad option.\n"
 	        "\n"
 	        "options:\n");
 	tally_opt_help(f, tallygen_opts, tallygen_nopts);
@@ -234,12 +258,21 @@ pg_parties_candidates(run_t *r, char *err, size_t errsz)
 		return rc;
 	if ((copy = tally_pg_copy_begin(r->pg, TALLY_PG_CANDIDATES, err, errsz)) == NULL)
 		return TALLY_EIO;
-	for (uint32_t i = 0; i < tally_gen_candidate_count(r->gen) && rc == 0; i++) {
+	for (uint32_t i = 0; r->ru == NULL && i < tally_gen_candidate_count(r->gen) && rc == 0;
+	     i++) {
 		tally_gen_candidate_t c;
 		tally_pg_candidate_row_t row;
 
 		tally_gen_candidate(r->gen, i, &c);
 		tally_pg_candidate_row_from_gen(&c, &row);
+		rc = tally_pg_copy_candidate(copy, &row);
+	}
+	for (size_t i = 0; r->ru != NULL && i < r->ru_ncands && rc == 0; i++) {
+		const ru_cand_t *c = &r->ru_cands[i];
+		tally_pg_candidate_row_t row = {c->candidate_id, c->candidate_name,
+		                                c->party_affiliation, c->biography,
+		                                c->campaign_platform, c->photo_url};
+
 		rc = tally_pg_copy_candidate(copy, &row);
 	}
 	return tally_pg_copy_end(copy, NULL, err, errsz);
@@ -340,13 +373,70 @@ kafka_check_empty(run_t *r, char *err, size_t errsz)
 	return 0;
 }
 
+/*
+ * A fetched candidate as a candidates_topic value, in the generator's shape (the candidates
+ * table's columns, candidate_id first). The caller frees the string.
+ */
+static char *
+ru_candidate_json(const ru_cand_t *c)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "candidate_id", c->candidate_id,
+	                      "candidate_name", c->candidate_name, "party_affiliation",
+	                      c->party_affiliation, "biography", c->biography,
+	                      "campaign_platform", c->campaign_platform, "photo_url", c->photo_url);
+	char *s = o != NULL ? json_dumps(o, JSON_PRESERVE_ORDER) : NULL;
+
+	json_decref(o);
+	return s;
+}
+
+/* A fetched voter as a voters_topic value, in the generator's shape. Caller frees. */
+static char *
+ru_voter_json(const tally_randomuser_voter_t *v)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s},"
+	                      " s:s, s:s, s:s, s:s, s:i}",
+	                      "voter_id", v->voter_id, "voter_name", v->voter_name,
+	                      "date_of_birth", v->date_of_birth, "gender", v->gender,
+	                      "nationality", v->nationality,
+	                      "registration_number", v->registration_number,
+	                      "address", "street", v->address_street, "city", v->address_city,
+	                      "state", v->address_state, "country", v->address_country,
+	                      "postcode", v->address_postcode,
+	                      "email", v->email, "phone_number", v->phone_number,
+	                      "cell_number", v->cell_number, "picture", v->picture,
+	                      "registered_age", v->registered_age);
+	char *s = o != NULL ? json_dumps(o, JSON_PRESERVE_ORDER) : NULL;
+
+	json_decref(o);
+	return s;
+}
+
 static int
 kafka_candidates(run_t *r, char *err, size_t errsz)
 {
 	const char *topic = r->topics.topic[TALLY_KAFKA_CANDIDATES].name;
 	char buf[TALLY_GEN_MSG_MAX];
 
-	for (uint32_t i = 0; i < tally_gen_candidate_count(r->gen); i++) {
+	for (size_t i = 0; r->ru != NULL && i < r->ru_ncands; i++) {
+		const ru_cand_t *c = &r->ru_cands[i];
+		char *json = ru_candidate_json(c);
+		int rc;
+
+		if (json == NULL) {
+			snprintf(err, errsz, "candidate %zu: could not write its JSON: out of memory", i);
+			return TALLY_ENOMEM;
+		}
+		rc = tally_kafka_produce(r->prod, topic, c->candidate_id, strlen(c->candidate_id),
+		                         json, strlen(json));
+		free(json);
+		if (rc != 0) {
+			snprintf(err, errsz, "could not produce to \"%s\": %s", topic, tally_err2str(rc));
+			return rc;
+		}
+		r->kafka_messages++;
+	}
+	for (uint32_t i = 0; r->ru == NULL && i < tally_gen_candidate_count(r->gen); i++) {
 		tally_gen_candidate_t c;
 		size_t len = tally_gen_candidate_json(r->gen, i, buf, sizeof(buf));
 		int rc;
@@ -443,6 +533,155 @@ generate_only_thread(void *arg)
 	}
 	generate_sink = sink; /* keeps the work from being optimised away */
 	r->pg_s = now_s() - t0;
+	tally_store_release(&r->pg_finished, 1);
+	return NULL;
+}
+
+/* ---- Random User API ---------------------------------------------------------------- */
+
+static int
+ru_on_candidate(const tally_randomuser_candidate_t *cand, void *arg)
+{
+	run_t *r = arg;
+	ru_cand_t *c = &r->ru_cands[r->ru_ncands];
+
+	c->candidate_id = strdup(cand->candidate_id);
+	c->candidate_name = strdup(cand->candidate_name);
+	c->biography = strdup(cand->biography);
+	c->campaign_platform = strdup(cand->campaign_platform);
+	c->photo_url = strdup(cand->photo_url);
+	/* Parties round-robin, as the generator assigns its own candidates. */
+	c->party_affiliation =
+	    tally_gen_party_name(r->gen, (uint32_t)(cand->index % tally_gen_party_count(r->gen)));
+	r->ru_ncands++;
+	if (c->candidate_id == NULL || c->candidate_name == NULL || c->biography == NULL ||
+	    c->campaign_platform == NULL || c->photo_url == NULL)
+		return TALLY_ENOMEM;
+	return 0;
+}
+
+/* Fetch every candidate before anything is written (one request each). */
+static int
+ru_fetch_candidates(run_t *r, char *err, size_t errsz)
+{
+	int rc;
+
+	r->ru_cands = calloc(r->conf->candidates, sizeof(*r->ru_cands));
+	if (r->ru_cands == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return TALLY_ENOMEM;
+	}
+	rc = tally_randomuser_fetch_candidates(r->ru, r->conf->candidates, ru_on_candidate, r, err,
+	                                       errsz);
+	if (rc == TALLY_ENOMEM && err[0] == '\0')
+		snprintf(err, errsz, "could not keep the fetched candidates: out of memory");
+	return rc;
+}
+
+static void
+ru_cands_free(run_t *r)
+{
+	for (size_t i = 0; i < r->ru_ncands; i++) {
+		free(r->ru_cands[i].candidate_id);
+		free(r->ru_cands[i].candidate_name);
+		free(r->ru_cands[i].biography);
+		free(r->ru_cands[i].campaign_platform);
+		free(r->ru_cands[i].photo_url);
+	}
+	free(r->ru_cands);
+}
+
+/* One fetched voter: a row into the open COPY batch, a message to voters_topic. */
+static int
+ru_on_voter(const tally_randomuser_voter_t *v, void *arg)
+{
+	run_t *r = arg;
+	uint64_t done = tally_load_relaxed(&r->pg_done);
+	int rc;
+
+	if (!r->conf->no_postgres) {
+		tally_pg_voter_row_t row = {
+			v->voter_id, v->voter_name, v->date_of_birth, v->gender, v->nationality,
+			v->registration_number, v->address_street, v->address_city, v->address_state,
+			v->address_country, v->address_postcode, v->email, v->phone_number,
+			v->cell_number, v->picture, v->registered_age,
+		};
+
+		if (r->ru_copy == NULL &&
+		    (r->ru_copy = tally_pg_copy_begin(r->pg, TALLY_PG_VOTERS, r->pg_err,
+		                                      sizeof(r->pg_err))) == NULL)
+			return TALLY_EIO;
+		if ((rc = tally_pg_copy_voter(r->ru_copy, &row)) != 0) {
+			/* end reports the first error of the failed copy. */
+			tally_pg_copy_end(r->ru_copy, NULL, r->pg_err, sizeof(r->pg_err));
+			r->ru_copy = NULL;
+			return rc;
+		}
+		if ((done + 1) % r->conf->batch == 0) {
+			rc = tally_pg_copy_end(r->ru_copy, NULL, r->pg_err, sizeof(r->pg_err));
+			r->ru_copy = NULL;
+			if (rc != 0)
+				return rc;
+		}
+	}
+	if (!r->conf->no_kafka) {
+		const char *topic = r->topics.topic[TALLY_KAFKA_VOTERS].name;
+		char *json = ru_voter_json(v);
+
+		if (json == NULL) {
+			snprintf(r->pg_err, sizeof(r->pg_err),
+			         "voter \"%s\": could not write its JSON: out of memory", v->voter_id);
+			return TALLY_ENOMEM;
+		}
+		rc = tally_kafka_produce(r->prod, topic, v->voter_id, strlen(v->voter_id), json,
+		                         strlen(json));
+		free(json);
+		if (rc != 0) {
+			snprintf(r->pg_err, sizeof(r->pg_err), "could not produce to \"%s\": %s", topic,
+			         tally_err2str(rc));
+			return rc;
+		}
+	}
+	tally_store_relaxed(&r->pg_done, done + 1);
+	tally_store_relaxed(&r->kafka_done, done + 1);
+	return 0;
+}
+
+/*
+ * --randomuser: fetch the voters batch by batch, copying and producing each as it comes.
+ * Both stages' results go to pg_rc/pg_err, the one error of this one thread.
+ */
+static void *
+ru_voters_thread(void *arg)
+{
+	run_t *r = arg;
+	double t0 = now_s();
+	int rc;
+
+	pthread_setname_np(pthread_self(), "tally:gen-ru");
+	rc = tally_randomuser_fetch_voters(r->ru, r->conf->voters, ru_on_voter, r, r->pg_err,
+	                                   sizeof(r->pg_err));
+	if (r->ru_copy != NULL) {
+		if (rc == 0) {
+			rc = tally_pg_copy_end(r->ru_copy, NULL, r->pg_err, sizeof(r->pg_err));
+		} else {
+			tally_pg_copy_abort(r->ru_copy);
+		}
+		r->ru_copy = NULL;
+	}
+	if (rc == 0 && !r->conf->no_kafka) {
+		r->kafka_messages += r->conf->voters;
+		rc = tally_kafka_producer_flush(r->prod, KAFKA_FLUSH_TIMEOUT_MS, r->pg_err,
+		                                sizeof(r->pg_err));
+	}
+	if (rc != 0 && r->pg_err[0] == '\0')
+		snprintf(r->pg_err, sizeof(r->pg_err), "could not load the fetched voters: %s",
+		         tally_err2str(rc));
+	if (rc != 0)
+		tally_store_relaxed(&r->stop, 1);
+	r->pg_rc = rc;
+	r->pg_s = now_s() - t0;
+	r->kafka_s = r->pg_s;
 	tally_store_release(&r->pg_finished, 1);
 	return NULL;
 }
@@ -560,7 +799,8 @@ run(const tallygen_conf_t *conf)
 	/* Everything that can be wrong with the options fails here, before any work (exit 2). */
 	tally_gen_opts_init(&gopts);
 	gopts.seed = conf->seed;
-	gopts.voters = conf->voters;
+	/* Fetched voters are not the generator's: it then only needs to exist (one voter). */
+	gopts.voters = conf->randomuser != NULL ? 1 : conf->voters;
 	gopts.candidates = (uint32_t)conf->candidates;
 	gopts.parties = (uint32_t)conf->parties;
 	gopts.regions = (uint32_t)conf->regions;
@@ -589,6 +829,18 @@ run(const tallygen_conf_t *conf)
 	if ((r->gen = tally_gen_new(&gopts, err, sizeof(err))) == NULL) {
 		die_msg("%s", err);
 		goto out;
+	}
+	if (conf->randomuser != NULL) {
+		tally_randomuser_opts_t ro;
+
+		tally_randomuser_opts_init(&ro);
+		ro.batch_size = (size_t)conf->randomuser_batch;
+		ro.requests_per_s = conf->randomuser_rate;
+		ro.seed = conf->seed;
+		if ((r->ru = tally_randomuser_new(conf->randomuser, &ro, err, sizeof(err))) == NULL) {
+			die_msg("--randomuser: %s", err);
+			goto out;
+		}
 	}
 	exit_rc = TALLYGEN_EXIT_FAIL;
 
@@ -621,7 +873,13 @@ run(const tallygen_conf_t *conf)
 		t_kafka += now_s() - t0;
 	}
 
-	/* The small tables, then the voters on two threads. */
+	/* Fetched candidates are in hand before anything is written. */
+	if (r->ru != NULL && ru_fetch_candidates(r, err, sizeof(err)) != 0) {
+		die_msg("%s", err);
+		goto out;
+	}
+
+	/* The small tables, then the voters on two threads (one when fetching). */
 	if (!conf->no_postgres) {
 		t0 = now_s();
 		if (pg_exec(r->pg, "BEGIN", "begin a transaction", err, sizeof(err)) != 0) {
@@ -645,17 +903,22 @@ run(const tallygen_conf_t *conf)
 		t_kafka += now_s() - t0;
 	}
 	t_loop = now_s();
-	if (conf->no_postgres && conf->no_kafka) {
+	if (r->ru != NULL) {
+		if ((errno = pthread_create(&pg_thr, NULL, ru_voters_thread, r)) != 0)
+			goto thread_failed;
+		pg_started = true;
+	}
+	if (r->ru == NULL && conf->no_postgres && conf->no_kafka) {
 		if ((errno = pthread_create(&pg_thr, NULL, generate_only_thread, r)) != 0)
 			goto thread_failed;
 		pg_started = true;
 	}
-	if (!conf->no_postgres) {
+	if (r->ru == NULL && !conf->no_postgres) {
 		if ((errno = pthread_create(&pg_thr, NULL, pg_voters_thread, r)) != 0)
 			goto thread_failed;
 		pg_started = true;
 	}
-	if (!conf->no_kafka) {
+	if (r->ru == NULL && !conf->no_kafka) {
 		if ((errno = pthread_create(&kafka_thr, NULL, kafka_voters_thread, r)) != 0)
 			goto thread_failed;
 		kafka_started = true;
@@ -683,6 +946,8 @@ run(const tallygen_conf_t *conf)
 		pg_started = false;
 		if (!conf->no_postgres)
 			t_pg += r->pg_s;
+		if (r->ru != NULL && !conf->no_kafka)
+			t_kafka += r->kafka_s;
 	}
 	if (kafka_started) {
 		pthread_join(kafka_thr, NULL);
@@ -706,13 +971,17 @@ run(const tallygen_conf_t *conf)
 		}
 		t_pg += now_s() - t0;
 	}
-	if (conf->no_postgres && conf->no_kafka)
+	if (r->ru != NULL)
+		printf("tally-gen: %" PRIu64 " candidates and %" PRIu64 " voters fetched from the "
+		       "Random User API in %" PRIu64 " requests\n",
+		       (uint64_t)r->ru_ncands, conf->voters, tally_randomuser_requests(r->ru));
+	if (r->ru == NULL && conf->no_postgres && conf->no_kafka)
 		printf("tally-gen: %" PRIu32 " parties, %" PRIu32 " candidates, %" PRIu64
 		       " voters generated (rows and JSON, one thread), nothing stored; "
 		       "generate %.2f s, total %.2f s\n",
 		       tally_gen_party_count(r->gen), tally_gen_candidate_count(r->gen),
 		       conf->voters, r->pg_s, now_s() - t_start);
-	else
+	else if (!(conf->no_postgres && conf->no_kafka))
 		printf("tally-gen: %" PRIu32 " parties, %" PRIu32 " candidates, %" PRIu64
 		       " voters: postgres %s, kafka %s; stages (concurrent) postgres %.2f s, "
 		       "kafka %.2f s, total %.2f s\n",
@@ -739,6 +1008,8 @@ out:
 	if (kconf != NULL)
 		rd_kafka_conf_destroy(kconf);
 	tally_kafka_producer_destroy(r->prod);
+	tally_randomuser_destroy(r->ru);
+	ru_cands_free(r);
 	tally_gen_destroy(r->gen);
 	free(pt.pg);
 	free(pt.pg_where);

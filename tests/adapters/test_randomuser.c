@@ -1,13 +1,12 @@
 /*
- * The Random-User-API client against a local server (libmicrohttpd, in this process) that
- * serves the API's JSON shape from a small deterministic generator: batching and the field
- * mapping, gender alternating for candidates, retries of 503 and 429 (Retry-After honoured),
- * errors that fail at once (404, malformed JSON, a missing field, a short answer), a refused
- * port, and the rate limit.
+ * The Random-User-API client against a local server (tests/support/randomuser_server.c,
+ * libmicrohttpd in this process) that serves the API's JSON shape from a small deterministic
+ * generator: batching and the field mapping, gender alternating for candidates, retries of
+ * 503 and 429 (Retry-After honoured), errors that fail at once (404, malformed JSON, a
+ * missing field, a short answer), a refused port, and the rate limit.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,200 +16,25 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
-#include <jansson.h>
-#include <microhttpd.h>
 
 #include <tally/error.h>
 #include <tally/randomuser.h>
 
-enum srv_mode {
-	MODE_OK,
-	MODE_503_TWICE,     /* the first two requests answer 503, then 200 */
-	MODE_429_ONCE,      /* the first request answers 429 with Retry-After: 1 */
-	MODE_404,
-	MODE_MALFORMED,     /* 200 with a truncated JSON body */
-	MODE_NO_UUID,       /* results[2] has no login.uuid */
-	MODE_SHORT,         /* one result fewer than asked for */
-	MODE_SLOW_ONCE,     /* the first request is answered after 800 ms */
-	MODE_SLOW,          /* every request is answered after 800 ms */
-};
+#include "randomuser_server.h"
 
-#define MAX_LOGGED 256
-
-static struct {
-	struct MHD_Daemon *daemon;
-	int port;
-	pthread_mutex_t mu;
-	enum srv_mode mode;
-	int nreq;
-	char queries[MAX_LOGGED][128];
-	uint64_t next_user;
-} srv = { .mu = PTHREAD_MUTEX_INITIALIZER };
-
-/* The API's shape for user k: nested objects, postcode a number for every third user. */
-static json_t *
-make_user(uint64_t k)
-{
-	char uuid[40], first[32], last[32], street[32], city[32], state[32], postcode[32];
-	char email[64], user[32], dob[32], phone[32], cell[32], pic[96];
-
-	snprintf(uuid, sizeof(uuid), "00000000-0000-4000-8000-%012llx", (unsigned long long)k);
-	snprintf(first, sizeof(first), "First%llu", (unsigned long long)k);
-	snprintf(last, sizeof(last), "Last%llu", (unsigned long long)k);
-	snprintf(street, sizeof(street), "Street %llu", (unsigned long long)(k % 50));
-	snprintf(city, sizeof(city), "City%llu", (unsigned long long)(k % 10));
-	snprintf(state, sizeof(state), "State%llu", (unsigned long long)(k % 7));
-	snprintf(postcode, sizeof(postcode), "AB%llu 1CD", (unsigned long long)(k % 90));
-	snprintf(email, sizeof(email), "user%llu@example.com", (unsigned long long)k);
-	snprintf(user, sizeof(user), "user%llu", (unsigned long long)k);
-	snprintf(dob, sizeof(dob), "19%02llu-%02llu-%02lluT08:34:27.123Z",
-	         (unsigned long long)(40 + k % 60), (unsigned long long)(1 + k % 12),
-	         (unsigned long long)(1 + k % 28));
-	snprintf(phone, sizeof(phone), "01%09llu", (unsigned long long)k);
-	snprintf(cell, sizeof(cell), "07%09llu", (unsigned long long)k);
-	snprintf(pic, sizeof(pic), "https://randomuser.me/api/portraits/%s/%llu.jpg",
-	         k % 2 ? "women" : "men", (unsigned long long)(k % 100));
-	return json_pack(
-	    "{s:s, s:{s:s, s:s, s:s}, s:{s:{s:I, s:s}, s:s, s:s, s:s, s:o, s:{s:s, s:s}},"
-	    " s:s, s:{s:s, s:s, s:s}, s:{s:s, s:i}, s:{s:s, s:I}, s:s, s:s, s:{s:s, s:s},"
-	    " s:s}",
-	    "gender", k % 2 ? "female" : "male",
-	    "name", "title", "Mx", "first", first, "last", last,
-	    "location", "street", "number", (json_int_t)(k % 200 + 1), "name", street,
-	    "city", city, "state", state, "country", "United Kingdom",
-	    "postcode", k % 3 == 0 ? json_integer((json_int_t)(10000 + k)) : json_string(postcode),
-	    "coordinates", "latitude", "51.5", "longitude", "-0.1",
-	    "email", email,
-	    "login", "uuid", uuid, "username", user, "password", "secret",
-	    "dob", "date", dob, "age", 40,
-	    "registered", "date", "2010-05-01T10:00:00.000Z", "age", (json_int_t)(k % 20),
-	    "phone", phone, "cell", cell,
-	    "picture", "large", pic, "thumbnail", pic,
-	    "nat", "GB");
-}
-
-typedef struct qbuf {
-	char s[128];
-	size_t n;
-} qbuf_t;
-
-static enum MHD_Result
-add_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-	qbuf_t *q = cls;
-
-	(void)kind;
-	q->n += (size_t)snprintf(q->s + q->n, sizeof(q->s) - q->n, "%s%s=%s", q->n ? "&" : "", key,
-	                         value != NULL ? value : "");
-	if (q->n >= sizeof(q->s))
-		q->n = sizeof(q->s) - 1;
-	return MHD_YES;
-}
-
-static enum MHD_Result
-handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-       const char *version, const char *upload, size_t *upload_size, void **con_cls)
-{
-	qbuf_t q = { .n = 0 };
-	const char *results_arg;
-	int nreq, status = MHD_HTTP_OK, retry_after = 0;
-	size_t want;
-	char *body;
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-
-	(void)cls, (void)url, (void)method, (void)version, (void)upload, (void)upload_size;
-	(void)con_cls;
-	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &q);
-	results_arg = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "results");
-	want = results_arg != NULL ? (size_t)strtoul(results_arg, NULL, 10) : 1;
-
-	pthread_mutex_lock(&srv.mu);
-	nreq = srv.nreq++;
-	if (srv.mode == MODE_SLOW || (srv.mode == MODE_SLOW_ONCE && nreq == 0)) {
-		pthread_mutex_unlock(&srv.mu);
-		usleep(800 * 1000);
-		pthread_mutex_lock(&srv.mu);
-	}
-	if (nreq < MAX_LOGGED)
-		snprintf(srv.queries[nreq], sizeof(srv.queries[nreq]), "%s", q.s);
-	if (srv.mode == MODE_503_TWICE && nreq < 2)
-		status = 503;
-	else if (srv.mode == MODE_429_ONCE && nreq < 1)
-		status = 429, retry_after = 1;
-	else if (srv.mode == MODE_404)
-		status = 404;
-
-	if (status != MHD_HTTP_OK) {
-		body = strdup("{\"error\": \"not now\"}");
-	} else if (srv.mode == MODE_MALFORMED) {
-		body = strdup("{\"results\": [{\"gender\": \"male\",");
-	} else {
-		json_t *root, *arr = json_array();
-		size_t n = srv.mode == MODE_SHORT ? want - 1 : want;
-
-		for (size_t i = 0; i < n; i++) {
-			json_t *u = make_user(srv.next_user++);
-
-			if (srv.mode == MODE_NO_UUID && i == 2)
-				json_object_del(json_object_get(u, "login"), "uuid");
-			json_array_append_new(arr, u);
-		}
-		root = json_pack("{s:o, s:{s:s, s:I, s:i, s:s}}", "results", arr, "info", "seed",
-		                 "abc", "results", (json_int_t)n, "page", 1, "version", "1.4");
-		body = json_dumps(root, JSON_COMPACT);
-		json_decref(root);
-	}
-	pthread_mutex_unlock(&srv.mu);
-
-	resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	if (retry_after)
-		MHD_add_response_header(resp, "Retry-After", "1");
-	ret = MHD_queue_response(conn, (unsigned)status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
+static rusrv_t *srv;
 
 static void
 srv_start(void)
 {
-	const union MHD_DaemonInfo *info;
-	struct sockaddr_in loopback = { .sin_family = AF_INET, .sin_port = 0 };
-
-	loopback.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-
-	srv.mode = MODE_OK;
-	srv.nreq = 0;
-	srv.next_user = 0;
-	/* A thread per connection, so a slow answer does not hold up the client's retry. */
-	srv.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
-	                              0, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, &loopback,
-	                              MHD_OPTION_END);
-	cr_assert_not_null(srv.daemon, "MHD_start_daemon failed");
-	info = MHD_get_daemon_info(srv.daemon, MHD_DAEMON_INFO_BIND_PORT);
-	cr_assert_not_null(info);
-	srv.port = info->port;
-	cr_assert_gt(srv.port, 0);
+	srv = rusrv_start();
 }
 
 static void
 srv_stop(void)
 {
-	if (srv.daemon != NULL)
-		MHD_stop_daemon(srv.daemon);
-	srv.daemon = NULL;
-}
-
-static int
-srv_requests(void)
-{
-	int n;
-
-	pthread_mutex_lock(&srv.mu);
-	n = srv.nreq;
-	pthread_mutex_unlock(&srv.mu);
-	return n;
+	rusrv_stop(srv);
+	srv = NULL;
 }
 
 static double
@@ -228,7 +52,7 @@ client(const char *suffix, tally_randomuser_opts_t *o)
 	char url[128], err[256] = "";
 	tally_randomuser_t *ru;
 
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/%s", srv.port, suffix);
+	snprintf(url, sizeof(url), "%s%s", rusrv_url(srv), suffix);
 	ru = tally_randomuser_new(url, o, err, sizeof(err));
 	cr_assert_not_null(ru, "tally_randomuser_new: %s", err);
 	return ru;
@@ -326,11 +150,11 @@ Test(randomuser, voters_in_batches_with_the_original_mapping)
 	cr_assert_eq(rc, 0, "fetch: %d %s", rc, err);
 	cr_assert_eq(vs.n, 1234);
 	cr_assert_eq(calls, 13);
-	cr_assert_eq(srv_requests(), 13);
+	cr_assert_eq(rusrv_requests(srv), 13);
 	cr_assert_eq(tally_randomuser_requests(ru), 13);
-	cr_assert_str_eq(srv.queries[0], "nat=gb&results=100");
-	cr_assert_str_eq(srv.queries[11], "nat=gb&results=100");
-	cr_assert_str_eq(srv.queries[12], "nat=gb&results=34");
+	cr_assert_str_eq(rusrv_query(srv, 0), "nat=gb&results=100");
+	cr_assert_str_eq(rusrv_query(srv, 11), "nat=gb&results=100");
+	cr_assert_str_eq(rusrv_query(srv, 12), "nat=gb&results=34");
 
 	qsort(vs.ids, vs.n, sizeof(vs.ids[0]), cmp_id);
 	for (size_t i = 0; i < vs.n; i++)
@@ -416,11 +240,11 @@ Test(randomuser, candidates_alternate_gender_one_request_each)
 	cr_assert_eq(tally_randomuser_fetch_candidates(ru, 4, on_cand, &a, err, sizeof(err)), 0,
 	             "%s", err);
 	cr_assert_eq(a.n, 4);
-	cr_assert_eq(srv_requests(), 4);
-	cr_assert_str_eq(srv.queries[0], "nat=gb&results=1&gender=male");
-	cr_assert_str_eq(srv.queries[1], "nat=gb&results=1&gender=female");
-	cr_assert_str_eq(srv.queries[2], "nat=gb&results=1&gender=male");
-	cr_assert_str_eq(srv.queries[3], "nat=gb&results=1&gender=female");
+	cr_assert_eq(rusrv_requests(srv), 4);
+	cr_assert_str_eq(rusrv_query(srv, 0), "nat=gb&results=1&gender=male");
+	cr_assert_str_eq(rusrv_query(srv, 1), "nat=gb&results=1&gender=female");
+	cr_assert_str_eq(rusrv_query(srv, 2), "nat=gb&results=1&gender=male");
+	cr_assert_str_eq(rusrv_query(srv, 3), "nat=gb&results=1&gender=female");
 	cr_assert_str_eq(a.gender[0], "male");
 	cr_assert_str_eq(a.gender[1], "female");
 	cr_assert_str_eq(a.name[0], "First0 Last0");
@@ -431,7 +255,7 @@ Test(randomuser, candidates_alternate_gender_one_request_each)
 	tally_randomuser_destroy(ru);
 
 	/* Same seed, same texts (the names differ: the server's users move on). */
-	srv.next_user = 0;
+	rusrv_reset_users(srv);
 	ru = client("", &o);
 	cr_assert_eq(tally_randomuser_fetch_candidates(ru, 4, on_cand, &b, err, sizeof(err)), 0);
 	for (int i = 0; i < 4; i++) {
@@ -459,12 +283,12 @@ Test(randomuser, retries_503_then_succeeds)
 	char err[256] = "";
 	tally_randomuser_t *ru;
 
-	srv.mode = MODE_503_TWICE;
+	rusrv_set_mode(srv, RUSRV_503_TWICE);
 	ru = client("", &o);
 	cr_assert_eq(tally_randomuser_fetch_voters(ru, 10, count_only, &n, err, sizeof(err)), 0,
 	             "%s", err);
 	cr_assert_eq(n, 10);
-	cr_assert_eq(srv_requests(), 3);
+	cr_assert_eq(rusrv_requests(srv), 3);
 	cr_assert_eq(tally_randomuser_requests(ru), 3);
 	tally_randomuser_destroy(ru);
 }
@@ -477,14 +301,14 @@ Test(randomuser, honours_retry_after_on_429)
 	tally_randomuser_t *ru;
 	double t0, elapsed;
 
-	srv.mode = MODE_429_ONCE;
+	rusrv_set_mode(srv, RUSRV_429_ONCE);
 	ru = client("", &o);
 	t0 = now_s();
 	cr_assert_eq(tally_randomuser_fetch_voters(ru, 5, count_only, &n, err, sizeof(err)), 0,
 	             "%s", err);
 	elapsed = now_s() - t0;
 	cr_assert_eq(n, 5);
-	cr_assert_eq(srv_requests(), 2);
+	cr_assert_eq(rusrv_requests(srv), 2);
 	cr_assert_geq(elapsed, 1.0, "elapsed %.3f s", elapsed);
 	cr_assert_lt(elapsed, 3.0, "elapsed %.3f s", elapsed);
 	tally_randomuser_destroy(ru);
@@ -497,16 +321,16 @@ Test(randomuser, retries_run_out_with_the_last_status)
 	char err[256] = "", want[256];
 	tally_randomuser_t *ru;
 
-	srv.mode = MODE_503_TWICE;
+	rusrv_set_mode(srv, RUSRV_503_TWICE);
 	o.max_retries = 1;
 	ru = client("", &o);
 	cr_assert_eq(tally_randomuser_fetch_voters(ru, 5, count_only, &n, err, sizeof(err)),
 	             TALLY_EIO);
 	snprintf(want, sizeof(want),
 	         "could not fetch \"http://127.0.0.1:%d/api/\" after 2 attempts: HTTP status 503",
-	         srv.port);
+	         rusrv_port(srv));
 	cr_assert_str_eq(err, want);
-	cr_assert_eq(srv_requests(), 2);
+	cr_assert_eq(rusrv_requests(srv), 2);
 	tally_randomuser_destroy(ru);
 }
 
@@ -517,7 +341,7 @@ Test(randomuser, retries_a_timeout)
 	char err[256] = "";
 	tally_randomuser_t *ru;
 
-	srv.mode = MODE_SLOW_ONCE;
+	rusrv_set_mode(srv, RUSRV_SLOW_ONCE);
 	o.timeout_ms = 300;
 	ru = client("", &o);
 	cr_assert_eq(tally_randomuser_fetch_voters(ru, 5, count_only, &n, err, sizeof(err)), 0,
@@ -534,7 +358,7 @@ Test(randomuser, timeouts_run_out)
 	char err[256] = "", want[256];
 	tally_randomuser_t *ru;
 
-	srv.mode = MODE_SLOW;
+	rusrv_set_mode(srv, RUSRV_SLOW);
 	o.timeout_ms = 200;
 	o.max_retries = 1;
 	ru = client("", &o);
@@ -542,7 +366,7 @@ Test(randomuser, timeouts_run_out)
 	             TALLY_ETIMEDOUT);
 	snprintf(want, sizeof(want),
 	         "could not fetch \"http://127.0.0.1:%d/api/\" after 2 attempts: Timeout was reached",
-	         srv.port);
+	         rusrv_port(srv));
 	cr_assert_str_eq(err, want);
 	cr_assert_eq(tally_randomuser_requests(ru), 2);
 	cr_assert_eq(n, 0);
@@ -552,22 +376,22 @@ Test(randomuser, timeouts_run_out)
 /* ---- failures that are not retried ----------------------------------------------------- */
 
 static void
-expect_failure(enum srv_mode mode, size_t n, int want_rc, const char *fmt)
+expect_failure(rusrv_mode_t mode, size_t n, int want_rc, const char *fmt)
 {
 	tally_randomuser_opts_t o = fast_opts();
 	size_t got = 0;
 	char err[256] = "", want[256];
 	tally_randomuser_t *ru;
 
-	srv.mode = mode;
+	rusrv_set_mode(srv, mode);
 	/* A secret in the query string must not reach the message. */
 	ru = client("?key=s3cret", &o);
 	cr_assert_eq(tally_randomuser_fetch_voters(ru, n, count_only, &got, err, sizeof(err)),
 	             want_rc, "%s", err);
-	snprintf(want, sizeof(want), fmt, srv.port);
+	snprintf(want, sizeof(want), fmt, rusrv_port(srv));
 	cr_assert_str_eq(err, want);
-	cr_assert_eq(srv_requests(), 1);
-	cr_assert_str_eq(srv.queries[0], n == 10 ? "key=s3cret&nat=gb&results=10"
+	cr_assert_eq(rusrv_requests(srv), 1);
+	cr_assert_str_eq(rusrv_query(srv, 0), n == 10 ? "key=s3cret&nat=gb&results=10"
 	                                         : "key=s3cret&nat=gb&results=5");
 	cr_assert_eq(got, 0);
 	tally_randomuser_destroy(ru);
@@ -575,26 +399,26 @@ expect_failure(enum srv_mode mode, size_t n, int want_rc, const char *fmt)
 
 Test(randomuser, http_404_fails_at_once)
 {
-	expect_failure(MODE_404, 5, TALLY_EIO,
+	expect_failure(RUSRV_404, 5, TALLY_EIO,
 	               "could not fetch \"http://127.0.0.1:%d/api/\": HTTP status 404");
 }
 
 Test(randomuser, malformed_json_fails_at_once)
 {
-	expect_failure(MODE_MALFORMED, 5, TALLY_EFORMAT,
+	expect_failure(RUSRV_MALFORMED, 5, TALLY_EFORMAT,
 	               "could not parse the answer of \"http://127.0.0.1:%d/api/\": line 1 column 31:"
 	               " string or '}' expected near end of file");
 }
 
 Test(randomuser, missing_uuid_fails_at_once)
 {
-	expect_failure(MODE_NO_UUID, 5, TALLY_EFORMAT,
+	expect_failure(RUSRV_NO_UUID, 5, TALLY_EFORMAT,
 	               "the answer of \"http://127.0.0.1:%d/api/\": results[2]: missing \"login.uuid\"");
 }
 
 Test(randomuser, short_answer_fails_at_once)
 {
-	expect_failure(MODE_SHORT, 10, TALLY_EFORMAT,
+	expect_failure(RUSRV_SHORT, 10, TALLY_EFORMAT,
 	               "the answer of \"http://127.0.0.1:%d/api/\" has 9 results instead of 10");
 }
 
@@ -654,7 +478,7 @@ Test(randomuser, rate_limit_holds)
 	             "%s", err);
 	elapsed = now_s() - t0;
 	cr_assert_eq(n, 60);
-	cr_assert_eq(srv_requests(), 6);
+	cr_assert_eq(rusrv_requests(srv), 6);
 	cr_assert_geq(elapsed, 0.5, "6 requests at 10/s took %.3f s", elapsed);
 	tally_randomuser_destroy(ru);
 }

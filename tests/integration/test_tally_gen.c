@@ -7,6 +7,11 @@
  * partitions asked for). A second run with the same arguments is refused and changes
  * nothing; so is a Kafka-only run into the filled topics. Bad options exit 2 with the
  * message.
+ *
+ * --randomuser against the fake Random User API (tests/support/randomuser_server.c):
+ * 1,234 fetched voters land in PostgreSQL with exactly the served ids and in voters_topic
+ * keyed by voter_id, 3 candidates were asked for with gender alternating; a server
+ * answering 404 ends the run with exit 1, the client's message and no voters stored.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -17,6 +22,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
@@ -24,6 +30,7 @@
 #include <tally/kafka.h>
 
 #include "pgtest.h"
+#include "randomuser_server.h"
 #include "services.h"
 
 #define N_VOTERS 20000
@@ -602,4 +609,204 @@ Test(tally_gen, help)
 	cr_assert(strncmp(out, "usage: tally-gen [options]\n", 27) == 0, "%s", out);
 	cr_assert_not_null(strstr(out, "--topic-prefix PREFIX"), "%s", out);
 	cr_assert_not_null(strstr(out, "--partitions N"), "%s", out);
+}
+
+/* ---- --randomuser ---- */
+
+#define RU_VOTERS 1234
+#define RU_CANDIDATES 3
+
+typedef struct ru_check {
+	unsigned char *voter;          /* [users served]: 1 when the user is a voter in PostgreSQL */
+	unsigned char *seen;           /* [users served]: produced to voters_topic */
+	uint64_t served;
+	long distinct;
+} ru_check_t;
+
+static void
+check_ru_voter_msg(const rd_kafka_message_t *m, void *arg)
+{
+	ru_check_t *rc = arg;
+	char key[TALLY_UUID_STRLEN + 1];
+	json_error_t jerr;
+	json_t *v;
+	int64_t k;
+
+	cr_assert_eq(m->key_len, TALLY_UUID_STRLEN, "key of %zu bytes", m->key_len);
+	memcpy(key, m->key, TALLY_UUID_STRLEN);
+	key[TALLY_UUID_STRLEN] = '\0';
+	k = rusrv_user_of_id(key);
+	cr_assert(k >= 0 && (uint64_t)k < rc->served, "key \"%s\" is no served user", key);
+	cr_assert_eq(rc->voter[k], 1, "key \"%s\" is no voter in postgres", key);
+	cr_assert_eq(rc->seen[k], 0, "voter \"%s\" produced twice", key);
+	rc->seen[k] = 1;
+	rc->distinct++;
+
+	/* The value is the voters_topic shape, its voter_id the key. */
+	v = json_loadb(m->payload, m->len, 0, &jerr);
+	cr_assert_not_null(v, "voter \"%s\": %s", key, jerr.text);
+	cr_assert_str_eq(json_string_value(json_object_get(v, "voter_id")), key);
+	cr_assert_not_null(json_string_value(json_object_get(v, "voter_name")));
+	cr_assert_not_null(json_string_value(json_object_get(v, "date_of_birth")));
+	cr_assert_not_null(json_string_value(json_object_get(v, "registration_number")));
+	cr_assert_not_null(json_string_value(json_object_get(json_object_get(v, "address"),
+	                                                     "state")));
+	cr_assert(json_is_integer(json_object_get(v, "registered_age")));
+	json_decref(v);
+}
+
+typedef struct ru_cands_check {
+	char ids[RU_CANDIDATES][TALLY_UUID_STRLEN + 1];
+	int seen[RU_CANDIDATES];
+} ru_cands_check_t;
+
+static void
+check_ru_candidate_msg(const rd_kafka_message_t *m, void *arg)
+{
+	ru_cands_check_t *cc = arg;
+
+	for (int i = 0; i < RU_CANDIDATES; i++) {
+		json_t *v;
+
+		if (m->key_len != TALLY_UUID_STRLEN || memcmp(m->key, cc->ids[i], m->key_len) != 0)
+			continue;
+		cr_assert_eq(cc->seen[i], 0, "candidate %d produced twice", i);
+		cc->seen[i] = 1;
+		v = json_loadb(m->payload, m->len, 0, NULL);
+		cr_assert_not_null(v);
+		cr_assert_str_eq(json_string_value(json_object_get(v, "candidate_id")), cc->ids[i]);
+		cr_assert_not_null(json_string_value(json_object_get(v, "party_affiliation")));
+		json_decref(v);
+		return;
+	}
+	cr_assert_fail("candidates_topic key \"%.*s\" is no stored candidate", (int)m->key_len,
+	               (const char *)m->key);
+}
+
+Test(tally_gen, randomuser_loads_the_served_users)
+{
+	rusrv_t *srv = rusrv_start();
+	char prefix[128], pgopt[160], out[16384], url[128];
+	const char *args[] = {"--randomuser", url, "--voters", "1234", "--candidates", "3",
+	                      "--randomuser-rate", "0", "--partitions", "2",
+	                      "--election-id", "test-ru", "--topic-prefix", prefix,
+	                      "--batch", "500", pgopt, "--quiet", NULL};
+	ru_check_t rc = {0};
+	ru_cands_check_t cc = {0};
+	tally_kafka_topics_t t;
+	rd_kafka_t *rk;
+	PGresult *res;
+	PGconn *c;
+	char err[256];
+
+	snprintf(url, sizeof(url), "%s", rusrv_url(srv));
+	snprintf(prefix, sizeof(prefix), "tally_test_genru_%ld_%d_", (long)time(NULL),
+	         (int)getpid());
+	snprintf(pgopt, sizeof(pgopt), "--pg.options=%s", pgtest_options());
+	cr_assert_eq(tally_kafka_topics_init(&t, prefix, 2, err, sizeof(err)), 0);
+
+	cr_assert_eq(run_gen(args, out, sizeof(out)), 0, "%s", out);
+	cr_assert_not_null(strstr(out, "3 candidates and 1234 voters fetched from the Random User "
+	                               "API in 16 requests"), "%s", out);
+	cr_assert_not_null(strstr(out, "3 parties, 3 candidates, 1234 voters: postgres committed, "
+	                               "kafka all messages delivered"), "%s", out);
+
+	/* The requests: 3 candidates, one each with gender alternating, then 13 voter batches. */
+	cr_assert_eq(rusrv_requests(srv), 16);
+	cr_assert_eq(rusrv_requests_with(srv, "gender", "male"), 2);
+	cr_assert_eq(rusrv_requests_with(srv, "gender", "female"), 1);
+	cr_assert_eq(rusrv_requests_with(srv, "nat", "gb"), 16);
+	cr_assert_eq(rusrv_requests_with(srv, "results", "100"), 12);
+	cr_assert_eq(rusrv_requests_with(srv, "results", "34"), 1);
+	rc.served = rusrv_users_served(srv);
+	cr_assert_eq(rc.served, RU_VOTERS + RU_CANDIDATES);
+
+	/* PostgreSQL: exactly the served users, each once, voters or candidates. */
+	c = pgtest_connect();
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM voters"), RU_VOTERS);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM candidates"), RU_CANDIDATES);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM parties"), 3);
+	cr_assert_eq(pgtest_count(c, "SELECT count(DISTINCT party_affiliation) FROM candidates"), 3);
+	rc.voter = calloc(rc.served, 1);
+	rc.seen = calloc(rc.served, 1);
+	cr_assert(rc.voter != NULL && rc.seen != NULL);
+	res = PQexec(c, "SELECT voter_id::text FROM voters");
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+	for (int i = 0; i < PQntuples(res); i++) {
+		int64_t k = rusrv_user_of_id(PQgetvalue(res, i, 0));
+
+		cr_assert(k >= 0 && (uint64_t)k < rc.served, "voter \"%s\" is no served user",
+		          PQgetvalue(res, i, 0));
+		cr_assert_eq(rc.voter[k], 0, "voter \"%s\" twice", PQgetvalue(res, i, 0));
+		rc.voter[k] = 1;
+	}
+	PQclear(res);
+	res = PQexec(c, "SELECT candidate_id::text FROM candidates ORDER BY candidate_id");
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+	cr_assert_eq(PQntuples(res), RU_CANDIDATES);
+	for (int i = 0; i < RU_CANDIDATES; i++) {
+		int64_t k = rusrv_user_of_id(PQgetvalue(res, i, 0));
+
+		cr_assert(k >= 0 && (uint64_t)k < rc.served, "candidate \"%s\" is no served user",
+		          PQgetvalue(res, i, 0));
+		cr_assert_eq(rc.voter[k], 0, "candidate \"%s\" is also a voter", PQgetvalue(res, i, 0));
+		snprintf(cc.ids[i], sizeof(cc.ids[i]), "%s", PQgetvalue(res, i, 0));
+	}
+	PQclear(res);
+
+	/* Kafka: voters_topic exactly the 1,234 voters keyed by voter_id; the 3 candidates. */
+	rk = client(RD_KAFKA_PRODUCER);
+	cr_assert_eq(messages_in(rk, t.topic[TALLY_KAFKA_VOTERS].name, 2), RU_VOTERS);
+	cr_assert_eq(messages_in(rk, t.topic[TALLY_KAFKA_CANDIDATES].name, 2), RU_CANDIDATES);
+	consume_all(t.topic[TALLY_KAFKA_VOTERS].name, 2, RU_VOTERS, check_ru_voter_msg, &rc);
+	cr_assert_eq(rc.distinct, RU_VOTERS);
+	consume_all(t.topic[TALLY_KAFKA_CANDIDATES].name, 2, RU_CANDIDATES, check_ru_candidate_msg,
+	            &cc);
+	for (int i = 0; i < RU_CANDIDATES; i++)
+		cr_assert_eq(cc.seen[i], 1, "candidate %d missing", i);
+
+	rd_kafka_destroy(rk);
+	PQfinish(c);
+	delete_topics(&t);
+	free(rc.voter);
+	free(rc.seen);
+	rusrv_stop(srv);
+}
+
+Test(tally_gen, randomuser_404_fails_and_stores_nothing)
+{
+	rusrv_t *srv = rusrv_start();
+	char prefix[128], pgopt[160], out[16384], url[128], want[512];
+	const char *args[] = {"--randomuser", url, "--voters", "50", "--candidates", "3",
+	                      "--randomuser-rate", "0", "--partitions", "1",
+	                      "--topic-prefix", prefix, pgopt, "--quiet", NULL};
+	tally_kafka_topics_t t;
+	PGconn *c;
+	char err[256];
+
+	rusrv_set_mode(srv, RUSRV_404);
+	snprintf(url, sizeof(url), "%s", rusrv_url(srv));
+	snprintf(prefix, sizeof(prefix), "tally_test_genru404_%ld_%d_", (long)time(NULL),
+	         (int)getpid());
+	snprintf(pgopt, sizeof(pgopt), "--pg.options=%s", pgtest_options());
+	cr_assert_eq(tally_kafka_topics_init(&t, prefix, 1, err, sizeof(err)), 0);
+
+	cr_assert_eq(run_gen(args, out, sizeof(out)), 1, "%s", out);
+	snprintf(want, sizeof(want),
+	         "tally-gen: could not fetch \"http://127.0.0.1:%d/api/\": HTTP status 404\n",
+	         rusrv_port(srv));
+	/* The last line (librdkafka may log before it while a fresh broker settles). */
+	cr_assert(strlen(out) >= strlen(want) &&
+	          strcmp(out + strlen(out) - strlen(want), want) == 0 &&
+	          (strlen(out) == strlen(want) || out[strlen(out) - strlen(want) - 1] == '\n'),
+	          "%s", out);
+	cr_assert_eq(rusrv_requests(srv), 1, "a 404 is not retried");
+
+	c = pgtest_connect();
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM voters"), 0);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM candidates"), 0);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM parties"), 0);
+	PQfinish(c);
+	delete_topics(&t);
+	rusrv_stop(srv);
 }
