@@ -420,3 +420,75 @@ out:
 	free(set_on);
 	return rc;
 }
+
+/* ---- a program's whole configuration ------------------------------------------------- */
+
+bool
+tally_opt_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	return false;
+}
+
+int
+tally_opt_load(const tally_opt_t *tab, size_t n, void *conf, int argc, char **argv,
+               const char *const *prefixes, tally_opt_kvlist_t *extra, char *errstr,
+               size_t errstr_size)
+{
+	const char *path = NULL;
+	char **rest;
+	int nrest = 1, rc = -1;
+
+	if (tally_opt_defaults(tab, n, conf, errstr, errstr_size) != 0)
+		return -1;
+	for (int i = 1; i < argc; i++) {
+		if (strncmp(argv[i], "--config=", 9) == 0)
+			path = argv[i] + 9;
+		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			path = argv[++i];
+	}
+	if (path != NULL &&
+	    tally_opt_parse_file(tab, n, conf, path, prefixes, extra, errstr, errstr_size) != 0)
+		return -1;
+
+	/* The table knows nothing of pass-through settings: take them out of argv first. */
+	if ((rest = calloc((size_t)argc + 1, sizeof(*rest))) == NULL)
+		return fail(errstr, errstr_size, "out of memory");
+	rest[0] = argv[0];
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i], *eq, *value;
+		char key[256];
+		size_t len;
+
+		if (strncmp(arg, "--", 2) != 0 || !has_prefix(arg + 2, prefixes)) {
+			rest[nrest++] = argv[i];
+			continue;
+		}
+		eq = strchr(arg, '=');
+		len = eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+		if (len >= sizeof(key)) {
+			fail(errstr, errstr_size, "unknown option \"%s\" (see --help)", arg);
+			goto out;
+		}
+		memcpy(key, arg + 2, len);
+		key[len] = '\0';
+		if (eq != NULL) {
+			value = eq + 1;
+		} else if (i + 1 < argc) {
+			value = argv[++i];
+		} else {
+			fail(errstr, errstr_size, "--%s: missing value", key);
+			goto out;
+		}
+		if (tally_opt_kvlist_add(extra, key, value, "command line") != 0) {
+			fail(errstr, errstr_size, "out of memory");
+			goto out;
+		}
+	}
+	rc = tally_opt_parse_argv(tab, n, conf, nrest, rest, errstr, errstr_size);
+out:
+	free(rest);
+	return rc;
+}

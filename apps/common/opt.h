@@ -93,6 +93,21 @@ int tally_opt_parse_file(const tally_opt_t *tab, size_t n, void *conf, const cha
                          const char *const *prefixes, tally_opt_kvlist_t *extra, char *errstr,
                          size_t errstr_size);
 
+/**
+ * @brief Load a program's configuration, lowest precedence first: the table's defaults, the
+ * file named by --config FILE (or --config=FILE) if any, then the command line. Keys and
+ * options starting with one of prefixes ("kafka.", "pg.") go to extra, from the file with
+ * their file:line and from the command line (--kafka.KEY=V or --kafka.KEY V) after the
+ * file's, so the command line wins there too. The table must have a "config" STRING option.
+ * @returns 0, or -1 with errstr set ("tally.conf:12: ..." or "--voters: ...").
+ */
+int tally_opt_load(const tally_opt_t *tab, size_t n, void *conf, int argc, char **argv,
+                   const char *const *prefixes, tally_opt_kvlist_t *extra, char *errstr,
+                   size_t errstr_size);
+
+/** @brief true when argv asks for --help or -h (which wins over anything else on the line). */
+bool tally_opt_wants_help(int argc, char **argv);
+
 /** @brief Append (copies of) key and value to list. @returns 0 or -1 when out of memory. */
 int tally_opt_kvlist_add(tally_opt_kvlist_t *list, const char *key, const char *value,
                          const char *where);

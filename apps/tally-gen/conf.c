@@ -55,83 +55,13 @@ const size_t tallygen_nopts = sizeof(tallygen_opts) / sizeof(tallygen_opts[0]);
 
 static const char *const passthrough_prefixes[] = {"kafka.", "pg.", NULL};
 
-static int
-fail(char *errstr, size_t errstr_size, const char *msg, const char *arg)
-{
-	snprintf(errstr, errstr_size, msg, arg);
-	return -1;
-}
-
-static bool
-is_passthrough(const char *name)
-{
-	for (const char *const *p = passthrough_prefixes; *p != NULL; p++)
-		if (strncmp(name, *p, strlen(*p)) == 0 && name[strlen(*p)] != '\0')
-			return true;
-	return false;
-}
-
 int
 tallygen_conf_load(tallygen_conf_t *conf, int argc, char **argv, char *errstr,
                    size_t errstr_size)
 {
-	const char *path = NULL;
-	char **rest;
-	int nrest = 1, rc = -1;
-
 	memset(conf, 0, sizeof(*conf));
-	if (tally_opt_defaults(tallygen_opts, tallygen_nopts, conf, errstr, errstr_size) != 0)
-		return -1;
-	for (int i = 1; i < argc; i++) {
-		if (strncmp(argv[i], "--config=", 9) == 0)
-			path = argv[i] + 9;
-		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-			path = argv[++i];
-	}
-	if (path != NULL &&
-	    tally_opt_parse_file(tallygen_opts, tallygen_nopts, conf, path, passthrough_prefixes,
-	                         &conf->passthrough, errstr, errstr_size) != 0)
-		return -1;
-
-	/* The option engine knows only the table; pass-through settings are taken out here. */
-	if ((rest = calloc((size_t)argc + 1, sizeof(*rest))) == NULL)
-		return fail(errstr, errstr_size, "%s", "out of memory");
-	rest[0] = argv[0];
-	for (int i = 1; i < argc; i++) {
-		const char *arg = argv[i], *eq, *value;
-		char key[256];
-		size_t len;
-
-		if (strncmp(arg, "--", 2) != 0 || !is_passthrough(arg + 2)) {
-			rest[nrest++] = argv[i];
-			continue;
-		}
-		eq = strchr(arg, '=');
-		len = eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2);
-		if (len >= sizeof(key)) {
-			fail(errstr, errstr_size, "unknown option \"%s\" (see --help)", arg);
-			goto out;
-		}
-		memcpy(key, arg + 2, len);
-		key[len] = '\0';
-		if (eq != NULL) {
-			value = eq + 1;
-		} else if (i + 1 < argc) {
-			value = argv[++i];
-		} else {
-			fail(errstr, errstr_size, "--%s: missing value", key);
-			goto out;
-		}
-		if (tally_opt_kvlist_add(&conf->passthrough, key, value, "command line") != 0) {
-			fail(errstr, errstr_size, "%s", "out of memory");
-			goto out;
-		}
-	}
-	rc = tally_opt_parse_argv(tallygen_opts, tallygen_nopts, conf, nrest, rest, errstr,
-	                          errstr_size);
-out:
-	free(rest);
-	return rc;
+	return tally_opt_load(tallygen_opts, tallygen_nopts, conf, argc, argv, passthrough_prefixes,
+	                      &conf->passthrough, errstr, errstr_size);
 }
 
 void

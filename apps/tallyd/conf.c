@@ -65,34 +65,12 @@ const size_t tallyd_nopts = sizeof(tallyd_opts) / sizeof(tallyd_opts[0]);
 
 const char *const tallyd_passthrough[] = {"kafka.", "pg.", NULL};
 
-/* The value of --config on the command line, or NULL. */
-static const char *
-config_path(int argc, char **argv)
-{
-	const char *path = NULL;
-
-	for (int i = 1; i < argc; i++) {
-		if (strncmp(argv[i], "--config=", 9) == 0)
-			path = argv[i] + 9;
-		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-			path = argv[++i];
-	}
-	return path;
-}
-
 int
 tallyd_conf_load(tallyd_conf_t *conf, int argc, char **argv, char *errstr, size_t errstr_size)
 {
-	const char *path = config_path(argc, argv);
-
 	memset(conf, 0, sizeof(*conf));
-	if (tally_opt_defaults(tallyd_opts, tallyd_nopts, conf, errstr, errstr_size) != 0)
-		return -1;
-	if (path != NULL && tally_opt_parse_file(tallyd_opts, tallyd_nopts, conf, path,
-	                                         tallyd_passthrough, &conf->passthrough, errstr,
-	                                         errstr_size) != 0)
-		return -1;
-	return tally_opt_parse_argv(tallyd_opts, tallyd_nopts, conf, argc, argv, errstr, errstr_size);
+	return tally_opt_load(tallyd_opts, tallyd_nopts, conf, argc, argv, tallyd_passthrough,
+	                      &conf->passthrough, errstr, errstr_size);
 }
 
 void

@@ -32,11 +32,9 @@ main(int argc, char **argv)
 	int rc;
 
 	/* --help wins over anything else on the line, even a bad option. */
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			return 0;
-		}
+	if (tally_opt_wants_help(argc, argv)) {
+		usage(stdout);
+		return 0;
 	}
 	if (tallyd_conf_load(&conf, argc, argv, err, sizeof(err)) != 0) {
 		fprintf(stderr, "tallyd: %s\n", err);
