@@ -21,6 +21,7 @@
 #include <tally/randomuser.h>
 
 #include "randomuser_server.h"
+#include "testutil.h"
 
 static rusrv_t *srv;
 
@@ -37,14 +38,6 @@ srv_stop(void)
 	srv = NULL;
 }
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static tally_randomuser_t *
 client(const char *suffix, tally_randomuser_opts_t *o)
@@ -303,10 +296,10 @@ Test(randomuser, honours_retry_after_on_429)
 
 	rusrv_set_mode(srv, RUSRV_429_ONCE);
 	ru = client("", &o);
-	t0 = now_s();
+	t0 = test_now_s();
 	cr_assert_eq(tally_randomuser_fetch_voters(ru, 5, count_only, &n, err, sizeof(err)), 0,
 	             "%s", err);
-	elapsed = now_s() - t0;
+	elapsed = test_now_s() - t0;
 	cr_assert_eq(n, 5);
 	cr_assert_eq(rusrv_requests(srv), 2);
 	cr_assert_geq(elapsed, 1.0, "elapsed %.3f s", elapsed);
@@ -446,7 +439,7 @@ Test(randomuser, refused_port_fails_after_the_retries)
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/", port);
 	ru = tally_randomuser_new(url, &o, err, sizeof(err));
 	cr_assert_not_null(ru, "%s", err);
-	t0 = now_s();
+	t0 = test_now_s();
 	cr_assert_eq(tally_randomuser_fetch_voters(ru, 5, count_only, &n, err, sizeof(err)),
 	             TALLY_EIO);
 	snprintf(want, sizeof(want),
@@ -455,7 +448,7 @@ Test(randomuser, refused_port_fails_after_the_retries)
 	cr_assert_str_eq(err, want);
 	cr_assert_eq(tally_randomuser_requests(ru), 4);
 	/* Three backoffs of at least 5, 10 and 20 ms (half of 10, 20, 40: the jitter's floor). */
-	cr_assert_geq(now_s() - t0, 0.035);
+	cr_assert_geq(test_now_s() - t0, 0.035);
 	cr_assert_eq(n, 0);
 	tally_randomuser_destroy(ru);
 }
@@ -473,10 +466,10 @@ Test(randomuser, rate_limit_holds)
 	o.requests_per_s = 10;
 	o.batch_size = 10;
 	ru = client("", &o);
-	t0 = now_s();
+	t0 = test_now_s();
 	cr_assert_eq(tally_randomuser_fetch_voters(ru, 60, count_only, &n, err, sizeof(err)), 0,
 	             "%s", err);
-	elapsed = now_s() - t0;
+	elapsed = test_now_s() - t0;
 	cr_assert_eq(n, 60);
 	cr_assert_eq(rusrv_requests(srv), 6);
 	cr_assert_geq(elapsed, 0.5, "6 requests at 10/s took %.3f s", elapsed);

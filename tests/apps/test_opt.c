@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "opt.h"
+#include "testutil.h"
 
 struct conf {
 	uint64_t voters;
@@ -126,19 +127,6 @@ Test(opt_file, a_missing_file_is_an_error)
 	                      "No such file or directory");
 }
 
-static char *
-tallyd_path(void)
-{
-	static char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 32);
-	char *slash;
-
-	cr_assert_gt(n, 0);
-	exe[n] = '\0';
-	slash = strrchr(exe, '/');
-	strcpy(slash, "/../bin/tallyd");
-	return exe;
-}
 
 static int
 run(const char *args, char *out, size_t size)
@@ -147,7 +135,7 @@ run(const char *args, char *out, size_t size)
 	FILE *p;
 	size_t n;
 
-	snprintf(cmd, sizeof(cmd), "%s %s 2>&1", tallyd_path(), args);
+	snprintf(cmd, sizeof(cmd), "%s %s 2>&1", test_program_path("tallyd"), args);
 	p = popen(cmd, "r");
 	cr_assert_not_null(p);
 	n = fread(out, 1, size - 1, p);

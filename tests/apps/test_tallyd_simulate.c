@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include "testutil.h"
 
 #define OUT_MAX (1u << 20)
 
@@ -29,19 +29,6 @@ typedef struct run {
 
 static run_t result;
 
-static const char *
-tallyd_path(void)
-{
-	static char path[PATH_MAX];
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-	cr_assert_gt(n, 0);
-	self[n] = '\0';
-	snprintf(path, sizeof(path), "%s/../bin/tallyd", dirname(self));
-	cr_assert_eq(access(path, X_OK), 0, "%s is not built", path);
-	return path;
-}
 
 static void
 slurp(int fd, char *buf, size_t size)
@@ -58,14 +45,6 @@ slurp(int fd, char *buf, size_t size)
 	buf[len] = '\0';
 }
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /*
  * Run tallyd with args (NULL-terminated). If sigint_after is set, wait until stdout has
@@ -77,10 +56,10 @@ run_tallyd(const char *const *args, const char *sigint_after)
 	const char *argv[64];
 	int out[2], err[2], status;
 	size_t n = 0, len = 0;
-	double t0 = now_s();
+	double t0 = test_now_s();
 	pid_t pid;
 
-	argv[n++] = tallyd_path();
+	argv[n++] = test_program_path("tallyd");
 	for (; *args != NULL; args++)
 		argv[n++] = *args;
 	argv[n] = NULL;
@@ -119,7 +98,7 @@ run_tallyd(const char *const *args, const char *sigint_after)
 	close(err[0]);
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	result.seconds = now_s() - t0;
+	result.seconds = test_now_s() - t0;
 	return &result;
 }
 

@@ -20,20 +20,13 @@
 #include <tally/kafka.h>
 
 #include "services.h"
+#include "testutil.h"
 
 #define N_MESSAGES 200000
 #define N_KEYS 50000           /* each key is sent N_MESSAGES / N_KEYS times, in order */
 #define N_PARTITIONS 12
 #define TIMEOUT_MS 30000
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A topic prefix no other run shares. */
 static void
@@ -343,7 +336,7 @@ consume_and_check(const char *topic)
 	int *key_partition = malloc(N_KEYS * sizeof(int));
 	int *key_next_round = calloc(N_KEYS, sizeof(int));
 	long got = 0;
-	double deadline = now_s() + 180;
+	double deadline = test_now_s() + 180;
 
 	cr_assert_not_null(rk, "%s", err);
 	cr_assert(key_partition != NULL && key_next_round != NULL);
@@ -354,7 +347,7 @@ consume_and_check(const char *topic)
 	cr_assert_eq(rd_kafka_assign(rk, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
 	rd_kafka_topic_partition_list_destroy(parts);
 
-	while (got < N_MESSAGES && now_s() < deadline) {
+	while (got < N_MESSAGES && test_now_s() < deadline) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
 		int k, i, wlen;
 
@@ -385,7 +378,7 @@ consume_and_check(const char *topic)
 	}
 	cr_assert_eq(got, N_MESSAGES, "consumed %ld of %d messages within 180 s", got, N_MESSAGES);
 	/* Nothing more than was produced: a short extra wait finds no further message. */
-	for (double end = now_s() + 1; now_s() < end;) {
+	for (double end = test_now_s() + 1; test_now_s() < end;) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
 
 		if (m == NULL)
@@ -420,7 +413,7 @@ Test(kafka_producer, produce_200k_keyed_read_back_exactly, .timeout = 600)
 
 	p = tally_kafka_producer_new(conf_or_die(s, 1), err, sizeof(err));
 	cr_assert_not_null(p, "%s", err);
-	t0 = now_s();
+	t0 = test_now_s();
 	for (int i = 0; i < N_MESSAGES; i++) {
 		int klen = snprintf(key, sizeof(key), "voter-%05d", i % N_KEYS);
 		int vlen = make_value(value, sizeof(value), i);
@@ -429,7 +422,7 @@ Test(kafka_producer, produce_200k_keyed_read_back_exactly, .timeout = 600)
 		cr_assert_eq(rc, 0, "produce %d: %s", i, tally_err2str(rc));
 	}
 	cr_assert_eq(tally_kafka_producer_flush(p, 120000, err, sizeof(err)), 0, "flush: %s", err);
-	t1 = now_s();
+	t1 = test_now_s();
 	cr_assert_eq(tally_kafka_producer_delivered(p), N_MESSAGES);
 	cr_assert_eq(tally_kafka_producer_failed(p), 0);
 	fprintf(stderr, "kafka producer: %d messages delivered in %.2f s: %.0f messages/s\n",

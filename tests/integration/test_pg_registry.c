@@ -19,6 +19,7 @@
 
 #include "pgtest.h"
 #include "services.h"
+#include "testutil.h"
 
 static void
 setup(void)
@@ -29,14 +30,6 @@ setup(void)
 TestSuite(pg_registry, .init = setup, .fini = pgtest_schema_drop, .timeout = 900);
 
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static tally_gen_t *
 make_gen(uint64_t voters, uint32_t parties, uint32_t candidates)
@@ -92,11 +85,11 @@ store_gen(PGconn *c, const tally_gen_t *gen, uint64_t nvoters, double *gen_secon
 	for (uint64_t i = 0; i < nvoters; i++) {
 		tally_gen_voter_t v;
 		tally_pg_voter_row_t row;
-		double t0 = gen_seconds != NULL ? now_s() : 0;
+		double t0 = gen_seconds != NULL ? test_now_s() : 0;
 
 		tally_gen_voter(gen, i, &v);
 		if (gen_seconds != NULL)
-			spent += now_s() - t0;
+			spent += test_now_s() - t0;
 		tally_pg_voter_row_from_gen(&v, &row);
 		if (tally_pg_copy_voter(copy, &row) != 0)
 			break;      /* copy_end reports it */
@@ -542,13 +535,13 @@ Test(pg_registry, copy_and_load_a_million_voters)
 	double t0, store_s, gen_s, load_s;
 	char err[512];
 
-	t0 = now_s();
+	t0 = test_now_s();
 	store_gen(c, gen, nvoters, &gen_s);
-	store_s = now_s() - t0;
-	t0 = now_s();
+	store_s = test_now_s() - t0;
+	t0 = test_now_s();
 	reg = new_registry(c, 0);
 	cr_assert_eq(tally_pg_registry_load(c, reg, &np, &nc, &nv, err, sizeof(err)), 0, "%s", err);
-	load_s = now_s() - t0;
+	load_s = test_now_s() - t0;
 	cr_assert_eq(nv, nvoters);
 	cr_assert_eq(tally_registry_voter_count(reg), nvoters);
 	cr_log_info("COPY of %llu voters: %.2f s (%.0f rows/s; generator %.2f s of it); "

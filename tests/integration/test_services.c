@@ -20,19 +20,12 @@
 #include <librdkafka/rdkafka.h>
 
 #include "services.h"
+#include "testutil.h"
 
 #define N_MESSAGES 100000
 #define N_PARTITIONS 3
 #define N_ROWS 1000
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static rd_kafka_conf_t *
 kafka_conf(void)
@@ -158,7 +151,7 @@ consume_all(const char *topic)
 	rd_kafka_topic_partition_list_t *sub;
 	unsigned char *seen = calloc(N_MESSAGES, 1);
 	long distinct = 0, duplicates = 0;
-	double deadline = now_s() + 120;
+	double deadline = test_now_s() + 120;
 	rd_kafka_t *rk;
 
 	cr_assert_not_null(seen);
@@ -173,7 +166,7 @@ consume_all(const char *topic)
 	rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
 	cr_assert_eq(rd_kafka_subscribe(rk, sub), RD_KAFKA_RESP_ERR_NO_ERROR);
 	rd_kafka_topic_partition_list_destroy(sub);
-	while (distinct < N_MESSAGES && now_s() < deadline) {
+	while (distinct < N_MESSAGES && test_now_s() < deadline) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
 		int i, wlen;
 
@@ -208,14 +201,14 @@ consume_all(const char *topic)
 Test(services, kafka_produce_consume_100k, .timeout = 300)
 {
 	char topic[128];
-	double t0 = now_s(), t1, t2;
+	double t0 = test_now_s(), t1, t2;
 
 	snprintf(topic, sizeof(topic), "tally_test_services_%ld_%d", (long)time(NULL), (int)getpid());
 	create_topic(topic);
 	produce_all(topic);
-	t1 = now_s();
+	t1 = test_now_s();
 	consume_all(topic);
-	t2 = now_s();
+	t2 = test_now_s();
 	cr_log_info("kafka: %d messages produced in %.2f s, consumed in %.2f s", N_MESSAGES,
 	            t1 - t0, t2 - t1);
 	delete_topic(topic);

@@ -32,6 +32,7 @@
 #include "pgtest.h"
 #include "randomuser_server.h"
 #include "services.h"
+#include "testutil.h"
 
 #define N_VOTERS 20000
 #define N_CANDIDATES 5
@@ -41,31 +42,7 @@
 #define SEED 7
 #define TIMEOUT_MS 30000
 
-static double
-now_s(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* build/bin/tally-gen, from this test's own path (build/tests/...). */
-static void
-tally_gen_path(char *buf, size_t size)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	char *slash;
-
-	cr_assert(n > 0, "readlink /proc/self/exe");
-	self[n] = '\0';
-	slash = strrchr(self, '/');
-	cr_assert_not_null(slash);
-	*slash = '\0';
-	snprintf(buf, size, "%s/../bin/tally-gen", self);
-	cr_assert_eq(access(buf, X_OK), 0, "no program at %s", buf);
-}
 
 /* Run tally-gen with args (NULL-terminated); its stdout and stderr go into out. */
 static int
@@ -77,7 +54,7 @@ run_gen(const char *const *args, char *out, size_t out_size)
 	size_t len = 0;
 	pid_t pid;
 
-	tally_gen_path(path, sizeof(path));
+	snprintf(path, sizeof(path), "%s", test_program_path("tally-gen"));
 	argv[n++] = path;
 	for (; *args != NULL; args++) {
 		cr_assert(n < 63);
@@ -198,14 +175,14 @@ consume_all(const char *topic, int partitions, long expect, msg_fn fn, void *arg
 {
 	rd_kafka_t *rk = client(RD_KAFKA_CONSUMER);
 	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
-	double deadline = now_s() + 120;
+	double deadline = test_now_s() + 120;
 	long got = 0;
 
 	for (int p = 0; p < partitions; p++)
 		rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
 	cr_assert_eq(rd_kafka_assign(rk, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
 	rd_kafka_topic_partition_list_destroy(parts);
-	while (got < expect && now_s() < deadline) {
+	while (got < expect && test_now_s() < deadline) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
 
 		if (m == NULL)
@@ -218,7 +195,7 @@ consume_all(const char *topic, int partitions, long expect, msg_fn fn, void *arg
 	}
 	cr_assert_eq(got, expect, "\"%s\": %ld of %ld messages within 120 s", topic, got, expect);
 	/* Nothing beyond: a short extra wait finds no further message. */
-	for (double end = now_s() + 1; now_s() < end;) {
+	for (double end = test_now_s() + 1; test_now_s() < end;) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
 
 		if (m == NULL)
