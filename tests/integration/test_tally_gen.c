@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +28,7 @@
 #include <tally/gen.h>
 #include <tally/kafka.h>
 
+#include "kafkatest.h"
 #include "pgtest.h"
 #include "randomuser_server.h"
 #include "services.h"
@@ -48,182 +48,29 @@
 static int
 run_gen(const char *const *args, char *out, size_t out_size)
 {
-	char path[PATH_MAX + 32];
-	const char *argv[64];
-	int fds[2], status, n = 0;
-	size_t len = 0;
-	pid_t pid;
+	int rc = test_run("tally-gen", args, out, out_size);
 
-	snprintf(path, sizeof(path), "%s", test_program_path("tally-gen"));
-	argv[n++] = path;
-	for (; *args != NULL; args++) {
-		cr_assert(n < 63);
-		argv[n++] = *args;
-	}
-	argv[n] = NULL;
-	setenv("TALLY_KAFKA_BROKERS", tally_test_service("TALLY_KAFKA_BROKERS"), 1);
-	setenv("TALLY_PG_DSN", tally_test_service("TALLY_PG_DSN"), 1);
-	cr_assert_eq(pipe(fds), 0);
-	fflush(NULL);
-	pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		dup2(fds[1], 1);
-		dup2(fds[1], 2);
-		close(fds[0]);
-		close(fds[1]);
-		execv(path, (char *const *)argv);
-		_exit(127);
-	}
-	close(fds[1]);
-	for (;;) {
-		ssize_t r = read(fds[0], out + len, out_size - 1 - len);
-
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-		if (len == out_size - 1) {
-			char sink[4096];
-
-			while (read(fds[0], sink, sizeof(sink)) > 0)
-				;
-			break;
-		}
-	}
-	out[len] = '\0';
-	close(fds[0]);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status), "tally-gen did not exit normally: %s", out);
-	fprintf(stderr, "tally-gen exit %d: %s", WEXITSTATUS(status), out);
-	return WEXITSTATUS(status);
+	cr_assert(rc >= 0 && rc < 128, "tally-gen did not exit normally (%d): %s", rc, out);
+	return rc;
 }
-
-/* ---- Kafka helpers ---- */
-
-static rd_kafka_conf_t *
-kconf(void)
-{
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char err[512];
-
-	cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers",
-	                               tally_test_service("TALLY_KAFKA_BROKERS"), err, sizeof(err)),
-	             RD_KAFKA_CONF_OK, "%s", err);
-	return conf;
-}
-
-static rd_kafka_t *
-client(rd_kafka_type_t type)
-{
-	rd_kafka_conf_t *conf = kconf();
-	char err[512];
-	rd_kafka_t *rk;
-
-	if (type == RD_KAFKA_CONSUMER) {
-		cr_assert_eq(rd_kafka_conf_set(conf, "group.id", "tally-test-gen", err, sizeof(err)),
-		             RD_KAFKA_CONF_OK);
-		cr_assert_eq(rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)),
-		             RD_KAFKA_CONF_OK);
-	}
-	rk = rd_kafka_new(type, conf, err, sizeof(err));
-	cr_assert_not_null(rk, "%s", err);
-	return rk;
-}
-
-static int
-partitions_of(rd_kafka_t *rk, const char *name)
-{
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, name, NULL);
-	const struct rd_kafka_metadata *md;
-	rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, TIMEOUT_MS);
-	int n;
-
-	cr_assert_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "metadata \"%s\": %s", name,
-	             rd_kafka_err2str(e));
-	cr_assert_eq(md->topics[0].err, RD_KAFKA_RESP_ERR_NO_ERROR, "metadata \"%s\": %s", name,
-	             rd_kafka_err2str(md->topics[0].err));
-	n = md->topics[0].partition_cnt;
-	rd_kafka_metadata_destroy(md);
-	rd_kafka_topic_destroy(rkt);
-	return n;
-}
-
-/* Messages a topic holds: the sum of its partitions' high watermarks (nothing expires). */
-static int64_t
-messages_in(rd_kafka_t *rk, const char *topic, int partitions)
-{
-	int64_t sum = 0;
-
-	for (int p = 0; p < partitions; p++) {
-		int64_t lo, hi;
-		rd_kafka_resp_err_t e =
-		    rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, TIMEOUT_MS);
-
-		cr_assert_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks \"%s\" [%d]: %s", topic, p,
-		             rd_kafka_err2str(e));
-		cr_assert_eq(lo, 0);
-		sum += hi;
-	}
-	return sum;
-}
-
-typedef void (*msg_fn)(const rd_kafka_message_t *m, void *arg);
 
 /* Read every message of topic from the beginning; expect exactly `expect` of them. */
 static void
-consume_all(const char *topic, int partitions, long expect, msg_fn fn, void *arg)
+consume_all(const char *topic, long expect, kt_msg_fn fn, void *arg)
 {
-	rd_kafka_t *rk = client(RD_KAFKA_CONSUMER);
-	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
-	double deadline = test_now_s() + 120;
-	long got = 0;
+	long got = kt_consume_all(topic, fn, arg, 120);
 
-	for (int p = 0; p < partitions; p++)
-		rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-	cr_assert_eq(rd_kafka_assign(rk, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
-	rd_kafka_topic_partition_list_destroy(parts);
-	while (got < expect && test_now_s() < deadline) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-
-		if (m == NULL)
-			continue;
-		cr_assert_eq(m->err, RD_KAFKA_RESP_ERR_NO_ERROR, "consume \"%s\": %s", topic,
-		             rd_kafka_message_errstr(m));
-		fn(m, arg);
-		got++;
-		rd_kafka_message_destroy(m);
-	}
-	cr_assert_eq(got, expect, "\"%s\": %ld of %ld messages within 120 s", topic, got, expect);
-	/* Nothing beyond: a short extra wait finds no further message. */
-	for (double end = test_now_s() + 1; test_now_s() < end;) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-
-		if (m == NULL)
-			continue;
-		cr_assert_eq(m->err, RD_KAFKA_RESP_ERR__PARTITION_EOF,
-		             "\"%s\": a message beyond the %ld expected", topic, expect);
-		rd_kafka_message_destroy(m);
-	}
-	rd_kafka_consumer_close(rk);
-	rd_kafka_destroy(rk);
+	cr_assert_eq(got, expect, "\"%s\": %ld of %ld messages", topic, got, expect);
 }
 
 static void
 delete_topics(const tally_kafka_topics_t *t)
 {
-	rd_kafka_t *rk = client(RD_KAFKA_PRODUCER);
-	rd_kafka_DeleteTopic_t *dts[TALLY_KAFKA_N_TOPICS];
-	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-	rd_kafka_event_t *ev;
+	const char *names[TALLY_KAFKA_N_TOPICS];
 
 	for (int i = 0; i < TALLY_KAFKA_N_TOPICS; i++)
-		dts[i] = rd_kafka_DeleteTopic_new(t->topic[i].name);
-	rd_kafka_DeleteTopics(rk, dts, TALLY_KAFKA_N_TOPICS, NULL, q);
-	if ((ev = rd_kafka_queue_poll(q, TIMEOUT_MS)) != NULL)
-		rd_kafka_event_destroy(ev);
-	rd_kafka_DeleteTopic_destroy_array(dts, TALLY_KAFKA_N_TOPICS);
-	rd_kafka_queue_destroy(q);
-	rd_kafka_destroy(rk);
+		names[i] = t->topic[i].name;
+	kt_delete_topics(names, TALLY_KAFKA_N_TOPICS);
 }
 
 /* ---- the expected registry ---- */
@@ -419,16 +266,16 @@ Test(tally_gen, loads_postgres_and_kafka_exactly)
 	check_postgres(c, gen);
 
 	/* Kafka: the topics with their partitions, then every message. */
-	rk = client(RD_KAFKA_PRODUCER);
+	rk = kt_client(RD_KAFKA_PRODUCER, NULL);
 	for (int i = 0; i < TALLY_KAFKA_N_TOPICS; i++) {
 		int results = i == TALLY_KAFKA_RESULTS_CANDIDATE || i == TALLY_KAFKA_RESULTS_LOCATION ||
 		              i == TALLY_KAFKA_RESULTS_PARTY;
 
-		cr_assert_eq(partitions_of(rk, t.topic[i].name), results ? 1 : N_PARTITIONS, "\"%s\"",
+		cr_assert_eq(kt_partitions(rk, t.topic[i].name), results ? 1 : N_PARTITIONS, "\"%s\"",
 		             t.topic[i].name);
 	}
-	cr_assert_eq(messages_in(rk, t.topic[TALLY_KAFKA_VOTERS].name, N_PARTITIONS), N_VOTERS);
-	cr_assert_eq(messages_in(rk, t.topic[TALLY_KAFKA_CANDIDATES].name, N_PARTITIONS),
+	cr_assert_eq(kt_messages(rk, t.topic[TALLY_KAFKA_VOTERS].name), N_VOTERS);
+	cr_assert_eq(kt_messages(rk, t.topic[TALLY_KAFKA_CANDIDATES].name),
 	             N_CANDIDATES);
 
 	vc.keys = malloc(N_VOTERS * sizeof(*vc.keys));
@@ -443,9 +290,9 @@ Test(tally_gen, loads_postgres_and_kafka_exactly)
 		vc.keys[i].idx = i;
 	}
 	qsort(vc.keys, N_VOTERS, sizeof(*vc.keys), cmp_key);
-	consume_all(t.topic[TALLY_KAFKA_VOTERS].name, N_PARTITIONS, N_VOTERS, check_voter_msg, &vc);
+	consume_all(t.topic[TALLY_KAFKA_VOTERS].name, N_VOTERS, check_voter_msg, &vc);
 	cr_assert_eq(vc.distinct, N_VOTERS);
-	consume_all(t.topic[TALLY_KAFKA_CANDIDATES].name, N_PARTITIONS, N_CANDIDATES,
+	consume_all(t.topic[TALLY_KAFKA_CANDIDATES].name, N_CANDIDATES,
 	            check_candidate_msg, &cc);
 	for (int i = 0; i < N_CANDIDATES; i++)
 		cr_assert_eq(cc.seen[i], 1, "candidate %d missing", i);
@@ -457,8 +304,8 @@ Test(tally_gen, loads_postgres_and_kafka_exactly)
 	                      "registry, and changed nothing (use another database or schema, or "
 	                      "empty the tables)\n");
 	check_postgres(c, gen);
-	cr_assert_eq(messages_in(rk, t.topic[TALLY_KAFKA_VOTERS].name, N_PARTITIONS), N_VOTERS);
-	cr_assert_eq(messages_in(rk, t.topic[TALLY_KAFKA_CANDIDATES].name, N_PARTITIONS),
+	cr_assert_eq(kt_messages(rk, t.topic[TALLY_KAFKA_VOTERS].name), N_VOTERS);
+	cr_assert_eq(kt_messages(rk, t.topic[TALLY_KAFKA_CANDIDATES].name),
 	             N_CANDIDATES);
 
 	/* Kafka alone into the filled topics: refused too, before producing anything. */
@@ -472,7 +319,7 @@ Test(tally_gen, loads_postgres_and_kafka_exactly)
 		snprintf(want, sizeof(want),
 		         "tally-gen: topic \"%s\" is not empty (partition ", t.topic[TALLY_KAFKA_VOTERS].name);
 		cr_assert(strncmp(out, want, strlen(want)) == 0, "%s", out);
-		cr_assert_eq(messages_in(rk, t.topic[TALLY_KAFKA_VOTERS].name, N_PARTITIONS), N_VOTERS);
+		cr_assert_eq(kt_messages(rk, t.topic[TALLY_KAFKA_VOTERS].name), N_VOTERS);
 	}
 
 	rd_kafka_destroy(rk);
@@ -732,12 +579,12 @@ Test(tally_gen, randomuser_loads_the_served_users)
 	PQclear(res);
 
 	/* Kafka: voters_topic exactly the 1,234 voters keyed by voter_id; the 3 candidates. */
-	rk = client(RD_KAFKA_PRODUCER);
-	cr_assert_eq(messages_in(rk, t.topic[TALLY_KAFKA_VOTERS].name, 2), RU_VOTERS);
-	cr_assert_eq(messages_in(rk, t.topic[TALLY_KAFKA_CANDIDATES].name, 2), RU_CANDIDATES);
-	consume_all(t.topic[TALLY_KAFKA_VOTERS].name, 2, RU_VOTERS, check_ru_voter_msg, &rc);
+	rk = kt_client(RD_KAFKA_PRODUCER, NULL);
+	cr_assert_eq(kt_messages(rk, t.topic[TALLY_KAFKA_VOTERS].name), RU_VOTERS);
+	cr_assert_eq(kt_messages(rk, t.topic[TALLY_KAFKA_CANDIDATES].name), RU_CANDIDATES);
+	consume_all(t.topic[TALLY_KAFKA_VOTERS].name, RU_VOTERS, check_ru_voter_msg, &rc);
 	cr_assert_eq(rc.distinct, RU_VOTERS);
-	consume_all(t.topic[TALLY_KAFKA_CANDIDATES].name, 2, RU_CANDIDATES, check_ru_candidate_msg,
+	consume_all(t.topic[TALLY_KAFKA_CANDIDATES].name, RU_CANDIDATES, check_ru_candidate_msg,
 	            &cc);
 	for (int i = 0; i < RU_CANDIDATES; i++)
 		cr_assert_eq(cc.seen[i], 1, "candidate %d missing", i);
