@@ -91,17 +91,29 @@ fail:
 }
 
 int
-tally_kafka_produce(tally_kafka_producer_t *p, const char *topic, const void *key, size_t klen,
-                    const void *val, size_t vlen)
+tally_kafka_produce_headers(tally_kafka_producer_t *p, const char *topic, const void *key,
+                            size_t klen, const void *val, size_t vlen,
+                            const tally_kafka_header_t *h, size_t nh)
 {
 	size_t key_len = key != NULL ? klen : 0;
 	rd_kafka_resp_err_t e;
 
 	for (;;) {
+		rd_kafka_headers_t *hdrs = NULL;
+
+		if (nh > 0) {
+			hdrs = rd_kafka_headers_new(nh);
+			for (size_t i = 0; i < nh; i++)
+				rd_kafka_header_add(hdrs, h[i].name, -1, h[i].value, (ssize_t)h[i].len);
+		}
+		/* On success librdkafka owns the headers; on failure they stay ours. */
 		e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic),
 		                      RD_KAFKA_V_KEY((void *)key, key_len),
 		                      RD_KAFKA_V_VALUE((void *)val, vlen),
+		                      RD_KAFKA_V_HEADERS(hdrs),
 		                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		if (e != RD_KAFKA_RESP_ERR_NO_ERROR && hdrs != NULL)
+			rd_kafka_headers_destroy(hdrs);
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		/* Room is made by deliveries: serve their reports while waiting. */
@@ -113,6 +125,13 @@ tally_kafka_produce(tally_kafka_producer_t *p, const char *topic, const void *ke
 	}
 	rd_kafka_poll(p->rk, 0);
 	return 0;
+}
+
+int
+tally_kafka_produce(tally_kafka_producer_t *p, const char *topic, const void *key, size_t klen,
+                    const void *val, size_t vlen)
+{
+	return tally_kafka_produce_headers(p, topic, key, klen, val, vlen, NULL, 0);
 }
 
 int

@@ -34,6 +34,16 @@ typedef struct tallyd_conf {
 	bool compact;
 	bool register_json;
 
+	/* The server (Kafka mode). */
+	char *election_id;
+	char *topic_prefix;
+	char *group_id;
+	uint64_t checkpoint_interval_ms;
+	uint64_t results_interval_ms;
+	uint64_t max_pending_votes;
+	uint64_t exit_idle_ms;
+	bool no_open;
+
 	/* The run. */
 	uint64_t workers;
 	uint64_t producers;

@@ -7,15 +7,25 @@
 
 #include "conf.h"
 #include "opt.h"
+#include "server.h"
 #include "simulate.h"
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: tallyd --simulate [options]\n"
+	        "usage: tallyd [options]            count votes_topic (Kafka) into PostgreSQL\n"
+	        "       tallyd --simulate [options] the quick look: a whole election in-process\n"
 	        "\n"
-	        "Runs a whole seeded election in one process: registers the generated parties,\n"
+	        "Server: restores the newest checkpoint of the election from PostgreSQL\n"
+	        "(TALLY_PG_DSN, pg.* settings), follows votes_topic in a consumer group\n"
+	        "(TALLY_KAFKA_BROKERS, kafka.* settings), counts each vote exactly once, writes\n"
+	        "a checkpoint (accepted votes, the core's state, every partition's next offset)\n"
+	        "in one transaction every checkpoint.interval.ms, publishes changed results to\n"
+	        "the results topics and every rejected vote to votes_rejected. SIGTERM or\n"
+	        "SIGINT: final checkpoint, clean exit.\n"
+	        "\n"
+	        "--simulate: runs a whole seeded election in one process: registers the generated parties,\n"
 	        "candidates and voters, counts the generated vote stream (with faults) on the\n"
 	        "core's worker threads, closes the polls, prints the results and checks every\n"
 	        "figure against the generator's ground truth. Exits 0 only if all match.\n"
@@ -45,9 +55,7 @@ main(int argc, char **argv)
 		usage(stdout);
 		rc = 0;
 	} else if (!conf.simulate) {
-		fprintf(stderr, "tallyd: only the simulation is implemented so far: run "
-		                "\"tallyd --simulate\" (see --help)\n");
-		rc = TALLYD_EXIT_USAGE;
+		rc = tallyd_serve(&conf);
 	} else {
 		rc = tallyd_simulate(&conf);
 	}

@@ -170,6 +170,20 @@ tally_kafka_producer_t *tally_kafka_producer_new(rd_kafka_conf_t *conf, char *er
 int tally_kafka_produce(tally_kafka_producer_t *p, const char *topic, const void *key,
                         size_t klen, const void *val, size_t vlen);
 
+/** One Kafka message header. */
+typedef struct tally_kafka_header {
+	const char *name;
+	const void *value;
+	size_t len;
+} tally_kafka_header_t;
+
+/**
+ * @brief As tally_kafka_produce(), with nh headers (copied) on the message.
+ */
+int tally_kafka_produce_headers(tally_kafka_producer_t *p, const char *topic, const void *key,
+                                size_t klen, const void *val, size_t vlen,
+                                const tally_kafka_header_t *h, size_t nh);
+
 /**
  * @brief Wait until every queued message is delivered or has failed, then report.
  *

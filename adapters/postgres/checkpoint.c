@@ -1,0 +1,441 @@
+/*
+ * Checkpoints (include/tally/pg_checkpoint.h): votes by binary COPY, the core's state and
+ * the partitions' offsets, in one transaction; and reading them back on start.
+ *
+ * Binary COPY is PostgreSQL's documented wire format: a signature, a flags word and a
+ * header extension length, then per row a field count and per field a length and the
+ * value in network byte order (uuid: 16 bytes; timestamptz: microseconds since
+ * 2000-01-01; int4, int8; text: its bytes), then -1.
+ */
+#include <endian.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tally/error.h>
+#include <tally/pg.h>
+#include <tally/pg_checkpoint.h>
+
+#define COPY_BLOCK (256u * 1024u)
+
+/* Seconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch. */
+#define PG_EPOCH_OFFSET 946684800LL
+
+static void
+set_error(PGconn *conn, const PGresult *res, const char *what, char *errstr,
+          size_t errstr_size)
+{
+	const char *m = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	char line[256];
+
+	snprintf(line, sizeof(line), "%s",
+	         m != NULL ? m : (conn != NULL ? PQerrorMessage(conn) : "unknown error"));
+	line[strcspn(line, "\r\n")] = '\0';
+	snprintf(errstr, errstr_size, "%s: %s", what, line[0] != '\0' ? line : "unknown error");
+}
+
+/* Run a parameterised statement that returns no rows. */
+static int
+exec_cmd(PGconn *conn, const char *sql, int n, const char *const *values, const int *lengths,
+         const int *formats, const char *what, char *errstr, size_t errstr_size)
+{
+	PGresult *res = PQexecParams(conn, sql, n, NULL, values, lengths, formats, 0);
+	int rc = 0;
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+		rc = tally_pg_err(conn, res);
+		set_error(conn, res, what, errstr, errstr_size);
+	}
+	PQclear(res);
+	return rc;
+}
+
+static void
+rollback(PGconn *conn)
+{
+	if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
+		PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+/* ---- binary COPY of votes ---------------------------------------------------------- */
+
+typedef struct copybuf {
+	char *buf;
+	size_t len, cap;
+} copybuf_t;
+
+static void
+put(copybuf_t *b, const void *p, size_t n)
+{
+	memcpy(b->buf + b->len, p, n);
+	b->len += n;
+}
+
+static void
+put_i16(copybuf_t *b, int16_t v)
+{
+	uint16_t be = htobe16((uint16_t)v);
+
+	put(b, &be, 2);
+}
+
+static void
+put_i32(copybuf_t *b, int32_t v)
+{
+	uint32_t be = htobe32((uint32_t)v);
+
+	put(b, &be, 4);
+}
+
+static void
+put_i64(copybuf_t *b, int64_t v)
+{
+	uint64_t be = htobe64((uint64_t)v);
+
+	put(b, &be, 8);
+}
+
+static int
+copy_flush(PGconn *conn, copybuf_t *b, char *errstr, size_t errstr_size)
+{
+	if (b->len > 0 && PQputCopyData(conn, b->buf, (int)b->len) != 1) {
+		set_error(conn, NULL, "could not send votes", errstr, errstr_size);
+		return TALLY_EIO;
+	}
+	b->len = 0;
+	return 0;
+}
+
+static int
+copy_votes(PGconn *conn, const tally_pg_checkpoint_t *c, char *errstr, size_t errstr_size)
+{
+	static const char signature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n',
+	                                   '\0'};
+	size_t elen = strlen(c->election_id);
+	/* One row: field count, 6 lengths, uuid, uuid, time, election, partition, offset. */
+	size_t row = 2 + 6 * 4 + 16 + 16 + 8 + elen + 4 + 8;
+	copybuf_t b = {NULL, 0, COPY_BLOCK + row + 64};
+	PGresult *res;
+	int rc = 0;
+
+	res = PQexec(conn, "COPY votes (voter_id, candidate_id, voting_time, election_id, "
+	                   "source_partition, source_offset) FROM STDIN (FORMAT binary)");
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		rc = tally_pg_err(conn, res);
+		set_error(conn, res, "could not start COPY of votes", errstr, errstr_size);
+		PQclear(res);
+		return rc;
+	}
+	PQclear(res);
+	if ((b.buf = malloc(b.cap)) == NULL) {
+		PQputCopyEnd(conn, "out of memory");
+		PQclear(PQgetResult(conn));
+		snprintf(errstr, errstr_size, "could not COPY votes: out of memory");
+		return TALLY_ENOMEM;
+	}
+	put(&b, signature, sizeof(signature));
+	put_i32(&b, 0);
+	put_i32(&b, 0);
+	for (size_t i = 0; i < c->nvotes && rc == 0; i++) {
+		const tally_pg_vote_row_t *v = &c->votes[i];
+
+		put_i16(&b, 6);
+		put_i32(&b, 16);
+		put_i64(&b, (int64_t)v->voter_id.hi);
+		put_i64(&b, (int64_t)v->voter_id.lo);
+		put_i32(&b, 16);
+		put_i64(&b, (int64_t)v->candidate_id.hi);
+		put_i64(&b, (int64_t)v->candidate_id.lo);
+		put_i32(&b, 8);
+		put_i64(&b, (v->voting_time - PG_EPOCH_OFFSET) * 1000000LL);
+		put_i32(&b, (int32_t)elen);
+		put(&b, c->election_id, elen);
+		put_i32(&b, 4);
+		put_i32(&b, v->partition);
+		put_i32(&b, 8);
+		put_i64(&b, v->offset);
+		if (b.len >= COPY_BLOCK)
+			rc = copy_flush(conn, &b, errstr, errstr_size);
+	}
+	if (rc == 0) {
+		put_i16(&b, -1);
+		rc = copy_flush(conn, &b, errstr, errstr_size);
+	}
+	free(b.buf);
+	if (PQputCopyEnd(conn, rc == 0 ? NULL : "aborted") != 1 && rc == 0) {
+		set_error(conn, NULL, "could not end COPY of votes", errstr, errstr_size);
+		rc = TALLY_EIO;
+	}
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
+			rc = tally_pg_err(conn, res);
+			set_error(conn, res, "could not COPY votes", errstr, errstr_size);
+		}
+		PQclear(res);
+	}
+	return rc;
+}
+
+/* ---- writing ----------------------------------------------------------------------- */
+
+int
+tally_pg_checkpoint_write(PGconn *conn, const tally_pg_checkpoint_t *c, char *errstr,
+                          size_t errstr_size)
+{
+	char version[24], gen[24], part[16], off[24];
+	int rc;
+
+	snprintf(version, sizeof(version), "%llu", (unsigned long long)c->version);
+	snprintf(gen, sizeof(gen), "%lld", (long long)c->generation);
+	if ((rc = exec_cmd(conn, "BEGIN", 0, NULL, NULL, NULL, "could not begin checkpoint",
+	                   errstr, errstr_size)) != 0)
+		goto fail;
+	if (c->nvotes > 0 && (rc = copy_votes(conn, c, errstr, errstr_size)) != 0)
+		goto fail;
+	{
+		const char *v[4] = {c->election_id, version, "false", c->state};
+		int len[4] = {0, 0, 0, (int)c->state_len};
+		int fmt[4] = {0, 0, 0, 1};
+
+		if ((rc = exec_cmd(conn,
+		                   "INSERT INTO checkpoints (election_id, version, is_delta, state)"
+		                   " VALUES ($1, $2, $3, $4)",
+		                   4, v, len, fmt, "could not insert checkpoint", errstr,
+		                   errstr_size)) != 0)
+			goto fail;
+	}
+	for (size_t i = 0; i < c->noffsets; i++) {
+		const char *v[6] = {c->election_id, c->topic, part, off, c->owner, gen};
+
+		snprintf(part, sizeof(part), "%d", (int)c->offsets[i].partition);
+		snprintf(off, sizeof(off), "%lld", (long long)c->offsets[i].next_offset);
+		if ((rc = exec_cmd(conn,
+		                   "INSERT INTO checkpoint_offsets (election_id, topic, partition,"
+		                   " next_offset, owner, generation) VALUES ($1, $2, $3, $4, $5, $6)"
+		                   " ON CONFLICT (election_id, topic, partition) DO UPDATE SET"
+		                   " next_offset = EXCLUDED.next_offset, owner = EXCLUDED.owner,"
+		                   " generation = EXCLUDED.generation, updated_at = now()",
+		                   6, v, NULL, NULL, "could not store offsets", errstr,
+		                   errstr_size)) != 0)
+			goto fail;
+	}
+	{
+		char keep[16];
+		const char *v[2] = {c->election_id, keep};
+
+		snprintf(keep, sizeof(keep), "%d", TALLY_PG_CHECKPOINTS_KEPT);
+		if ((rc = exec_cmd(conn,
+		                   "DELETE FROM checkpoints WHERE election_id = $1 AND checkpoint_id <"
+		                   " (SELECT min(checkpoint_id) FROM (SELECT checkpoint_id FROM"
+		                   " checkpoints WHERE election_id = $1 ORDER BY checkpoint_id DESC"
+		                   " LIMIT $2) AS newest)",
+		                   2, v, NULL, NULL, "could not prune checkpoints", errstr,
+		                   errstr_size)) != 0)
+			goto fail;
+	}
+	if ((rc = exec_cmd(conn, "COMMIT", 0, NULL, NULL, NULL, "could not commit checkpoint",
+	                   errstr, errstr_size)) != 0)
+		goto fail;
+	return 0;
+fail:
+	rollback(conn);
+	return rc;
+}
+
+/* ---- reading ----------------------------------------------------------------------- */
+
+int
+tally_pg_checkpoint_latest(PGconn *conn, const char *election_id, void **state,
+                           size_t *state_len, uint64_t *version, char *errstr,
+                           size_t errstr_size)
+{
+	const char *v[1] = {election_id};
+	PGresult *res = PQexecParams(conn,
+	                             "SELECT state, version FROM checkpoints WHERE election_id = $1"
+	                             " ORDER BY checkpoint_id DESC LIMIT 1",
+	                             1, NULL, v, NULL, NULL, 1);
+	int rc = 0;
+
+	*state = NULL;
+	*state_len = 0;
+	if (version != NULL)
+		*version = 0;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		rc = tally_pg_err(conn, res);
+		set_error(conn, res, "could not read the latest checkpoint", errstr, errstr_size);
+	} else if (PQntuples(res) == 1) {
+		size_t n = (size_t)PQgetlength(res, 0, 0);
+		uint64_t be;
+
+		if ((*state = malloc(n > 0 ? n : 1)) == NULL) {
+			rc = TALLY_ENOMEM;
+			snprintf(errstr, errstr_size, "could not read the latest checkpoint: out of memory");
+		} else {
+			memcpy(*state, PQgetvalue(res, 0, 0), n);
+			*state_len = n;
+			memcpy(&be, PQgetvalue(res, 0, 1), 8);
+			if (version != NULL)
+				*version = be64toh(be);
+		}
+	}
+	PQclear(res);
+	return rc;
+}
+
+int
+tally_pg_checkpoint_committed(PGconn *conn, const tally_pg_checkpoint_t *c, char *errstr,
+                              size_t errstr_size)
+{
+	void *state;
+	size_t len;
+	uint64_t version;
+	int rc = tally_pg_checkpoint_latest(conn, c->election_id, &state, &len, &version, errstr,
+	                                    errstr_size);
+
+	if (rc != 0)
+		return rc;
+	rc = state != NULL && version == c->version && len == c->state_len &&
+	     memcmp(state, c->state, len) == 0;
+	free(state);
+	return rc;
+}
+
+int
+tally_pg_offsets_load(PGconn *conn, const char *election_id, const char *topic,
+                      int64_t *offsets, int n, char *errstr, size_t errstr_size)
+{
+	const char *v[2] = {election_id, topic};
+	PGresult *res = PQexecParams(conn,
+	                             "SELECT partition, next_offset FROM checkpoint_offsets"
+	                             " WHERE election_id = $1 AND topic = $2",
+	                             2, NULL, v, NULL, NULL, 0);
+	int rc = 0;
+
+	for (int p = 0; p < n; p++)
+		offsets[p] = -1;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		rc = tally_pg_err(conn, res);
+		set_error(conn, res, "could not read checkpoint offsets", errstr, errstr_size);
+	} else {
+		for (int i = 0; i < PQntuples(res); i++) {
+			long p = strtol(PQgetvalue(res, i, 0), NULL, 10);
+
+			if (p >= 0 && p < n) {
+				offsets[p] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+				rc++;
+			}
+		}
+	}
+	PQclear(res);
+	return rc;
+}
+
+int
+tally_pg_votes_mark_voted(PGconn *conn, tally_core_t *core, uint64_t *marked, char *errstr,
+                          size_t errstr_size)
+{
+	/* A fixed statement: one vote per voter is the votes table's primary key. */
+	PGresult *res = PQexec(conn, "COPY votes (voter_id) TO STDOUT (FORMAT binary)");
+	uint64_t n = 0;
+	char *line;
+	int len, rc = 0;
+	bool header = true;
+
+	if (PQresultStatus(res) != PGRES_COPY_OUT) {
+		rc = tally_pg_err(conn, res);
+		set_error(conn, res, "could not read the stored votes", errstr, errstr_size);
+		PQclear(res);
+		return rc;
+	}
+	PQclear(res);
+	while ((len = PQgetCopyData(conn, &line, 0)) > 0) {
+		/* The first buffer starts with the 19-byte header; the last is the -1 trailer. */
+		const char *p = line;
+		int left = len;
+
+		if (header) {
+			p += 19;
+			left -= 19;
+			header = false;
+		}
+		if (left == 2 + 4 + 16) {
+			tally_uuid_t id;
+			uint64_t be[2];
+			int e;
+
+			memcpy(be, p + 6, 16);
+			id.hi = be64toh(be[0]);
+			id.lo = be64toh(be[1]);
+			if ((e = tally_core_mark_voted(core, &id)) != 0 && e != TALLY_EEXISTS && rc == 0) {
+				rc = e;
+				snprintf(errstr, errstr_size, "could not restore the voted set: a stored vote's "
+				         "voter is not registered (%s)", tally_err2str(e));
+			}
+			n++;
+		}
+		PQfreemem(line);
+	}
+	if (len == -2 && rc == 0) {
+		rc = TALLY_EIO;
+		set_error(conn, NULL, "could not read the stored votes", errstr, errstr_size);
+	}
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
+			rc = tally_pg_err(conn, res);
+			set_error(conn, res, "could not read the stored votes", errstr, errstr_size);
+		}
+		PQclear(res);
+	}
+	if (marked != NULL)
+		*marked = n;
+	return rc;
+}
+
+/* ---- the election row ------------------------------------------------------------ */
+
+int
+tally_pg_election_get(PGconn *conn, const char *election_id, tally_election_t *out,
+                      char *errstr, size_t errstr_size)
+{
+	const char *v[1] = {election_id};
+	PGresult *res = PQexecParams(conn,
+	                             "SELECT extract(epoch FROM opens_at)::bigint,"
+	                             " extract(epoch FROM closes_at)::bigint, status"
+	                             " FROM elections WHERE election_id = $1",
+	                             1, NULL, v, NULL, NULL, 0);
+	int rc = 0;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		rc = tally_pg_err(conn, res);
+		set_error(conn, res, "could not read the election", errstr, errstr_size);
+	} else if (PQntuples(res) != 1) {
+		rc = TALLY_ENOENT;
+		snprintf(errstr, errstr_size, "election \"%s\" is not in the elections table "
+		         "(run tally-gen first, or give --election-id)", election_id);
+	} else {
+		const char *status = PQgetvalue(res, 0, 2);
+
+		memset(out, 0, sizeof(*out));
+		snprintf(out->id, sizeof(out->id), "%s", election_id);
+		out->opens_at = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		out->closes_at = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		out->status = TALLY_ELECTION_SCHEDULED;
+		for (int s = TALLY_ELECTION_SCHEDULED; s <= TALLY_ELECTION_FINAL; s++)
+			if (strcmp(status, tally_election_status_name(s)) == 0)
+				out->status = (tally_election_status_t)s;
+	}
+	PQclear(res);
+	return rc;
+}
+
+int
+tally_pg_election_set_status(PGconn *conn, const char *election_id,
+                             tally_election_status_t status, char *errstr, size_t errstr_size)
+{
+	const char *v[2] = {election_id, tally_election_status_name((int)status)};
+
+	return exec_cmd(conn, "UPDATE elections SET status = $2 WHERE election_id = $1", 2, v,
+	                NULL, NULL, "could not update the election's status", errstr,
+	                errstr_size);
+}

@@ -1,0 +1,418 @@
+/*
+ * The registrar: follows voters_topic and candidates_topic while tallyd counts, so a voter
+ * or candidate registered after start can vote or be voted for.
+ *
+ * A registration is stored in PostgreSQL first (with the topic offsets, in one
+ * transaction) and enters the in-memory registry only after that commits. So a vote the
+ * core accepts always names a voter and candidate the votes table can reference, and a
+ * restart resumes each registration topic where the registry in PostgreSQL stands.
+ * Registrations PostgreSQL already holds (tally-gen writes both) are skipped without a
+ * write. The registrar is the registry's only writer once tallyd has started.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <tally/atomic.h>
+#include <tally/error.h>
+#include <tally/kafka.h>
+#include <tally/pg.h>
+#include <tally/pg_checkpoint.h>
+#include <tally/regmsg.h>
+#include <tally/time.h>
+
+#include "registrar.h"
+#include "server.h"
+
+#define REG_POLL_BATCH 2048
+#define REG_MAX_PARTITIONS 4096
+#define OFFSETS_SAVE_NS 1000000000ull
+
+/* Fixed, parameterised statements: the message's JSON is the one parameter. */
+static const char insert_voter_sql[] =
+    "INSERT INTO voters (voter_id, voter_name, date_of_birth, gender, nationality,"
+    " registration_number, address_street, address_city, address_state, address_country,"
+    " address_postcode, email, phone_number, cell_number, picture, registered_age)"
+    " SELECT (j->>'voter_id')::uuid, j->>'voter_name', (j->>'date_of_birth')::date,"
+    " j->>'gender', j->>'nationality', j->>'registration_number', j->'address'->>'street',"
+    " j->'address'->>'city', j->'address'->>'state', j->'address'->>'country',"
+    " j->'address'->>'postcode', j->>'email', j->>'phone_number', j->>'cell_number',"
+    " j->>'picture', (j->>'registered_age')::integer"
+    " FROM (SELECT $1::jsonb AS j) AS m ON CONFLICT (voter_id) DO NOTHING";
+static const char insert_party_sql[] =
+    "INSERT INTO parties (party_affiliation) VALUES ($1) ON CONFLICT DO NOTHING";
+static const char insert_candidate_sql[] =
+    "INSERT INTO candidates (candidate_id, candidate_name, party_affiliation, biography,"
+    " campaign_platform, photo_url)"
+    " SELECT (j->>'candidate_id')::uuid, j->>'candidate_name', j->>'party_affiliation',"
+    " j->>'biography', j->>'campaign_platform', j->>'photo_url'"
+    " FROM (SELECT $1::jsonb AS j) AS m ON CONFLICT (candidate_id) DO NOTHING";
+
+typedef struct regtopic {
+	const char *name;
+	bool voters;
+	int nparts;
+	int64_t next[REG_MAX_PARTITIONS];
+	bool dirty;
+} regtopic_t;
+
+/* A registration waiting for its commit. */
+typedef struct pending_reg {
+	bool voter;
+	tally_regmsg_voter_t v;
+	tally_regmsg_candidate_t c;
+} pending_reg_t;
+
+struct tallyd_registrar {
+	const tallyd_conf_t *conf;
+	tally_registry_t *reg;
+	const char *dsn;
+	const tally_pg_param_t *params;
+	size_t nparams;
+	rd_kafka_t *rk;
+	PGconn *conn;
+	regtopic_t topics[2];
+	pending_reg_t *pend;
+	size_t npend;
+	pthread_t thread;
+	int quit;               /* atomic */
+	uint64_t registered;    /* atomic: new registrations taken in */
+};
+
+static regtopic_t *
+topic_of(tallyd_registrar_t *r, const char *name)
+{
+	for (int i = 0; i < 2; i++)
+		if (strcmp(r->topics[i].name, name) == 0)
+			return &r->topics[i];
+	return NULL;
+}
+
+static int
+exec1(PGconn *c, const char *sql, int n, const char *const *v, char *err, size_t errsz)
+{
+	PGresult *res = PQexecParams(c, sql, n, NULL, v, NULL, NULL, 0);
+	int rc = 0;
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		rc = tally_pg_err(c, res);
+		snprintf(err, errsz, "%s", PQresultErrorMessage(res));
+		err[strcspn(err, "\r\n")] = '\0';
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* One transaction: the new registrations and the topics' offsets. */
+static int
+store(tallyd_registrar_t *r, rd_kafka_message_t **msgs, const bool *fresh, size_t n,
+      char *err, size_t errsz)
+{
+	PGconn *c = r->conn;
+	int rc;
+
+	if ((rc = exec1(c, "BEGIN", 0, NULL, err, errsz)) != 0)
+		return rc;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		rd_kafka_message_t *m = msgs[i];
+		char *json;
+
+		if (!fresh[i])
+			continue;
+		if ((json = malloc(m->len + 1)) == NULL) {
+			rc = TALLY_ENOMEM;
+			break;
+		}
+		memcpy(json, m->payload, m->len);
+		json[m->len] = '\0';
+		{
+			const char *v[1] = {json};
+
+			if (topic_of(r, rd_kafka_topic_name(m->rkt))->voters) {
+				rc = exec1(c, insert_voter_sql, 1, v, err, errsz);
+			} else {
+				const char *party[1] = {r->pend[i].c.party};
+
+				if ((rc = exec1(c, insert_party_sql, 1, party, err, errsz)) == 0)
+					rc = exec1(c, insert_candidate_sql, 1, v, err, errsz);
+			}
+		}
+		free(json);
+	}
+	for (int t = 0; t < 2 && rc == 0; t++) {
+		regtopic_t *tp = &r->topics[t];
+
+		for (int p = 0; p < tp->nparts && rc == 0 && tp->dirty; p++) {
+			char part[16], off[24];
+			const char *v[6] = {r->conf->election_id, tp->name, part, off, "tallyd-registrar",
+			                    "0"};
+
+			if (tp->next[p] < 0)
+				continue;
+			snprintf(part, sizeof(part), "%d", p);
+			snprintf(off, sizeof(off), "%" PRId64, tp->next[p]);
+			rc = exec1(c,
+			           "INSERT INTO checkpoint_offsets (election_id, topic, partition,"
+			           " next_offset, owner, generation) VALUES ($1, $2, $3, $4, $5, $6)"
+			           " ON CONFLICT (election_id, topic, partition) DO UPDATE SET"
+			           " next_offset = EXCLUDED.next_offset, updated_at = now()",
+			           6, v, err, errsz);
+		}
+	}
+	if (rc == 0)
+		rc = exec1(c, "COMMIT", 0, NULL, err, errsz);
+	if (rc != 0 && PQstatus(c) == CONNECTION_OK)
+		PQclear(PQexec(c, "ROLLBACK"));
+	return rc;
+}
+
+/* Decide which messages are new registrations; note the offsets. */
+static void
+classify(tallyd_registrar_t *r, rd_kafka_message_t **msgs, bool *fresh, size_t n)
+{
+	char err[256];
+
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_message_t *m = msgs[i];
+		regtopic_t *tp = topic_of(r, rd_kafka_topic_name(m->rkt));
+		pending_reg_t *pr = &r->pend[i];
+
+		fresh[i] = false;
+		if (m->partition < REG_MAX_PARTITIONS) {
+			tp->next[m->partition] = m->offset + 1;
+			tp->dirty = true;
+		}
+		pr->voter = tp->voters;
+		if (tp->voters) {
+			tally_voter_info_t info;
+
+			if (tally_regmsg_decode_voter(m->payload, m->len, &pr->v, err, sizeof(err)) != 0) {
+				tallyd_log("voters_topic [%" PRId32 "] offset %" PRId64 ": not a voter "
+				           "registration: %s", m->partition, m->offset, err);
+				continue;
+			}
+			fresh[i] = !tally_registry_voter_get(r->reg, &pr->v.reg.id, &info);
+		} else {
+			if (tally_regmsg_decode_candidate(m->payload, m->len, &pr->c, err, sizeof(err)) !=
+			    0) {
+				tallyd_log("candidates_topic [%" PRId32 "] offset %" PRId64 ": not a "
+				           "candidate registration: %s", m->partition, m->offset, err);
+				continue;
+			}
+			fresh[i] = tally_registry_candidate_find(r->reg, &pr->c.reg.id) < 0;
+		}
+		/* The same id twice in one batch: the first one registers. */
+		for (size_t k = 0; fresh[i] && k < i; k++)
+			if (fresh[k] && r->pend[k].voter == pr->voter &&
+			    (pr->voter ? tally_uuid_equal(&r->pend[k].v.reg.id, &pr->v.reg.id)
+			               : tally_uuid_equal(&r->pend[k].c.reg.id, &pr->c.reg.id)))
+				fresh[i] = false;
+	}
+}
+
+static void
+take_in(tallyd_registrar_t *r, const bool *fresh, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		pending_reg_t *pr = &r->pend[i];
+		tally_refusal_t ref;
+
+		if (!fresh[i])
+			continue;
+		if (pr->voter) {
+			ref = tally_registry_add_voter(r->reg, &pr->v.reg);
+		} else {
+			if (tally_registry_party_find(r->reg, pr->c.party) < 0)
+				tally_registry_add_party(r->reg, pr->c.party, NULL);
+			ref = tally_registry_add_candidate(r->reg, &pr->c.reg, NULL);
+		}
+		if (ref != TALLY_REFUSAL_NONE)
+			tallyd_log("a %s registration was stored but not taken in: %s",
+			           pr->voter ? "voter" : "candidate", tally_refusal_name(ref));
+		else
+			tally_add_relaxed(&r->registered, 1);
+	}
+}
+
+static void *
+registrar_main(void *arg)
+{
+	tallyd_registrar_t *r = arg;
+	rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(r->rk);
+	rd_kafka_message_t **msgs = calloc(REG_POLL_BATCH, sizeof(*msgs));
+	rd_kafka_message_t **keep = calloc(REG_POLL_BATCH, sizeof(*keep));
+	bool *fresh = calloc(REG_POLL_BATCH, sizeof(*fresh));
+	uint64_t last_save = tally_mono_ns();
+	char err[512];
+
+	while (msgs != NULL && keep != NULL && fresh != NULL && !tally_load_relaxed(&r->quit)) {
+		ssize_t got = rd_kafka_consume_batch_queue(q, 200, msgs, REG_POLL_BATCH);
+		size_t n = 0;
+		bool any = false;
+		unsigned backoff = 100;
+
+		for (ssize_t i = 0; i < got; i++) {
+			if (msgs[i]->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+				keep[n++] = msgs[i];
+			else
+				rd_kafka_message_destroy(msgs[i]);
+		}
+		classify(r, keep, fresh, n);
+		for (size_t i = 0; i < n; i++)
+			any |= fresh[i];
+		if (any || (tally_mono_ns() - last_save > OFFSETS_SAVE_NS &&
+		            (r->topics[0].dirty || r->topics[1].dirty))) {
+			/* Retry until stored: a registration is never dropped. */
+			for (;;) {
+				int rc;
+
+				if (r->conn == NULL || PQstatus(r->conn) != CONNECTION_OK) {
+					if (r->conn != NULL)
+						PQfinish(r->conn);
+					r->conn = tally_pg_connect(r->dsn, r->params, r->nparams, 2000, err,
+					                           sizeof(err));
+				}
+				if (r->conn != NULL && (rc = store(r, keep, fresh, n, err, sizeof(err))) == 0)
+					break;
+				if (tally_load_relaxed(&r->quit))
+					goto out;
+				tallyd_log("registrations: could not store, retrying: %s", err);
+				(void)rc;
+				struct timespec ts = {0, (long)backoff * 1000000L};
+				nanosleep(&ts, NULL);
+				backoff = backoff < 2000 ? backoff * 2 : 2000;
+			}
+			r->topics[0].dirty = r->topics[1].dirty = false;
+			last_save = tally_mono_ns();
+			take_in(r, fresh, n);
+		}
+	out:
+		for (size_t i = 0; i < n; i++)
+			rd_kafka_message_destroy(keep[i]);
+	}
+	free(msgs);
+	free(keep);
+	free(fresh);
+	rd_kafka_queue_destroy(q);
+	return NULL;
+}
+
+static int
+partitions_of(rd_kafka_t *rk, const char *topic)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+	const struct rd_kafka_metadata *md;
+	int n = -1;
+
+	if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			n = md->topics[0].partition_cnt;
+		rd_kafka_metadata_destroy(md);
+	}
+	rd_kafka_topic_destroy(rkt);
+	return n;
+}
+
+tallyd_registrar_t *
+tallyd_registrar_start(const tallyd_conf_t *conf, tally_registry_t *reg,
+                       const tally_kafka_topics_t *topics, const char *dsn,
+                       const tally_pg_param_t *params, size_t nparams, char *errstr,
+                       size_t errstr_size)
+{
+	tallyd_registrar_t *r = calloc(1, sizeof(*r));
+	tally_kafka_setting_t *set = NULL;
+	rd_kafka_topic_partition_list_t *list = NULL;
+	rd_kafka_conf_t *kc;
+	size_t ns = 0;
+
+	if (r == NULL || (r->pend = calloc(REG_POLL_BATCH, sizeof(*r->pend))) == NULL) {
+		snprintf(errstr, errstr_size, "out of memory");
+		goto fail;
+	}
+	r->conf = conf;
+	r->reg = reg;
+	r->dsn = dsn;
+	r->params = params;
+	r->nparams = nparams;
+	r->topics[0] = (regtopic_t){.name = topics->topic[TALLY_KAFKA_VOTERS].name, .voters = true};
+	r->topics[1] = (regtopic_t){.name = topics->topic[TALLY_KAFKA_CANDIDATES].name};
+	if ((set = calloc(conf->passthrough.n + 1, sizeof(*set))) == NULL)
+		goto fail;
+	for (size_t i = 0; i < conf->passthrough.n; i++)
+		if (strncmp(conf->passthrough.items[i].key, "kafka.", 6) == 0)
+			set[ns++] = (tally_kafka_setting_t){conf->passthrough.items[i].key,
+			                                    conf->passthrough.items[i].value,
+			                                    conf->passthrough.items[i].where};
+	if ((kc = tally_kafka_conf_new(getenv("TALLY_KAFKA_BROKERS"), set, ns, errstr,
+	                               errstr_size)) == NULL)
+		goto fail;
+	rd_kafka_conf_set(kc, "group.id", "tallyd-registrar", NULL, 0);
+	rd_kafka_conf_set(kc, "enable.auto.commit", "false", NULL, 0);
+	if ((r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, errstr_size)) == NULL) {
+		rd_kafka_conf_destroy(kc);
+		goto fail;
+	}
+	rd_kafka_poll_set_consumer(r->rk);
+	if ((r->conn = tally_pg_connect(dsn, params, nparams, 10000, errstr, errstr_size)) == NULL)
+		goto fail;
+	list = rd_kafka_topic_partition_list_new(64);
+	for (int t = 0; t < 2; t++) {
+		regtopic_t *tp = &r->topics[t];
+
+		if ((tp->nparts = partitions_of(r->rk, tp->name)) <= 0 ||
+		    tp->nparts > REG_MAX_PARTITIONS) {
+			snprintf(errstr, errstr_size, "topic \"%s\" not found", tp->name);
+			goto fail;
+		}
+		if (tally_pg_offsets_load(r->conn, conf->election_id, tp->name, tp->next,
+		                          REG_MAX_PARTITIONS, errstr, errstr_size) < 0)
+			goto fail;
+		for (int p = 0; p < tp->nparts; p++)
+			rd_kafka_topic_partition_list_add(list, tp->name, p)->offset =
+			    tp->next[p] >= 0 ? tp->next[p] : RD_KAFKA_OFFSET_BEGINNING;
+	}
+	if (rd_kafka_assign(r->rk, list) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(errstr, errstr_size, "could not assign the registration topics");
+		goto fail;
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+	list = NULL;
+	if (pthread_create(&r->thread, NULL, registrar_main, r) != 0) {
+		snprintf(errstr, errstr_size, "could not start the registrar thread");
+		goto fail;
+	}
+	free(set);
+	return r;
+fail:
+	if (list != NULL)
+		rd_kafka_topic_partition_list_destroy(list);
+	free(set);
+	if (r != NULL) {
+		if (r->rk != NULL)
+			rd_kafka_destroy(r->rk);
+		if (r->conn != NULL)
+			PQfinish(r->conn);
+		free(r->pend);
+		free(r);
+	}
+	return NULL;
+}
+
+void
+tallyd_registrar_stop(tallyd_registrar_t *r)
+{
+	if (r == NULL)
+		return;
+	tally_store_relaxed(&r->quit, 1);
+	pthread_join(r->thread, NULL);
+	rd_kafka_consumer_close(r->rk);
+	rd_kafka_destroy(r->rk);
+	if (r->conn != NULL)
+		PQfinish(r->conn);
+	free(r->pend);
+	free(r);
+}

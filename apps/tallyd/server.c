@@ -1,0 +1,1052 @@
+/*
+ * tallyd's server mode: votes from Kafka, counted by the core, checkpointed to PostgreSQL
+ * exactly once, results and dead letters out to Kafka.
+ *
+ * Threads:
+ * - the ingest thread (the caller of tallyd_serve) polls votes_topic, decodes each message
+ *   into the batch of its partition (lane = partition, so one worker sees a partition's
+ *   votes in order), submits batches, harvests completed ones in order, cuts checkpoints
+ *   and publishes results;
+ * - the core's workers count (core/);
+ * - the checkpointer writes each cut to PostgreSQL and retries while it is away;
+ * - the registrar follows voters_topic and candidates_topic (registrar.c).
+ *
+ * Exactly once: a checkpoint is cut with the core paused, after harvesting every batch the
+ * workers finished, so the state it exports counts exactly the votes harvested; those
+ * votes' rows, the state and each partition's next offset commit in one transaction.
+ * Offsets are never committed to Kafka. Restarting restores the newest checkpoint and
+ * seeks each partition to its stored offset: whatever was read after that cut is read
+ * again and counted once.
+ *
+ * Dead letters are produced as batches are harvested and flushed before the checkpoint
+ * that moves past them commits: none is lost, but a crash between the two re-sends some
+ * (at least once; each names its source partition and offset, which identify it).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <tally/atomic.h>
+#include <tally/core.h>
+#include <tally/decode.h>
+#include <tally/error.h>
+#include <tally/kafka.h>
+#include <tally/pg.h>
+#include <tally/pg_checkpoint.h>
+#include <tally/pg_registry.h>
+#include <tally/registry.h>
+#include <tally/results.h>
+#include <tally/snapshot.h>
+#include <tally/state.h>
+#include <tally/time.h>
+
+#include "registrar.h"
+#include "server.h"
+
+#define SLOT_VOTES 512u          /* votes per batch */
+#define NSLOTS 512u              /* batches in flight or filling, in all */
+#define POLL_BATCH 1024          /* messages per consume call */
+#define STATS_INTERVAL_NS 5000000000ull
+
+/* ---- logging ------------------------------------------------------------------------ */
+
+static int stop_signal;
+
+static void
+on_signal(int sig)
+{
+	tally_store_relaxed(&stop_signal, sig);
+}
+
+static bool
+stopping(void)
+{
+	return tally_load_relaxed(&stop_signal) != 0;
+}
+
+void
+tallyd_log(const char *fmt, ...)
+{
+	char ts[24], line[1024];
+	va_list ap;
+
+	tally_time_format_iso(tally_now_us() / 1000000, ts);
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s tallyd: %s\n", ts, line);
+}
+
+static void
+sleep_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* ---- state ---------------------------------------------------------------------------- */
+
+typedef struct slot {
+	tally_batch_t batch;
+	struct slot *next;
+	int32_t partition;
+	uint32_t n;
+	rd_kafka_message_t *msgs[SLOT_VOTES];
+	tally_vote_t votes[SLOT_VOTES];
+} slot_t;
+
+typedef struct part {
+	bool assigned;
+	bool eof;
+	int64_t next_offset;     /* harvested up to here (exclusive); -1: nothing known */
+	slot_t *fill;            /* being filled, not yet submitted */
+	slot_t *head, *tail;     /* submitted, in order */
+} part_t;
+
+typedef struct rows {
+	tally_pg_vote_row_t *v;
+	size_t n, cap;
+} rows_t;
+
+/* One cut, handed to the checkpointer. */
+typedef struct package {
+	rows_t rows;
+	void *state;
+	size_t state_len;
+	uint64_t version;
+	tally_pg_offset_t *offsets;
+	size_t noffsets;
+	int64_t generation;
+	uint64_t cut_ns;
+} package_t;
+
+typedef struct server {
+	const tallyd_conf_t *conf;
+	tally_registry_t *reg;
+	tally_core_t *core;
+	tally_kafka_topics_t topics;
+	const char *votes_topic;
+	char owner[128];
+
+	rd_kafka_t *rk;                  /* the votes consumer */
+	rd_kafka_queue_t *queue;
+	tally_kafka_producer_t *producer; /* dead letters and results */
+	tally_results_t *results;
+	tally_snapshot_t *snap;
+
+	part_t *parts;
+	int nparts;
+	int64_t generation;              /* assignments so far */
+	slot_t *slots, *free_slots;
+	unsigned free_count;
+	rows_t pending;                  /* accepted since the last cut */
+	bool paused;                     /* reading paused: pending is full */
+
+	/* The checkpointer. */
+	pthread_t ckpt_thread;
+	sem_t ckpt_go;
+	package_t *job;                  /* set by ingest, cleared by the checkpointer (atomic) */
+	int ckpt_quit;                   /* atomic */
+	PGconn *ckpt_conn;
+	tally_pg_param_t *pg_params;
+	size_t npg_params;
+	const char *dsn;
+
+	/* Figures (relaxed atomics; read by the stats line and, later, /metrics). */
+	uint64_t read, accepted, rejected, dead_letters, dead_letter_failed;
+	uint64_t checkpoints, checkpoint_failures, last_checkpoint_ns, last_checkpoint_ms;
+	uint64_t checkpointed_votes;
+	int pg_down;
+} server_t;
+
+/* ---- slots ------------------------------------------------------------------------------ */
+
+static slot_t *
+slot_get(server_t *s)
+{
+	slot_t *sl = s->free_slots;
+
+	if (sl != NULL) {
+		s->free_slots = sl->next;
+		s->free_count--;
+		sl->next = NULL;
+		sl->n = 0;
+	}
+	return sl;
+}
+
+static void
+slot_put(server_t *s, slot_t *sl)
+{
+	sl->next = s->free_slots;
+	s->free_slots = sl;
+	s->free_count++;
+}
+
+static int
+parts_fit(server_t *s, int n)
+{
+	part_t *p;
+
+	if (n <= s->nparts)
+		return 0;
+	if ((p = realloc(s->parts, (size_t)n * sizeof(*p))) == NULL)
+		return TALLY_ENOMEM;
+	for (int i = s->nparts; i < n; i++)
+		p[i] = (part_t){.next_offset = -1};
+	s->parts = p;
+	s->nparts = n;
+	return 0;
+}
+
+static void
+submit(server_t *s, part_t *p)
+{
+	slot_t *sl = p->fill;
+
+	if (sl == NULL || sl->n == 0)
+		return;
+	p->fill = NULL;
+	tally_batch_init(&sl->batch, sl->votes, sl->n, (uint32_t)sl->partition);
+	if (p->tail != NULL)
+		p->tail->next = sl;
+	else
+		p->head = sl;
+	p->tail = sl;
+	tally_core_submit(s->core, &sl->batch);
+}
+
+static void
+submit_all(server_t *s)
+{
+	for (int i = 0; i < s->nparts; i++)
+		submit(s, &s->parts[i]);
+}
+
+/* ---- harvest -------------------------------------------------------------------------- */
+
+static int
+rows_push(rows_t *r, const tally_pg_vote_row_t *row)
+{
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 65536;
+		tally_pg_vote_row_t *v = realloc(r->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return TALLY_ENOMEM;
+		r->v = v;
+		r->cap = cap;
+	}
+	r->v[r->n++] = *row;
+	return 0;
+}
+
+static void
+dead_letter(server_t *s, const rd_kafka_message_t *m, const tally_vote_t *v)
+{
+	char part[16], off[24], detail[160];
+	const char *reason = tally_reason_name(v->reason);
+	const char *topic = rd_kafka_topic_name(m->rkt);
+
+	if (v->reason == TALLY_REASON_MALFORMED) {
+		tally_vote_t scratch;
+		tally_decode_result_t res;
+
+		/* Decoding is pure: doing it again gives the detail without keeping it per vote. */
+		tally_decode_vote(NULL, m->payload, m->len, &scratch, &res);
+		snprintf(detail, sizeof(detail), "%s: %s", tally_decode_err_name(res.cls), res.detail);
+	} else {
+		snprintf(detail, sizeof(detail), "%s", tally_reason_doc(v->reason));
+	}
+	snprintf(part, sizeof(part), "%" PRId32, m->partition);
+	snprintf(off, sizeof(off), "%" PRId64, m->offset);
+	{
+		tally_kafka_header_t h[6] = {
+		    {"reason", reason, strlen(reason)},
+		    {"detail", detail, strlen(detail)},
+		    {"source_topic", topic, strlen(topic)},
+		    {"source_partition", part, strlen(part)},
+		    {"source_offset", off, strlen(off)},
+		    {"election_id", s->conf->election_id, strlen(s->conf->election_id)},
+		};
+
+		if (tally_kafka_produce_headers(s->producer,
+		                                s->topics.topic[TALLY_KAFKA_REJECTED].name, m->key,
+		                                m->key_len, m->payload, m->len, h, 6) != 0)
+			tally_add_relaxed(&s->dead_letter_failed, 1);
+		else
+			tally_add_relaxed(&s->dead_letters, 1);
+	}
+}
+
+/* Take in every completed batch, in order per partition. */
+static void
+harvest(server_t *s)
+{
+	for (int i = 0; i < s->nparts; i++) {
+		part_t *p = &s->parts[i];
+
+		while (p->head != NULL && tally_batch_done(&p->head->batch)) {
+			slot_t *sl = p->head;
+
+			for (uint32_t k = 0; k < sl->n; k++) {
+				const tally_vote_t *v = &sl->votes[k];
+				rd_kafka_message_t *m = sl->msgs[k];
+
+				if (v->reason == TALLY_REASON_ACCEPTED) {
+					tally_pg_vote_row_t row = {v->voter_id, v->candidate_id, v->voting_time,
+					                           m->offset, m->partition, 0};
+
+					if (rows_push(&s->pending, &row) != 0) {
+						tallyd_log("out of memory holding accepted votes");
+						abort();
+					}
+				} else {
+					dead_letter(s, m, v);
+				}
+				p->next_offset = m->offset + 1;
+				rd_kafka_message_destroy(m);
+			}
+			tally_add_relaxed(&s->accepted, sl->batch.accepted);
+			tally_add_relaxed(&s->rejected, sl->batch.rejected);
+			p->head = sl->next;
+			if (p->head == NULL)
+				p->tail = NULL;
+			slot_put(s, sl);
+		}
+	}
+}
+
+/* Submit what is filling and wait until every batch is harvested. */
+static void
+settle(server_t *s)
+{
+	submit_all(s);
+	for (;;) {
+		bool busy = false;
+
+		harvest(s);
+		for (int i = 0; i < s->nparts; i++)
+			busy |= s->parts[i].head != NULL;
+		if (!busy)
+			return;
+		sched_yield();
+	}
+}
+
+/* ---- ingest ----------------------------------------------------------------------------- */
+
+static void
+ingest(server_t *s, rd_kafka_message_t *m)
+{
+	part_t *p;
+	slot_t *sl;
+
+	if (m->partition >= s->nparts && parts_fit(s, m->partition + 1) != 0) {
+		tallyd_log("out of memory");
+		abort();
+	}
+	p = &s->parts[m->partition];
+	if (!p->assigned) {            /* left over from a revoked assignment */
+		rd_kafka_message_destroy(m);
+		return;
+	}
+	p->eof = false;
+	while ((sl = p->fill) == NULL) {
+		if ((sl = slot_get(s)) != NULL) {
+			sl->partition = m->partition;
+			p->fill = sl;
+			break;
+		}
+		/* Every slot is in flight: wait for the workers. */
+		submit_all(s);
+		harvest(s);
+		if (s->free_count == 0)
+			sched_yield();
+	}
+	tally_decode_vote(NULL, m->payload, m->len, &sl->votes[sl->n], NULL);
+	sl->msgs[sl->n++] = m;
+	tally_add_relaxed(&s->read, 1);
+	if (sl->n == SLOT_VOTES)
+		submit(s, p);
+}
+
+/* ---- the checkpointer --------------------------------------------------------------- */
+
+static void
+package_free(package_t *pk)
+{
+	if (pk == NULL)
+		return;
+	free(pk->rows.v);
+	free(pk->state);
+	free(pk->offsets);
+	free(pk);
+}
+
+static PGconn *
+ckpt_connect(server_t *s, char *err, size_t errsz)
+{
+	return tally_pg_connect(s->dsn, s->pg_params, s->npg_params, 2000, err, errsz);
+}
+
+/* Write one package, retrying until it commits (or we are told to give up). */
+static int
+ckpt_write(server_t *s, package_t *pk)
+{
+	tally_pg_checkpoint_t c = {
+	    .election_id = s->conf->election_id,
+	    .topic = s->votes_topic,
+	    .owner = s->owner,
+	    .generation = pk->generation,
+	    .version = pk->version,
+	    .votes = pk->rows.v,
+	    .nvotes = pk->rows.n,
+	    .state = pk->state,
+	    .state_len = pk->state_len,
+	    .offsets = pk->offsets,
+	    .noffsets = pk->noffsets,
+	};
+	unsigned backoff = 100;
+	bool uncertain = false;
+	char err[512];
+	int rc;
+
+	/* Dead letters of the votes this checkpoint moves past must be in Kafka first. */
+	while ((rc = tally_kafka_producer_flush(s->producer, 1000, err, sizeof(err))) != 0) {
+		if (rc != TALLY_ETIMEDOUT)
+			tallyd_log("dead letters: %s", err);
+		if (tally_load_relaxed(&s->ckpt_quit) == 2)
+			return rc;
+	}
+	for (;;) {
+		if (s->ckpt_conn == NULL || PQstatus(s->ckpt_conn) != CONNECTION_OK) {
+			if (s->ckpt_conn != NULL)
+				PQfinish(s->ckpt_conn);
+			s->ckpt_conn = ckpt_connect(s, err, sizeof(err));
+		}
+		if (s->ckpt_conn != NULL) {
+			rc = uncertain ? tally_pg_checkpoint_committed(s->ckpt_conn, &c, err, sizeof(err))
+			               : 0;
+			if (rc == 1)
+				break;         /* the commit we lost sight of had gone through */
+			if (rc == 0 && (rc = tally_pg_checkpoint_write(s->ckpt_conn, &c, err,
+			                                               sizeof(err))) == 0)
+				break;
+			if (PQstatus(s->ckpt_conn) != CONNECTION_OK)
+				uncertain = true;
+		} else {
+			rc = TALLY_EIO;
+		}
+		tally_add_relaxed(&s->checkpoint_failures, 1);
+		if (!tally_load_relaxed(&s->pg_down)) {
+			tally_store_relaxed(&s->pg_down, 1);
+			tallyd_log("checkpoint failed, retrying while counting goes on: %s", err);
+		}
+		if (rc != TALLY_EIO && rc != TALLY_EAGAIN) {
+			tallyd_log("checkpoint refused: %s", err);
+			return rc;
+		}
+		if (tally_load_relaxed(&s->ckpt_quit) == 2)
+			return rc;
+		sleep_ms(backoff);
+		backoff = backoff < 2000 ? backoff * 2 : 2000;
+	}
+	if (tally_load_relaxed(&s->pg_down)) {
+		tally_store_relaxed(&s->pg_down, 0);
+		tallyd_log("postgres is back: checkpoint written");
+	}
+	return 0;
+}
+
+static void *
+ckpt_main(void *arg)
+{
+	server_t *s = arg;
+
+	for (;;) {
+		package_t *pk;
+
+		sem_wait(&s->ckpt_go);
+		if ((pk = tally_load_acquire(&s->job)) == NULL) {
+			if (tally_load_relaxed(&s->ckpt_quit))
+				break;
+			continue;
+		}
+		if (ckpt_write(s, pk) == 0) {
+			uint64_t now = tally_mono_ns();
+
+			tally_add_relaxed(&s->checkpoints, 1);
+			tally_add_relaxed(&s->checkpointed_votes, pk->rows.n);
+			tally_store_relaxed(&s->last_checkpoint_ns, now);
+			tally_store_relaxed(&s->last_checkpoint_ms, (now - pk->cut_ns) / 1000000);
+		} else if (tally_load_relaxed(&s->ckpt_quit) != 2) {
+			/* Refused, not unreachable: a fault to stop on, not to retry. */
+			tallyd_log("stopping: a checkpoint cannot be written; nothing is lost, the "
+			           "votes since the last checkpoint are read again on restart");
+			tally_store_relaxed(&stop_signal, SIGTERM);
+		}
+		package_free(pk);
+		tally_store_release(&s->job, NULL);
+	}
+	return NULL;
+}
+
+static bool
+ckpt_idle(server_t *s)
+{
+	return tally_load_acquire(&s->job) == NULL;
+}
+
+/* Cut a checkpoint: pause, harvest, export, resume; hand it to the checkpointer. */
+static int
+cut(server_t *s)
+{
+	package_t *pk = calloc(1, sizeof(*pk));
+	size_t n = 0;
+	int rc;
+
+	if (pk == NULL)
+		return TALLY_ENOMEM;
+	tally_core_pause(s->core);
+	harvest(s);
+	if ((pk->offsets = calloc((size_t)s->nparts + 1, sizeof(*pk->offsets))) == NULL) {
+		tally_core_resume(s->core);
+		free(pk);
+		return TALLY_ENOMEM;
+	}
+	for (int i = 0; i < s->nparts; i++)
+		if (s->parts[i].next_offset >= 0)
+			pk->offsets[n++] = (tally_pg_offset_t){i, s->parts[i].next_offset};
+	pk->noffsets = n;
+	rc = tally_state_export(s->core, 0, pk->offsets, n * sizeof(*pk->offsets), &pk->state,
+	                        &pk->state_len);
+	if (rc == 0)
+		rc = tally_snapshot_take_into(s->core, s->snap);
+	tally_core_resume(s->core);
+	if (rc != 0) {
+		package_free(pk);
+		return rc;
+	}
+	pk->version = s->snap->version;
+	pk->rows = s->pending;
+	pk->generation = s->generation;
+	pk->cut_ns = tally_mono_ns();
+	s->pending = (rows_t){0};
+	tally_store_release(&s->job, pk);
+	sem_post(&s->ckpt_go);
+	return 0;
+}
+
+/* ---- rebalancing ---------------------------------------------------------------------- */
+
+static void
+on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *list,
+             void *opaque)
+{
+	server_t *s = opaque;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		int maxp = 0;
+
+		for (int i = 0; i < list->cnt; i++)
+			if (list->elems[i].partition + 1 > maxp)
+				maxp = list->elems[i].partition + 1;
+		if (parts_fit(s, maxp) != 0) {
+			tallyd_log("out of memory");
+			abort();
+		}
+		s->generation++;
+		for (int i = 0; i < list->cnt; i++) {
+			part_t *p = &s->parts[list->elems[i].partition];
+
+			p->assigned = true;
+			p->eof = false;
+			list->elems[i].offset =
+			    p->next_offset >= 0 ? p->next_offset : RD_KAFKA_OFFSET_BEGINNING;
+		}
+		tallyd_log("assigned %d partition%s of \"%s\" (generation %" PRId64 ")", list->cnt,
+		           list->cnt == 1 ? "" : "s", s->votes_topic, s->generation);
+		rd_kafka_assign(rk, list);
+		s->paused = false;
+	} else {
+		/* Count what was read from these partitions before letting them go. */
+		settle(s);
+		for (int i = 0; i < list->cnt; i++)
+			if (list->elems[i].partition < s->nparts)
+				s->parts[list->elems[i].partition].assigned = false;
+		tallyd_log("revoked %d partition%s", list->cnt, list->cnt == 1 ? "" : "s");
+		rd_kafka_assign(rk, NULL);
+	}
+}
+
+static void
+set_paused(server_t *s, bool pause)
+{
+	rd_kafka_topic_partition_list_t *l;
+
+	if (s->paused == pause)
+		return;
+	if (rd_kafka_assignment(s->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	if (pause)
+		rd_kafka_pause_partitions(s->rk, l);
+	else
+		rd_kafka_resume_partitions(s->rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	s->paused = pause;
+	tallyd_log(pause ? "reading paused: %zu accepted votes wait for postgres"
+	                 : "reading resumed (%zu votes pending)", s->pending.n);
+}
+
+/* ---- start-up ------------------------------------------------------------------------- */
+
+static rd_kafka_conf_t *
+kafka_conf(const tallyd_conf_t *conf, char *err, size_t errsz)
+{
+	const tally_opt_kvlist_t *kv = &conf->passthrough;
+	tally_kafka_setting_t *set = calloc(kv->n + 1, sizeof(*set));
+	size_t n = 0;
+	rd_kafka_conf_t *kc;
+
+	for (size_t i = 0; set != NULL && i < kv->n; i++)
+		if (strncmp(kv->items[i].key, "kafka.", 6) == 0)
+			set[n++] = (tally_kafka_setting_t){kv->items[i].key, kv->items[i].value,
+			                                   kv->items[i].where};
+	kc = tally_kafka_conf_new(getenv("TALLY_KAFKA_BROKERS"), set, n, err, errsz);
+	free(set);
+	return kc;
+}
+
+static int
+conf_set(rd_kafka_conf_t *kc, const char *key, const char *value, char *err, size_t errsz)
+{
+	if (rd_kafka_conf_set(kc, key, value, err, errsz) != RD_KAFKA_CONF_OK)
+		return TALLY_ECONFIG;
+	return 0;
+}
+
+static PGconn *
+pg_open(server_t *s, unsigned timeout_ms, char *err, size_t errsz)
+{
+	return tally_pg_connect(s->dsn, s->pg_params, s->npg_params, timeout_ms, err, errsz);
+}
+
+/* Registry, election, checkpoint and voted set from PostgreSQL. */
+static int
+restore(server_t *s, char *err, size_t errsz)
+{
+	const tallyd_conf_t *conf = s->conf;
+	tally_election_t el;
+	tally_registry_opts_t ro = {0};
+	tally_core_opts_t co = {0};
+	uint64_t np = 0, nc = 0, nv = 0, marked = 0, version = 0;
+	void *state = NULL;
+	size_t state_len = 0;
+	int64_t *offsets = NULL;
+	uint64_t t0 = tally_mono_ns();
+	PGconn *conn;
+	int64_t voters;
+	int rc, stored;
+
+	/* PostgreSQL may be starting: wait for it rather than give up. */
+	while ((conn = pg_open(s, 5000, err, errsz)) == NULL) {
+		if (stopping())
+			return TALLY_EIO;
+		tallyd_log("waiting for postgres: %s", err);
+	}
+	if ((rc = tally_pg_migrate(conn, NULL, err, errsz)) != 0 ||
+	    (rc = tally_pg_election_get(conn, conf->election_id, &el, err, errsz)) != 0)
+		goto out;
+	voters = tally_pg_voter_count(conn);
+	ro.expected_voters = voters > 0 ? (size_t)voters + (size_t)voters / 4 + 1024 : 0;
+	if ((s->reg = tally_registry_new(&ro, err, errsz)) == NULL) {
+		rc = TALLY_ENOMEM;
+		goto out;
+	}
+	if ((rc = tally_pg_registry_load(conn, s->reg, &np, &nc, &nv, err, errsz)) != 0)
+		goto out;
+	co.workers = (unsigned)conf->workers;
+	co.election = el;
+	if ((s->core = tally_core_new(s->reg, &co, err, errsz)) == NULL) {
+		rc = TALLY_ENOMEM;
+		goto out;
+	}
+	if ((rc = tally_pg_checkpoint_latest(conn, conf->election_id, &state, &state_len, &version,
+	                                     err, errsz)) != 0)
+		goto out;
+	if (state != NULL &&
+	    (rc = tally_state_import(s->core, state, state_len, NULL, NULL, err, errsz)) != 0)
+		goto out;
+	if ((rc = tally_pg_votes_mark_voted(conn, s->core, &marked, err, errsz)) != 0)
+		goto out;
+	if ((offsets = calloc(4096, sizeof(*offsets))) == NULL) {
+		rc = TALLY_ENOMEM;
+		goto out;
+	}
+	if ((stored = tally_pg_offsets_load(conn, conf->election_id, s->votes_topic, offsets, 4096,
+	                                    err, errsz)) < 0) {
+		rc = stored;
+		goto out;
+	}
+	for (int p = 0; p < 4096; p++) {
+		if (offsets[p] >= 0) {
+			if ((rc = parts_fit(s, p + 1)) != 0)
+				goto out;
+			s->parts[p].next_offset = offsets[p];
+		}
+	}
+	tally_core_election(s->core, &el);
+	if (el.status == TALLY_ELECTION_SCHEDULED && !conf->no_open) {
+		if ((rc = tally_core_election_open(s->core)) != 0 ||
+		    (rc = tally_pg_election_set_status(conn, conf->election_id, TALLY_ELECTION_OPEN,
+		                                       err, errsz)) != 0)
+			goto out;
+		tallyd_log("election \"%s\" opened", conf->election_id);
+	}
+	tallyd_log("restored in %.3f s: %" PRIu64 " parties, %" PRIu64 " candidates, %" PRIu64
+	           " voters; %s (version %" PRIu64 "), %" PRIu64 " votes stored, %d partition "
+	           "offsets",
+	           (double)(tally_mono_ns() - t0) / 1e9, np, nc, nv,
+	           state != NULL ? "checkpoint restored" : "no checkpoint yet", version, marked,
+	           stored);
+out:
+	free(offsets);
+	free(state);
+	PQfinish(conn);
+	return rc;
+}
+
+static int
+kafka_start(server_t *s, char *err, size_t errsz)
+{
+	const tallyd_conf_t *conf = s->conf;
+	rd_kafka_conf_t *kc;
+	rd_kafka_topic_partition_list_t *sub;
+	rd_kafka_resp_err_t e;
+	int rc;
+
+	/* The producer: dead letters and results. It never gives up on a message. */
+	if ((kc = kafka_conf(conf, err, errsz)) == NULL)
+		return TALLY_ECONFIG;
+	if ((rc = conf_set(kc, "message.timeout.ms", "0", err, errsz)) != 0 ||
+	    (rc = conf_set(kc, "linger.ms", "5", err, errsz)) != 0) {
+		rd_kafka_conf_destroy(kc);
+		return rc;
+	}
+	if ((s->producer = tally_kafka_producer_new(kc, err, errsz)) == NULL)
+		return TALLY_ECONFIG;
+	if ((rc = tally_kafka_ensure_topics(tally_kafka_producer_handle(s->producer),
+	                                    s->topics.topic, TALLY_KAFKA_N_TOPICS, 30000, err,
+	                                    errsz)) != 0)
+		return rc;
+	if ((s->results = tally_results_new(s->producer, &s->topics)) == NULL)
+		return TALLY_ENOMEM;
+
+	/* The consumer: offsets live in PostgreSQL, never committed to Kafka. */
+	if ((kc = kafka_conf(conf, err, errsz)) == NULL)
+		return TALLY_ECONFIG;
+	if ((rc = conf_set(kc, "group.id", conf->group_id, err, errsz)) != 0 ||
+	    (rc = conf_set(kc, "enable.auto.commit", "false", err, errsz)) != 0 ||
+	    (rc = conf_set(kc, "enable.auto.offset.store", "false", err, errsz)) != 0 ||
+	    (rc = conf_set(kc, "auto.offset.reset", "earliest", err, errsz)) != 0 ||
+	    (rc = conf_set(kc, "enable.partition.eof", "true", err, errsz)) != 0) {
+		rd_kafka_conf_destroy(kc);
+		return rc;
+	}
+	/* Static membership: a restarted tallyd takes its partitions back at once instead of
+	 * waiting out the killed one's session. Several instances on one host each need
+	 * their own kafka.group.instance.id. */
+	{
+		char id[256], host[64] = "localhost";
+		size_t len = sizeof(id);
+
+		if (rd_kafka_conf_get(kc, "group.instance.id", id, &len) != RD_KAFKA_CONF_OK ||
+		    id[0] == '\0') {
+			gethostname(host, sizeof(host) - 1);
+			snprintf(id, sizeof(id), "%s-%s", conf->group_id, host);
+			if ((rc = conf_set(kc, "group.instance.id", id, err, errsz)) != 0) {
+				rd_kafka_conf_destroy(kc);
+				return rc;
+			}
+		}
+	}
+	rd_kafka_conf_set_opaque(kc, s);
+	rd_kafka_conf_set_rebalance_cb(kc, on_rebalance);
+	if ((s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, errsz)) == NULL) {
+		rd_kafka_conf_destroy(kc);
+		return TALLY_ECONFIG;
+	}
+	rd_kafka_poll_set_consumer(s->rk);
+	s->queue = rd_kafka_queue_get_consumer(s->rk);
+	sub = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(sub, s->votes_topic, RD_KAFKA_PARTITION_UA);
+	e = rd_kafka_subscribe(s->rk, sub);
+	rd_kafka_topic_partition_list_destroy(sub);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(err, errsz, "could not subscribe to \"%s\": %s", s->votes_topic,
+		         rd_kafka_err2str(e));
+		return tally_kafka_err(e);
+	}
+	return 0;
+}
+
+/* ---- the loop -------------------------------------------------------------------------- */
+
+static void
+publish(server_t *s, bool all)
+{
+	size_t n;
+
+	if (tally_snapshot_take_into(s->core, s->snap) != 0)
+		return;
+	if (tally_results_publish(s->results, s->reg, s->snap, all, &n) != 0)
+		tallyd_log("could not queue results");
+}
+
+static void
+stats_line(server_t *s, const char *what)
+{
+	uint64_t last = tally_load_relaxed(&s->last_checkpoint_ns);
+
+	tallyd_log("%s: read %" PRIu64 ", accepted %" PRIu64 ", rejected %" PRIu64
+	           ", dead letters %" PRIu64 "; checkpoints %" PRIu64 " (%" PRIu64
+	           " votes stored, last %.1f s ago, took %" PRIu64 " ms)%s",
+	           what, tally_load_relaxed(&s->read), tally_load_relaxed(&s->accepted),
+	           tally_load_relaxed(&s->rejected), tally_load_relaxed(&s->dead_letters),
+	           tally_load_relaxed(&s->checkpoints), tally_load_relaxed(&s->checkpointed_votes),
+	           last ? (double)(tally_mono_ns() - last) / 1e9 : 0.0,
+	           tally_load_relaxed(&s->last_checkpoint_ms),
+	           tally_load_relaxed(&s->pg_down) ? "; postgres unreachable" : "");
+}
+
+static bool
+caught_up(server_t *s)
+{
+	bool any = false;
+
+	for (int i = 0; i < s->nparts; i++) {
+		if (!s->parts[i].assigned)
+			continue;
+		any = true;
+		if (!s->parts[i].eof || s->parts[i].head != NULL || s->parts[i].fill != NULL)
+			return false;
+	}
+	return any;
+}
+
+static void
+serve_loop(server_t *s)
+{
+	const tallyd_conf_t *conf = s->conf;
+	rd_kafka_message_t *msgs[POLL_BATCH];
+	uint64_t ckpt_every = conf->checkpoint_interval_ms * 1000000ull;
+	uint64_t results_every = conf->results_interval_ms * 1000000ull;
+	uint64_t now = tally_mono_ns(), next_ckpt = now + ckpt_every, next_results = now;
+	uint64_t next_stats = now + STATS_INTERVAL_NS, idle_since = 0;
+	bool live = false, first_results = true;
+
+	while (!stopping()) {
+		ssize_t got = rd_kafka_consume_batch_queue(s->queue, s->paused ? 100 : 20, msgs,
+		                                           POLL_BATCH);
+
+		for (ssize_t i = 0; i < got; i++) {
+			rd_kafka_message_t *m = msgs[i];
+
+			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+				if (m->partition < s->nparts)
+					s->parts[m->partition].eof = true;
+				rd_kafka_message_destroy(m);
+			} else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+				tallyd_log("kafka: %s", rd_kafka_message_errstr(m));
+				rd_kafka_message_destroy(m);
+			} else {
+				ingest(s, m);
+			}
+		}
+		if (got <= 0)
+			submit_all(s);
+		harvest(s);
+		if (!live && s->generation > 0) {
+			live = true;
+			tallyd_log("live");
+		}
+		now = tally_mono_ns();
+		if (s->pending.n >= conf->max_pending_votes)
+			set_paused(s, true);
+		else if (s->paused && ckpt_idle(s))
+			set_paused(s, false);
+		if (now >= next_ckpt && ckpt_idle(s)) {
+			if (cut(s) != 0)
+				tallyd_log("could not cut a checkpoint: out of memory");
+			next_ckpt = now + ckpt_every;
+		}
+		if (now >= next_results) {
+			publish(s, first_results);
+			first_results = false;
+			next_results = now + results_every;
+		}
+		if (now >= next_stats) {
+			stats_line(s, "counting");
+			next_stats = now + STATS_INTERVAL_NS;
+		}
+		if (conf->exit_idle_ms > 0) {
+			if (got > 0 || !caught_up(s))
+				idle_since = 0;
+			else if (idle_since == 0)
+				idle_since = now;
+			else if (now - idle_since >= conf->exit_idle_ms * 1000000ull) {
+				tallyd_log("every partition read to its end and idle for %" PRIu64
+				           " ms: stopping", conf->exit_idle_ms);
+				break;
+			}
+		}
+	}
+}
+
+/* Final checkpoint and results; waits for PostgreSQL up to a limit. */
+static int
+shutdown_cleanly(server_t *s)
+{
+	uint64_t deadline;
+	int rc = 0;
+
+	settle(s);
+	while (!ckpt_idle(s))
+		sleep_ms(5);
+	if (cut(s) != 0)
+		rc = 1;
+	deadline = tally_mono_ns() + 30000000000ull;
+	while (!ckpt_idle(s) && tally_mono_ns() < deadline)
+		sleep_ms(5);
+	if (!ckpt_idle(s)) {
+		tallyd_log("the final checkpoint could not be written within 30 s; the votes since "
+		           "the last one are read again on restart");
+		tally_store_relaxed(&s->ckpt_quit, 2);
+		rc = 1;
+	}
+	publish(s, true);
+	{
+		char err[256];
+
+		if (tally_kafka_producer_flush(s->producer, 30000, err, sizeof(err)) != 0) {
+			tallyd_log("results: %s", err);
+			rc = 1;
+		}
+	}
+	stats_line(s, "stopped");
+	return rc;
+}
+
+int
+tallyd_serve(const tallyd_conf_t *conf)
+{
+	server_t s_, *s = &s_;
+	struct sigaction sa;
+	char err[1024], host[64] = "localhost";
+	tallyd_registrar_t *registrar = NULL;
+	int rc = TALLYD_EXIT_FAILURE;
+	size_t npg = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->conf = conf;
+	if ((s->dsn = getenv("TALLY_PG_DSN")) == NULL)
+		s->dsn = "";
+	gethostname(host, sizeof(host) - 1);
+	snprintf(s->owner, sizeof(s->owner), "tallyd@%s:%d", host, (int)getpid());
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	s->pg_params = calloc(conf->passthrough.n + 1, sizeof(*s->pg_params));
+	for (size_t i = 0; s->pg_params != NULL && i < conf->passthrough.n; i++)
+		if (strncmp(conf->passthrough.items[i].key, "pg.", 3) == 0)
+			s->pg_params[npg++] = (tally_pg_param_t){conf->passthrough.items[i].key + 3,
+			                                         conf->passthrough.items[i].value};
+	s->npg_params = npg;
+	if (tally_pg_check_params(s->pg_params, npg, err, sizeof(err)) != 0) {
+		tallyd_log("%s", err);
+		rc = TALLYD_EXIT_USAGE;
+		goto out;
+	}
+	/* Partitions 1: tally-gen creates the topics with their partitions; tallyd only makes
+	 * sure they exist (creating any missing one with a single partition). */
+	if (tally_kafka_topics_init(&s->topics, conf->topic_prefix, 1, err, sizeof(err)) != 0) {
+		tallyd_log("%s", err);
+		rc = TALLYD_EXIT_USAGE;
+		goto out;
+	}
+	s->votes_topic = s->topics.topic[TALLY_KAFKA_VOTES].name;
+	if ((s->slots = calloc(NSLOTS, sizeof(*s->slots))) == NULL)
+		goto out;
+	for (unsigned i = 0; i < NSLOTS; i++)
+		slot_put(s, &s->slots[i]);
+
+	if (restore(s, err, sizeof(err)) != 0) {
+		tallyd_log("%s", err);
+		goto out;
+	}
+	if ((s->snap = tally_snapshot_take(s->core)) == NULL)
+		goto out;
+	if (kafka_start(s, err, sizeof(err)) != 0) {
+		tallyd_log("%s", err);
+		goto out;
+	}
+	if (tally_core_start(s->core) != 0)
+		goto out;
+	sem_init(&s->ckpt_go, 0, 0);
+	if (pthread_create(&s->ckpt_thread, NULL, ckpt_main, s) != 0) {
+		tallyd_log("could not start the checkpointer");
+		goto out;
+	}
+	registrar = tallyd_registrar_start(conf, s->reg, &s->topics, s->dsn, s->pg_params, npg,
+	                                   err, sizeof(err));
+	if (registrar == NULL)
+		tallyd_log("registrations from Kafka are off: %s", err);
+	tallyd_log("counting \"%s\" from \"%s\" (workers %u, checkpoint every %" PRIu64
+	           " ms, results every %" PRIu64 " ms)", conf->election_id, s->votes_topic,
+	           tally_core_workers(s->core), conf->checkpoint_interval_ms,
+	           conf->results_interval_ms);
+
+	serve_loop(s);
+	/* Let go of the partitions (the revoke settles what was read), then the last cut. */
+	rd_kafka_consumer_close(s->rk);
+	rc = shutdown_cleanly(s) == 0 ? 0 : TALLYD_EXIT_FAILURE;
+
+	tally_store_relaxed(&s->ckpt_quit, tally_load_relaxed(&s->ckpt_quit) ? 2 : 1);
+	sem_post(&s->ckpt_go);
+	pthread_join(s->ckpt_thread, NULL);
+	sem_destroy(&s->ckpt_go);
+out:
+	tallyd_registrar_stop(registrar);
+	if (s->core != NULL)
+		tally_core_stop(s->core);
+	if (s->queue != NULL)
+		rd_kafka_queue_destroy(s->queue);
+	if (s->rk != NULL)
+		rd_kafka_destroy(s->rk);
+	tally_results_destroy(s->results);
+	tally_kafka_producer_destroy(s->producer);
+	if (s->ckpt_conn != NULL)
+		PQfinish(s->ckpt_conn);
+	tally_snapshot_destroy(s->snap);
+	tally_core_destroy(s->core);
+	tally_registry_destroy(s->reg);
+	free(s->pending.v);
+	free(s->parts);
+	free(s->slots);
+	free(s->pg_params);
+	return rc;
+}

@@ -1,0 +1,23 @@
+/*
+ * tallyd's server mode (server.c): Kafka in, PostgreSQL checkpoints, Kafka out.
+ */
+#ifndef TALLYD_SERVER_H
+#define TALLYD_SERVER_H
+
+#include "conf.h"
+#include "simulate.h"
+
+/** Exit status of a server run that failed (TALLYD_EXIT_USAGE for bad settings). */
+#define TALLYD_EXIT_FAILURE 1
+
+/**
+ * @brief Serve until SIGTERM or SIGINT (or --exit-idle-ms): restore the newest checkpoint,
+ * count votes_topic, checkpoint, publish results and dead letters; then write a final
+ * checkpoint. @returns 0 after a clean stop, TALLYD_EXIT_FAILURE or TALLYD_EXIT_USAGE.
+ */
+int tallyd_serve(const tallyd_conf_t *conf);
+
+/** @brief One timestamped line on stderr. Never give it voter data. */
+void tallyd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif /* TALLYD_SERVER_H */

@@ -1,0 +1,124 @@
+/**
+ * @file pg_checkpoint.h
+ * @brief Checkpoints in PostgreSQL: the accepted votes, the core's state and each source
+ *        partition's next offset, written in one transaction, and read back on start.
+ *
+ * A checkpoint is an exact cut: the votes it adds are every vote accepted since the
+ * previous checkpoint, the state counts exactly the votes stored so far, and the offsets
+ * say where reading resumes. Because all three commit together, a crash at any instant
+ * leaves the database at one cut or the next, never between: restarting from it loses
+ * nothing and counts nothing twice.
+ *
+ * Every statement is fixed or parameterised; votes go in with binary COPY.
+ */
+#ifndef TALLY_PG_CHECKPOINT_H
+#define TALLY_PG_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include <tally/core.h>
+#include <tally/uuid.h>
+
+/** One accepted vote, as stored in the votes table. */
+typedef struct tally_pg_vote_row {
+	tally_uuid_t voter_id;
+	tally_uuid_t candidate_id;
+	int64_t voting_time;       /**< UTC seconds */
+	int64_t offset;            /**< source offset */
+	int32_t partition;         /**< source partition */
+	int32_t _pad;
+} tally_pg_vote_row_t;
+
+/** One source partition's position: reading resumes at next_offset. */
+typedef struct tally_pg_offset {
+	int32_t partition;
+	int64_t next_offset;
+} tally_pg_offset_t;
+
+/** What one checkpoint writes. */
+typedef struct tally_pg_checkpoint {
+	const char *election_id;
+	const char *topic;                 /**< the source topic the offsets are for */
+	const char *owner;                 /**< the writer, e.g. "tallyd@host:pid" */
+	int64_t generation;                /**< the writer's assignment generation */
+	uint64_t version;                  /**< the core's snapshot version at the cut */
+	const tally_pg_vote_row_t *votes;  /**< accepted since the previous checkpoint */
+	size_t nvotes;
+	const void *state;                 /**< tally_state_export() bytes */
+	size_t state_len;
+	const tally_pg_offset_t *offsets;  /**< every partition the writer has read from */
+	size_t noffsets;
+} tally_pg_checkpoint_t;
+
+/** Checkpoints kept per election; older ones are deleted as new ones commit. */
+#define TALLY_PG_CHECKPOINTS_KEPT 20
+
+/**
+ * @brief Write a checkpoint in one transaction: COPY the votes, insert the state, upsert
+ * the offsets, prune old checkpoints.
+ *
+ * If the outcome of a previous attempt is unknown (the connection broke during COMMIT),
+ * call tally_pg_checkpoint_committed() first: writing the same votes twice fails on the
+ * votes' primary key (TALLY_EEXISTS) rather than count them twice.
+ *
+ * @returns 0; or a tally error with errstr set: tally_pg_err() of the failing statement
+ *          (TALLY_EIO when the connection is lost: reconnect and retry). On error the
+ *          transaction is rolled back if the connection still works.
+ */
+int tally_pg_checkpoint_write(PGconn *conn, const tally_pg_checkpoint_t *ckpt, char *errstr,
+                              size_t errstr_size);
+
+/**
+ * @brief Whether the checkpoint ckpt describes is the one committed last: the newest
+ * checkpoint of its election has its version and state bytes.
+ * @returns 1 yes, 0 no, or a tally error with errstr set.
+ */
+int tally_pg_checkpoint_committed(PGconn *conn, const tally_pg_checkpoint_t *ckpt,
+                                  char *errstr, size_t errstr_size);
+
+/**
+ * @brief The newest checkpoint's state for an election.
+ * @param state receives a malloc'd copy (caller frees) or NULL when there is none.
+ * @returns 0 (also when there is none: *state NULL), or a tally error with errstr set.
+ */
+int tally_pg_checkpoint_latest(PGconn *conn, const char *election_id, void **state,
+                               size_t *state_len, uint64_t *version, char *errstr,
+                               size_t errstr_size);
+
+/**
+ * @brief The stored next offset of each partition of topic, for an election.
+ * @param offsets caller's array of n entries, filled with -1 first; offsets[p] is set for
+ *        each stored partition p < n.
+ * @returns how many partitions had a stored offset (>= 0), or a tally error.
+ */
+int tally_pg_offsets_load(PGconn *conn, const char *election_id, const char *topic,
+                          int64_t *offsets, int n, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Mark every voter with a stored vote as voted in core (the core's voted set is
+ * not in the checkpointed state: the votes table is its durable form).
+ * @param marked if not NULL, receives how many were marked.
+ * @returns 0, or a tally error with errstr set.
+ */
+int tally_pg_votes_mark_voted(PGconn *conn, tally_core_t *core, uint64_t *marked,
+                              char *errstr, size_t errstr_size);
+
+/**
+ * @brief Read an election's row.
+ * @returns 0, TALLY_ENOENT if there is none (errstr says so), or another tally error.
+ */
+int tally_pg_election_get(PGconn *conn, const char *election_id, tally_election_t *out,
+                          char *errstr, size_t errstr_size);
+
+/**
+ * @brief Record an election's status (as tallyd opens or closes it).
+ * @returns 0, or a tally error with errstr set.
+ */
+int tally_pg_election_set_status(PGconn *conn, const char *election_id,
+                                 tally_election_status_t status, char *errstr,
+                                 size_t errstr_size);
+
+#endif /* TALLY_PG_CHECKPOINT_H */

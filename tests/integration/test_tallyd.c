@@ -1,0 +1,434 @@
+/*
+ * tallyd against the real Kafka and PostgreSQL scripts/services started.
+ *
+ * tally-gen registers a seeded election into a private schema and topic prefix; the test
+ * produces the same generator's vote stream (every fault kind) to votes_topic keyed by
+ * voter_id, so the generator's ground truth is what tallyd must count. Then:
+ * - exact: one tallyd run to the end of the stream; the votes table, the last
+ *   checkpoint's state, the results topics and the dead letters all equal the truth.
+ * - crash: tallyd killed with SIGKILL at random moments and restarted each time, then
+ *   run to the end: the same exact figures (nothing lost, nothing counted twice).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+
+#include <tally/core.h>
+#include <tally/gen.h>
+#include <tally/kafka.h>
+#include <tally/pg_checkpoint.h>
+#include <tally/pg_registry.h>
+#include <tally/snapshot.h>
+#include <tally/state.h>
+
+#include "kafkatest.h"
+#include "pgtest.h"
+#include "services.h"
+#include "testutil.h"
+
+#define SEED 11
+#define N_CANDIDATES 5
+#define N_REGIONS 12
+#define N_PARTITIONS 4
+
+typedef struct run {
+	char prefix[64];
+	char pgopt[160];
+	tally_kafka_topics_t topics;
+	tally_gen_t *gen;
+	tally_gen_truth_t *truth;
+	char log[256];
+} run_t;
+
+/* tally-gen the registry, then produce the generator's vote stream; truth = its outcome. */
+static void
+setup_run(run_t *r, uint64_t voters, bool compact)
+{
+	char voters_s[24], parts[8], cands[8], regions[8], seed[8], err[256];
+	static char out[1 << 16];
+	tally_gen_opts_t o;
+	tally_kafka_producer_t *p;
+	tally_gen_stream_t *st;
+	rd_kafka_conf_t *kc;
+	char buf[TALLY_GEN_MSG_MAX];
+	tally_gen_msg_t msg;
+	long len;
+
+	pgtest_schema_create();
+	snprintf(r->prefix, sizeof(r->prefix), "tallyd%d_%ld_", (int)getpid(), (long)time(NULL));
+	snprintf(r->pgopt, sizeof(r->pgopt), "--pg.options=%s", pgtest_options());
+	snprintf(r->log, sizeof(r->log), "/tmp/%stallyd.log", r->prefix);
+	cr_assert_eq(tally_kafka_topics_init(&r->topics, r->prefix, N_PARTITIONS, err, sizeof(err)),
+	             0);
+	snprintf(voters_s, sizeof(voters_s), "%llu", (unsigned long long)voters);
+	snprintf(parts, sizeof(parts), "%d", N_PARTITIONS);
+	snprintf(cands, sizeof(cands), "%d", N_CANDIDATES);
+	snprintf(regions, sizeof(regions), "%d", N_REGIONS);
+	snprintf(seed, sizeof(seed), "%d", SEED);
+	{
+		const char *args[] = {"--seed", seed, "--voters", voters_s, "--candidates", cands,
+		                      "--regions", regions, "--partitions", parts, "--topic-prefix",
+		                      r->prefix, r->pgopt, "--quiet", NULL};
+
+		cr_assert_eq(test_run("tally-gen", args, out, sizeof(out)), 0, "tally-gen: %s", out);
+	}
+	tally_gen_opts_init(&o);
+	o.seed = SEED;
+	o.voters = voters;
+	o.candidates = N_CANDIDATES;
+	o.regions = N_REGIONS;
+	o.compact = compact;
+	r->gen = tally_gen_new(&o, err, sizeof(err));
+	cr_assert_not_null(r->gen, "%s", err);
+	kc = rd_kafka_conf_new();
+	cr_assert_eq(rd_kafka_conf_set(kc, "bootstrap.servers",
+	                               tally_test_service("TALLY_KAFKA_BROKERS"), err, sizeof(err)),
+	             RD_KAFKA_CONF_OK);
+	rd_kafka_conf_set(kc, "linger.ms", "20", NULL, 0);
+	p = tally_kafka_producer_new(kc, err, sizeof(err));
+	cr_assert_not_null(p, "%s", err);
+	st = tally_gen_stream_new(r->gen, 0, 1);
+	while ((len = tally_gen_stream_next(st, buf, sizeof(buf), &msg)) >= 0) {
+		char key[TALLY_UUID_STRLEN + 1];
+
+		tally_uuid_format(&msg.voter_id, key);
+		cr_assert_eq(tally_kafka_produce(p, r->topics.topic[TALLY_KAFKA_VOTES].name, key,
+		                                 strlen(key), buf, (size_t)len),
+		             0);
+	}
+	cr_assert_eq(tally_kafka_producer_flush(p, 60000, err, sizeof(err)), 0, "%s", err);
+	tally_kafka_producer_destroy(p);
+	r->truth = tally_gen_truth_new(r->gen);
+	tally_gen_truth_add(r->truth, st);
+	tally_gen_stream_destroy(st);
+	fprintf(stderr, "produced %llu votes (%llu accepted, %llu rejected)\n",
+	        (unsigned long long)r->truth->read, (unsigned long long)r->truth->accepted,
+	        (unsigned long long)r->truth->rejected_total);
+}
+
+static void
+teardown_run(run_t *r)
+{
+	const char *names[TALLY_KAFKA_N_TOPICS];
+
+	for (int i = 0; i < TALLY_KAFKA_N_TOPICS; i++)
+		names[i] = r->topics.topic[i].name;
+	kt_delete_topics(names, TALLY_KAFKA_N_TOPICS);
+	tally_gen_truth_destroy(r->truth);
+	tally_gen_destroy(r->gen);
+	pgtest_schema_drop();
+	unlink(r->log);
+}
+
+static int
+spawn_tallyd(run_t *r, const char *exit_idle)
+{
+	const char *args[] = {"--topic-prefix", r->prefix, r->pgopt, "--checkpoint.interval.ms",
+	                      "200", "--exit-idle-ms", exit_idle, "--group-id", r->prefix,
+	                      "--max-pending-votes", "100000", NULL};
+	int pid = test_spawn("tallyd", args, r->log);
+
+	cr_assert(pid > 0);
+	return pid;
+}
+
+static void
+dump_log(run_t *r)
+{
+	FILE *f = fopen(r->log, "r");
+	char line[1024];
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		fputs(line, stderr);
+	if (f != NULL)
+		fclose(f);
+}
+
+/* Run tallyd until it has read everything and exits by itself. */
+static void
+run_to_end(run_t *r)
+{
+	int pid = spawn_tallyd(r, "1500"), status;
+
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		dump_log(r);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "tallyd status %d", status);
+}
+
+/* ---- checks --------------------------------------------------------------------------- */
+
+static int
+gen_candidate_index(const tally_gen_t *gen, const char *id)
+{
+	for (uint32_t i = 0; i < tally_gen_candidate_count(gen); i++) {
+		tally_gen_candidate_t c;
+
+		tally_gen_candidate(gen, i, &c);
+		if (strcmp(c.candidate_id, id) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+static int
+gen_region_index(const tally_gen_t *gen, const char *name)
+{
+	for (uint32_t i = 0; i < tally_gen_region_count(gen); i++)
+		if (strcmp(tally_gen_region_name(gen, i), name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void
+check_pg(run_t *r)
+{
+	PGconn *c = pgtest_connect();
+	PGresult *res;
+	const tally_gen_truth_t *t = r->truth;
+
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM votes"), (long)t->accepted);
+	res = PQexec(c, "SELECT v.candidate_id::text, r.region, count(*) FROM votes v"
+	                " JOIN voters r USING (voter_id) GROUP BY 1, 2");
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+	{
+		uint64_t sum = 0;
+
+		for (int i = 0; i < PQntuples(res); i++) {
+			int ci = gen_candidate_index(r->gen, PQgetvalue(res, i, 0));
+			int ri = gen_region_index(r->gen, PQgetvalue(res, i, 1));
+			long n = strtol(PQgetvalue(res, i, 2), NULL, 10);
+
+			cr_assert(ci >= 0 && ri >= 0);
+			cr_assert_eq((uint64_t)n, t->cand_region[(size_t)ci * t->nregions + (size_t)ri],
+			             "votes table: candidate %d region %d", ci, ri);
+			sum += (uint64_t)n;
+		}
+		cr_assert_eq(sum, t->accepted);
+	}
+	PQclear(res);
+
+	/* The newest checkpoint's state counts exactly the truth. */
+	{
+		tally_registry_t *reg = tally_registry_new(NULL, NULL, 0);
+		tally_core_opts_t co = {.workers = 1};
+		tally_core_t *core;
+		tally_snapshot_t *snap;
+		void *state;
+		size_t len;
+		uint64_t version;
+		char err[256];
+
+		cr_assert_eq(tally_pg_registry_load(c, reg, NULL, NULL, NULL, err, sizeof(err)), 0,
+		             "%s", err);
+		cr_assert_eq(tally_pg_election_get(c, "general", &co.election, err, sizeof(err)), 0);
+		core = tally_core_new(reg, &co, err, sizeof(err));
+		cr_assert_not_null(core);
+		cr_assert_eq(tally_pg_checkpoint_latest(c, "general", &state, &len, &version, err,
+		                                        sizeof(err)),
+		             0, "%s", err);
+		cr_assert_not_null(state, "no checkpoint");
+		cr_assert_eq(tally_state_import(core, state, len, NULL, NULL, err, sizeof(err)), 0,
+		             "%s", err);
+		snap = tally_snapshot_take(core);
+		cr_assert_eq(snap->read, t->read);
+		cr_assert_eq(snap->accepted, t->accepted);
+		for (int k = 0; k < TALLY_REASON__COUNT; k++)
+			cr_assert_eq(snap->rejected[k], t->rejected[k], "checkpoint: %s",
+			             tally_reason_name(k));
+		for (uint32_t i = 0; i < snap->ncandidates; i++) {
+			tally_candidate_info_t ci;
+			char id[TALLY_UUID_STRLEN + 1];
+
+			tally_registry_candidate_get(reg, i, &ci);
+			tally_uuid_format(&ci.id, id);
+			cr_assert_eq(snap->candidates[i], t->candidates[gen_candidate_index(r->gen, id)]);
+		}
+		free(state);
+		tally_snapshot_destroy(snap);
+		tally_core_destroy(core);
+		tally_registry_destroy(reg);
+	}
+	/* Every partition's stored offset is its end. */
+	cr_assert_eq(pgtest_count(c, "SELECT coalesce(sum(next_offset), 0) FROM checkpoint_offsets"
+	                             " WHERE topic LIKE '%votes_topic'"),
+	             (long)t->read);
+	PQfinish(c);
+}
+
+typedef struct latest {
+	const tally_gen_t *gen;
+	uint64_t cand[TALLY_GEN_MAX_CANDIDATES];
+	uint64_t region[64];
+	int64_t cand_version[TALLY_GEN_MAX_CANDIDATES];
+	uint64_t by_reason[TALLY_REASON__COUNT];
+	uint64_t letters;
+	unsigned char *seen;      /* dead letters by partition * stride + offset */
+	uint64_t stride, distinct;
+} latest_t;
+
+static void
+on_candidate(const rd_kafka_message_t *m, void *arg)
+{
+	latest_t *l = arg;
+	json_t *o = json_loadb(m->payload, m->len, 0, NULL);
+	int ci;
+
+	cr_assert_not_null(o);
+	ci = gen_candidate_index(l->gen, json_string_value(json_object_get(o, "candidate_id")));
+	cr_assert(ci >= 0);
+	cr_assert_eq(strncmp(m->key, json_string_value(json_object_get(o, "candidate_id")),
+	                     m->key_len), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(o, "election_id")), "general");
+	l->cand[ci] = (uint64_t)json_integer_value(json_object_get(o, "total_votes"));
+	json_decref(o);
+}
+
+static void
+on_region(const rd_kafka_message_t *m, void *arg)
+{
+	latest_t *l = arg;
+	json_t *o = json_loadb(m->payload, m->len, 0, NULL);
+	int ri;
+
+	cr_assert_not_null(o);
+	ri = gen_region_index(l->gen, json_string_value(json_object_get(o, "state")));
+	cr_assert(ri >= 0 && ri < 64);
+	l->region[ri] = (uint64_t)json_integer_value(json_object_get(o, "count"));
+	json_decref(o);
+}
+
+static void
+on_letter(const rd_kafka_message_t *m, void *arg)
+{
+	latest_t *l = arg;
+	rd_kafka_headers_t *h = NULL;
+	const void *v;
+	size_t n;
+	char reason[32] = "", off[24] = "", part[16] = "";
+	int k;
+	uint64_t o, p;
+
+	cr_assert_eq(rd_kafka_message_headers(m, &h), RD_KAFKA_RESP_ERR_NO_ERROR);
+	cr_assert_eq(rd_kafka_header_get_last(h, "reason", &v, &n), RD_KAFKA_RESP_ERR_NO_ERROR);
+	snprintf(reason, sizeof(reason), "%.*s", (int)n, (const char *)v);
+	cr_assert_eq(rd_kafka_header_get_last(h, "source_offset", &v, &n),
+	             RD_KAFKA_RESP_ERR_NO_ERROR);
+	snprintf(off, sizeof(off), "%.*s", (int)n, (const char *)v);
+	cr_assert_eq(rd_kafka_header_get_last(h, "source_partition", &v, &n),
+	             RD_KAFKA_RESP_ERR_NO_ERROR);
+	snprintf(part, sizeof(part), "%.*s", (int)n, (const char *)v);
+	cr_assert_eq(rd_kafka_header_get_last(h, "detail", &v, &n), RD_KAFKA_RESP_ERR_NO_ERROR);
+	cr_assert(n > 0);
+	k = tally_reason_from_name(reason);
+	cr_assert(k > 0, "dead letter reason \"%s\"", reason);
+	o = strtoull(off, NULL, 10);
+	p = strtoull(part, NULL, 10);
+	cr_assert(p < N_PARTITIONS && o < l->stride);
+	l->letters++;
+	/* At least once: a re-sent dead letter names the same source position. */
+	if (!l->seen[p * l->stride + o]) {
+		l->seen[p * l->stride + o] = 1;
+		l->by_reason[k]++;
+		l->distinct++;
+	}
+}
+
+static void
+check_kafka(run_t *r, bool exactly_once_letters)
+{
+	latest_t *l = calloc(1, sizeof(*l));
+	const tally_gen_truth_t *t = r->truth;
+
+	l->gen = r->gen;
+	l->stride = t->read + 1;
+	l->seen = calloc(N_PARTITIONS * l->stride, 1);
+	kt_consume_all(r->topics.topic[TALLY_KAFKA_RESULTS_CANDIDATE].name, on_candidate, l, 60);
+	for (uint32_t i = 0; i < t->ncandidates; i++)
+		cr_assert_eq(l->cand[i], t->candidates[i], "results topic: candidate %u", i);
+	kt_consume_all(r->topics.topic[TALLY_KAFKA_RESULTS_LOCATION].name, on_region, l, 60);
+	for (uint32_t i = 0; i < t->nregions; i++)
+		cr_assert_eq(l->region[i], t->regions[i], "results topic: region %u", i);
+	kt_consume_all(r->topics.topic[TALLY_KAFKA_REJECTED].name, on_letter, l, 60);
+	cr_assert_eq(l->distinct, t->rejected_total, "distinct dead letters");
+	if (exactly_once_letters)
+		cr_assert_eq(l->letters, t->rejected_total, "dead letters");
+	for (int k = 1; k < TALLY_REASON__COUNT; k++)
+		cr_assert_eq(l->by_reason[k], t->rejected[k], "dead letters: %s", tally_reason_name(k));
+	free(l->seen);
+	free(l);
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+Test(tallyd, exact, .timeout = 300)
+{
+	run_t r;
+
+	memset(&r, 0, sizeof(r));
+	setup_run(&r, 20000, false);
+	run_to_end(&r);
+	check_pg(&r);
+	check_kafka(&r, true);
+	/* A second run finds nothing new: the same figures, no new dead letters. */
+	run_to_end(&r);
+	check_pg(&r);
+	check_kafka(&r, true);
+	teardown_run(&r);
+}
+
+Test(tallyd, crash, .timeout = 900)
+{
+	run_t r;
+	unsigned seed = (unsigned)time(NULL);
+	const char *env = getenv("TALLY_CRASH_VOTERS");
+	uint64_t voters = env != NULL ? strtoull(env, NULL, 10) : 1600000;
+
+	memset(&r, 0, sizeof(r));
+	setup_run(&r, voters, true);
+	fprintf(stderr, "crash test seed %u\n", seed);
+	srand(seed);
+	{
+		PGconn *c = pgtest_connect();
+		const char *sql = "SELECT coalesce(sum(next_offset), 0) FROM checkpoint_offsets"
+		                  " WHERE topic LIKE '%votes_topic'";
+		long total = (long)r.truth->read, target = 0;
+
+		/* Kill at 6 moments spread over the stream: each once the checkpoints have passed
+		 * a random point further on, plus up to 300 ms, so every kill lands mid-stream
+		 * (mid-batch, mid-checkpoint or mid-publish: wherever it falls). */
+		for (int k = 0; k < 6; k++) {
+			int pid, status;
+			long stored;
+			useconds_t extra = (useconds_t)(rand() % 300000);
+			double t0 = test_now_s();
+
+			target = (long)((double)total * (k + 0.5 + 0.5 * (double)rand() / RAND_MAX) / 7);
+			pid = spawn_tallyd(&r, "0");
+			while ((stored = pgtest_count(c, sql)) < target && test_now_s() - t0 < 120)
+				usleep(20000);
+			cr_assert(stored >= target && stored < total,
+			          "kill %d would not land mid-stream (%ld of %ld checkpointed, target %ld)",
+			          k + 1, stored, total, target);
+			usleep(extra);
+			kill(pid, SIGKILL);
+			cr_assert_eq(waitpid(pid, &status, 0), pid);
+			fprintf(stderr, "kill %d: after %.2f s, %ld of %ld votes checkpointed\n", k + 1,
+			        test_now_s() - t0, pgtest_count(c, sql), total);
+		}
+		PQfinish(c);
+	}
+	run_to_end(&r);
+	check_pg(&r);
+	check_kafka(&r, false);
+	teardown_run(&r);
+}
