@@ -9,6 +9,7 @@
  * - crash: tallyd killed with SIGKILL at random moments and restarted each time, then
  *   run to the end: the same exact figures (nothing lost, nothing counted twice).
  */
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,23 +46,62 @@ typedef struct run {
 	char pgopt[160];
 	tally_kafka_topics_t topics;
 	tally_gen_t *gen;
+	tally_gen_stream_t *stream;
 	tally_gen_truth_t *truth;
 	char log[256];
 } run_t;
 
-/* tally-gen the registry, then produce the generator's vote stream; truth = its outcome. */
+/* The generator's vote stream to votes_topic keyed by voter_id: up to n more messages
+ * (all that are left when n < 0). Returns how many were produced. */
+static long
+produce(run_t *r, long n)
+{
+	tally_kafka_producer_t *p;
+	rd_kafka_conf_t *kc;
+	char buf[TALLY_GEN_MSG_MAX], err[256];
+	tally_gen_msg_t msg;
+	long len, done = 0;
+
+	kc = rd_kafka_conf_new();
+	cr_assert_eq(rd_kafka_conf_set(kc, "bootstrap.servers",
+	                               tally_test_service("TALLY_KAFKA_BROKERS"), err, sizeof(err)),
+	             RD_KAFKA_CONF_OK);
+	rd_kafka_conf_set(kc, "linger.ms", "20", NULL, 0);
+	p = tally_kafka_producer_new(kc, err, sizeof(err));
+	cr_assert_not_null(p, "%s", err);
+	while ((n < 0 || done < n) &&
+	       (len = tally_gen_stream_next(r->stream, buf, sizeof(buf), &msg)) >= 0) {
+		char key[TALLY_UUID_STRLEN + 1];
+
+		tally_uuid_format(&msg.voter_id, key);
+		cr_assert_eq(tally_kafka_produce(p, r->topics.topic[TALLY_KAFKA_VOTES].name, key,
+		                                 strlen(key), buf, (size_t)len),
+		             0);
+		done++;
+	}
+	cr_assert_eq(tally_kafka_producer_flush(p, 120000, err, sizeof(err)), 0, "%s", err);
+	tally_kafka_producer_destroy(p);
+	return done;
+}
+
+/* The truth of everything produced (call once the stream is all produced). */
 static void
-setup_run(run_t *r, uint64_t voters, bool compact)
+take_truth(run_t *r)
+{
+	r->truth = tally_gen_truth_new(r->gen);
+	tally_gen_truth_add(r->truth, r->stream);
+	fprintf(stderr, "produced %llu votes (%llu accepted, %llu rejected)\n",
+	        (unsigned long long)r->truth->read, (unsigned long long)r->truth->accepted,
+	        (unsigned long long)r->truth->rejected_total);
+}
+
+/* tally-gen the registry into a private schema and topic prefix; open the same stream. */
+static void
+setup_registry(run_t *r, uint64_t voters, bool compact)
 {
 	char voters_s[24], parts[8], cands[8], regions[8], seed[8], err[256];
 	static char out[1 << 16];
 	tally_gen_opts_t o;
-	tally_kafka_producer_t *p;
-	tally_gen_stream_t *st;
-	rd_kafka_conf_t *kc;
-	char buf[TALLY_GEN_MSG_MAX];
-	tally_gen_msg_t msg;
-	long len;
 
 	pgtest_schema_create();
 	snprintf(r->prefix, sizeof(r->prefix), "tallyd%d_%ld_", (int)getpid(), (long)time(NULL));
@@ -89,30 +129,16 @@ setup_run(run_t *r, uint64_t voters, bool compact)
 	o.compact = compact;
 	r->gen = tally_gen_new(&o, err, sizeof(err));
 	cr_assert_not_null(r->gen, "%s", err);
-	kc = rd_kafka_conf_new();
-	cr_assert_eq(rd_kafka_conf_set(kc, "bootstrap.servers",
-	                               tally_test_service("TALLY_KAFKA_BROKERS"), err, sizeof(err)),
-	             RD_KAFKA_CONF_OK);
-	rd_kafka_conf_set(kc, "linger.ms", "20", NULL, 0);
-	p = tally_kafka_producer_new(kc, err, sizeof(err));
-	cr_assert_not_null(p, "%s", err);
-	st = tally_gen_stream_new(r->gen, 0, 1);
-	while ((len = tally_gen_stream_next(st, buf, sizeof(buf), &msg)) >= 0) {
-		char key[TALLY_UUID_STRLEN + 1];
+	r->stream = tally_gen_stream_new(r->gen, 0, 1);
+}
 
-		tally_uuid_format(&msg.voter_id, key);
-		cr_assert_eq(tally_kafka_produce(p, r->topics.topic[TALLY_KAFKA_VOTES].name, key,
-		                                 strlen(key), buf, (size_t)len),
-		             0);
-	}
-	cr_assert_eq(tally_kafka_producer_flush(p, 60000, err, sizeof(err)), 0, "%s", err);
-	tally_kafka_producer_destroy(p);
-	r->truth = tally_gen_truth_new(r->gen);
-	tally_gen_truth_add(r->truth, st);
-	tally_gen_stream_destroy(st);
-	fprintf(stderr, "produced %llu votes (%llu accepted, %llu rejected)\n",
-	        (unsigned long long)r->truth->read, (unsigned long long)r->truth->accepted,
-	        (unsigned long long)r->truth->rejected_total);
+/* The registry, then the whole vote stream. */
+static void
+setup_run(run_t *r, uint64_t voters, bool compact)
+{
+	setup_registry(r, voters, compact);
+	produce(r, -1);
+	take_truth(r);
 }
 
 static void
@@ -124,6 +150,7 @@ teardown_run(run_t *r)
 		names[i] = r->topics.topic[i].name;
 	kt_delete_topics(names, TALLY_KAFKA_N_TOPICS);
 	tally_gen_truth_destroy(r->truth);
+	tally_gen_stream_destroy(r->stream);
 	tally_gen_destroy(r->gen);
 	pgtest_schema_drop();
 	unlink(r->log);
@@ -430,5 +457,104 @@ Test(tallyd, crash, .timeout = 900)
 	run_to_end(&r);
 	check_pg(&r);
 	check_kafka(&r, false);
+	teardown_run(&r);
+}
+
+/* Run scripts/services ACTION SERVICE; false if the service is external (exit 4). */
+static bool
+services(const char *action, const char *which)
+{
+	char cmd[PATH_MAX + 64];
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "env -u TALLY_KAFKA_BROKERS -u TALLY_PG_DSN %s/../scripts/services "
+	         "%s %s", TALLY_TEST_DIR, action, which);
+	rc = system(cmd);
+	cr_assert(WIFEXITED(rc) && (WEXITSTATUS(rc) == 0 || WEXITSTATUS(rc) == 4), "%s: %d", cmd,
+	          rc);
+	return WEXITSTATUS(rc) == 0;
+}
+
+static bool
+alive(int pid)
+{
+	int status;
+
+	return waitpid(pid, &status, WNOHANG) == 0;
+}
+
+static long
+checkpointed(PGconn *c)
+{
+	return pgtest_count(c, "SELECT coalesce(sum(next_offset), 0) FROM checkpoint_offsets"
+	                       " WHERE topic LIKE '%votes_topic'");
+}
+
+/*
+ * The Kafka broker restarted mid-stream, then PostgreSQL stopped for 10 s mid-stream:
+ * tallyd never exits and the final figures are exact.
+ */
+Test(tallyd, services_restart, .timeout = 900)
+{
+	run_t r;
+	PGconn *c;
+	int pid, status;
+	long first, total;
+	double t0;
+
+	memset(&r, 0, sizeof(r));
+	setup_registry(&r, 300000, true);
+	first = produce(&r, 60000);
+	pid = spawn_tallyd(&r, "0");
+	c = pgtest_connect();
+	t0 = test_now_s();
+	while (checkpointed(c) < first / 2 && test_now_s() - t0 < 120)
+		usleep(20000);
+	PQfinish(c);
+
+	/* The broker goes away for 3 s while tallyd reads and publishes. */
+	if (!services("stop", "kafka")) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		teardown_run(&r);
+		cr_skip_test("kafka is external: cannot restart it");
+	}
+	sleep(3);
+	cr_assert(alive(pid), "tallyd exited while Kafka was down");
+	cr_assert(services("start", "kafka"));
+	produce(&r, -1);
+	take_truth(&r);
+	total = (long)r.truth->read;
+
+	/* PostgreSQL goes away for 10 s while votes are still to be checkpointed. */
+	c = pgtest_connect();
+	cr_assert(checkpointed(c) < total, "the stream ended before postgres could be stopped");
+	PQfinish(c);
+	if (!services("stop", "postgres")) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		teardown_run(&r);
+		cr_skip_test("postgres is external: cannot stop it");
+	}
+	for (int i = 0; i < 10; i++) {
+		sleep(1);
+		cr_assert(alive(pid), "tallyd exited while PostgreSQL was down");
+	}
+	cr_assert(services("start", "postgres"));
+	c = pgtest_connect();
+	t0 = test_now_s();
+	while (checkpointed(c) < total && test_now_s() - t0 < 300) {
+		cr_assert(alive(pid), "tallyd exited");
+		usleep(50000);
+	}
+	PQfinish(c);
+	kill(pid, SIGTERM);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		dump_log(&r);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "tallyd status %d", status);
+	dump_log(&r);
+	check_pg(&r);
+	check_kafka(&r, true);
 	teardown_run(&r);
 }
