@@ -983,6 +983,23 @@ tallyd_serve(const tallyd_conf_t *conf)
 	}
 	/* Partitions 1: tally-gen creates the topics with their partitions; tallyd only makes
 	 * sure they exist (creating any missing one with a single partition). */
+	if (s->dsn[0] == '\0' && npg == 0) {
+		tallyd_log("no PostgreSQL to count into: set TALLY_PG_DSN (or pg.* settings), e.g. "
+		           "eval \"$(scripts/services up)\"");
+		rc = TALLYD_EXIT_USAGE;
+		goto out;
+	}
+	{
+		/* A bad kafka.* line fails now, naming its file:line, not after the restore. */
+		rd_kafka_conf_t *kc = kafka_conf(conf, err, sizeof(err));
+
+		if (kc == NULL) {
+			tallyd_log("%s", err);
+			rc = TALLYD_EXIT_USAGE;
+			goto out;
+		}
+		rd_kafka_conf_destroy(kc);
+	}
 	if (tally_kafka_topics_init(&s->topics, conf->topic_prefix, 1, err, sizeof(err)) != 0) {
 		tallyd_log("%s", err);
 		rc = TALLYD_EXIT_USAGE;

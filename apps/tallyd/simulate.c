@@ -36,6 +36,7 @@
 #include <tally/vote.h>
 
 #include "simulate.h"
+#include "view.h"
 
 #define BATCH_VOTES 256u
 #define MAX_MISMATCH_LINES 50u
@@ -220,112 +221,23 @@ producer_main(void *arg)
 	return NULL;
 }
 
-/* ---- formatting ------------------------------------------------------------------ */
-
-/* 1234567 as "1,234,567" into buf (at least 27 bytes). */
-static const char *
-fmt_count(uint64_t v, char *buf)
-{
-	char digits[24];
-	int n = snprintf(digits, sizeof(digits), "%" PRIu64, v), k = 0;
-
-	for (int i = 0; i < n; i++) {
-		if (i > 0 && (n - i) % 3 == 0)
-			buf[k++] = ',';
-		buf[k++] = digits[i];
-	}
-	buf[k] = '\0';
-	return buf;
-}
-
-static double
-pct(uint64_t part, uint64_t whole)
-{
-	return whole == 0 ? 0.0 : 100.0 * (double)part / (double)whole;
-}
-
-static int
-text_width(const char *s, int cap)
-{
-	int w = 0;
-
-	/* Names are ASCII here; count bytes that start a UTF-8 sequence to be safe. */
-	for (; *s != '\0'; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			w++;
-	return w > cap ? cap : w;
-}
-
 /* ---- the progress view ----------------------------------------------------------- */
 
-typedef struct view {
-	bool tty;
-	int lines;                 /* lines drawn last time, to move back over */
-	uint64_t last_read;
-	uint64_t last_ns;
-	uint64_t start_ns;
-	uint64_t last_line_ns;     /* off a terminal: when the last line was printed */
-} view_t;
-
 static void
-view_draw(view_t *v, const sim_t *sim, const tally_snapshot_t *snap, bool final)
+draw(tallyd_view_t *v, const sim_t *sim, const tally_snapshot_t *snap, bool final)
 {
-	uint64_t now = tally_mono_ns(), emitted = 0, ppm = 0;
-	double dt = (double)(now - v->last_ns) / 1e9, elapsed = (double)(now - v->start_ns) / 1e9;
-	double rate = dt > 0 ? (double)(snap->read - v->last_read) / dt : 0;
-	char a[32], b[32], c[32];
-	int32_t leader = tally_snapshot_leader(snap);
+	uint64_t emitted = 0, ppm = 0;
+	char header[160], note[96], a[32];
 
 	for (unsigned i = 0; i < sim->nproducers; i++) {
 		emitted += tally_load_relaxed(&sim->producers[i].emitted);
 		ppm += tally_load_relaxed(&sim->producers[i].progress_ppm);
 	}
 	ppm /= sim->nproducers;
-	v->last_read = snap->read;
-	v->last_ns = now;
-
-	if (!v->tty) {
-		if (!final && now - v->last_line_ns < 2000000000u)
-			return;
-		v->last_line_ns = now;
-		/* Lines are seconds apart: the average rate says more than the last 200 ms. */
-		printf("progress: %.1f s, %.0f%% of voters walked, %s read, %s accepted, ", elapsed,
-		       (double)ppm / 1e4, fmt_count(snap->read, a), fmt_count(snap->accepted, b));
-		printf("%s rejected, %s votes/s\n", fmt_count(snap->rejected_total, a),
-		       fmt_count(elapsed > 0 ? (uint64_t)((double)snap->read / elapsed) : 0, b));
-		fflush(stdout);
-		return;
-	}
-
-	if (v->lines > 0)
-		printf("\033[%dA", v->lines);
-	v->lines = 0;
-#define LINE(...)                                  \
-	do {                                       \
-		printf(__VA_ARGS__);               \
-		printf("\033[K\n");                \
-		v->lines++;                        \
-	} while (0)
-	LINE("tally --simulate   seed %" PRIu64 "   %.1f s   %3.0f%% of voters walked", sim->conf->seed,
-	     elapsed, (double)ppm / 1e4);
-	LINE("  votes/s  %12.0f     generated %s", rate, fmt_count(emitted, a));
-	LINE("  read     %12s     accepted  %s   rejected %s", fmt_count(snap->read, a),
-	     fmt_count(snap->accepted, b), fmt_count(snap->rejected_total, c));
-	for (int r = 1; r < TALLY_REASON__COUNT; r++)
-		LINE("    %-18s %12s", tally_reason_name(r), fmt_count(snap->rejected[r], a));
-	if (leader >= 0) {
-		tally_candidate_info_t info;
-
-		if (tally_registry_candidate_get(sim->reg, (uint32_t)leader, &info))
-			LINE("  leader   %s (%s) %s votes, %.1f%%", info.name,
-			     tally_registry_party_name(sim->reg, info.party),
-			     fmt_count(snap->candidates[leader], a),
-			     pct(snap->candidates[leader], snap->accepted));
-	} else {
-		LINE("  leader   none yet");
-	}
-#undef LINE
-	fflush(stdout);
+	snprintf(header, sizeof(header), "tally --simulate   seed %" PRIu64 "   %3.0f%% of voters "
+	         "walked", sim->conf->seed, (double)ppm / 1e4);
+	snprintf(note, sizeof(note), "generated %s", tallyd_fmt_count(emitted, a));
+	tallyd_view_draw(v, sim->reg, snap, header, note, final);
 }
 
 /* ---- registration ---------------------------------------------------------------- */
@@ -400,80 +312,13 @@ register_election(sim_t *sim, bool verbose)
 	}
 	if (verbose)
 		printf("registered %u parties, %u candidates and %s voters in %u regions%s (%.2f s)\n",
-		       tally_gen_party_count(gen), tally_gen_candidate_count(gen), fmt_count(nvoters, a),
+		       tally_gen_party_count(gen), tally_gen_candidate_count(gen), tallyd_fmt_count(nvoters, a),
 		       tally_gen_region_count(gen), sim->conf->register_json ? " from JSON" : "",
 		       (double)(tally_mono_ns() - t0) / 1e9);
 	return 0;
 }
 
 /* ---- results and the check ------------------------------------------------------- */
-
-static void
-print_results(const sim_t *sim, const tally_snapshot_t *snap, double seconds)
-{
-	const tally_registry_t *reg = sim->reg;
-	char a[32], b[32], when[32];
-	int wc = 9, wp = 5, wr = 6;
-
-	for (uint32_t c = 0; c < snap->ncandidates; c++) {
-		tally_candidate_info_t info;
-
-		if (tally_registry_candidate_get(reg, c, &info)) {
-			int w = text_width(info.name, 40);
-
-			wc = w > wc ? w : wc;
-		}
-	}
-	for (uint32_t p = 0; p < snap->nparties; p++) {
-		int w = text_width(tally_registry_party_name(reg, p), 40);
-
-		wp = w > wp ? w : wp;
-	}
-	for (uint32_t r = 0; r < snap->nregions; r++) {
-		int w = text_width(tally_registry_region_name(reg, r), 40);
-
-		wr = w > wr ? w : wr;
-	}
-
-	tally_time_format(snap->election.closes_at, when);
-	printf("\nresults of election \"%s\" (%s; polls closed at %s UTC)\n", snap->election.id,
-	       tally_election_status_name(snap->election.status), when);
-	printf("%s votes read in %.2f s (%s votes/s)\n", fmt_count(snap->read, a), seconds,
-	       fmt_count(seconds > 0 ? (uint64_t)((double)snap->read / seconds) : 0, b));
-
-	printf("\n%-*s  %-*s  %12s  %6s\n", wc, "candidate", wp, "party", "votes", "share");
-	for (uint32_t c = 0; c < snap->ncandidates; c++) {
-		tally_candidate_info_t info;
-
-		if (!tally_registry_candidate_get(reg, c, &info))
-			continue;
-		printf("%-*.*s  %-*.*s  %12s  %5.1f%%\n", wc, wc, info.name, wp, wp,
-		       tally_registry_party_name(reg, info.party), fmt_count(snap->candidates[c], a),
-		       pct(snap->candidates[c], snap->accepted));
-	}
-
-	printf("\n%-*s  %12s  %6s\n", wp, "party", "votes", "share");
-	for (uint32_t p = 0; p < snap->nparties; p++)
-		printf("%-*.*s  %12s  %5.1f%%\n", wp, wp, tally_registry_party_name(reg, p),
-		       fmt_count(snap->parties[p], a), pct(snap->parties[p], snap->accepted));
-
-	printf("\n%-*s  %12s  %12s  %7s\n", wr, "region", "registered", "votes", "turnout");
-	for (uint32_t r = 0; r < snap->nregions; r++)
-		printf("%-*.*s  %12s  %12s  %6.1f%%\n", wr, wr, tally_registry_region_name(reg, r),
-		       fmt_count(snap->region_registered[r], a), fmt_count(snap->regions[r], b),
-		       pct(snap->regions[r], snap->region_registered[r]));
-
-	printf("\n%-18s  %12s  %6s\n", "rejected", "votes", "share");
-	for (int r = 1; r < TALLY_REASON__COUNT; r++)
-		printf("%-18s  %12s  %5.1f%%\n", tally_reason_name(r), fmt_count(snap->rejected[r], a),
-		       pct(snap->rejected[r], snap->read));
-	printf("%-18s  %12s  %5.1f%%\n", "total", fmt_count(snap->rejected_total, a),
-	       pct(snap->rejected_total, snap->read));
-
-	printf("\nread %s, accepted %s, ", fmt_count(snap->read, a), fmt_count(snap->accepted, b));
-	printf("rejected %s, registered %s, turnout %.1f%%\n", fmt_count(snap->rejected_total, a),
-	       fmt_count(snap->registered, b), pct(snap->accepted, snap->registered));
-}
 
 typedef struct checker {
 	unsigned figures;
@@ -669,7 +514,7 @@ tallyd_simulate(const tallyd_conf_t *conf)
 	tally_gen_truth_t *truth = NULL;
 	struct sigaction sa, old_sa;
 	checker_t ck = {0, 0};
-	view_t view;
+	tallyd_view_t view;
 	char err[256];
 	bool verbose = !conf->quiet, interrupted;
 	uint64_t t_open;
@@ -749,8 +594,8 @@ tallyd_simulate(const tallyd_conf_t *conf)
 		       conf->rate > 0 ? ", paced" : ", full speed");
 
 	memset(&view, 0, sizeof(view));
-	view.tty = isatty(STDOUT_FILENO) != 0;
-	t_open = view.start_ns = view.last_ns = view.last_line_ns = tally_mono_ns();
+	tallyd_view_init(&view);
+	t_open = view.start_ns;
 	for (unsigned i = 0; i < sim.nproducers; i++) {
 		producer_t *p = &sim.producers[i];
 
@@ -776,7 +621,7 @@ tallyd_simulate(const tallyd_conf_t *conf)
 		if (verbose) {
 			if (tally_snapshot_take_into(sim.core, live) != 0)
 				goto nomem;
-			view_draw(&view, &sim, live, false);
+			draw(&view, &sim, live, false);
 		}
 	}
 	interrupted = stopping();
@@ -793,7 +638,7 @@ tallyd_simulate(const tallyd_conf_t *conf)
 	if (verbose) {
 		if (tally_snapshot_take_into(sim.core, live) != 0)
 			goto nomem;
-		view_draw(&view, &sim, live, true);
+		draw(&view, &sim, live, true);
 	}
 	if (tally_core_election_close(sim.core) != 0) {
 		fprintf(stderr, "tallyd: could not close the polls\n");
@@ -810,7 +655,7 @@ tallyd_simulate(const tallyd_conf_t *conf)
 		tally_gen_truth_add(truth, sim.producers[i].st);
 
 	if (verbose)
-		print_results(&sim, final, (double)(tally_mono_ns() - t_open) / 1e9);
+		tallyd_print_results(sim.reg, final, (double)(tally_mono_ns() - t_open) / 1e9);
 	if (verbose)
 		printf("\nchecking every figure against the generator's ground truth\n");
 	compare(&sim, final, truth, &ck);

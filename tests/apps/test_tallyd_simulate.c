@@ -253,6 +253,17 @@ assert_usage_error(const char *const *args, const char *message)
 	cr_assert_str_eq(run->out, "");
 }
 
+/* As assert_usage_error(), for a timestamped server log line holding message. */
+static void
+assert_usage_error_contains(const char *const *args, const char *message)
+{
+	run_t *run = run_tallyd(args, NULL);
+
+	cr_assert_eq(run->status, 2, "stderr: %s", run->err);
+	cr_assert_not_null(strstr(run->err, message), "stderr: %s", run->err);
+	cr_assert_str_eq(run->out, "");
+}
+
 Test(tallyd, bad_options)
 {
 	{
@@ -306,9 +317,15 @@ Test(tallyd, bad_options)
 		                      "--underage is 0\n");
 	}
 	{
+		/* Server mode with nothing to count into fails at once instead of waiting. */
 		const char *a[] = {"--voters", "10", NULL};
-		assert_usage_error(a, "tallyd: only the simulation is implemented so far: run "
-		                      "\"tallyd --simulate\" (see --help)\n");
+		char *dsn = getenv("TALLY_PG_DSN") != NULL ? strdup(getenv("TALLY_PG_DSN")) : NULL;
+
+		unsetenv("TALLY_PG_DSN");
+		assert_usage_error_contains(a, "no PostgreSQL to count into: set TALLY_PG_DSN");
+		if (dsn != NULL)
+			setenv("TALLY_PG_DSN", dsn, 1);
+		free(dsn);
 	}
 }
 
@@ -319,7 +336,9 @@ Test(tallyd, help)
 
 	cr_assert_eq(run->status, 0);
 	cr_assert_str_eq(run->err, "");
-	cr_assert(strncmp(run->out, "usage: tallyd --simulate [options]\n", 35) == 0);
+	cr_assert(strncmp(run->out, "usage: tallyd [options]", 23) == 0, "%s", run->out);
+	cr_assert_not_null(strstr(run->out, "\n       tallyd --simulate [options]"));
+	cr_assert_not_null(strstr(run->out, "\n  --checkpoint.interval.ms MS "), "%s", run->out);
 	cr_assert_not_null(strstr(run->out, "\n  --voters N                 registered voters "
 	                                    "(default 100000; 1 to 1000000000)\n"), "%s", run->out);
 	cr_assert_not_null(strstr(run->out, "\n  --seed N "));

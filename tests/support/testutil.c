@@ -5,6 +5,7 @@
 #include <time.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -129,6 +130,8 @@ test_spawn(const char *name, const char *const *args, const char *log)
 	if ((pid = fork()) < 0)
 		return -1;
 	if (pid == 0) {
+		/* Dies with the test: a failed assertion must not leave a server running. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644)) < 0)
 			_exit(126);
 		dup2(fd, 1);
