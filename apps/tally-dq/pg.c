@@ -516,7 +516,6 @@ check_checkpoint(pgctx_t *ctx, const tally_election_t *el)
 	}
 	memset(&co, 0, sizeof(co));
 	co.workers = 1;
-	co.queue_size = 4;
 	co.election = *el;
 	if ((core = tally_core_new(reg, &co, err, sizeof(err))) == NULL)
 		goto fail;

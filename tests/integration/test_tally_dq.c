@@ -310,7 +310,6 @@ build(dataset_t *ds, bool skip_dead_letter)
 	cr_assert_eq(tally_pg_registry_load(ds->pg, ds->reg, NULL, NULL, NULL, err, sizeof(err)), 0,
 	             "%s", err);
 	co.workers = 1;
-	co.queue_size = 4;
 	snprintf(co.election.id, sizeof(co.election.id), "%s", ELECTION);
 	co.election.opens_at = tally_gen_get_opts(ds->gen)->opens_at;
 	co.election.closes_at = tally_gen_get_opts(ds->gen)->closes_at;
