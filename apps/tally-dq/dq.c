@@ -82,7 +82,8 @@ dq_dim_row(dq_dim_t *dim, const char *key, const char *label, const char *party)
 		dim->rows = rows;
 		dim->cap = cap;
 	}
-	if ((dim->n + 1) * 2 > dim->index_cap && reindex(dim, dim->index_cap ? dim->index_cap * 2 : 128) != 0)
+	if ((dim->n + 1) * 2 > dim->index_cap &&
+	    reindex(dim, dim->index_cap ? dim->index_cap * 2 : 128) != 0)
 		return NULL;
 	row = &dim->rows[dim->n];
 	memset(row, 0, sizeof(*row));

@@ -141,17 +141,17 @@ check_integrity(pgctx_t *ctx)
 	check_zero(ctx, "integrity.votes_voters", "count votes without a voter",
 	           "SELECT count(*) FROM votes v"
 	           " WHERE NOT EXISTS (SELECT 1 FROM voters w WHERE w.voter_id = v.voter_id)",
-	           0, "votes whose voter_id is not in voters");
+	           0, "vote(s) whose voter_id is not in voters");
 	check_zero(ctx, "integrity.votes_candidates", "count votes without a candidate",
 	           "SELECT count(*) FROM votes v"
 	           " WHERE NOT EXISTS (SELECT 1 FROM candidates c"
 	           "                   WHERE c.candidate_id = v.candidate_id)",
-	           0, "votes whose candidate_id is not in candidates");
+	           0, "vote(s) whose candidate_id is not in candidates");
 	check_zero(ctx, "integrity.candidates_parties", "count candidates without a party",
 	           "SELECT count(*) FROM candidates c"
 	           " WHERE NOT EXISTS (SELECT 1 FROM parties p"
 	           "                   WHERE p.party_affiliation = c.party_affiliation)",
-	           0, "candidates whose party_affiliation is not in parties");
+	           0, "candidate(s) whose party_affiliation is not in parties");
 
 	/* One vote per voter: extra rows, and how many voters have them. */
 	res = counts(ctx, "count votes per voter",
@@ -187,7 +187,7 @@ check_integrity(pgctx_t *ctx)
 		dq_check(ctx->run, "votes.election_id", other == 0 ? DQ_PASS : DQ_FAIL,
 		         json_pack("{s:I, s:I}", "other_election", (json_int_t)other, "votes",
 		                   (json_int_t)ctx->run->pg_votes),
-		         "%" PRId64 " votes of another election than \"%s\" (%" PRId64 " of it)", other,
+		         "%" PRId64 " vote(s) of another election than \"%s\" (%" PRId64 " of it)", other,
 		         ctx->election, ctx->run->pg_votes);
 		PQclear(res);
 	}
@@ -345,7 +345,8 @@ check_offsets(pgctx_t *ctx)
 		         json_pack("{s:I, s:I, s:I}", "partitions", (json_int_t)n, "topics",
 		                   (json_int_t)num(res, 0, 1), "next_offsets",
 		                   (json_int_t)num(res, 0, 2)),
-		         "next offsets of %" PRId64 " partition(s) in %" PRId64 " topic(s), summing to %" PRId64, n,
+		         "next offsets of %" PRId64 " partition(s) in %" PRId64
+		         " topic(s), summing to %" PRId64, n,
 		         num(res, 0, 1), num(res, 0, 2));
 	else
 		dq_check(ctx->run, "checkpoint.offsets", DQ_FAIL,

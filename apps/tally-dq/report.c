@@ -115,7 +115,8 @@ text_dim(dq_run_t *run, int d, FILE *f, size_t limit)
 		fprintf(f, "%s\n", bad ? "  MISMATCH" : "");
 	}
 	if (shown < dim->n)
-		fprintf(f, "(%zu more rows that agree; --show N prints more)\n", dim->n - shown);
+		fprintf(f, "(%zu more rows that agree%s)\n", dim->n - shown,
+		        limit > 0 ? "; --show N prints more" : "");
 	fprintf(f, "%-*s", width, "total");
 	for (int s = 0; s < DQ_NSRC; s++)
 		if (dim->have[s])

@@ -630,7 +630,7 @@ Test(tally_dq, consistent_data_passes_with_exact_figures)
 	cr_assert_eq(run_dq(&ds, (const char *const[]){"--truth", ds.truth_path, NULL}, out,
 	                    sizeof(out)), 0, "%s", out);
 	cr_assert_not_null(strstr(out, "CHECK "), "%s", out);
-	cr_assert_not_null(strstr(out, "integrity.votes_voters        PASS    0 votes whose voter_id"),
+	cr_assert_not_null(strstr(out, "integrity.votes_voters        PASS    0 vote(s) whose voter_id"),
 	                   "%s", out);
 	cr_assert_not_null(strstr(out, "tally-dq: 30 checks: 30 passed, 0 failed, 0 skipped: PASS"),
 	                   "%s", out);
@@ -673,7 +673,7 @@ Test(tally_dq, orphan_vote_fails_integrity_and_is_not_printed)
 	/* The readable report names the check and never prints the orphan's voter id. */
 	cr_assert_eq(run_dq(&ds, (const char *const[]){"--truth", ds.truth_path, NULL}, out,
 	                    sizeof(out)), 1, "%s", out);
-	cr_assert_not_null(strstr(out, "integrity.votes_voters        FAIL    1 votes whose voter_id"),
+	cr_assert_not_null(strstr(out, "integrity.votes_voters        FAIL    1 vote(s) whose voter_id"),
 	                   "%s", out);
 	cr_assert_null(strstr(out, orphan), "%s", out);
 	cr_assert_null(strstr(out, "0badc0de"), "%s", out);
