@@ -641,6 +641,25 @@ Test(tally_dq, consistent_data_passes_with_exact_figures)
 	                    sizeof(out)), 0, "%s", out);
 	cr_assert_not_null(strstr(out, "tally-dq: 30 checks: 16 passed, 0 failed, 14 skipped: PASS"),
 	                   "%s", out);
+
+	/* Everything from a config file (pg.* and kafka.* pass through); --quiet prints the
+	 * summary only when nothing failed. */
+	{
+		char path[128];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/tmp/tally_test_dq_%d.conf", (int)getpid());
+		f = fopen(path, "w");
+		cr_assert_not_null(f);
+		fprintf(f, "# tally-dq\npg.options = \"%s\"\ntopic-prefix = %s\ntruth = %s\n"
+		           "kafka.socket.timeout.ms = 20000\nquiet = true\n",
+		        pgtest_options(), ds.prefix, ds.truth_path);
+		fclose(f);
+		cr_assert_eq(test_run("tally-dq", (const char *const[]){"--config", path, NULL}, out,
+		                      sizeof(out)), 0, "%s", out);
+		cr_assert_str_eq(out, "tally-dq: 30 checks: 30 passed, 0 failed, 0 skipped: PASS\n");
+		unlink(path);
+	}
 	destroy(&ds);
 }
 
@@ -806,6 +825,25 @@ Test(tally_dq, results_message_with_a_wrong_total)
 	cr_assert_eq(fig(json_object_get(check_of(report, "candidates.results"), "figures"),
 	                 "mismatches"), 1);
 	json_decref(report);
+
+	/* A message that is not JSON: the topic check fails too, the last good one counts. */
+	{
+		static const char *const want2[] = {"topics.results", "candidates.results", NULL};
+		const char *party = tally_registry_party_name(ds.reg, 0);
+
+		produce(&ds, ds.topics.topic[TALLY_KAFKA_RESULTS_PARTY].name, party, "{\"party_aff",
+		        11, NULL);
+		cr_assert_eq(rd_kafka_flush(ds.prod, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+		report = run_dq_json(&ds, ds.truth_path, 1);
+		assert_failed(report, want2);
+		cr_assert_eq(fig(json_object_get(json_object_get(check_of(report, "topics.results"),
+		                                                 "figures"),
+		                                 "aggregated_votes_per_party"),
+		                 "malformed"), 1);
+		cr_assert_str_eq(json_string_value(json_object_get(check_of(report, "parties.results"),
+		                                                   "status")), "pass");
+		json_decref(report);
+	}
 	destroy(&ds);
 }
 
