@@ -102,8 +102,8 @@ usage(FILE *f)
 	        "kafka.KEY settings (config file, or --pg.KEY=VALUE / --kafka.KEY=VALUE) go to libpq\n"
 	        "and librdkafka. Memory does not grow with the registry from PostgreSQL; from Kafka\n"
 	        "a set of the voter ids read (21 to 43 bytes per voter; 10 M voters: 256 MiB)\n"
-	        "drops repeated registrations. Exit status: 0 done, 1 failed, 2 bad option, 130 interrupted by\n"
-	        "SIGINT (the truth of what was produced is written).\n"
+	        "drops repeated registrations. Exit status: 0 done, 1 failed, 2 bad option, 130\n"
+	        "interrupted by SIGINT (the truth of what was produced is written).\n"
 	        "\n"
 	        "options:\n");
 	tally_opt_help(f, tallysim_opts, tallysim_nopts);

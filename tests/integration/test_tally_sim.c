@@ -27,6 +27,7 @@
 
 #include <tally/core.h>
 #include <tally/decode.h>
+#include <tally/gen.h>
 #include <tally/kafka.h>
 #include <tally/pg_registry.h>
 #include <tally/registry.h>
@@ -200,7 +201,8 @@ jstr(const json_t *obj, const char *key)
  * open) and require its snapshot to equal the truth file exactly. Returns the truth.
  */
 static json_t *
-check_core_equals_truth(const world_t *w, const topic_copy_t *tc, bool all_reasons)
+check_core_equals_truth(const world_t *w, const topic_copy_t *tc, bool all_reasons,
+                        uint64_t registered, uint32_t nparties)
 {
 	tally_registry_opts_t ro = {.expected_voters = N_VOTERS};
 	tally_core_opts_t co = {.workers = N_PARTITIONS};
@@ -256,7 +258,7 @@ check_core_equals_truth(const world_t *w, const topic_copy_t *tc, bool all_reaso
 	             (unsigned long long)jint(truth, "accepted"), (unsigned long long)snap->accepted);
 	cr_assert_eq(jint(truth, "rejected_total"), snap->rejected_total);
 	cr_assert_eq(jint(truth, "registered"), snap->registered);
-	cr_assert_eq(snap->registered, N_VOTERS);
+	cr_assert_eq(snap->registered, registered);
 	rej = json_object_get(truth, "rejected");
 	cr_assert(json_is_object(rej));
 	cr_assert_eq(json_object_size(rej), TALLY_REASON__COUNT - 1);
@@ -290,7 +292,7 @@ check_core_equals_truth(const world_t *w, const topic_copy_t *tc, bool all_reaso
 	}
 	arr = json_object_get(truth, "parties");
 	cr_assert_eq(json_array_size(arr), snap->nparties);
-	cr_assert_eq(snap->nparties, N_PARTIES);
+	cr_assert_eq(snap->nparties, nparties);
 	json_array_foreach(arr, i, e) {
 		int32_t idx = tally_registry_party_find(reg, jstr(e, "party_affiliation"));
 
@@ -417,6 +419,46 @@ check_full_shape(const topic_copy_t *tc)
 	cr_assert_eq(checked, FULL_SHAPE_CHECKS, "only %d messages checked", checked);
 }
 
+/*
+ * voters_topic gets what the registry would not take: voter 0 registered again (the same
+ * message) and a message that is no voter. tally-sim must skip both, as the registry would.
+ */
+static void
+add_bad_registrations(const world_t *w)
+{
+	tally_gen_opts_t o;
+	tally_gen_t *gen;
+	tally_gen_voter_t v;
+	rd_kafka_t *rk = kt_client(RD_KAFKA_PRODUCER, NULL);
+	const char *topic = w->t.topic[TALLY_KAFKA_VOTERS].name;
+	char buf[TALLY_GEN_MSG_MAX], err[256];
+	size_t len;
+
+	tally_gen_opts_init(&o);
+	o.seed = 11;
+	o.voters = N_VOTERS;
+	o.candidates = N_CANDIDATES;
+	o.parties = N_PARTIES;
+	o.regions = 20;
+	gen = tally_gen_new(&o, err, sizeof(err));
+	cr_assert_not_null(gen, "%s", err);
+	tally_gen_voter(gen, 0, &v);
+	len = tally_gen_voter_json(gen, 0, buf, sizeof(buf));
+	cr_assert_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+	                               RD_KAFKA_V_KEY(v.voter_id, strlen(v.voter_id)),
+	                               RD_KAFKA_V_VALUE(buf, len),
+	                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+	             RD_KAFKA_RESP_ERR_NO_ERROR);
+	cr_assert_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY("x", 1),
+	                               RD_KAFKA_V_VALUE("{\"voter_id\": 12}", 15),
+	                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+	             RD_KAFKA_RESP_ERR_NO_ERROR);
+	cr_assert_eq(rd_kafka_flush(rk, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+	cr_assert_eq(kt_messages(rk, topic), N_VOTERS + 2);
+	rd_kafka_destroy(rk);
+	tally_gen_destroy(gen);
+}
+
 /* ---- tests ------------------------------------------------------------------------- */
 
 TestSuite(tally_sim, .init = pgtest_schema_create, .fini = pgtest_schema_drop, .timeout = 900);
@@ -442,7 +484,7 @@ Test(tally_sim, postgres_source_truth_equals_core)
 	/* Every partition has votes: the key spreads them. */
 	for (int p = 0; p < N_PARTITIONS; p++)
 		cr_assert_gt(tc.n[p], 0, "partition %d is empty", p);
-	truth = check_core_equals_truth(&w, &tc, true);
+	truth = check_core_equals_truth(&w, &tc, true, N_VOTERS, N_PARTIES);
 	/* About 65 % turnout of 20,000, plus about 15 % faults. */
 	cr_assert(jint(truth, "messages") > 13000 && jint(truth, "messages") < 17000, "%llu",
 	          (unsigned long long)jint(truth, "messages"));
@@ -461,6 +503,7 @@ Test(tally_sim, kafka_source_compact_truth_equals_core)
 
 	world_init(&w, "kafka");
 	make_registry(&w);
+	add_bad_registrations(&w);
 	{
 		const char *args[] = {"--source", "kafka", "--topic-prefix", w.prefix, w.pgopt,
 		                      "--compact", "--seed", "9", "--truth", w.truth, FAULTS,
@@ -468,8 +511,11 @@ Test(tally_sim, kafka_source_compact_truth_equals_core)
 
 		cr_assert_eq(run_prog("tally-sim", args, out, sizeof(out)), 0, "%s", out);
 	}
+	cr_assert_not_null(strstr(out, "tally-sim: voters_topic: 1 messages the registry would "
+	                               "refuse and 1 repeated registrations were not voters\n"),
+	                   "%s", out);
 	read_votes(&w, &tc);
-	truth = check_core_equals_truth(&w, &tc, true);
+	truth = check_core_equals_truth(&w, &tc, true, N_VOTERS, N_PARTIES);
 	/* Compact: a good message has exactly voter_id, candidate_id and voting_time. */
 	for (size_t i = 0; i < tc.n[0]; i++) {
 		tally_vote_t vote;
@@ -517,7 +563,7 @@ Test(tally_sim, sigint_stops_and_truth_matches_what_was_produced)
 	cr_assert(WIFEXITED(status), "tally-sim did not exit (status %d)", status);
 	cr_assert_eq(WEXITSTATUS(status), 130, "exit %d", WEXITSTATUS(status));
 	read_votes(&w, &tc);
-	truth = check_core_equals_truth(&w, &tc, false);
+	truth = check_core_equals_truth(&w, &tc, false, N_VOTERS, N_PARTIES);
 	n = jint(truth, "messages");
 	/* Stopped early, and never faster than --rate. */
 	cr_assert(n > 100 && n <= (uint64_t)(400 * elapsed) + 1, "%llu messages in %.1f s",
@@ -588,4 +634,88 @@ Test(tally_sim, unknown_election_and_empty_registry_exit_1)
 		                      "candidates: load it with tally-gen first\n");
 	}
 	cr_assert_neq(access(truth, F_OK), 0, "a failed run wrote a truth file");
+}
+
+Test(tally_sim, null_columns_are_null_and_votes_topic_is_created)
+{
+	world_t w;
+	topic_copy_t tc;
+	char out[8192];
+	json_t *truth;
+	PGconn *c = pgtest_connect_migrated();
+	rd_kafka_t *rk;
+	long seen = 0;
+
+	/* A registry of the columns tally requires only: every other one NULL. */
+	pgtest_exec_ok(c, "INSERT INTO elections (election_id, opens_at, closes_at) VALUES"
+	                  " ('general', '2026-05-07 07:00:00Z', '2026-05-07 22:00:00Z')");
+	pgtest_exec_ok(c, "INSERT INTO parties (party_affiliation) VALUES ('Only Party')");
+	pgtest_exec_ok(c, "INSERT INTO candidates (candidate_id, candidate_name, party_affiliation)"
+	                  " VALUES ('11111111-2222-4333-8444-555555555555', 'Ann Example',"
+	                  " 'Only Party')");
+	pgtest_exec_ok(c, "INSERT INTO voters (voter_id, date_of_birth, address_state) VALUES"
+	                  " ('aaaaaaaa-0000-4000-8000-000000000001', '1980-01-02', 'Kent'),"
+	                  " ('aaaaaaaa-0000-4000-8000-000000000002', '1990-03-04', 'Kent'),"
+	                  " ('aaaaaaaa-0000-4000-8000-000000000003', '2010-05-06', 'Devon')");
+	PQfinish(c);
+	world_init(&w, "null");
+	{
+		const char *args[] = {"--topic-prefix", w.prefix, w.pgopt, "--turnout", "1",
+		                      "--dup-rate", "0", "--invalid-rate", "0", "--unknown-rate", "0",
+		                      "--unknown-candidate-rate", "0", "--late-rate", "0",
+		                      "--early-rate", "0", "--partitions", "4", "--truth", w.truth,
+		                      "--quiet", NULL};
+
+		cr_assert_eq(run_prog("tally-sim", args, out, sizeof(out)), 0, "%s", out);
+	}
+	rk = kt_client(RD_KAFKA_PRODUCER, NULL);
+	cr_assert_eq(kt_partitions(rk, w.t.topic[TALLY_KAFKA_VOTES].name), N_PARTITIONS);
+	rd_kafka_destroy(rk);
+	read_votes(&w, &tc);
+	cr_assert_eq(tc.total, 3);
+	truth = check_core_equals_truth(&w, &tc, false, 3, 1);
+	/* Two adults accepted; the one born in 2010 is under 18 on election day. */
+	cr_assert_eq(jint(truth, "accepted"), 2);
+	cr_assert_eq(jint(json_object_get(truth, "rejected"), "ineligible"), 1);
+	for (int p = 0; p < N_PARTITIONS; p++) {
+		for (size_t i = 0; i < tc.n[p]; i++) {
+			json_t *obj = json_loads(tc.m[p][i].val, 0, NULL);
+
+			cr_assert_not_null(obj, "%s", tc.m[p][i].val);
+			cr_assert(json_is_null(json_object_get(obj, "voter_name")));
+			cr_assert(json_is_null(json_object_get(obj, "email")));
+			cr_assert(json_is_null(json_object_get(obj, "registered_age")));
+			cr_assert(json_is_null(json_object_get(obj, "biography")));
+			cr_assert(json_is_null(json_object_get(json_object_get(obj, "address"), "city")));
+			cr_assert(json_is_string(json_object_get(json_object_get(obj, "address"), "state")));
+			cr_assert_str_eq(json_string_value(json_object_get(obj, "candidate_name")),
+			                 "Ann Example");
+			json_decref(obj);
+			seen++;
+		}
+	}
+	cr_assert_eq(seen, 3);
+	json_decref(truth);
+	topic_copy_free(&tc);
+	world_fini(&w);
+}
+
+Test(tally_sim, config_file_bad_line_exit_2)
+{
+	char path[128], want[256], out[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/tmp/tally_test_sim_%d.conf", (int)getpid());
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "# tally-sim\nturnout = 0.5\nrates = 10\n");
+	fclose(f);
+	{
+		const char *a[] = {"--config", path, NULL};
+
+		cr_assert_eq(run_prog("tally-sim", a, out, sizeof(out)), 2, "%s", out);
+		snprintf(want, sizeof(want), "tally-sim: %s:3: unknown key \"rates\"\n", path);
+		cr_assert_str_eq(out, want);
+	}
+	unlink(path);
 }
