@@ -656,7 +656,10 @@ Test(tally_sim, null_columns_are_null_and_votes_topic_is_created)
 	pgtest_exec_ok(c, "INSERT INTO voters (voter_id, date_of_birth, address_state) VALUES"
 	                  " ('aaaaaaaa-0000-4000-8000-000000000001', '1980-01-02', 'Kent'),"
 	                  " ('aaaaaaaa-0000-4000-8000-000000000002', '1990-03-04', 'Kent'),"
-	                  " ('aaaaaaaa-0000-4000-8000-000000000003', '2010-05-06', 'Devon')");
+	                  " ('aaaaaaaa-0000-4000-8000-000000000003', '2010-05-06', 'Devon'),"
+	                  /* 18 on election day (2026-05-07): eligible; 18 the day after: not. */
+	                  " ('aaaaaaaa-0000-4000-8000-000000000004', '2008-05-07', 'Devon'),"
+	                  " ('aaaaaaaa-0000-4000-8000-000000000005', '2008-05-08', 'Devon')");
 	PQfinish(c);
 	world_init(&w, "null");
 	{
@@ -672,11 +675,11 @@ Test(tally_sim, null_columns_are_null_and_votes_topic_is_created)
 	cr_assert_eq(kt_partitions(rk, w.t.topic[TALLY_KAFKA_VOTES].name), N_PARTITIONS);
 	rd_kafka_destroy(rk);
 	read_votes(&w, &tc);
-	cr_assert_eq(tc.total, 3);
-	truth = check_core_equals_truth(&w, &tc, false, 3, 1);
-	/* Two adults accepted; the one born in 2010 is under 18 on election day. */
-	cr_assert_eq(jint(truth, "accepted"), 2);
-	cr_assert_eq(jint(json_object_get(truth, "rejected"), "ineligible"), 1);
+	cr_assert_eq(tc.total, 5);
+	truth = check_core_equals_truth(&w, &tc, false, 5, 1);
+	/* Three adults accepted; the two under 18 on election day are not. */
+	cr_assert_eq(jint(truth, "accepted"), 3);
+	cr_assert_eq(jint(json_object_get(truth, "rejected"), "ineligible"), 2);
 	for (int p = 0; p < N_PARTITIONS; p++) {
 		for (size_t i = 0; i < tc.n[p]; i++) {
 			json_t *obj = json_loads(tc.m[p][i].val, 0, NULL);
@@ -694,7 +697,7 @@ Test(tally_sim, null_columns_are_null_and_votes_topic_is_created)
 			seen++;
 		}
 	}
-	cr_assert_eq(seen, 3);
+	cr_assert_eq(seen, 5);
 	json_decref(truth);
 	topic_copy_free(&tc);
 	world_fini(&w);
