@@ -43,6 +43,7 @@ struct simreg_source {
 	uint64_t seen_mask, seen_n;
 
 	uint64_t read;
+	bool kafka;                 /* which of the two the source is */
 	bool ended;
 };
 
@@ -527,8 +528,8 @@ out:
 	return rc;
 }
 
-/* Add id to the set of ids seen; false when it was there already. */
-static bool
+/* Add id to the set of ids seen: 1 when new, 0 when it was there already, -1 no memory. */
+static int
 seen_add(struct simreg_source *src, const tally_uuid_t *id)
 {
 	uint64_t i;
@@ -538,7 +539,7 @@ seen_add(struct simreg_source *src, const tally_uuid_t *id)
 		tally_uuid_t *ns = calloc(ncap, sizeof(*ns));
 
 		if (ns == NULL)
-			abort(); /* the bound is documented; running out of it is fatal */
+			return -1;
 		for (uint64_t k = 0; k <= src->seen_mask; k++) {
 			if (tally_uuid_is_nil(&src->seen[k]))
 				continue;
@@ -554,10 +555,10 @@ seen_add(struct simreg_source *src, const tally_uuid_t *id)
 	for (i = tally_uuid_hash(id) & src->seen_mask; !tally_uuid_is_nil(&src->seen[i]);
 	     i = (i + 1) & src->seen_mask)
 		if (tally_uuid_equal(&src->seen[i], id))
-			return false;
+			return 0;
 	src->seen[i] = *id;
 	src->seen_n++;
-	return true;
+	return 1;
 }
 
 int
@@ -569,8 +570,13 @@ simreg_open_kafka(simreg_t *reg, rd_kafka_conf_t *conf, const char *voters_topic
 	uint64_t total = 0, cap = 1024;
 	int rc;
 
-	if ((src = reg->src = calloc(1, sizeof(*reg->src))) == NULL ||
-	    (src->voters_topic = strdup(voters_topic)) == NULL) {
+	if ((src = reg->src = calloc(1, sizeof(*reg->src))) == NULL) {
+		rd_kafka_conf_destroy(conf);
+		snprintf(errstr, errstr_size, "could not read the registry: out of memory");
+		return TALLY_ENOMEM;
+	}
+	src->kafka = true;
+	if ((src->voters_topic = strdup(voters_topic)) == NULL) {
 		rd_kafka_conf_destroy(conf);
 		snprintf(errstr, errstr_size, "could not read the registry: out of memory");
 		return TALLY_ENOMEM;
@@ -638,7 +644,12 @@ next_kafka(simreg_t *reg, simreg_voter_t *v, char *errstr, size_t errstr_size)
 			reg->skipped++;
 			continue;
 		}
-		if (!seen_add(src, &rv.reg.id)) {
+		if ((rc = seen_add(src, &rv.reg.id)) < 0) {
+			snprintf(errstr, errstr_size, "could not hold the ids of %" PRIu64 " voters: "
+			         "out of memory", src->seen_n + 1);
+			return TALLY_ENOMEM;
+		}
+		if (rc == 0) {
 			reg->repeated++;
 			continue;
 		}
@@ -674,10 +685,10 @@ simreg_next(simreg_t *reg, simreg_voter_t *v, char *errstr, size_t errstr_size)
 {
 	int rc;
 
-	if (reg->src == NULL || reg->src->ended)
+	if (reg->src == NULL || reg->src->ended || (!reg->src->kafka && reg->src->reader == NULL))
 		return 0;
-	rc = reg->src->reader != NULL ? next_pg(reg, v, errstr, errstr_size)
-	                              : next_kafka(reg, v, errstr, errstr_size);
+	rc = reg->src->kafka ? next_kafka(reg, v, errstr, errstr_size)
+	                     : next_pg(reg, v, errstr, errstr_size);
 	if (rc == 1)
 		reg->src->read++;
 	else if (rc == 0)
@@ -698,7 +709,7 @@ simreg_finish_counts(simreg_t *reg, char *errstr, size_t errstr_size)
 	int rc;
 
 	/* PostgreSQL counted every region when opened. */
-	if (reg->src == NULL || reg->src->reader != NULL)
+	if (reg->src == NULL || !reg->src->kafka)
 		return 0;
 	while ((rc = simreg_next(reg, &v, errstr, errstr_size)) == 1)
 		;
