@@ -660,6 +660,11 @@ Test(tally_sim, null_columns_are_null_and_votes_topic_is_created)
 	                  /* 18 on election day (2026-05-07): eligible; 18 the day after: not. */
 	                  " ('aaaaaaaa-0000-4000-8000-000000000004', '2008-05-07', 'Devon'),"
 	                  " ('aaaaaaaa-0000-4000-8000-000000000005', '2008-05-08', 'Devon')");
+	/* Text COPY and JSON both escape: tabs, newlines, backslashes, quotes, non-ASCII. */
+	pgtest_exec_ok(c, "INSERT INTO voters (voter_id, voter_name, date_of_birth, address_state,"
+	                  " address_street) VALUES ('aaaaaaaa-0000-4000-8000-000000000006',"
+	                  " E'Zo\u00eb \"Q\" O''Brien\\t\\\\x\\n\\r', '1970-01-01',"
+	                  " 'Kent', E'1 Caf\u00e9 Row\\u0001')");
 	PQfinish(c);
 	world_init(&w, "null");
 	{
@@ -675,16 +680,26 @@ Test(tally_sim, null_columns_are_null_and_votes_topic_is_created)
 	cr_assert_eq(kt_partitions(rk, w.t.topic[TALLY_KAFKA_VOTES].name), N_PARTITIONS);
 	rd_kafka_destroy(rk);
 	read_votes(&w, &tc);
-	cr_assert_eq(tc.total, 5);
-	truth = check_core_equals_truth(&w, &tc, false, 5, 1);
-	/* Three adults accepted; the two under 18 on election day are not. */
-	cr_assert_eq(jint(truth, "accepted"), 3);
+	cr_assert_eq(tc.total, 6);
+	truth = check_core_equals_truth(&w, &tc, false, 6, 1);
+	/* Four adults accepted; the two under 18 on election day are not. */
+	cr_assert_eq(jint(truth, "accepted"), 4);
 	cr_assert_eq(jint(json_object_get(truth, "rejected"), "ineligible"), 2);
 	for (int p = 0; p < N_PARTITIONS; p++) {
 		for (size_t i = 0; i < tc.n[p]; i++) {
 			json_t *obj = json_loads(tc.m[p][i].val, 0, NULL);
 
 			cr_assert_not_null(obj, "%s", tc.m[p][i].val);
+			if (strcmp(tc.m[p][i].key, "aaaaaaaa-0000-4000-8000-000000000006") == 0) {
+				cr_assert_str_eq(json_string_value(json_object_get(obj, "voter_name")),
+				                 "Zo\xc3\xab \"Q\" O'Brien\t\\x\n\r");
+				cr_assert_str_eq(json_string_value(json_object_get(
+				                     json_object_get(obj, "address"), "street")),
+				                 "1 Caf\xc3\xa9 Row\x01");
+				json_decref(obj);
+				seen++;
+				continue;
+			}
 			cr_assert(json_is_null(json_object_get(obj, "voter_name")));
 			cr_assert(json_is_null(json_object_get(obj, "email")));
 			cr_assert(json_is_null(json_object_get(obj, "registered_age")));
@@ -697,7 +712,7 @@ Test(tally_sim, null_columns_are_null_and_votes_topic_is_created)
 			seen++;
 		}
 	}
-	cr_assert_eq(seen, 5);
+	cr_assert_eq(seen, 6);
 	json_decref(truth);
 	topic_copy_free(&tc);
 	world_fini(&w);
