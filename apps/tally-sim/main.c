@@ -10,7 +10,7 @@
  * registry (PostgreSQL: one REPEATABLE READ READ ONLY snapshot for the small tables, the
  * per-region counts and a COPY stream of the full voters rows; Kafka: candidates_topic
  * whole, then voters_topic streamed to the end it had at the start); create votes_topic if
- * it is missing; then for each voter read, the vote maker (votes.h) emits zero or more
+ * it is missing; then for each voter read, the vote maker (simvotes.h) emits zero or more
  * fault messages and the voter's own vote if they turn out, and each message is judged as
  * the core will judge it (with the core's own decoder) and counted in the truth once the
  * producer took it. At the end the producer is flushed and every delivery checked; only then
@@ -21,7 +21,7 @@
  * flushed, the truth of what was produced is written, and the exit status is 128 + the
  * signal (130 for SIGINT). A second signal ends the process at once.
  *
- * Memory is bounded whatever the registry's size (see registry.h and votes.h): from
+ * Memory is bounded whatever the registry's size (see simreg.h and simvotes.h): from
  * PostgreSQL nothing is kept per voter; from Kafka 16 bytes per voter id in a set at most
  * 3/4 full (10 M voters: 256 MiB); plus librdkafka's queues (256 MiB to send by
  * tally-sim's default, 64 MiB fetched ahead). Measured with 1 M voters: 46 MiB resident
@@ -51,8 +51,8 @@
 
 #include "conf.h"
 #include "opt.h"
-#include "registry.h"
-#include "votes.h"
+#include "simreg.h"
+#include "simvotes.h"
 
 #define PG_CONNECT_TIMEOUT_MS 30000
 #define KAFKA_TOPIC_TIMEOUT_MS 60000

@@ -10,8 +10,8 @@
  *
  * DESIGN (threads): one thread owns a simreg_t and its source.
  */
-#ifndef TALLY_SIM_REGISTRY_H
-#define TALLY_SIM_REGISTRY_H
+#ifndef TALLY_SIM_SIMREG_H
+#define TALLY_SIM_SIMREG_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -107,4 +107,4 @@ int32_t simreg_region_find(const simreg_t *reg, const char *name);
 /** @brief Free everything (and close the source; PostgreSQL's pg is not finished). */
 void simreg_fini(simreg_t *reg);
 
-#endif /* TALLY_SIM_REGISTRY_H */
+#endif /* TALLY_SIM_SIMREG_H */

@@ -17,8 +17,8 @@
  *
  * DESIGN (threads): one thread owns a simvotes_t.
  */
-#ifndef TALLY_SIM_VOTES_H
-#define TALLY_SIM_VOTES_H
+#ifndef TALLY_SIM_SIMVOTES_H
+#define TALLY_SIM_SIMVOTES_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,7 +26,7 @@
 
 #include <tally/vote.h>
 
-#include "registry.h"
+#include "simreg.h"
 
 typedef struct simvotes simvotes_t;
 
@@ -79,4 +79,4 @@ int simvotes_write_truth(const simvotes_t *sv, const char *election_id, const ch
 /** @brief Free. NULL is a no-op. */
 void simvotes_destroy(simvotes_t *sv);
 
-#endif /* TALLY_SIM_VOTES_H */
+#endif /* TALLY_SIM_SIMVOTES_H */

@@ -21,7 +21,7 @@
 #include <tally/regmsg.h>
 #include <tally/time.h>
 
-#include "registry.h"
+#include "simreg.h"
 
 #define KAFKA_TIMEOUT_MS 30000
 #define KAFKA_IDLE_S 60.0       /* no message for this long while some are due: give up */

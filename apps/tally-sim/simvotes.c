@@ -1,5 +1,5 @@
 /*
- * tally-sim's vote maker and its ground truth (see votes.h for the contract).
+ * tally-sim's vote maker and its ground truth (see simvotes.h for the contract).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +15,7 @@
 #include <tally/time.h>
 #include <tally/uuid.h>
 
-#include "votes.h"
+#include "simvotes.h"
 
 #define RING_SIZE 4096u
 #define GOLDEN 0x9e3779b97f4a7c15ull
