@@ -57,11 +57,19 @@ typedef struct world {
 
 /* ---- setting up --------------------------------------------------------------------- */
 
+/*
+ * The test's world lives here (each test runs in a process of its own), so the suite's fini
+ * can still delete its topics after a failed assert has left the test function.
+ */
+static world_t the_world;
+static world_t *current_world;
+
 static void
 world_init(world_t *w, const char *tag)
 {
 	char err[256];
 
+	current_world = w;
 	snprintf(w->prefix, sizeof(w->prefix), "tally_test_sim_%ld_%d_%s_", (long)time(NULL),
 	         (int)getpid(), tag);
 	snprintf(w->pgopt, sizeof(w->pgopt), "--pg.options=%s", pgtest_options());
@@ -78,6 +86,7 @@ world_fini(world_t *w)
 		names[i] = w->t.topic[i].name;
 	kt_delete_topics(names, TALLY_KAFKA_N_TOPICS);
 	unlink(w->truth);
+	current_world = NULL;
 }
 
 static int
@@ -461,52 +470,60 @@ add_bad_registrations(const world_t *w)
 
 /* ---- tests ------------------------------------------------------------------------- */
 
-TestSuite(tally_sim, .init = pgtest_schema_create, .fini = pgtest_schema_drop, .timeout = 900);
+static void
+suite_fini(void)
+{
+	if (current_world != NULL)
+		world_fini(current_world);
+	pgtest_schema_drop();
+}
+
+TestSuite(tally_sim, .init = pgtest_schema_create, .fini = suite_fini, .timeout = 900);
 
 Test(tally_sim, postgres_source_truth_equals_core)
 {
-	world_t w;
+	world_t *w = &the_world;
 	topic_copy_t tc;
 	char out[8192], want[512];
 	json_t *truth;
 
-	world_init(&w, "pg");
-	make_registry(&w);
+	world_init(w, "pg");
+	make_registry(w);
 	{
-		const char *args[] = {"--topic-prefix", w.prefix, w.pgopt, "--seed", "5", "--truth",
-		                      w.truth, FAULTS, "--quiet", NULL};
+		const char *args[] = {"--topic-prefix", w->prefix, w->pgopt, "--seed", "5", "--truth",
+		                      w->truth, FAULTS, "--quiet", NULL};
 
 		cr_assert_eq(run_prog("tally-sim", args, out, sizeof(out)), 0, "%s", out);
 	}
-	snprintf(want, sizeof(want), " votes to \"%s\" in ", w.t.topic[TALLY_KAFKA_VOTES].name);
+	snprintf(want, sizeof(want), " votes to \"%s\" in ", w->t.topic[TALLY_KAFKA_VOTES].name);
 	cr_assert_not_null(strstr(out, want), "%s", out);
-	read_votes(&w, &tc);
+	read_votes(w, &tc);
 	/* Every partition has votes: the key spreads them. */
 	for (int p = 0; p < N_PARTITIONS; p++)
 		cr_assert_gt(tc.n[p], 0, "partition %d is empty", p);
-	truth = check_core_equals_truth(&w, &tc, true, N_VOTERS, N_PARTIES);
+	truth = check_core_equals_truth(w, &tc, true, N_VOTERS, N_PARTIES);
 	/* About 65 % turnout of 20,000, plus about 15 % faults. */
 	cr_assert(jint(truth, "messages") > 13000 && jint(truth, "messages") < 17000, "%llu",
 	          (unsigned long long)jint(truth, "messages"));
 	check_full_shape(&tc);
 	json_decref(truth);
 	topic_copy_free(&tc);
-	world_fini(&w);
+	world_fini(w);
 }
 
 Test(tally_sim, kafka_source_compact_truth_equals_core)
 {
-	world_t w;
+	world_t *w = &the_world;
 	topic_copy_t tc;
 	char out[8192];
 	json_t *truth;
 
-	world_init(&w, "kafka");
-	make_registry(&w);
-	add_bad_registrations(&w);
+	world_init(w, "kafka");
+	make_registry(w);
+	add_bad_registrations(w);
 	{
-		const char *args[] = {"--source", "kafka", "--topic-prefix", w.prefix, w.pgopt,
-		                      "--compact", "--seed", "9", "--truth", w.truth, FAULTS,
+		const char *args[] = {"--source", "kafka", "--topic-prefix", w->prefix, w->pgopt,
+		                      "--compact", "--seed", "9", "--truth", w->truth, FAULTS,
 		                      "--quiet", NULL};
 
 		cr_assert_eq(run_prog("tally-sim", args, out, sizeof(out)), 0, "%s", out);
@@ -514,8 +531,8 @@ Test(tally_sim, kafka_source_compact_truth_equals_core)
 	cr_assert_not_null(strstr(out, "tally-sim: voters_topic: 1 messages the registry would "
 	                               "refuse and 1 repeated registrations were not voters\n"),
 	                   "%s", out);
-	read_votes(&w, &tc);
-	truth = check_core_equals_truth(&w, &tc, true, N_VOTERS, N_PARTIES);
+	read_votes(w, &tc);
+	truth = check_core_equals_truth(w, &tc, true, N_VOTERS, N_PARTIES);
 	/* Compact: a good message has exactly voter_id, candidate_id and voting_time. */
 	for (size_t i = 0; i < tc.n[0]; i++) {
 		tally_vote_t vote;
@@ -530,7 +547,7 @@ Test(tally_sim, kafka_source_compact_truth_equals_core)
 	}
 	json_decref(truth);
 	topic_copy_free(&tc);
-	world_fini(&w);
+	world_fini(w);
 }
 
 /*
@@ -542,7 +559,7 @@ Test(tally_sim, kafka_source_compact_truth_equals_core)
 static void
 interrupted_run(const char *tag, const char *source)
 {
-	world_t w;
+	world_t *w = &the_world;
 	topic_copy_t tc;
 	char log[256], logtext[8192] = "";
 	double t0, elapsed;
@@ -551,13 +568,13 @@ interrupted_run(const char *tag, const char *source)
 	uint64_t n;
 	FILE *f;
 
-	world_init(&w, tag);
-	make_registry(&w);
+	world_init(w, tag);
+	make_registry(w);
 	snprintf(log, sizeof(log), "/tmp/tally_test_sim_%d_%s.log", (int)getpid(), tag);
 	unlink(log);
 	{
-		const char *args[] = {"--source", source, "--topic-prefix", w.prefix, w.pgopt,
-		                      "--rate", "400", "--truth", w.truth, FAULTS, "--quiet", NULL};
+		const char *args[] = {"--source", source, "--topic-prefix", w->prefix, w->pgopt,
+		                      "--rate", "400", "--truth", w->truth, FAULTS, "--quiet", NULL};
 
 		t0 = test_now_s();
 		pid = test_spawn("tally-sim", args, log);
@@ -575,14 +592,14 @@ interrupted_run(const char *tag, const char *source)
 	cr_assert_eq(WEXITSTATUS(status), 130, "exit %d: %s", WEXITSTATUS(status), logtext);
 	cr_assert_not_null(strstr(logtext, "tally-sim: interrupted: stopped producing after "),
 	                   "%s", logtext);
-	read_votes(&w, &tc);
-	truth = check_core_equals_truth(&w, &tc, false, N_VOTERS, N_PARTIES);
+	read_votes(w, &tc);
+	truth = check_core_equals_truth(w, &tc, false, N_VOTERS, N_PARTIES);
 	n = jint(truth, "messages");
 	cr_assert(n > 100 && n <= (uint64_t)(400 * elapsed) + 1, "%llu messages in %.1f s",
 	          (unsigned long long)n, elapsed);
 	json_decref(truth);
 	topic_copy_free(&tc);
-	world_fini(&w);
+	world_fini(w);
 	unlink(log);
 }
 
@@ -660,7 +677,7 @@ Test(tally_sim, unknown_election_and_empty_registry_exit_1)
 
 Test(tally_sim, null_columns_are_null_and_votes_topic_is_created)
 {
-	world_t w;
+	world_t *w = &the_world;
 	topic_copy_t tc;
 	char out[8192];
 	json_t *truth;
@@ -688,22 +705,22 @@ Test(tally_sim, null_columns_are_null_and_votes_topic_is_created)
 	                  " E'Zo\u00eb \"Q\" O''Brien\\t\\\\x\\n\\r', '1970-01-01',"
 	                  " 'Kent', E'1 Caf\u00e9 Row\\u0001')");
 	PQfinish(c);
-	world_init(&w, "null");
+	world_init(w, "null");
 	{
-		const char *args[] = {"--topic-prefix", w.prefix, w.pgopt, "--turnout", "1",
+		const char *args[] = {"--topic-prefix", w->prefix, w->pgopt, "--turnout", "1",
 		                      "--dup-rate", "0", "--invalid-rate", "0", "--unknown-rate", "0",
 		                      "--unknown-candidate-rate", "0", "--late-rate", "0",
-		                      "--early-rate", "0", "--partitions", "4", "--truth", w.truth,
+		                      "--early-rate", "0", "--partitions", "4", "--truth", w->truth,
 		                      "--quiet", NULL};
 
 		cr_assert_eq(run_prog("tally-sim", args, out, sizeof(out)), 0, "%s", out);
 	}
 	rk = kt_client(RD_KAFKA_PRODUCER, NULL);
-	cr_assert_eq(kt_partitions(rk, w.t.topic[TALLY_KAFKA_VOTES].name), N_PARTITIONS);
+	cr_assert_eq(kt_partitions(rk, w->t.topic[TALLY_KAFKA_VOTES].name), N_PARTITIONS);
 	rd_kafka_destroy(rk);
-	read_votes(&w, &tc);
+	read_votes(w, &tc);
 	cr_assert_eq(tc.total, 6);
-	truth = check_core_equals_truth(&w, &tc, false, 6, 1);
+	truth = check_core_equals_truth(w, &tc, false, 6, 1);
 	/* Four adults accepted; the two under 18 on election day are not. */
 	cr_assert_eq(jint(truth, "accepted"), 4);
 	cr_assert_eq(jint(json_object_get(truth, "rejected"), "ineligible"), 2);
@@ -737,7 +754,7 @@ Test(tally_sim, null_columns_are_null_and_votes_topic_is_created)
 	cr_assert_eq(seen, 6);
 	json_decref(truth);
 	topic_copy_free(&tc);
-	world_fini(&w);
+	world_fini(w);
 }
 
 Test(tally_sim, config_file_bad_line_exit_2)
