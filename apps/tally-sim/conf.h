@@ -38,6 +38,7 @@ typedef struct tallysim_conf {
 	char *closes_at;
 	char *truth;
 	bool compact;
+	bool append;
 	bool quiet;
 } tallysim_conf_t;
 

@@ -318,6 +318,34 @@ ensure_votes_topic(tally_kafka_producer_t *prod, const tally_kafka_topic_t *topi
 	return tally_kafka_ensure_topics(rk, topic, 1, KAFKA_TOPIC_TIMEOUT_MS, err, errsz);
 }
 
+/*
+ * Refuse a votes_topic that already holds messages unless --append: the truth describes
+ * this run's messages only, so a reader comparing it with the whole topic would be misled.
+ */
+static int
+check_votes_topic_empty(tally_kafka_producer_t *prod, const char *topic, bool append,
+                        char *err, size_t errsz)
+{
+	int64_t *hi = NULL, held = 0;
+	int n = 0, rc;
+
+	if ((rc = simreg_topic_ends(tally_kafka_producer_handle(prod), topic, &n, &hi, err,
+	                            errsz)) != 0)
+		return rc;
+	for (int p = 0; p < n; p++)
+		held += hi[p];
+	free(hi);
+	if (held > 0 && !append) {
+		snprintf(err, errsz,
+		         "topic \"%s\" already holds %" PRId64 " messages, which the ground truth "
+		         "would not describe: use another --topic-prefix, delete the topic, or "
+		         "--append to add to it anyway",
+		         topic, held);
+		return TALLY_EEXISTS;
+	}
+	return 0;
+}
+
 /* Fail early, before producing anything, if the truth file cannot be written there. */
 static int
 check_truth_writable(const char *path, char *err, size_t errsz)
@@ -459,6 +487,10 @@ run(const tallysim_conf_t *conf)
 	}
 	r.topic = topics.topic[TALLY_KAFKA_VOTES].name;
 	r.rate = conf->rate;
+	if (check_votes_topic_empty(r.prod, r.topic, conf->append, err, sizeof(err)) != 0) {
+		die_msg("%s", err);
+		goto out;
+	}
 
 	/* The first signal stops production; a second one ends the process at once. */
 	memset(&sa, 0, sizeof(sa));

@@ -370,10 +370,9 @@ kafka_fail(rd_kafka_resp_err_t e, const char *what, const char *topic, char *err
 	return tally_kafka_err(e);
 }
 
-/* Partitions of topic and their end offsets now; *hi is malloc'd. */
-static int
-kafka_ends(rd_kafka_t *rk, const char *topic, int *nparts, int64_t **hi, char *errstr,
-           size_t errstr_size)
+int
+simreg_topic_ends(rd_kafka_t *rk, const char *topic, int *nparts, int64_t **hi, char *errstr,
+                  size_t errstr_size)
 {
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
 	const struct rd_kafka_metadata *md;
@@ -396,9 +395,20 @@ kafka_ends(rd_kafka_t *rk, const char *topic, int *nparts, int64_t **hi, char *e
 		return TALLY_ENOMEM;
 	}
 	for (int p = 0; p < n; p++) {
+		double deadline = mono_s() + KAFKA_TIMEOUT_MS / 1000.0;
 		int64_t lo;
 
-		e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &(*hi)[p], KAFKA_TIMEOUT_MS);
+		/* A new topic's leaders may take a moment to be known to every broker. */
+		while ((e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &(*hi)[p],
+		                                             KAFKA_TIMEOUT_MS)) != 0 &&
+		       (e == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+		        e == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+		        e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) &&
+		       mono_s() < deadline) {
+			struct timespec ts = {0, 100 * 1000 * 1000};
+
+			nanosleep(&ts, NULL);
+		}
 		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 			free(*hi);
 			*hi = NULL;
@@ -494,7 +504,7 @@ kafka_candidates(simreg_t *reg, rd_kafka_t *rk, const char *topic, char *errstr,
 	int nparts = 0, left = 0, rc;
 	rd_kafka_message_t *m;
 
-	if ((rc = kafka_ends(rk, topic, &nparts, &hi, errstr, errstr_size)) != 0)
+	if ((rc = simreg_topic_ends(rk, topic, &nparts, &hi, errstr, errstr_size)) != 0)
 		return rc;
 	if ((rc = kafka_assign(rk, topic, nparts, hi, &left, errstr, errstr_size)) != 0)
 		goto out;
@@ -592,7 +602,7 @@ simreg_open_kafka(simreg_t *reg, rd_kafka_conf_t *conf, const char *voters_topic
 	}
 	if ((rc = kafka_candidates(reg, src->rk, candidates_topic, errstr, errstr_size)) != 0)
 		return rc;
-	if ((rc = kafka_ends(src->rk, voters_topic, &src->nparts, &src->hi, errstr,
+	if ((rc = simreg_topic_ends(src->rk, voters_topic, &src->nparts, &src->hi, errstr,
 	                     errstr_size)) != 0)
 		return rc;
 	for (int p = 0; p < src->nparts; p++)

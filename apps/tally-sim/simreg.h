@@ -101,6 +101,15 @@ uint64_t simreg_read(const simreg_t *reg);
  */
 int simreg_finish_counts(simreg_t *reg, char *errstr, size_t errstr_size);
 
+/**
+ * @brief The partitions of topic and their end offsets (high watermarks) now, waiting up
+ *        to 30 s for the leaders of a topic just created.
+ * @param hi receives a malloc'd array of *nparts offsets; the caller frees it.
+ * @returns 0 or a tally error with errstr set.
+ */
+int simreg_topic_ends(rd_kafka_t *rk, const char *topic, int *nparts, int64_t **hi,
+                      char *errstr, size_t errstr_size);
+
 /** @brief Region index of a name, or -1. */
 int32_t simreg_region_find(const simreg_t *reg, const char *name);
 

@@ -753,6 +753,30 @@ Test(tally_sim, null_columns_are_null_and_votes_topic_is_created)
 	}
 	cr_assert_eq(seen, 6);
 	json_decref(truth);
+
+	/* Again into the filled topic: refused, unless --append (the truth is this run's). */
+	{
+		const char *args[] = {"--topic-prefix", w->prefix, w->pgopt, "--truth", w->truth,
+		                      "--quiet", NULL};
+		const char *append[] = {"--topic-prefix", w->prefix, w->pgopt, "--truth", w->truth,
+		                        "--turnout", "1", "--append", "--quiet", NULL};
+		char want[512];
+
+		cr_assert_eq(run_prog("tally-sim", args, out, sizeof(out)), 1, "%s", out);
+		snprintf(want, sizeof(want),
+		         "tally-sim: topic \"%s\" already holds 6 messages, which the ground truth "
+		         "would not describe: use another --topic-prefix, delete the topic, or "
+		         "--append to add to it anyway\n",
+		         w->t.topic[TALLY_KAFKA_VOTES].name);
+		cr_assert_str_eq(out, want);
+		cr_assert_eq(run_prog("tally-sim", append, out, sizeof(out)), 0, "%s", out);
+		truth = load_truth(w->truth);
+		rk = kt_client(RD_KAFKA_PRODUCER, NULL);
+		cr_assert_eq(kt_messages(rk, w->t.topic[TALLY_KAFKA_VOTES].name),
+		             6 + (int64_t)jint(truth, "messages"));
+		rd_kafka_destroy(rk);
+		json_decref(truth);
+	}
 	topic_copy_free(&tc);
 	world_fini(w);
 }
