@@ -972,41 +972,82 @@ jw_voter_id(jw_t *w, const char *voter_id, long long numeric_id)
 		jw_ki(w, "voter_id", numeric_id, true);
 }
 
+/* A JSON string, or null for a NULL pointer (a NULL column of a stored row). */
+static void
+jw_kv_or_null(jw_t *w, const char *key, const char *value, bool first)
+{
+	if (value != NULL) {
+		jw_kv(w, key, value, first);
+	} else {
+		jw_key(w, key, first);
+		jw_cstr(w, "null");
+	}
+}
+
 /* The voters_topic members, without braces. */
 static void
-jw_voter_members(jw_t *w, const tally_gen_voter_t *v, const char *voter_id, long long numeric_id)
+jw_voter_members(jw_t *w, const tally_gen_voter_fields_t *v, const char *voter_id,
+                 long long numeric_id)
 {
 	jw_voter_id(w, voter_id, numeric_id);
-	jw_kv(w, "voter_name", v->voter_name, false);
-	jw_kv(w, "date_of_birth", v->date_of_birth, false);
-	jw_kv(w, "gender", v->gender, false);
-	jw_kv(w, "nationality", v->nationality, false);
-	jw_kv(w, "registration_number", v->registration_number, false);
+	jw_kv_or_null(w, "voter_name", v->voter_name, false);
+	jw_kv_or_null(w, "date_of_birth", v->date_of_birth, false);
+	jw_kv_or_null(w, "gender", v->gender, false);
+	jw_kv_or_null(w, "nationality", v->nationality, false);
+	jw_kv_or_null(w, "registration_number", v->registration_number, false);
 	jw_key(w, "address", false);
 	jw_cstr(w, "{");
-	jw_kv(w, "street", v->street, true);
-	jw_kv(w, "city", v->city, false);
-	jw_kv(w, "state", v->state, false);
-	jw_kv(w, "country", v->country, false);
-	jw_kv(w, "postcode", v->postcode, false);
+	jw_kv_or_null(w, "street", v->street, true);
+	jw_kv_or_null(w, "city", v->city, false);
+	jw_kv_or_null(w, "state", v->state, false);
+	jw_kv_or_null(w, "country", v->country, false);
+	jw_kv_or_null(w, "postcode", v->postcode, false);
 	jw_cstr(w, "}");
-	jw_kv(w, "email", v->email, false);
-	jw_kv(w, "phone_number", v->phone_number, false);
-	jw_kv(w, "cell_number", v->cell_number, false);
-	jw_kv(w, "picture", v->picture, false);
-	jw_ki(w, "registered_age", v->registered_age, false);
+	jw_kv_or_null(w, "email", v->email, false);
+	jw_kv_or_null(w, "phone_number", v->phone_number, false);
+	jw_kv_or_null(w, "cell_number", v->cell_number, false);
+	jw_kv_or_null(w, "picture", v->picture, false);
+	if (v->registered_age != TALLY_GEN_NULL_INT) {
+		jw_ki(w, "registered_age", v->registered_age, false);
+	} else {
+		jw_key(w, "registered_age", false);
+		jw_cstr(w, "null");
+	}
+}
+
+void
+tally_gen_voter_fields(const tally_gen_voter_t *v, tally_gen_voter_fields_t *out)
+{
+	out->voter_id = v->voter_id;
+	out->voter_name = v->voter_name;
+	out->date_of_birth = v->date_of_birth;
+	out->gender = v->gender;
+	out->nationality = v->nationality;
+	out->registration_number = v->registration_number;
+	out->street = v->street;
+	out->city = v->city;
+	out->state = v->state;
+	out->country = v->country;
+	out->postcode = v->postcode;
+	out->email = v->email;
+	out->phone_number = v->phone_number;
+	out->cell_number = v->cell_number;
+	out->picture = v->picture;
+	out->registered_age = v->registered_age;
 }
 
 size_t
 tally_gen_voter_json(const tally_gen_t *gen, uint64_t idx, char *buf, size_t size)
 {
 	tally_gen_voter_t v;
+	tally_gen_voter_fields_t f;
 	jw_t w;
 
 	voter_fill(gen, idx, &v);
+	tally_gen_voter_fields(&v, &f);
 	jw_init(&w, buf, size, false);
 	jw_cstr(&w, "{");
-	jw_voter_members(&w, &v, v.voter_id, 0);
+	jw_voter_members(&w, &f, v.voter_id, 0);
 	jw_cstr(&w, "}");
 	jw_finish(&w);
 	return w.len;
@@ -1017,11 +1058,11 @@ jw_candidate_members(jw_t *w, const tally_gen_candidate_t *c, const char *candid
 {
 	if (candidate_id != NULL)
 		jw_kv(w, "candidate_id", candidate_id, first);
-	jw_kv(w, "candidate_name", c->candidate_name, first && candidate_id == NULL);
-	jw_kv(w, "party_affiliation", c->party_affiliation, false);
-	jw_kv(w, "biography", c->biography, false);
-	jw_kv(w, "campaign_platform", c->campaign_platform, false);
-	jw_kv(w, "photo_url", c->photo_url, false);
+	jw_kv_or_null(w, "candidate_name", c->candidate_name, first && candidate_id == NULL);
+	jw_kv_or_null(w, "party_affiliation", c->party_affiliation, false);
+	jw_kv_or_null(w, "biography", c->biography, false);
+	jw_kv_or_null(w, "campaign_platform", c->campaign_platform, false);
+	jw_kv_or_null(w, "photo_url", c->photo_url, false);
 }
 
 size_t
@@ -1210,8 +1251,9 @@ typedef struct fake_candidate {
 } fake_candidate_t;
 
 static void
-write_vote(tally_gen_stream_t *st, jw_t *w, const tally_gen_voter_t *v, const char *voter_id,
-           const tally_gen_candidate_t *c, const char *candidate_id, int64_t time, int mal)
+write_vote(rng_t *rng, bool compact, jw_t *w, const tally_gen_voter_fields_t *v,
+           const char *voter_id, const tally_gen_candidate_t *c, const char *candidate_id,
+           int64_t time, int mal)
 {
 	char when[32], bad_id[TALLY_UUID_STRLEN + 1];
 	long long numeric_id = 0;
@@ -1224,17 +1266,17 @@ write_vote(tally_gen_stream_t *st, jw_t *w, const tally_gen_voter_t *v, const ch
 		static const uint8_t hexpos[] = {0, 3, 7, 9, 12, 15, 17, 20, 22, 25, 30, 35};
 
 		memcpy(bad_id, voter_id, sizeof(bad_id));
-		bad_id[hexpos[rng_below(&st->rng, sizeof(hexpos))]] = "gxz"[rng_below(&st->rng, 3)];
+		bad_id[hexpos[rng_below(rng, sizeof(hexpos))]] = "gxz"[rng_below(rng, 3)];
 		voter_id = bad_id;
 	}
 	if (mal == TALLY_GEN_MALFORMED_WRONG_TYPE) {
-		numeric_id = (long long)(1 + rng_below(&st->rng, 99999999));
+		numeric_id = (long long)(1 + rng_below(rng, 99999999));
 		voter_id = NULL;
 	}
 	if (mal == TALLY_GEN_MALFORMED_NOT_OBJECT)
 		jw_cstr(w, "[");
 	jw_cstr(w, "{");
-	if (st->gen->opts.compact) {
+	if (compact) {
 		jw_voter_id(w, voter_id, numeric_id);
 		if (mal != TALLY_GEN_MALFORMED_MISSING)
 			jw_kv(w, "candidate_id", candidate_id, false);
@@ -1448,8 +1490,16 @@ tally_gen_stream_next(tally_gen_stream_t *st, char *buf, size_t size, tally_gen_
 	}
 
 	jw_init(&w, buf, size, o->compact);
-	if (mal != TALLY_GEN_MALFORMED_EMPTY)
-		write_vote(st, &w, &v, voter_id, &cand, candidate_id, e.time, mal);
+	if (mal != TALLY_GEN_MALFORMED_EMPTY) {
+		tally_gen_voter_fields_t f;
+
+		/* A compact vote never reads the voter's other fields, which are then unset. */
+		if (!o->compact)
+			tally_gen_voter_fields(&v, &f);
+		else
+			memset(&f, 0, sizeof(f));
+		write_vote(&st->rng, o->compact, &w, &f, voter_id, &cand, candidate_id, e.time, mal);
+	}
 	if (w.len >= size)
 		abort(); /* TALLY_GEN_MSG_MAX is too small: a generator bug */
 	if (mal == TALLY_GEN_MALFORMED_TRUNCATED)
@@ -1482,6 +1532,32 @@ tally_gen_stream_next(tally_gen_stream_t *st, char *buf, size_t size, tally_gen_
 	}
 	st->emitted++;
 	return (long)w.len;
+}
+
+/* ---- vote messages of any registry ------------------------------------------------ */
+
+size_t
+tally_gen_vote_json(const tally_gen_voter_fields_t *v, const tally_gen_candidate_t *c,
+                    int64_t voting_time, int malformed, uint64_t noise, bool compact, char *buf,
+                    size_t size)
+{
+	rng_t rng = {mix64(noise ^ 0x5ca1ab1e0ddba11ull)};
+	jw_t w;
+
+	if (malformed < 0 || malformed >= TALLY_GEN_MALFORMED__COUNT)
+		malformed = TALLY_GEN_MALFORMED_NONE;
+	jw_init(&w, buf, size, compact);
+	if (malformed != TALLY_GEN_MALFORMED_EMPTY)
+		write_vote(&rng, compact, &w, v, v->voter_id, c, c->candidate_id, voting_time,
+		           malformed);
+	/* Too small: report the whole length so the caller can grow buf and call again (the
+	 * same noise gives the same message). */
+	if (w.len >= size)
+		return w.len;
+	if (malformed == TALLY_GEN_MALFORMED_TRUNCATED && w.len > 1)
+		w.len = 1 + (size_t)rng_below(&rng, w.len - 1);
+	jw_finish(&w);
+	return w.len;
 }
 
 /* ---- ground truth ---------------------------------------------------------------- */

@@ -772,3 +772,186 @@ out:
 		*voters = ld.voters;
 	return rc;
 }
+
+/* ---- full voters rows ---------------------------------------------------------------- */
+
+#define VOTER_COLUMNS 17
+
+struct tally_pg_voter_reader {
+	PGconn *conn;
+	char *line;             /* the current row, from PQgetCopyData() */
+	uint64_t rows;
+	int state;              /* 1 reading, 0 ended well, < 0 failed (the tally error) */
+	char msg[256];          /* the failure, repeated by later calls */
+};
+
+tally_pg_voter_reader_t *
+tally_pg_voter_reader_open(PGconn *conn, char *errstr, size_t errstr_size)
+{
+	/* Fixed text. The date twice: as text independent of DateStyle, and as a day number. */
+	static const char sql[] =
+	    "COPY (SELECT voter_id, voter_name, to_char(date_of_birth, 'YYYY-MM-DD'), gender, "
+	    "nationality, registration_number, address_street, address_city, address_state, "
+	    "address_country, address_postcode, email, phone_number, cell_number, picture, "
+	    "registered_age, date_of_birth - DATE '1970-01-01' FROM voters) TO STDOUT";
+	tally_pg_voter_reader_t *rd;
+	PGresult *res;
+	char msg[200];
+
+	if (conn == NULL) {
+		snprintf(errstr, errstr_size, "could not read \"voters\": no connection");
+		return NULL;
+	}
+	if (set_utf8(conn, errstr, errstr_size) != 0)
+		return NULL;
+	if ((rd = calloc(1, sizeof(*rd))) == NULL) {
+		snprintf(errstr, errstr_size, "could not read \"voters\": out of memory");
+		return NULL;
+	}
+	res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_OUT) {
+		first_line(msg, sizeof(msg), result_message(res));
+		snprintf(errstr, errstr_size, "could not read \"voters\": %s", msg);
+		PQclear(res);
+		while ((res = PQgetResult(conn)) != NULL)
+			PQclear(res);
+		free(rd);
+		return NULL;
+	}
+	PQclear(res);
+	rd->conn = conn;
+	rd->state = 1;
+	return rd;
+}
+
+static int
+reader_fail(tally_pg_voter_reader_t *rd, int err, const char *why)
+{
+	snprintf(rd->msg, sizeof(rd->msg), "could not read voters row %llu: %s",
+	         (unsigned long long)rd->rows + 1, why);
+	rd->state = err;
+	return err;
+}
+
+/* After the last row: the COPY's own result says whether it ended well. */
+static int
+reader_end(tally_pg_voter_reader_t *rd, int n)
+{
+	PGresult *res;
+	char msg[200];
+	int rc = 0;
+
+	if (n == -2) {
+		first_line(msg, sizeof(msg), PQerrorMessage(rd->conn));
+		rc = reader_fail(rd, TALLY_EIO, msg);
+	}
+	while ((res = PQgetResult(rd->conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
+			first_line(msg, sizeof(msg), result_message(res));
+			rc = reader_fail(rd, tally_pg_err(rd->conn, res), msg);
+		}
+		PQclear(res);
+	}
+	if (rc == 0)
+		rd->state = 0;
+	return rc;
+}
+
+int
+tally_pg_voter_reader_next(tally_pg_voter_reader_t *rd, tally_pg_voter_row_t *row,
+                           int32_t *dob_days, char *errstr, size_t errstr_size)
+{
+	char *f[VOTER_COLUMNS], *endp;
+	long v;
+	int n;
+
+	if (rd->line != NULL) {
+		PQfreemem(rd->line);
+		rd->line = NULL;
+	}
+	if (rd->state <= 0)
+		goto done;
+	if ((n = PQgetCopyData(rd->conn, &rd->line, 0)) <= 0) {
+		rd->line = NULL;
+		reader_end(rd, n);
+		goto done;
+	}
+	if (split_row(rd->line, (size_t)n, f, VOTER_COLUMNS) != VOTER_COLUMNS) {
+		reader_fail(rd, TALLY_EFORMAT, "wrong number of columns");
+		goto done;
+	}
+	if (f[0] == NULL || f[2] == NULL || f[16] == NULL) {
+		reader_fail(rd, TALLY_EFORMAT, "voter_id or date_of_birth is NULL");
+		goto done;
+	}
+	row->voter_id = f[0];
+	row->voter_name = f[1];
+	row->date_of_birth = f[2];
+	row->gender = f[3];
+	row->nationality = f[4];
+	row->registration_number = f[5];
+	row->address_street = f[6];
+	row->address_city = f[7];
+	row->address_state = f[8];
+	row->address_country = f[9];
+	row->address_postcode = f[10];
+	row->email = f[11];
+	row->phone_number = f[12];
+	row->cell_number = f[13];
+	row->picture = f[14];
+	row->registered_age = TALLY_PG_NULL_INT;
+	if (f[15] != NULL) {
+		errno = 0;
+		v = strtol(f[15], &endp, 10);
+		if (errno != 0 || endp == f[15] || *endp != '\0' || v < 0 || v > INT_MAX) {
+			reader_fail(rd, TALLY_EFORMAT, "registered_age is not a number");
+			goto done;
+		}
+		row->registered_age = (int)v;
+	}
+	errno = 0;
+	v = strtol(f[16], &endp, 10);
+	if (errno != 0 || endp == f[16] || *endp != '\0' || v < INT32_MIN || v > INT32_MAX) {
+		reader_fail(rd, TALLY_EFORMAT, "date_of_birth is not a day number");
+		goto done;
+	}
+	if (dob_days != NULL)
+		*dob_days = (int32_t)v;
+	rd->rows++;
+	return 1;
+done:
+	if (rd->state < 0)
+		snprintf(errstr, errstr_size, "%s", rd->msg);
+	return rd->state;
+}
+
+uint64_t
+tally_pg_voter_reader_rows(const tally_pg_voter_reader_t *rd)
+{
+	return rd->rows;
+}
+
+void
+tally_pg_voter_reader_close(tally_pg_voter_reader_t *rd)
+{
+	char *line;
+	int n;
+
+	if (rd == NULL)
+		return;
+	if (rd->line != NULL)
+		PQfreemem(rd->line);
+	if (rd->state == 1) {
+		PGcancel *cancel = PQgetCancel(rd->conn);
+		char msg[256];
+
+		if (cancel != NULL) {
+			PQcancel(cancel, msg, sizeof(msg));
+			PQfreeCancel(cancel);
+		}
+		while ((n = PQgetCopyData(rd->conn, &line, 0)) > 0)
+			PQfreemem(line);
+		reader_end(rd, n);
+	}
+	free(rd);
+}

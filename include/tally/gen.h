@@ -34,6 +34,7 @@
 #ifndef TALLY_GEN_H
 #define TALLY_GEN_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -269,6 +270,61 @@ uint64_t tally_gen_stream_emitted(const tally_gen_stream_t *st);
 
 /** @brief How far the stream's walk over its voters has got, 0 .. 1 (own thread only). */
 double tally_gen_stream_progress(const tally_gen_stream_t *st);
+
+/* ---- vote messages of any registry (tally-sim) ------------------------------------ */
+
+/** A registered_age (or other integer field) that is null. */
+#define TALLY_GEN_NULL_INT INT_MIN
+
+/**
+ * Every voters_topic field of a voter from any source (a PostgreSQL row, a voters_topic
+ * message, or tally_gen_voter_fields()). Strings are UTF-8; a NULL pointer is written as
+ * JSON null. registered_age is TALLY_GEN_NULL_INT when null.
+ */
+typedef struct tally_gen_voter_fields {
+	const char *voter_id;
+	const char *voter_name;
+	const char *date_of_birth;
+	const char *gender;
+	const char *nationality;
+	const char *registration_number;
+	const char *street;          /**< address.street */
+	const char *city;            /**< address.city */
+	const char *state;           /**< address.state, the region */
+	const char *country;         /**< address.country */
+	const char *postcode;        /**< address.postcode */
+	const char *email;
+	const char *phone_number;
+	const char *cell_number;
+	const char *picture;
+	int registered_age;
+} tally_gen_voter_fields_t;
+
+/** @brief Point *out at the fields of v (which must outlive out). Thread-safe. */
+void tally_gen_voter_fields(const tally_gen_voter_t *v, tally_gen_voter_fields_t *out);
+
+/**
+ * @brief Write one vote in the votes_topic shape (every voter field, the candidate's row,
+ *        voting_time "YYYY-MM-DD HH:MM:SS", "vote": 1), or with compact only voter_id,
+ *        candidate_id and voting_time, into buf: the same writer and the same malformed
+ *        kinds as the generator's own stream, for voters and candidates that come from
+ *        elsewhere.
+ *
+ * @param v the voter; only v->voter_id is read when compact.
+ * @param c the candidate; only c->candidate_id is read when compact (the other strings may
+ *          be NULL: written as null).
+ * @param malformed a tally_gen_malformed_t; TALLY_GEN_MALFORMED_NONE for a good message.
+ * @param noise random bits that decide the details of a malformed kind (which character of
+ *          voter_id is broken, where a message is cut): the same arguments give the same
+ *          bytes.
+ * @returns the message length. If it is >= size, buf was too small (its content is then
+ *          unspecified): call again with a larger buf. Otherwise buf holds the message and
+ *          a NUL after it. A truncated message is a proper prefix of the good one; the
+ *          empty kind has length 0. Thread-safe.
+ */
+size_t tally_gen_vote_json(const tally_gen_voter_fields_t *v, const tally_gen_candidate_t *c,
+                           int64_t voting_time, int malformed, uint64_t noise, bool compact,
+                           char *buf, size_t size);
 
 /* ---- ground truth ---------------------------------------------------------------- */
 

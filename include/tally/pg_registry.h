@@ -183,4 +183,45 @@ int tally_pg_registry_load(PGconn *conn, tally_registry_t *reg, uint64_t *partie
                            uint64_t *candidates, uint64_t *voters, char *errstr,
                            size_t errstr_size);
 
+/** A stream of full voters rows being read (tally_pg_voter_reader_open()). */
+typedef struct tally_pg_voter_reader tally_pg_voter_reader_t;
+
+/**
+ * @brief Start reading every voters row, all the original columns, with one fixed
+ *        COPY (SELECT ...) TO STDOUT in the server's order (no ORDER BY: a 10 M row table is
+ *        not sorted for this). One row is in memory at a time.
+ *
+ * The caller chooses the snapshot: inside its own REPEATABLE READ transaction the rows are
+ * those of that snapshot. Sets the connection's client_encoding to UTF8. Until
+ * tally_pg_voter_reader_close(), conn must be used for nothing else.
+ * @returns a reader, or NULL with errstr set (`could not read "voters": reason`).
+ * @note Not thread-safe for one conn.
+ */
+tally_pg_voter_reader_t *tally_pg_voter_reader_open(PGconn *conn, char *errstr,
+                                                    size_t errstr_size);
+
+/**
+ * @brief The next row. Its strings (NULL for a NULL column; registered_age
+ *        TALLY_PG_NULL_INT when NULL) point into the reader and stay valid until the next
+ *        call or close. date_of_birth is "YYYY-MM-DD" whatever the server's DateStyle; if
+ *        dob_days is not NULL it receives the same date as days since 1970-01-01.
+ * @returns 1 with *row filled; 0 at the end (the COPY finished well); or a negative tally
+ *          error with errstr set (`could not read voters row N: reason`, never any of the
+ *          row's values). After 0 or an error, further calls return the same.
+ */
+int tally_pg_voter_reader_next(tally_pg_voter_reader_t *rd, tally_pg_voter_row_t *row,
+                               int32_t *dob_days, char *errstr, size_t errstr_size);
+
+/** @brief Rows returned so far. */
+uint64_t tally_pg_voter_reader_rows(const tally_pg_voter_reader_t *rd);
+
+/**
+ * @brief Stop reading and free the reader; NULL is a no-op. If the COPY was not read to its
+ *        end, a cancel request is sent and the rest is drained, so closing early is quick;
+ *        the cancel may then still reach the server after this returns, so finish the
+ *        connection (PQfinish) instead of reusing it. A transaction the caller holds is
+ *        left as it is (aborted, if the cancel reached the COPY).
+ */
+void tally_pg_voter_reader_close(tally_pg_voter_reader_t *rd);
+
 #endif /* TALLY_PG_REGISTRY_H */
