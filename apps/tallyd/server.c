@@ -168,6 +168,7 @@ typedef struct server {
 	uint64_t checkpoints, checkpoint_failures, last_checkpoint_ns, last_checkpoint_ms;
 	uint64_t checkpointed_votes;
 	int pg_down;
+	uint64_t start_ns;               /* when tallyd_serve began */
 } server_t;
 
 /* ---- slots ------------------------------------------------------------------------------ */
@@ -855,7 +856,7 @@ serve_loop(server_t *s)
 	uint64_t results_every = conf->results_interval_ms * 1000000ull;
 	uint64_t now = tally_mono_ns(), next_ckpt = now + ckpt_every, next_results = now;
 	uint64_t next_stats = now + STATS_INTERVAL_NS, idle_since = 0;
-	bool live = false, first_results = true;
+	bool live = false, first_results = true, was_caught_up = false;
 
 	while (!stopping()) {
 		ssize_t got = rd_kafka_consume_batch_queue(s->queue, s->paused ? 100 : 20, msgs,
@@ -880,7 +881,7 @@ serve_loop(server_t *s)
 		harvest(s);
 		if (!live && s->generation > 0) {
 			live = true;
-			tallyd_log("live");
+			tallyd_log("live %.3f s after start", (double)(tally_mono_ns() - s->start_ns) / 1e9);
 		}
 		now = tally_mono_ns();
 		if (s->pending.n >= conf->max_pending_votes)
@@ -900,6 +901,14 @@ serve_loop(server_t *s)
 		if (now >= next_stats) {
 			stats_line(s, "counting");
 			next_stats = now + STATS_INTERVAL_NS;
+		}
+		if (caught_up(s) != was_caught_up) {
+			was_caught_up = !was_caught_up;
+			if (was_caught_up)
+				tallyd_log("caught up: read %" PRIu64 ", accepted %" PRIu64 ", rejected %" PRIu64
+				           " (%.3f s since start)", tally_load_relaxed(&s->read),
+				           tally_load_relaxed(&s->accepted), tally_load_relaxed(&s->rejected),
+				           (double)(now - s->start_ns) / 1e9);
 		}
 		if (conf->exit_idle_ms > 0) {
 			if (got > 0 || !caught_up(s))
@@ -960,6 +969,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	size_t npg = 0;
 
 	memset(s, 0, sizeof(*s));
+	s->start_ns = tally_mono_ns();
 	s->conf = conf;
 	if ((s->dsn = getenv("TALLY_PG_DSN")) == NULL)
 		s->dsn = "";
