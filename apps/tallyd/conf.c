@@ -68,6 +68,9 @@ const tally_opt_t tallyd_opts[] = {
 	{"no-open", TALLY_OPT_FLAG, NULL, 0, 0,
 	 "do not open a scheduled election on start (votes then count as too_early)",
 	 OFF(no_open), NULL},
+	{"live-view", TALLY_OPT_FLAG, NULL, 0, 0,
+	 "draw the count live on stdout (a progress line every 2 s off a terminal) and print the "
+	 "results tables at the end", OFF(live_view), NULL},
 	{"workers", TALLY_OPT_UINT, "0", 0, 256, "counting threads (0: one per CPU)", OFF(workers),
 	 "N"},
 	{"producers", TALLY_OPT_UINT, "2", 1, 64,

@@ -43,6 +43,7 @@ typedef struct tallyd_conf {
 	uint64_t max_pending_votes;
 	uint64_t exit_idle_ms;
 	bool no_open;
+	bool live_view;
 
 	/* The run. */
 	uint64_t workers;

@@ -52,6 +52,7 @@
 
 #include "registrar.h"
 #include "server.h"
+#include "view.h"
 
 #define SLOT_VOTES 512u          /* votes per batch */
 #define NSLOTS 512u              /* batches in flight or filling, in all */
@@ -848,6 +849,21 @@ caught_up(server_t *s)
 }
 
 static void
+draw(server_t *s, tallyd_view_t *view, bool final)
+{
+	char header[160], note[160];
+	uint64_t last = tally_load_relaxed(&s->last_checkpoint_ns);
+
+	snprintf(header, sizeof(header), "tallyd   election \"%s\"   %s",
+	         s->conf->election_id, tally_election_status_name(s->snap->election.status));
+	snprintf(note, sizeof(note), "checkpoint %.1f s ago, %" PRIu64 " votes stored%s",
+	         last ? (double)(tally_mono_ns() - last) / 1e9 : 0.0,
+	         tally_load_relaxed(&s->checkpointed_votes),
+	         tally_load_relaxed(&s->pg_down) ? ", postgres unreachable" : "");
+	tallyd_view_draw(view, s->reg, s->snap, header, note, final);
+}
+
+static void
 serve_loop(server_t *s)
 {
 	const tallyd_conf_t *conf = s->conf;
@@ -857,6 +873,9 @@ serve_loop(server_t *s)
 	uint64_t now = tally_mono_ns(), next_ckpt = now + ckpt_every, next_results = now;
 	uint64_t next_stats = now + STATS_INTERVAL_NS, idle_since = 0;
 	bool live = false, first_results = true, was_caught_up = false;
+	tallyd_view_t view;
+
+	tallyd_view_init(&view);
 
 	while (!stopping()) {
 		ssize_t got = rd_kafka_consume_batch_queue(s->queue, s->paused ? 100 : 20, msgs,
@@ -876,7 +895,9 @@ serve_loop(server_t *s)
 				ingest(s, m);
 			}
 		}
-		if (got <= 0)
+		/* The queue ran dry: send what is filling now rather than wait for full batches,
+		 * so a vote is counted within one poll of arriving even at a trickle. */
+		if (got < POLL_BATCH)
 			submit_all(s);
 		harvest(s);
 		if (!live && s->generation > 0) {
@@ -897,8 +918,10 @@ serve_loop(server_t *s)
 			publish(s, first_results);
 			first_results = false;
 			next_results = now + results_every;
+			if (conf->live_view)
+				draw(s, &view, false);
 		}
-		if (now >= next_stats) {
+		if (now >= next_stats && !(conf->live_view && view.tty)) {
 			stats_line(s, "counting");
 			next_stats = now + STATS_INTERVAL_NS;
 		}
@@ -946,6 +969,8 @@ shutdown_cleanly(server_t *s)
 		rc = 1;
 	}
 	publish(s, true);
+	if (s->conf->live_view)
+		tallyd_print_results(s->reg, s->snap, (double)(tally_mono_ns() - s->start_ns) / 1e9);
 	{
 		char err[256];
 
