@@ -350,6 +350,7 @@ tallyd_registrar_start(const tallyd_conf_t *conf, tally_registry_t *reg,
 	if ((kc = tally_kafka_conf_new(getenv("TALLY_KAFKA_BROKERS"), set, ns, errstr,
 	                               errstr_size)) == NULL)
 		goto fail;
+	rd_kafka_conf_set_log_cb(kc, tallyd_kafka_log);
 	rd_kafka_conf_set(kc, "group.id", "tallyd-registrar", NULL, 0);
 	rd_kafka_conf_set(kc, "enable.auto.commit", "false", NULL, 0);
 	if ((r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, errstr_size)) == NULL) {

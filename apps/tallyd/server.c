@@ -614,6 +614,13 @@ set_paused(server_t *s, bool pause)
 
 /* ---- start-up ------------------------------------------------------------------------- */
 
+void
+tallyd_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk;
+	tallyd_log("kafka %s%s: %s", level <= 3 ? "error " : "", fac, buf);
+}
+
 static rd_kafka_conf_t *
 kafka_conf(const tallyd_conf_t *conf, char *err, size_t errsz)
 {
@@ -628,6 +635,8 @@ kafka_conf(const tallyd_conf_t *conf, char *err, size_t errsz)
 			                                   kv->items[i].where};
 	kc = tally_kafka_conf_new(getenv("TALLY_KAFKA_BROKERS"), set, n, err, errsz);
 	free(set);
+	if (kc != NULL)
+		rd_kafka_conf_set_log_cb(kc, tallyd_kafka_log);
 	return kc;
 }
 

@@ -4,6 +4,8 @@
 #ifndef TALLYD_SERVER_H
 #define TALLYD_SERVER_H
 
+#include <librdkafka/rdkafka.h>
+
 #include "conf.h"
 #include "simulate.h"
 
@@ -19,5 +21,8 @@ int tallyd_serve(const tallyd_conf_t *conf);
 
 /** @brief One timestamped line on stderr. Never give it voter data. */
 void tallyd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/** @brief librdkafka's log lines, as tallyd's (set with rd_kafka_conf_set_log_cb()). */
+void tallyd_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 
 #endif /* TALLYD_SERVER_H */
