@@ -192,6 +192,8 @@ run_to_end(run_t *r)
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "tallyd status %d", status);
 }
 
+static long checkpointed(PGconn *c);
+
 /* ---- checks --------------------------------------------------------------------------- */
 
 static int
@@ -556,5 +558,120 @@ Test(tallyd, services_restart, .timeout = 900)
 	dump_log(&r);
 	check_pg(&r);
 	check_kafka(&r, true);
+	teardown_run(&r);
+}
+
+/* Produce one message to topic with key. */
+static void
+produce_one(const char *topic, const char *key, const char *val, size_t len)
+{
+	rd_kafka_conf_t *kc = rd_kafka_conf_new();
+	tally_kafka_producer_t *p;
+	char err[256];
+
+	rd_kafka_conf_set(kc, "bootstrap.servers", tally_test_service("TALLY_KAFKA_BROKERS"), NULL, 0);
+	p = tally_kafka_producer_new(kc, err, sizeof(err));
+	cr_assert_not_null(p, "%s", err);
+	cr_assert_eq(tally_kafka_produce(p, topic, key, strlen(key), val, len), 0);
+	cr_assert_eq(tally_kafka_producer_flush(p, 30000, err, sizeof(err)), 0, "%s", err);
+	tally_kafka_producer_destroy(p);
+}
+
+/*
+ * A candidate of a new party and a voter register through candidates_topic and voters_topic
+ * while tallyd runs; a vote of that voter for that candidate is then accepted and stored,
+ * and the registrations are in PostgreSQL. A restart keeps all of it.
+ */
+Test(tallyd, live_registration, .timeout = 300)
+{
+	run_t r;
+	tally_gen_opts_t o;
+	tally_gen_t *other;
+	tally_gen_voter_t v;
+	tally_gen_voter_fields_t vf;
+	tally_gen_candidate_t c;
+	char err[256], buf[TALLY_GEN_MSG_MAX], cand[TALLY_GEN_MSG_MAX];
+	size_t len;
+	PGconn *pg;
+	int pid, status;
+	double t0;
+
+	memset(&r, 0, sizeof(r));
+	setup_run(&r, 5000, false);
+	/* Another seed: a voter and a candidate nobody registered, with a party of their own. */
+	tally_gen_opts_init(&o);
+	o.seed = SEED + 1000;
+	o.voters = 100;
+	o.candidates = 4;
+	o.parties = 4;
+	other = tally_gen_new(&o, err, sizeof(err));
+	cr_assert_not_null(other);
+	tally_gen_voter(other, 0, &v);
+	cr_assert(!v.underage);
+	tally_gen_candidate(other, 3, &c);   /* the fourth party: "4th" is not in the registry */
+
+	pid = spawn_tallyd(&r, "0");
+	pg = pgtest_connect();
+	t0 = test_now_s();
+	while (checkpointed(pg) < (long)r.truth->read && test_now_s() - t0 < 60)
+		usleep(50000);
+
+	len = tally_gen_candidate_json(other, 3, cand, sizeof(cand));
+	produce_one(r.topics.topic[TALLY_KAFKA_CANDIDATES].name, c.candidate_id, cand, len);
+	len = tally_gen_voter_json(other, 0, buf, sizeof(buf));
+	produce_one(r.topics.topic[TALLY_KAFKA_VOTERS].name, v.voter_id, buf, len);
+	/* Registrations are taken in once stored: wait for both rows. */
+	{
+		const char *params[2] = {v.voter_id, c.candidate_id};
+
+		t0 = test_now_s();
+		for (;;) {
+			PGresult *q = PQexecParams(pg, "SELECT (SELECT count(*) FROM voters WHERE"
+			                               " voter_id = $1::uuid) + (SELECT count(*) FROM"
+			                               " candidates WHERE candidate_id = $2::uuid)",
+			                           2, NULL, params, NULL, NULL, 0);
+			long n = strtol(PQgetvalue(q, 0, 0), NULL, 10);
+
+			PQclear(q);
+			if (n == 2)
+				break;
+			cr_assert(test_now_s() - t0 < 30, "registrations not stored within 30 s");
+			usleep(50000);
+		}
+	}
+	usleep(300000);
+	tally_gen_voter_fields(&v, &vf);
+	len = tally_gen_vote_json(&vf, &c, tally_gen_get_opts(r.gen)->opens_at + 3600,
+	                          TALLY_GEN_MALFORMED_NONE, 0, false, buf, sizeof(buf));
+	produce_one(r.topics.topic[TALLY_KAFKA_VOTES].name, v.voter_id, buf, len);
+	{
+		const char *params[2] = {v.voter_id, c.candidate_id};
+
+		t0 = test_now_s();
+		for (;;) {
+			PGresult *q = PQexecParams(pg, "SELECT count(*) FROM votes WHERE voter_id = $1::uuid"
+			                               " AND candidate_id = $2::uuid",
+			                           2, NULL, params, NULL, NULL, 0);
+			long n = strtol(PQgetvalue(q, 0, 0), NULL, 10);
+
+			PQclear(q);
+			if (n == 1)
+				break;
+			if (test_now_s() - t0 > 30)
+				dump_log(&r);
+			cr_assert(test_now_s() - t0 < 30, "the new voter's vote was not stored within 30 s");
+			usleep(50000);
+		}
+	}
+	cr_assert_eq(pgtest_count(pg, "SELECT count(*) FROM votes"), (long)r.truth->accepted + 1);
+	kill(pid, SIGTERM);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* A restart restores the new registrations and the vote (nothing new is counted). */
+	run_to_end(&r);
+	cr_assert_eq(pgtest_count(pg, "SELECT count(*) FROM votes"), (long)r.truth->accepted + 1);
+	cr_assert_eq(pgtest_count(pg, "SELECT count(*) FROM parties"), 4);
+	PQfinish(pg);
+	tally_gen_destroy(other);
 	teardown_run(&r);
 }
