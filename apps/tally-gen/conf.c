@@ -36,6 +36,10 @@ const tally_opt_t tallygen_opts[] = {
 	 NULL},
 	{"batch", TALLY_OPT_UINT, "50000", 1, 1e8,
 	 "voters per COPY statement (all of them commit in one transaction)", OFF(batch), "N"},
+	{"import-original", TALLY_OPT_STRING, NULL, 0, 0,
+	 "instead of generating, load the original system's candidates and voters tables from "
+	 "SCHEMA of the same database (registrations are not produced to kafka)",
+	 OFF(import_original), "SCHEMA"},
 	{"randomuser", TALLY_OPT_STRING, NULL, 0, 0,
 	 "fetch voters and candidates from this Random User API URL instead of generating them",
 	 OFF(randomuser), "URL"},

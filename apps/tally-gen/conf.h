@@ -31,6 +31,7 @@ typedef struct tallygen_conf {
 	bool no_postgres;
 	uint64_t batch;
 	bool quiet;
+	char *import_original;
 	char *randomuser;                /* fetch from this Random User API URL; NULL: generate */
 	uint64_t randomuser_batch;
 	double randomuser_rate;

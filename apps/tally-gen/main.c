@@ -809,6 +809,11 @@ run(const tallygen_conf_t *conf)
 		die_msg("--election-id: \"%s\" must be 1 to 63 bytes", conf->election_id);
 		goto out;
 	}
+	if (conf->import_original != NULL && (conf->no_postgres || conf->randomuser != NULL)) {
+		die_msg("--import-original loads into postgres from postgres: not with %s",
+		        conf->no_postgres ? "--no-postgres" : "--randomuser");
+		goto out;
+	}
 	if (tally_kafka_topics_init(&r->topics, conf->topic_prefix, (int)conf->partitions, err,
 	                            sizeof(err)) != 0) {
 		die_msg("--topic-prefix: %s", err);
@@ -888,11 +893,30 @@ run(const tallygen_conf_t *conf)
 		}
 		in_tx = true;
 		if (pg_election(r, err, sizeof(err)) != 0 ||
-		    pg_parties_candidates(r, err, sizeof(err)) != 0) {
+		    (conf->import_original == NULL && pg_parties_candidates(r, err, sizeof(err)) != 0)) {
 			die_msg("%s", err);
 			goto out;
 		}
 		t_pg += now_s() - t0;
+	}
+	if (conf->import_original != NULL) {
+		uint64_t np = 0, nc = 0, nv = 0;
+
+		if (tally_pg_import_original(r->pg, conf->import_original, &np, &nc, &nv, err,
+		                             sizeof(err)) != 0) {
+			die_msg("%s", err);
+			goto out;
+		}
+		in_tx = false;
+		if (pg_exec(r->pg, "COMMIT", "commit the registry", err, sizeof(err)) != 0) {
+			die_msg("%s", err);
+			goto out;
+		}
+		printf("tally-gen: imported %" PRIu64 " parties, %" PRIu64 " candidates and %" PRIu64
+		       " voters from the original tables in schema \"%s\" in %.2f s\n", np, nc, nv,
+		       conf->import_original, now_s() - t_start);
+		exit_rc = 0;
+		goto out;
 	}
 	if (!conf->no_kafka) {
 		t0 = now_s();

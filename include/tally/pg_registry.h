@@ -224,4 +224,19 @@ uint64_t tally_pg_voter_reader_rows(const tally_pg_voter_reader_t *rd);
  */
 void tally_pg_voter_reader_close(tally_pg_voter_reader_t *rd);
 
+/**
+ * @brief Copy the original system's tables (FORMATS.md: candidates and voters with text
+ * ids and text dates, no parties table) from another schema of the same database into
+ * tally's tables, in the caller's transaction: parties from the candidates'
+ * party_affiliation, then candidates, then voters (date_of_birth's first 10 characters as
+ * a date, so "1990-05-17T10:11:12.345Z" from the Random User API works too).
+ * @param schema the source schema's name (quoted as an identifier by libpq).
+ * @returns 0 with the rows inserted in *parties, *candidates, *voters (any may be NULL);
+ *          or a tally error with errstr set (`could not import voters: invalid input syntax
+ *          for type uuid ...`): the caller rolls back.
+ */
+int tally_pg_import_original(PGconn *conn, const char *schema, uint64_t *parties,
+                             uint64_t *candidates, uint64_t *voters, char *errstr,
+                             size_t errstr_size);
+
 #endif /* TALLY_PG_REGISTRY_H */

@@ -27,6 +27,8 @@
 
 #include <tally/gen.h>
 #include <tally/kafka.h>
+#include <tally/pg_registry.h>
+#include <tally/registry.h>
 
 #include "kafkatest.h"
 #include "pgtest.h"
@@ -633,4 +635,121 @@ Test(tally_gen, randomuser_404_fails_and_stores_nothing)
 	PQfinish(c);
 	delete_topics(&t);
 	rusrv_stop(srv);
+}
+
+/*
+ * The original system's own tables (FORMATS.md: text ids, text dates, no parties table, no
+ * foreign keys) in a schema of their own load into tally's schema with --import-original:
+ * every row, the parties derived, the regions from address_state; and tallyd's registry
+ * load reads them back.
+ */
+Test(tally_gen, import_original_tables)
+{
+	static char out[1 << 16];
+	char orig[64], sql[4096], err[256];
+	const int nvoters = 500;
+	tally_gen_opts_t o;
+	tally_gen_t *gen;
+	PGconn *c;
+	tally_registry_t *reg;
+	uint64_t np, nc, nv;
+
+	c = pgtest_connect_migrated();
+	snprintf(orig, sizeof(orig), "%s_orig", pgtest_schema());
+	snprintf(sql, sizeof(sql),
+	         "CREATE SCHEMA %s;"
+	         "CREATE TABLE %s.candidates (candidate_id text PRIMARY KEY, candidate_name text,"
+	         " party_affiliation text, biography text, campaign_platform text, photo_url text);"
+	         "CREATE TABLE %s.voters (voter_id text PRIMARY KEY, voter_name text,"
+	         " date_of_birth text, gender text, nationality text, registration_number text,"
+	         " address_street text, address_city text, address_state text,"
+	         " address_country text, address_postcode text, email text, phone_number text,"
+	         " cell_number text, picture text, registered_age integer);"
+	         "CREATE TABLE %s.votes (voter_id text UNIQUE, candidate_id text,"
+	         " voting_time timestamp, vote int DEFAULT 1, PRIMARY KEY (voter_id, candidate_id));",
+	         orig, orig, orig, orig);
+	pgtest_exec_ok(c, sql);
+	tally_gen_opts_init(&o);
+	o.seed = 3;
+	o.voters = (uint64_t)nvoters;
+	gen = tally_gen_new(&o, err, sizeof(err));
+	cr_assert_not_null(gen);
+	/* Rows as the original wrote them: parameterised inserts into the original tables. */
+	for (uint32_t i = 0; i < tally_gen_candidate_count(gen); i++) {
+		tally_gen_candidate_t cd;
+		PGresult *res;
+
+		tally_gen_candidate(gen, i, &cd);
+		{
+			const char *v[6] = {cd.candidate_id, cd.candidate_name, cd.party_affiliation,
+			                    cd.biography, cd.campaign_platform, cd.photo_url};
+
+			snprintf(sql, sizeof(sql), "INSERT INTO %s.candidates VALUES ($1,$2,$3,$4,$5,$6)",
+			         orig);
+			res = PQexecParams(c, sql, 6, NULL, v, NULL, NULL, 0);
+			cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+			PQclear(res);
+		}
+	}
+	for (int i = 0; i < nvoters; i++) {
+		tally_gen_voter_t v;
+		char age[16], dob[40];
+		PGresult *res;
+
+		tally_gen_voter(gen, (uint64_t)i, &v);
+		snprintf(age, sizeof(age), "%d", v.registered_age);
+		/* The Random User API's form of a date of birth. */
+		snprintf(dob, sizeof(dob), "%sT08:15:00.123Z", v.date_of_birth);
+		{
+			const char *p[16] = {v.voter_id, v.voter_name, dob, v.gender, v.nationality,
+			                     v.registration_number, v.street, v.city, v.state, v.country,
+			                     v.postcode, v.email, v.phone_number, v.cell_number,
+			                     v.picture, age};
+
+			snprintf(sql, sizeof(sql), "INSERT INTO %s.voters VALUES ($1,$2,$3,$4,$5,$6,$7,"
+			         "$8,$9,$10,$11,$12,$13,$14,$15,$16)", orig);
+			res = PQexecParams(c, sql, 16, NULL, p, NULL, NULL, 0);
+			cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+			PQclear(res);
+		}
+	}
+	{
+		char pgopt[160];
+		const char *a[] = {"--import-original", orig, "--no-kafka", pgopt, NULL};
+
+		snprintf(pgopt, sizeof(pgopt), "--pg.options=%s", pgtest_options());
+		cr_assert_eq(run_gen(a, out, sizeof(out)), 0, "%s", out);
+		cr_assert_not_null(strstr(out, "imported 3 parties, 3 candidates and 500 voters"), "%s",
+		                   out);
+	}
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM voters"), nvoters);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM candidates"), 3);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM parties"), 3);
+	cr_assert_eq(pgtest_count(c, "SELECT count(DISTINCT region) FROM voters"),
+	             (long)tally_gen_region_count(gen));
+	reg = tally_registry_new(NULL, err, sizeof(err));
+	cr_assert_eq(tally_pg_registry_load(c, reg, &np, &nc, &nv, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(nv, (uint64_t)nvoters);
+	for (int i = 0; i < nvoters; i++) {
+		tally_gen_voter_t v;
+		tally_voter_info_t info;
+
+		tally_gen_voter(gen, (uint64_t)i, &v);
+		cr_assert(tally_registry_voter_get(reg, &v.id, &info));
+		cr_assert_eq(info.date_of_birth, v.dob_days);
+		cr_assert_str_eq(tally_registry_region_name(reg, info.region), v.state);
+	}
+	/* A second import into the filled tables is refused. */
+	{
+		char pgopt[160];
+		const char *a[] = {"--import-original", orig, "--no-kafka", pgopt, NULL};
+
+		snprintf(pgopt, sizeof(pgopt), "--pg.options=%s", pgtest_options());
+		cr_assert_eq(run_gen(a, out, sizeof(out)), 1, "%s", out);
+	}
+	tally_registry_destroy(reg);
+	snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", orig);
+	pgtest_exec_ok(c, sql);
+	PQfinish(c);
+	tally_gen_destroy(gen);
 }
