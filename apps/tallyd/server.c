@@ -551,6 +551,21 @@ cut(server_t *s)
 	return 0;
 }
 
+/* Cut a checkpoint and wait (up to timeout_ms) until it is written. */
+static bool
+checkpoint_now(server_t *s, unsigned timeout_ms)
+{
+	uint64_t deadline = tally_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+
+	while (!ckpt_idle(s) && tally_mono_ns() < deadline)
+		sleep_ms(5);
+	if (!ckpt_idle(s) || cut(s) != 0)
+		return false;
+	while (!ckpt_idle(s) && tally_mono_ns() < deadline)
+		sleep_ms(5);
+	return ckpt_idle(s);
+}
+
 /* ---- rebalancing ---------------------------------------------------------------------- */
 
 static void
@@ -583,8 +598,10 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 		rd_kafka_assign(rk, list);
 		s->paused = false;
 	} else {
-		/* Count what was read from these partitions before letting them go. */
+		/* Count what was read from these partitions and checkpoint it before letting them
+		 * go, so whoever reads them next starts where this count ends. */
 		settle(s);
+		checkpoint_now(s, 30000);
 		for (int i = 0; i < list->cnt; i++)
 			if (list->elems[i].partition < s->nparts)
 				s->parts[list->elems[i].partition].assigned = false;
@@ -960,18 +977,10 @@ serve_loop(server_t *s)
 static int
 shutdown_cleanly(server_t *s)
 {
-	uint64_t deadline;
 	int rc = 0;
 
 	settle(s);
-	while (!ckpt_idle(s))
-		sleep_ms(5);
-	if (cut(s) != 0)
-		rc = 1;
-	deadline = tally_mono_ns() + 30000000000ull;
-	while (!ckpt_idle(s) && tally_mono_ns() < deadline)
-		sleep_ms(5);
-	if (!ckpt_idle(s)) {
+	if (!checkpoint_now(s, 30000)) {
 		tallyd_log("the final checkpoint could not be written within 30 s; the votes since "
 		           "the last one are read again on restart");
 		tally_store_relaxed(&s->ckpt_quit, 2);
