@@ -7,7 +7,9 @@
  * core accepts always names a voter and candidate the votes table can reference, and a
  * restart resumes each registration topic where the registry in PostgreSQL stands.
  * Registrations PostgreSQL already holds (tally-gen writes both) are skipped without a
- * write. The registrar is the registry's only writer once tallyd has started.
+ * write. On the first start (no stored offsets) the topics are followed from their end as
+ * it is then: registrations that exist only in Kafka from before that must be loaded into
+ * PostgreSQL. The registrar is the registry's only writer once tallyd has started.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -372,9 +374,26 @@ tallyd_registrar_start(const tallyd_conf_t *conf, tally_registry_t *reg,
 		if (tally_pg_offsets_load(r->conn, conf->election_id, tp->name, tp->next,
 		                          REG_MAX_PARTITIONS, errstr, errstr_size) < 0)
 			goto fail;
-		for (int p = 0; p < tp->nparts; p++)
-			rd_kafka_topic_partition_list_add(list, tp->name, p)->offset =
-			    tp->next[p] >= 0 ? tp->next[p] : RD_KAFKA_OFFSET_BEGINNING;
+		for (int p = 0; p < tp->nparts; p++) {
+			/* First start: PostgreSQL's registry is the whole registry, so follow the
+			 * topic from its end as it is now (an explicit offset, stored with the next
+			 * save, so nothing produced from here on can be missed). Replaying what
+			 * tally-gen already wrote to both would only cost start-up time. */
+			if (tp->next[p] < 0) {
+				int64_t lo, hi;
+				rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(r->rk, tp->name, p,
+				                                                         &lo, &hi, 10000);
+
+				if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+					snprintf(errstr, errstr_size, "could not read the end of \"%s\" [%d]: %s",
+					         tp->name, p, rd_kafka_err2str(e));
+					goto fail;
+				}
+				tp->next[p] = hi;
+				tp->dirty = true;
+			}
+			rd_kafka_topic_partition_list_add(list, tp->name, p)->offset = tp->next[p];
+		}
 	}
 	if (rd_kafka_assign(r->rk, list) != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		snprintf(errstr, errstr_size, "could not assign the registration topics");
