@@ -332,16 +332,19 @@ tally_pg_offsets_load(PGconn *conn, const char *election_id, const char *topic,
 }
 
 int
-tally_pg_votes_mark_voted(PGconn *conn, tally_core_t *core, uint64_t *marked, char *errstr,
-                          size_t errstr_size)
+tally_pg_votes_voters(PGconn *conn, tally_uuid_t **ids, size_t *count, char *errstr,
+                      size_t errstr_size)
 {
 	/* A fixed statement: one vote per voter is the votes table's primary key. */
 	PGresult *res = PQexec(conn, "COPY votes (voter_id) TO STDOUT (FORMAT binary)");
-	uint64_t n = 0;
+	tally_uuid_t *v = NULL;
+	size_t n = 0, cap = 0;
 	char *line;
 	int len, rc = 0;
 	bool header = true;
 
+	*ids = NULL;
+	*count = 0;
 	if (PQresultStatus(res) != PGRES_COPY_OUT) {
 		rc = tally_pg_err(conn, res);
 		set_error(conn, res, "could not read the stored votes", errstr, errstr_size);
@@ -359,20 +362,28 @@ tally_pg_votes_mark_voted(PGconn *conn, tally_core_t *core, uint64_t *marked, ch
 			left -= 19;
 			header = false;
 		}
-		if (left == 2 + 4 + 16) {
-			tally_uuid_t id;
+		if (left == 2 + 4 + 16 && rc == 0) {
 			uint64_t be[2];
-			int e;
 
-			memcpy(be, p + 6, 16);
-			id.hi = be64toh(be[0]);
-			id.lo = be64toh(be[1]);
-			if ((e = tally_core_mark_voted(core, &id)) != 0 && e != TALLY_EEXISTS && rc == 0) {
-				rc = e;
-				snprintf(errstr, errstr_size, "could not restore the voted set: a stored vote's "
-				         "voter is not registered (%s)", tally_err2str(e));
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 1u << 16;
+				tally_uuid_t *nv = realloc(v, ncap * sizeof(*nv));
+
+				if (nv == NULL) {
+					rc = TALLY_ENOMEM;
+					snprintf(errstr, errstr_size, "could not read the stored votes: out of "
+					         "memory");
+				} else {
+					v = nv;
+					cap = ncap;
+				}
 			}
-			n++;
+			if (rc == 0) {
+				memcpy(be, p + 6, 16);
+				v[n].hi = be64toh(be[0]);
+				v[n].lo = be64toh(be[1]);
+				n++;
+			}
 		}
 		PQfreemem(line);
 	}
@@ -387,9 +398,13 @@ tally_pg_votes_mark_voted(PGconn *conn, tally_core_t *core, uint64_t *marked, ch
 		}
 		PQclear(res);
 	}
-	if (marked != NULL)
-		*marked = n;
-	return rc;
+	if (rc != 0) {
+		free(v);
+		return rc;
+	}
+	*ids = v;
+	*count = n;
+	return 0;
 }
 
 /* ---- the election row ------------------------------------------------------------ */

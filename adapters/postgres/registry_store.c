@@ -6,6 +6,7 @@
  * PQputCopyData(), and read back one row at a time with PQgetCopyData(), so memory stays
  * bounded whatever the table size.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -623,31 +624,121 @@ load_candidate(struct load *ld, char **f, int n, uint64_t row)
 	return 0;
 }
 
-static int
-load_voter(struct load *ld, char **f, int n, uint64_t row)
+/* Days from 1970-01-01 to 2000-01-01: binary dates count from PostgreSQL's epoch. */
+#define PG_DATE_EPOCH_DAYS 10957
+
+static uint32_t
+be32(const char *p)
 {
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return be32toh(v);
+}
+
+static uint64_t
+be64(const char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return be64toh(v);
+}
+
+/* A voters row in COPY's binary format: voter_id uuid, date_of_birth date, region text,
+ * registration_number text. Text fields are NUL-terminated in place: the byte after each
+ * one is the next field's length, already read, or the NUL libpq adds after the row. */
+static int
+load_voter_bin(struct load *ld, char *p, int n, uint64_t row)
+{
+	char *end = p + n, *f[4];
+	int32_t len[4];
 	tally_voter_reg_t v;
 	tally_refusal_t r;
-	char *endp;
-	long days;
 
-	if (n != 4)
+	if (n < 2 || (int16_t)(((uint8_t)p[0] << 8) | (uint8_t)p[1]) != 4)
 		return unreadable(ld, "voters", row, "wrong number of columns");
-	if (f[0] == NULL || !tally_uuid_parse(f[0], strlen(f[0]), &v.id))
+	p += 2;
+	for (int i = 0; i < 4; i++) {
+		if (end - p < 4)
+			return unreadable(ld, "voters", row, "truncated");
+		len[i] = (int32_t)be32(p);
+		p += 4;
+		if (len[i] < 0) {
+			f[i] = NULL;
+			continue;
+		}
+		if (end - p < len[i])
+			return unreadable(ld, "voters", row, "truncated");
+		f[i] = p;
+		p += len[i];
+	}
+	for (int i = 2; i < 4; i++)
+		if (f[i] != NULL)
+			f[i][len[i]] = '\0';
+	if (f[0] == NULL || len[0] != 16)
 		return unreadable(ld, "voters", row, "voter_id is not a uuid");
-	if (f[1] == NULL)
-		return unreadable(ld, "voters", row, "date_of_birth is NULL");
-	errno = 0;
-	days = strtol(f[1], &endp, 10);
-	if (errno != 0 || endp == f[1] || *endp != '\0' || days < INT32_MIN || days > INT32_MAX)
-		return unreadable(ld, "voters", row, "date_of_birth is not a day number");
-	v.date_of_birth = (int32_t)days;
+	if (f[1] == NULL || len[1] != 4)
+		return unreadable(ld, "voters", row, "date_of_birth is not a date");
+	v.id.hi = be64(f[0]);
+	v.id.lo = be64(f[0] + 8);
+	v.date_of_birth = (int32_t)be32(f[1]) + PG_DATE_EPOCH_DAYS;
 	v.region = f[2];
 	v.registration_number = f[3];
 	if ((r = tally_registry_add_voter(ld->reg, &v)) != TALLY_REFUSAL_NONE)
 		return refused(ld, "voters", row, r);
 	ld->voters++;
 	return 0;
+}
+
+/* COPY ... TO STDOUT (FORMAT binary) of voters, each row to load_voter_bin(). */
+static int
+copy_out_voters_bin(PGconn *conn, const char *sql, struct load *ld)
+{
+	PGresult *res = PQexec(conn, sql);
+	char msg[200], *line;
+	uint64_t row = 0;
+	int rc = 0, n;
+	bool header = true;
+
+	if (PQresultStatus(res) != PGRES_COPY_OUT) {
+		first_line(msg, sizeof(msg), result_message(res));
+		snprintf(ld->errstr, ld->errstr_size, "could not read \"voters\": %s", msg);
+		rc = tally_pg_err(conn, res);
+		PQclear(res);
+		while ((res = PQgetResult(conn)) != NULL)
+			PQclear(res);
+		return rc;
+	}
+	PQclear(res);
+	while ((n = PQgetCopyData(conn, &line, 0)) > 0) {
+		char *p = line;
+
+		/* The header (signature, flags, extension length: 19 bytes) comes with the first
+		 * row; the trailer is a field count of -1. */
+		if (header) {
+			p += 19;
+			n -= 19;
+			header = false;
+		}
+		if (rc == 0 && n >= 2 && !(p[0] == '\xff' && p[1] == '\xff'))
+			rc = load_voter_bin(ld, p, n, ++row);
+		PQfreemem(line);
+	}
+	if (n == -2 && rc == 0) {
+		first_line(msg, sizeof(msg), PQerrorMessage(conn));
+		snprintf(ld->errstr, ld->errstr_size, "could not read \"voters\": %s", msg);
+		rc = TALLY_EIO;
+	}
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
+			first_line(msg, sizeof(msg), result_message(res));
+			snprintf(ld->errstr, ld->errstr_size, "could not read \"voters\": %s", msg);
+			rc = tally_pg_err(conn, res);
+		}
+		PQclear(res);
+	}
+	return rc;
 }
 
 typedef int (*row_fn)(struct load *ld, char **fields, int nfields, uint64_t row);
@@ -748,11 +839,11 @@ tally_pg_registry_load(PGconn *conn, tally_registry_t *reg, uint64_t *parties,
 	                   "COPY (SELECT candidate_id, candidate_name, party_affiliation, photo_url "
 	                   "FROM candidates ORDER BY registered_at, candidate_id) TO STDOUT",
 	                   "candidates", load_candidate, &ld)) != 0 ||
-	    /* Days since 1970 rather than date text: the output does not depend on DateStyle. */
-	    (rc = copy_out(conn,
-	                   "COPY (SELECT voter_id, date_of_birth - DATE '1970-01-01', region, "
-	                   "registration_number FROM voters) TO STDOUT",
-	                   "voters", load_voter, &ld)) != 0)
+	    /* Binary: uuids and dates as numbers, nothing to format or parse, no DateStyle. */
+	    (rc = copy_out_voters_bin(conn,
+	                              "COPY (SELECT voter_id, date_of_birth, region, "
+	                              "registration_number FROM voters) TO STDOUT (FORMAT binary)",
+	                              &ld)) != 0)
 		goto out;
 	if (own_tx)
 		rc = exec_cmd(conn, "COMMIT", "could not end reading the registry", errstr,

@@ -98,13 +98,14 @@ int tally_pg_offsets_load(PGconn *conn, const char *election_id, const char *top
                           int64_t *offsets, int n, char *errstr, size_t errstr_size);
 
 /**
- * @brief Mark every voter with a stored vote as voted in core (the core's voted set is
- * not in the checkpointed state: the votes table is its durable form).
- * @param marked if not NULL, receives how many were marked.
+ * @brief Read the voter_id of every stored vote (the core's voted set is not in the
+ * checkpointed state: the votes table is its durable form), to mark them voted with
+ * tally_core_mark_voted() once the registry is loaded. Binary COPY, 16 bytes per vote.
+ * @param ids receives a malloc'd array (caller frees; NULL when there are none).
  * @returns 0, or a tally error with errstr set.
  */
-int tally_pg_votes_mark_voted(PGconn *conn, tally_core_t *core, uint64_t *marked,
-                              char *errstr, size_t errstr_size);
+int tally_pg_votes_voters(PGconn *conn, tally_uuid_t **ids, size_t *n, char *errstr,
+                          size_t errstr_size);
 
 /**
  * @brief Read an election's row.
