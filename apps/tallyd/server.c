@@ -283,11 +283,17 @@ dead_letter(server_t *s, const rd_kafka_message_t *m, const tally_vote_t *v)
 		    {"election_id", s->conf->election_id, strlen(s->conf->election_id)},
 		};
 
-		if (tally_kafka_produce_headers(s->producer,
-		                                s->topics.topic[TALLY_KAFKA_REJECTED].name, m->key,
-		                                m->key_len, m->payload, m->len, h, 6) != 0)
-			tally_add_relaxed(&s->dead_letter_failed, 1);
-		else
+		int rc = tally_kafka_produce_headers(s->producer,
+		                                     s->topics.topic[TALLY_KAFKA_REJECTED].name,
+		                                     m->key, m->key_len, m->payload, m->len, h, 6);
+
+		/* Refused at once (e.g. larger than message.max.bytes with the headers added):
+		 * said loudly, since the vote's only trace is then this line and the counter. */
+		if (rc != 0 && tally_add_relaxed(&s->dead_letter_failed, 1) % 1000 == 1)
+			tallyd_log("could not dead-letter the vote at \"%s\" [%" PRId32 "] offset %" PRId64
+			           " (%s): %s (%" PRIu64 " so far)", topic, m->partition, m->offset,
+			           reason, tally_err2str(rc), tally_load_relaxed(&s->dead_letter_failed));
+		else if (rc == 0)
 			tally_add_relaxed(&s->dead_letters, 1);
 	}
 }
