@@ -23,6 +23,7 @@ struct tally_kafka_producer {
 	rd_kafka_t *rk;
 	uint64_t delivered;          /* since creation, atomic */
 	uint64_t failed;             /* since creation, atomic */
+	int64_t last_latency_us;     /* of the last delivered message, atomic */
 	pthread_mutex_t lock;        /* guards the three below */
 	uint64_t failed_unreported;  /* since the last flush that reported failures */
 	rd_kafka_resp_err_t first_err;
@@ -49,8 +50,10 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	tally_kafka_producer_t *p = opaque;
 
 	(void)rk;
-	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		tally_add_relaxed(&p->delivered, 1);
+		tally_store_relaxed(&p->last_latency_us, rd_kafka_message_latency(m));
+	}
 	else
 		record_failure(p, rd_kafka_topic_name(m->rkt), m->err, rd_kafka_err2str(m->err));
 }
@@ -170,6 +173,12 @@ uint64_t
 tally_kafka_producer_failed(const tally_kafka_producer_t *p)
 {
 	return tally_load_relaxed(&p->failed);
+}
+
+int64_t
+tally_kafka_producer_latency_us(const tally_kafka_producer_t *p)
+{
+	return tally_load_relaxed(&p->last_latency_us);
 }
 
 rd_kafka_t *

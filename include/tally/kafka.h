@@ -201,6 +201,12 @@ int tally_kafka_producer_flush(tally_kafka_producer_t *p, int timeout_ms, char *
 /** @brief Messages delivered since creation. Thread-safe. */
 uint64_t tally_kafka_producer_delivered(const tally_kafka_producer_t *p);
 
+/**
+ * @brief Time from produce to the broker's acknowledgement of the last message delivered,
+ * in microseconds (-1 when unknown, 0 before any delivery). Thread-safe.
+ */
+int64_t tally_kafka_producer_latency_us(const tally_kafka_producer_t *p);
+
 /** @brief Messages failed since creation (not reset by flush). Thread-safe. */
 uint64_t tally_kafka_producer_failed(const tally_kafka_producer_t *p);
 
