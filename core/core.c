@@ -457,6 +457,26 @@ tally_core_election_finalize(tally_core_t *core)
 }
 
 int
+tally_core_mark_voted_many(tally_core_t *core, const tally_uuid_t *ids, size_t n,
+                           size_t *failed)
+{
+	enum { AHEAD = 8 };
+
+	for (size_t i = 0; i < n && i < AHEAD; i++)
+		tally__registry_prefetch(core->hot, tally_uuid_hash(&ids[i]));
+	for (size_t i = 0; i < n; i++) {
+		if (i + AHEAD < n)
+			tally__registry_prefetch(core->hot, tally_uuid_hash(&ids[i + AHEAD]));
+		if (tally_core_mark_voted(core, &ids[i]) == TALLY_ENOENT) {
+			if (failed != NULL)
+				*failed = i;
+			return TALLY_ENOENT;
+		}
+	}
+	return 0;
+}
+
+int
 tally_core_mark_voted(tally_core_t *core, const tally_uuid_t *voter_id)
 {
 	tally__vslot_t *s = tally__registry_voter_slot(core->hot, voter_id,

@@ -475,6 +475,12 @@ voter_slot(const tally_registry_t *reg, const tally_uuid_t *id)
 	return tally__registry_voter_slot(&reg->hot, id, tally_uuid_hash(id));
 }
 
+void
+tally_registry_prefetch_voter(const tally_registry_t *reg, const tally_uuid_t *id)
+{
+	tally__registry_prefetch(&reg->hot, tally_uuid_hash(id));
+}
+
 tally_refusal_t
 tally_registry_add_voter(tally_registry_t *reg, const tally_voter_reg_t *v)
 {

@@ -692,14 +692,23 @@ load_voter_bin(struct load *ld, char *p, int n, uint64_t row)
 }
 
 /* COPY ... TO STDOUT (FORMAT binary) of voters, each row to load_voter_bin(). */
+#define WINDOW 16
+struct pending_row {
+	char *line;     /* PQgetCopyData()'s buffer */
+	char *p;        /* the row in it */
+	int n;
+};
+
 static int
 copy_out_voters_bin(PGconn *conn, const char *sql, struct load *ld)
 {
 	PGresult *res = PQexec(conn, sql);
 	char msg[200], *line;
 	uint64_t row = 0;
-	int rc = 0, n;
+	int rc = 0, n = 0;
 	bool header = true;
+	struct pending_row win[WINDOW];
+	unsigned first = 0, nwin = 0;
 
 	if (PQresultStatus(res) != PGRES_COPY_OUT) {
 		first_line(msg, sizeof(msg), result_message(res));
@@ -711,19 +720,46 @@ copy_out_voters_bin(PGconn *conn, const char *sql, struct load *ld)
 		return rc;
 	}
 	PQclear(res);
-	while ((n = PQgetCopyData(conn, &line, 0)) > 0) {
-		char *p = line;
+	/* Rows wait in a small window while their voters' slots are prefetched: the tables are
+	 * far larger than the cache, so each insert would otherwise wait on memory. */
+	for (bool more = true;;) {
+		bool took = false;
 
-		/* The header (signature, flags, extension length: 19 bytes) comes with the first
-		 * row; the trailer is a field count of -1. */
-		if (header) {
-			p += 19;
-			n -= 19;
-			header = false;
+		if (more && (n = PQgetCopyData(conn, &line, 0)) > 0) {
+			char *p = line;
+
+			/* The header (signature, flags, extension length: 19 bytes) comes with the
+			 * first row; the trailer is a field count of -1. */
+			if (header) {
+				p += 19;
+				n -= 19;
+				header = false;
+			}
+			if (n >= 2 + 4 + 16 && !(p[0] == '\xff' && p[1] == '\xff')) {
+				tally_uuid_t id = {be64(p + 6), be64(p + 14)};
+
+				tally_registry_prefetch_voter(ld->reg, &id);
+				win[(first + nwin) % WINDOW] = (struct pending_row){line, p, n};
+				nwin++;
+				took = true;
+			} else {
+				PQfreemem(line);
+			}
+		} else if (more) {
+			more = false;       /* n is -1 (done) or -2 (failed) */
 		}
-		if (rc == 0 && n >= 2 && !(p[0] == '\xff' && p[1] == '\xff'))
-			rc = load_voter_bin(ld, p, n, ++row);
-		PQfreemem(line);
+		if (nwin == WINDOW || (!took && nwin > 0)) {
+			struct pending_row *w = &win[first];
+
+			if (rc == 0)
+				rc = load_voter_bin(ld, w->p, w->n, ++row);
+			PQfreemem(w->line);
+			first = (first + 1) % WINDOW;
+			nwin--;
+			continue;
+		}
+		if (!more && nwin == 0)
+			break;
 	}
 	if (n == -2 && rc == 0) {
 		first_line(msg, sizeof(msg), PQerrorMessage(conn));

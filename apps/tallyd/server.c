@@ -771,15 +771,10 @@ restore(server_t *s, char *err, size_t errsz)
 	    (rc = tally_state_import(s->core, state, state_len, NULL, NULL, err, errsz)) != 0)
 		goto out;
 	t_mark = tally_mono_ns();
-	for (size_t i = 0; i < vr.n; i++) {
-		int e = tally_core_mark_voted(s->core, &vr.ids[i]);
-
-		if (e != 0 && e != TALLY_EEXISTS) {
-			rc = e;
-			snprintf(err, errsz, "could not restore the voted set: a stored vote's voter is "
-			         "not registered (%s)", tally_err2str(e));
-			goto out;
-		}
+	if ((rc = tally_core_mark_voted_many(s->core, vr.ids, vr.n, NULL)) != 0) {
+		snprintf(err, errsz, "could not restore the voted set: a stored vote's voter is not "
+		         "registered (%s)", tally_err2str(rc));
+		goto out;
 	}
 	marked = vr.n;
 	t_mark = tally_mono_ns() - t_mark;

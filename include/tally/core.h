@@ -150,4 +150,12 @@ int tally_core_election_finalize(tally_core_t *core);
  */
 int tally_core_mark_voted(tally_core_t *core, const tally_uuid_t *voter_id);
 
+/**
+ * @brief tally_core_mark_voted() for n voters, prefetching ahead (restoring millions).
+ * A voter already marked is fine.
+ * @returns 0, or TALLY_ENOENT at the first unknown voter, with its index in *failed.
+ */
+int tally_core_mark_voted_many(tally_core_t *core, const tally_uuid_t *ids, size_t n,
+                               size_t *failed);
+
 #endif /* TALLY_CORE_H */

@@ -117,6 +117,14 @@ tally_refusal_t tally_registry_add_candidate(tally_registry_t *reg, const tally_
 /** @brief Register a voter. Adds the region if it is new. */
 tally_refusal_t tally_registry_add_voter(tally_registry_t *reg, const tally_voter_reg_t *v);
 
+/**
+ * @brief Start bringing the slots where id lives (or would go) towards the cache: call it
+ * a few voters ahead of tally_registry_add_voter() or lookups when loading in bulk (the
+ * tables are far larger than the cache, so each voter costs a memory round trip
+ * otherwise). A hint only; any thread.
+ */
+void tally_registry_prefetch_voter(const tally_registry_t *reg, const tally_uuid_t *id);
+
 /** @brief Index of a region by name, adding it if new. */
 tally_refusal_t tally_registry_add_region(tally_registry_t *reg, const char *name, uint32_t *idx);
 

@@ -248,6 +248,32 @@ Test(core, mark_voted_blocks_a_second_vote)
 	cr_assert_eq(one(&v), TALLY_REASON_DUPLICATE);
 }
 
+Test(core, mark_voted_many_marks_each_once_and_stops_at_an_unknown_voter)
+{
+	tally_uuid_t ids[300];
+	tally_vote_t v;
+	size_t failed = 0;
+
+	/* 100 voters, each twice (a voter already marked is fine), prefetching ahead. */
+	for (int i = 0; i < 200; i++)
+		ids[i] = fixture_voter_id((uint64_t)(i % 100));
+	cr_assert_eq(tally_core_mark_voted_many(core, ids, 200, &failed), 0);
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(tally_core_mark_voted(core, &ids[i]), TALLY_EEXISTS, "voter %d", i);
+	fixture_vote(&v, 7, 1);
+	cr_assert_eq(one(&v), TALLY_REASON_DUPLICATE);
+	fixture_vote(&v, 150, 1);
+	cr_assert_eq(one(&v), TALLY_REASON_ACCEPTED);
+	/* An unknown voter in the middle: its index is reported, those before are marked. */
+	for (int i = 0; i < 20; i++)
+		ids[i] = fixture_voter_id((uint64_t)(200 + i));
+	ids[10] = fixture_voter_id(987654321);
+	cr_assert_eq(tally_core_mark_voted_many(core, ids, 20, &failed), TALLY_ENOENT);
+	cr_assert_eq(failed, 10);
+	cr_assert_eq(tally_core_mark_voted(core, &ids[9]), TALLY_EEXISTS);
+	cr_assert_eq(tally_core_mark_voted(core, &ids[11]), 0);
+}
+
 static void
 count_done(tally_batch_t *b, void *arg)
 {
