@@ -140,7 +140,14 @@ bench_pg_exec(PGconn *conn, const char *sql)
 int64_t
 bench_pg_int(PGconn *conn, const char *sql)
 {
-	PGresult *res = PQexec(conn, sql);
+	return bench_pg_int1(conn, sql, NULL);
+}
+
+int64_t
+bench_pg_int1(PGconn *conn, const char *sql, const char *param)
+{
+	PGresult *res = param != NULL ? PQexecParams(conn, sql, 1, NULL, &param, NULL, NULL, 0)
+	                              : PQexec(conn, sql);
 	int64_t v = -1;
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1)

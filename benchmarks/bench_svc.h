@@ -50,6 +50,9 @@ int bench_pg_exec(PGconn *conn, const char *sql);
 /* The first column of the first row of a query as an integer; -1 after printing why. */
 int64_t bench_pg_int(PGconn *conn, const char *sql);
 
+/* The same, for a statement with one text parameter $1. */
+int64_t bench_pg_int1(PGconn *conn, const char *sql, const char *param);
+
 /* Time a COPY ... TO STDOUT, reading and dropping the data; returns seconds or -1. */
 double bench_pg_copy_out(PGconn *conn, const char *sql, uint64_t *bytes);
 
