@@ -140,16 +140,37 @@ prepare(bench_run_t *run, const opts_t *o)
 	return msgs;
 }
 
-/* Forget what tallyd stored, so it counts votes_topic from the beginning again. */
+/*
+ * Forget what tallyd stored, so it counts votes_topic from the beginning again. With
+ * registrations, also the registrar's offsets of voters_topic and candidates_topic: the
+ * state right after tally-gen, where a first start replays every registration (skipping
+ * those PostgreSQL holds). Without, the registrar resumes at the end of those topics, as
+ * a server that has followed the registrations does.
+ */
 static int
-reset_tallyd(const bench_run_t *run)
+reset_tallyd(const bench_run_t *run, bool registrations)
 {
 	PGconn *conn = bench_pg(run, true);
 	int rc;
 
 	if (conn == NULL)
 		return -1;
-	rc = bench_pg_exec(conn, "TRUNCATE votes, checkpoints, checkpoint_offsets");
+	if (registrations) {
+		rc = bench_pg_exec(conn, "TRUNCATE votes, checkpoints, checkpoint_offsets");
+	} else {
+		const char *topic = run->votes_topic;
+		PGresult *res;
+
+		rc = bench_pg_exec(conn, "TRUNCATE votes, checkpoints");
+		res = PQexecParams(conn, "DELETE FROM checkpoint_offsets WHERE topic = $1", 1, NULL,
+		                   &topic, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			fprintf(stderr, "tally-bench: could not delete the offsets of \"%s\": %s", topic,
+			        PQresultErrorMessage(res));
+			rc = -1;
+		}
+		PQclear(res);
+	}
 	PQfinish(conn);
 	return rc;
 }
@@ -350,10 +371,16 @@ e2e_usage(FILE *f)
 	        "usage: tally-bench e2e [options]\n\n"
 	        "With the votes already in votes_topic, times tallyd (checkpointing every 1000 ms,\n"
 	        "--exit-idle-ms 2000) consuming and counting them all, against a bare librdkafka\n"
-	        "consumer reading the same topic before and after it. Reports, from partitions\n"
-	        "assigned: counted (tallyd's \"caught up\" line) and durable (the checkpointed\n"
-	        "offsets cover every message). consumer_ratio = bare consumer seconds / tallyd's\n"
-	        "counted seconds (target >= 0.8); durable_ratio likewise for durable.\n\n"
+	        "consumer reading the same topic before and after it (the faster is the\n"
+	        "reference). tallyd runs, each from an empty checkpoint:\n"
+	        "  A  the first start after loading: its registrar also replays voters_topic;\n"
+	        "  D  (--no-checkpoint-row) no checkpoint while reading, killed once caught up;\n"
+	        "  P  (--max-pending-votes N) with that many accepted votes held, not 4000000;\n"
+	        "  B  registrations already followed: the run the last line reports.\n"
+	        "From partitions assigned (the \"live\" line): counted = to tallyd's \"caught up\"\n"
+	        "line, durable = until the checkpointed offsets cover every message (polled every\n"
+	        "100 ms). consumer_ratio = bare consumer seconds / B's counted seconds (target\n"
+	        ">= 0.8); durable_ratio likewise with B's durable seconds.\n\n"
 	        "options:\n"
 	        "  --max-pending-votes N  also run tallyd with this --max-pending-votes (an extra\n"
 	        "                  row; the default run uses tallyd's default, 4000000)\n"
@@ -368,9 +395,10 @@ e2e_usage(FILE *f)
 static void
 tallyd_rows(const char *label, const tallyd_result_t *r, double bare)
 {
-	char what[64];
+	char what[128];
 	double counted = r->caught_up - r->live, durable = r->durable - r->live;
 
+	printf("\n");
 	snprintf(what, sizeof(what), "%s: restore", label);
 	row_s(what, 0, r->restored, 0);
 	snprintf(what, sizeof(what), "%s: exec to live", label);
@@ -391,7 +419,7 @@ tally_bench_e2e(int argc, char **argv)
 	int rc = parse(argc, argv, &o, e2e_usage);
 	int64_t msgs;
 	bench_consume_t bare[2];
-	tallyd_result_t def = {0}, big = {0}, nock = {0};
+	tallyd_result_t def = {0}, big = {0}, nock = {0}, first = {0};
 	char group[128];
 	double best;
 	bool ok = false;
@@ -401,7 +429,7 @@ tally_bench_e2e(int argc, char **argv)
 	if (bench_run_init(&run, "e2e", argv[0], o.bindir, o.reuse, o.reuse ? !o.drop : o.keep) != 0)
 		return 1;
 	printf(ROW_FMT, "phase", "messages", "seconds", "msgs/s", "ratio");
-	if ((msgs = prepare(&run, &o)) < 0 || reset_tallyd(&run) != 0)
+	if ((msgs = prepare(&run, &o)) < 0)
 		goto out;
 
 	snprintf(group, sizeof(group), "%s_bare1", run.name);
@@ -411,16 +439,30 @@ tally_bench_e2e(int argc, char **argv)
 	row_s("bare consumer 1: assigned to end", bare[0].msgs,
 	      bare[0].total_s - bare[0].assigned_s, 0);
 
-	/* First, so that the runs after it leave a complete checkpoint (for recover). */
+	/* A: the first start after loading; its registrar replays the registrations. */
+	snprintf(group, sizeof(group), "%s_tallyd_a", run.name);
+	if (reset_tallyd(&run, true) != 0 ||
+	    run_tallyd_to_end(&run, group, 0, false, msgs, "tallyd-e2e-first.log", &first) != 0)
+		goto out;
+	/* Before B, so that the last run leaves a complete checkpoint (for recover). */
 	if (o.diag) {
-		snprintf(group, sizeof(group), "%s_tallyd3", run.name);
-		if (run_tallyd_to_end(&run, group, 1000000000, true, msgs, "tallyd-e2e-nockpt.log",
-		                      &nock) != 0 ||
-		    reset_tallyd(&run) != 0)
+		snprintf(group, sizeof(group), "%s_tallyd_d", run.name);
+		if (reset_tallyd(&run, false) != 0 ||
+		    run_tallyd_to_end(&run, group, 1000000000, true, msgs, "tallyd-e2e-nockpt.log",
+		                      &nock) != 0)
 			goto out;
 	}
-	snprintf(group, sizeof(group), "%s_tallyd1", run.name);
-	if (run_tallyd_to_end(&run, group, 0, false, msgs, "tallyd-e2e.log", &def) != 0)
+	if (o.max_pending != 0) {
+		snprintf(group, sizeof(group), "%s_tallyd_p", run.name);
+		if (reset_tallyd(&run, false) != 0 ||
+		    run_tallyd_to_end(&run, group, o.max_pending, false, msgs, "tallyd-e2e-pending.log",
+		                      &big) != 0)
+			goto out;
+	}
+	/* B, the one the last line reports: registrations already followed. */
+	snprintf(group, sizeof(group), "%s_tallyd_b", run.name);
+	if (reset_tallyd(&run, false) != 0 ||
+	    run_tallyd_to_end(&run, group, 0, false, msgs, "tallyd-e2e.log", &def) != 0)
 		goto out;
 
 	snprintf(group, sizeof(group), "%s_bare2", run.name);
@@ -432,24 +474,20 @@ tally_bench_e2e(int argc, char **argv)
 	best = bare[0].total_s - bare[0].assigned_s;
 	if (bare[1].total_s - bare[1].assigned_s < best)
 		best = bare[1].total_s - bare[1].assigned_s;
-	tallyd_rows("tallyd", &def, best);
-
+	tallyd_rows("tallyd A (first start)", &first, best);
+	if (o.diag) {
+		printf("\n");
+		row_s("tallyd D (no checkpoint): exec to live", 0, nock.live, 0);
+		row_s("tallyd D (no checkpoint): counted", nock.read,
+		      nock.caught_up - nock.live, best / (nock.caught_up - nock.live));
+	}
 	if (o.max_pending != 0) {
 		char label[64];
 
-		snprintf(group, sizeof(group), "%s_tallyd2", run.name);
-		snprintf(label, sizeof(label), "tallyd --max-pending-votes=%" PRIu64, o.max_pending);
-		if (reset_tallyd(&run) != 0 ||
-		    run_tallyd_to_end(&run, group, o.max_pending, false, msgs, "tallyd-e2e-pending.log",
-		                      &big) != 0)
-			goto out;
+		snprintf(label, sizeof(label), "tallyd P (max pending %" PRIu64 ")", o.max_pending);
 		tallyd_rows(label, &big, best);
 	}
-	if (o.diag) {
-		row_s("tallyd, checkpointing off (diagnostic): exec to live", 0, nock.live, 0);
-		row_s("tallyd, checkpointing off (diagnostic): counted", nock.read,
-		      nock.caught_up - nock.live, best / (nock.caught_up - nock.live));
-	}
+	tallyd_rows("tallyd B", &def, best);
 	printf("tallyd: read %" PRIu64 ", accepted %" PRIu64 ", rejected %" PRIu64 ", %" PRId64
 	       " votes stored; bare consumer %.3f s (best of 2)\n",
 	       def.read, def.accepted, def.rejected, def.stored, best);
@@ -572,7 +610,7 @@ tally_bench_recover(int argc, char **argv)
 	if (covered < msgs) {
 		tallyd_result_t r;
 
-		if (reset_tallyd(&run) != 0 ||
+		if (reset_tallyd(&run, false) != 0 ||
 		    run_tallyd_to_end(&run, group, 0, false, msgs, "tallyd-count.log", &r) != 0)
 			goto out;
 		row_s("count and checkpoint (tallyd, to exit)", r.read, r.exit, 0);
