@@ -14,6 +14,7 @@
  * earlier with --keep. tally's programs run as children; their stderr goes to files that
  * are parsed for tallyd's "restored in", "live", "caught up" and "stopped" lines.
  */
+#include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -288,11 +289,16 @@ finish(const bench_run_t *run, bool ok, bool keep_logs)
 		       run->name);
 	}
 	if (ok && !keep_logs) {
-		char cmd[4400];
+		/* Only our own directory of logs, made by bench_run_init: plain files, no subfolders. */
+		DIR *dir = opendir(run->logdir);
+		struct dirent *de;
 
-		/* Only our own directory of logs, made by bench_run_init. */
-		snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", run->logdir);
-		if (system(cmd) != 0)
+		while (dir != NULL && (de = readdir(dir)) != NULL)
+			if (de->d_name[0] != '.')
+				unlink(bench_log_path(run, de->d_name));
+		if (dir != NULL)
+			closedir(dir);
+		if (rmdir(run->logdir) != 0)
 			fprintf(stderr, "tally-bench: could not remove \"%s\"\n", run->logdir);
 	} else {
 		printf("logs in %s\n", run->logdir);
@@ -665,4 +671,24 @@ out:
 	free(live);
 	finish(&run, ok, o.keep);
 	return ok ? 0 : 1;
+}
+
+/* ---- clean ------------------------------------------------------------------------------- */
+
+int
+tally_bench_clean(int argc, char **argv)
+{
+	bench_run_t run;
+
+	if (argc != 2 || strcmp(argv[1], "--help") == 0) {
+		fprintf(argc == 2 ? stdout : stderr,
+		        "usage: tally-bench clean NAME\n\n"
+		        "Drops the schema NAME and deletes the topics \"NAME_*\" of a run kept with\n"
+		        "--keep (NAME as printed by e2e or recover).\n");
+		return argc == 2 ? 0 : 2;
+	}
+	if (bench_run_init(&run, "clean", argv[0], NULL, argv[1], false) != 0)
+		return 1;
+	finish(&run, true, false);
+	return 0;
 }
