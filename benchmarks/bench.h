@@ -7,5 +7,8 @@
 
 int tally_bench_core(int argc, char **argv);
 int tally_bench_decode(int argc, char **argv);
+int tally_bench_e2e(int argc, char **argv);
+int tally_bench_recover(int argc, char **argv);
+int tally_bench_clean(int argc, char **argv);
 
 #endif

@@ -13,6 +13,9 @@ static const struct {
 } benches[] = {
 	{"core", tally_bench_core, "vote path: registry probe, checks and counting on N workers"},
 	{"decode", tally_bench_decode, "vote decoder against jansson on original-shape messages"},
+	{"e2e", tally_bench_e2e, "tallyd counting votes_topic from Kafka into PostgreSQL, against a bare consumer"},
+	{"recover", tally_bench_recover, "tallyd's time from start to live after a SIGKILL"},
+	{"clean", tally_bench_clean, "drop the schema and topics of a run kept with --keep"},
 };
 
 static void

@@ -1,0 +1,113 @@
+/*
+ * tally-bench's service helpers: what the e2e and recover benchmarks need from the real
+ * Kafka and PostgreSQL and from tally's programs run as children.
+ *
+ * A bench "run" is one name, used for everything it creates: the PostgreSQL schema NAME
+ * and the topic prefix "NAME_". Names are the bench's own or given with --reuse, and only
+ * [a-z0-9_] (identifiers cannot be query parameters, so the name is checked instead).
+ */
+#ifndef TALLY_BENCH_SVC_H
+#define TALLY_BENCH_SVC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <libpq-fe.h>
+
+#define BENCH_NAME_MAX 48
+
+typedef struct bench_run {
+	const char *brokers;               /* TALLY_KAFKA_BROKERS */
+	const char *dsn;                   /* TALLY_PG_DSN */
+	char bindir[4096];                 /* where tally-gen, tally-sim, tallyd are */
+	char name[BENCH_NAME_MAX + 1];     /* schema */
+	char prefix[BENCH_NAME_MAX + 2];   /* topic prefix: name + "_" */
+	char pgopt[BENCH_NAME_MAX + 64];   /* "--pg.options=-csearch_path=NAME" */
+	char votes_topic[BENCH_NAME_MAX + 32];
+	char logdir[4200];                 /* children's stderr */
+	bool reused;
+	bool keep;
+} bench_run_t;
+
+/*
+ * Read TALLY_KAFKA_BROKERS and TALLY_PG_DSN (fails, saying how to get them, when unset),
+ * find the programs next to argv0 (or in bindir if not NULL), and name the run: reuse if
+ * not NULL, else a fresh "tbench_<what>_<pid>_<time>". Creates the log directory.
+ * Returns 0, or -1 after printing why.
+ */
+int bench_run_init(bench_run_t *run, const char *what, const char *argv0, const char *bindir,
+                   const char *reuse, bool keep);
+
+/* A connection into the run's schema (in_schema) or to the database as it is; NULL after
+ * printing why. */
+PGconn *bench_pg(const bench_run_t *run, bool in_schema);
+
+/* Run one fixed statement; 0, or -1 after printing why. */
+int bench_pg_exec(PGconn *conn, const char *sql);
+
+/* The first column of the first row of a query as an integer; -1 after printing why. */
+int64_t bench_pg_int(PGconn *conn, const char *sql);
+
+/* The same, for a statement with one text parameter $1. */
+int64_t bench_pg_int1(PGconn *conn, const char *sql, const char *param);
+
+/* Time a COPY ... TO STDOUT, reading and dropping the data; returns seconds or -1. */
+double bench_pg_copy_out(PGconn *conn, const char *sql, uint64_t *bytes);
+
+/* CREATE SCHEMA / DROP SCHEMA ... CASCADE for the run; 0 or -1. */
+int bench_schema_create(const bench_run_t *run);
+int bench_schema_drop(const bench_run_t *run);
+
+/* Delete the run's standard topics (errors are reported, not fatal). */
+void bench_topics_delete(const bench_run_t *run);
+
+/*
+ * Start bindir/prog with argv (argv[0] is prog; NULL-terminated) and its stderr to
+ * logdir/<log>, stdout to /dev/null. Returns the pid, or -1 after printing why.
+ */
+pid_t bench_spawn(const bench_run_t *run, const char *prog, char *const argv[], const char *log);
+
+/* Wait for pid; returns its exit status (128 + signal if killed). */
+int bench_wait(pid_t pid);
+
+/* Full path of a log in the run's log directory (static buffer, one at a time). */
+const char *bench_log_path(const bench_run_t *run, const char *log);
+
+/* The whole file, NUL-terminated (caller frees); NULL if it cannot be read. */
+char *bench_slurp(const char *path);
+
+/*
+ * Find the last line of text containing key and return a pointer just after key in it,
+ * or NULL. Used to parse tallyd's log lines.
+ */
+const char *bench_log_find(const char *text, const char *key, bool last);
+
+/* Print the log's last lines to stderr, to show why a child failed. */
+void bench_log_tail(const char *path, int lines);
+
+/* Sum of (high - low) watermarks over a topic's partitions; -1 after printing why. */
+int64_t bench_topic_messages(const bench_run_t *run, const char *topic, int *partitions);
+
+typedef struct bench_consume {
+	double total_s;      /* rd_kafka_new to every partition at its end */
+	double assigned_s;   /* rd_kafka_new to partitions assigned */
+	uint64_t msgs;
+	uint64_t bytes;
+} bench_consume_t;
+
+/*
+ * The bare consumer: a librdkafka consumer in a new group, subscribed to topic, reading
+ * every partition from the beginning to its end (partition EOF), counting messages and
+ * bytes and doing nothing else. Returns 0, or -1 after printing why.
+ */
+int bench_bare_consume(const bench_run_t *run, const char *topic, const char *group,
+                       bench_consume_t *out);
+
+/* Seconds since an arbitrary point (monotonic). */
+double bench_now(void);
+
+void bench_sleep_ms(unsigned ms);
+
+#endif
