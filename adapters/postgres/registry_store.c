@@ -449,6 +449,22 @@ tally_pg_copy_abort(tally_pg_copy_t *copy)
 /* ---- COPY TO STDOUT ---------------------------------------------------------------- */
 
 int64_t
+tally_pg_voter_estimate(PGconn *conn)
+{
+	/* The planner's estimate (kept by ANALYZE and autovacuum) costs nothing; an exact
+	 * count of 10 M rows costs a quarter of a second. Never analysed: count. */
+	PGresult *res = PQexecParams(conn, "SELECT reltuples::bigint FROM pg_class"
+	                                   " WHERE oid = 'voters'::regclass",
+	                             0, NULL, NULL, NULL, NULL, 0);
+	int64_t n = -1;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return n >= 0 ? n : tally_pg_voter_count(conn);
+}
+
+int64_t
 tally_pg_voter_count(PGconn *conn)
 {
 	PGresult *res = PQexecParams(conn, "SELECT count(*) FROM voters", 0, NULL, NULL, NULL, NULL,

@@ -169,6 +169,7 @@ typedef struct server {
 	uint64_t checkpoints, checkpoint_failures, last_checkpoint_ns, last_checkpoint_ms;
 	uint64_t checkpointed_votes;
 	int pg_down;
+	uint64_t pg_down_since;          /* mono ns of the first failure in a row, 0 when up */
 	uint64_t start_ns;               /* when tallyd_serve began */
 } server_t;
 
@@ -459,6 +460,7 @@ ckpt_write(server_t *s, package_t *pk)
 		}
 		tally_add_relaxed(&s->checkpoint_failures, 1);
 		if (!tally_load_relaxed(&s->pg_down)) {
+			tally_store_relaxed(&s->pg_down_since, tally_mono_ns());
 			tally_store_relaxed(&s->pg_down, 1);
 			tallyd_log("checkpoint failed, retrying while counting goes on: %s", err);
 		}
@@ -472,6 +474,7 @@ ckpt_write(server_t *s, package_t *pk)
 		backoff = backoff < 2000 ? backoff * 2 : 2000;
 	}
 	if (tally_load_relaxed(&s->pg_down)) {
+		tally_store_relaxed(&s->pg_down_since, 0);
 		tally_store_relaxed(&s->pg_down, 0);
 		tallyd_log("postgres is back: checkpoint written");
 	}
@@ -557,19 +560,31 @@ cut(server_t *s)
 	return 0;
 }
 
-/* Cut a checkpoint and wait (up to timeout_ms) until it is written. */
+/*
+ * Wait until the checkpointer is idle. A checkpoint of millions of votes takes minutes at
+ * PostgreSQL's pace, which is fine while it works: give up only once PostgreSQL has been
+ * unreachable for unreachable_ms.
+ */
 static bool
-checkpoint_now(server_t *s, unsigned timeout_ms)
+ckpt_wait(server_t *s, unsigned unreachable_ms)
 {
-	uint64_t deadline = tally_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	while (!ckpt_idle(s)) {
+		uint64_t since = tally_load_relaxed(&s->pg_down_since);
 
-	while (!ckpt_idle(s) && tally_mono_ns() < deadline)
+		if (since != 0 && tally_mono_ns() - since > (uint64_t)unreachable_ms * 1000000ull)
+			return false;
 		sleep_ms(5);
-	if (!ckpt_idle(s) || cut(s) != 0)
+	}
+	return true;
+}
+
+/* Cut a checkpoint and wait until it is written (see ckpt_wait()). */
+static bool
+checkpoint_now(server_t *s, unsigned unreachable_ms)
+{
+	if (!ckpt_wait(s, unreachable_ms) || cut(s) != 0)
 		return false;
-	while (!ckpt_idle(s) && tally_mono_ns() < deadline)
-		sleep_ms(5);
-	return ckpt_idle(s);
+	return ckpt_wait(s, unreachable_ms);
 }
 
 /* ---- rebalancing ---------------------------------------------------------------------- */
@@ -734,7 +749,7 @@ restore(server_t *s, char *err, size_t errsz)
 	if ((rc = tally_pg_migrate(conn, NULL, err, errsz)) != 0 ||
 	    (rc = tally_pg_election_get(conn, conf->election_id, &el, err, errsz)) != 0)
 		goto out;
-	voters = tally_pg_voter_count(conn);
+	voters = tally_pg_voter_estimate(conn);
 	ro.expected_voters = voters > 0 ? (size_t)voters + (size_t)voters / 4 + 1024 : 0;
 	if ((s->reg = tally_registry_new(&ro, err, errsz)) == NULL) {
 		rc = TALLY_ENOMEM;
@@ -1043,8 +1058,8 @@ shutdown_cleanly(server_t *s)
 
 	settle(s);
 	if (!checkpoint_now(s, 30000)) {
-		tallyd_log("the final checkpoint could not be written within 30 s; the votes since "
-		           "the last one are read again on restart");
+		tallyd_log("the final checkpoint could not be written: postgres unreachable for 30 s; "
+		           "the votes since the last checkpoint are read again on restart");
 		tally_store_relaxed(&s->ckpt_quit, 2);
 		rc = 1;
 	}

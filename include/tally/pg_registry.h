@@ -159,6 +159,12 @@ void tally_pg_copy_abort(tally_pg_copy_t *copy);
 int64_t tally_pg_voter_count(PGconn *conn);
 
 /**
+ * @brief About how many voters are stored, for sizing a registry: the planner's estimate
+ * when the table has been analysed, else tally_pg_voter_count().
+ */
+int64_t tally_pg_voter_estimate(PGconn *conn);
+
+/**
  * @brief Register every party, candidate (with its party) and voter stored in conn's
  *        database into reg, in that order: parties and candidates by registration time,
  *        then name or id; voters in the server's order.
