@@ -7,5 +7,6 @@
 
 int tally_bench_core(int argc, char **argv);
 int tally_bench_decode(int argc, char **argv);
+int tally_bench_http(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ static const struct {
 } benches[] = {
 	{"core", tally_bench_core, "vote path: registry probe, checks and counting on N workers"},
 	{"decode", tally_bench_decode, "vote decoder against jansson on original-shape messages"},
+	{"http", tally_bench_http, "scrape latency at ~10k series, counting rate with and without serving"},
 };
 
 static void

@@ -129,7 +129,7 @@ struct tally_http {
 	uint64_t log_sec, log_count, log_dropped;
 
 	/* Stats (relaxed atomics). */
-	uint64_t renders, metrics_renders, requests, stream_events, version;
+	uint64_t renders, metrics_renders, requests, stream_events, version, snapshot_ns, render_ns;
 };
 
 /* ---- small helpers --------------------------------------------------------------------- */
@@ -285,11 +285,14 @@ static bool
 render_once(tally_http_t *h)
 {
 	bool changed = false;
+	uint64_t t0 = tally_mono_ns(), t1;
 
 	if (tally_snapshot_take_into(h->core, h->snap) != 0) {
 		hlog(h, "http: out of memory taking a snapshot");
 		return false;
 	}
+	t1 = tally_mono_ns();
+	tally_add_relaxed(&h->snapshot_ns, t1 - t0);
 	tally__metrics_builder_reset(&h->app);
 	if (h->o.metrics != NULL)
 		h->o.metrics(h->o.cb_arg, &h->app);
@@ -330,6 +333,7 @@ render_once(tally_http_t *h)
 		hbuf_put(&h->app_prev, h->app.text.p ? h->app.text.p : "", h->app.text.len);
 		tally_add_relaxed(&h->metrics_renders, 1);
 	}
+	tally_add_relaxed(&h->render_ns, tally_mono_ns() - t1);
 	h->rendered = true;
 	h->last_version = h->snap->version;
 	tally_store_relaxed(&h->version, h->snap->version);
@@ -689,6 +693,7 @@ stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 	tally_http_t *h = s->h;
 	uint64_t now, interval = (uint64_t)h->o.stream_interval_ms * 1000000ull;
 	blob_t *b;
+	int closing;
 
 	(void)pos;
 	for (;;) {
@@ -737,11 +742,16 @@ stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			s->last_write_ns = now;
 			continue;
 		}
-		/* Nothing due: park the connection until the render thread resumes it. */
+		/* Nothing due: park the connection until the render thread resumes it. If the
+		 * adapter began stopping meanwhile, the stop may already have looked for suspended
+		 * streams: resume at once, and the next call ends the stream. */
 		MHD_suspend_connection(s->conn);
 		pthread_mutex_lock(&h->streams_mu);
-		s->suspended = true;
+		closing = tally_load_acquire(&h->closing);
+		s->suspended = !closing;
 		pthread_mutex_unlock(&h->streams_mu);
+		if (closing)
+			MHD_resume_connection(s->conn);
 		return 0;
 	}
 }
@@ -1226,4 +1236,6 @@ tally_http_get_stats(const tally_http_t *h, tally_http_stats_t *out)
 	out->stream_clients = tally_load_relaxed(&h->nstreams);
 	out->stream_events = tally_load_relaxed(&h->stream_events);
 	out->version = tally_load_relaxed(&h->version);
+	out->snapshot_ns = tally_load_relaxed(&h->snapshot_ns);
+	out->render_ns = tally_load_relaxed(&h->render_ns);
 }

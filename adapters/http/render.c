@@ -65,9 +65,12 @@ hbuf_grow(hbuf_t *b, size_t n)
 void
 hbuf_put(hbuf_t *b, const void *s, size_t n)
 {
+	if (n == 0 && b->p != NULL)
+		return;
 	if (!hbuf_grow(b, n))
 		return;
-	memcpy(b->p + b->len, s, n);
+	if (n > 0)
+		memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
 }
@@ -132,7 +135,28 @@ hbuf_double(hbuf_t *b, double v)
 void
 hbuf_fixed(hbuf_t *b, double v, int decimals)
 {
-	hbuf_printf(b, "%.*f", decimals, v);
+	static const uint64_t pow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+	                                 100000000, 1000000000};
+	uint64_t scale, u, frac;
+	char digits[16];
+
+	/* The common case (ratios, shares) without printf: the render thread writes thousands
+	 * of these per body. Rounded half away from zero, as printf nearly always does. */
+	if (decimals < 1 || decimals > 9 || !(v >= 0) || v >= 1e9) {
+		hbuf_printf(b, "%.*f", decimals, v);
+		return;
+	}
+	scale = pow10[decimals];
+	u = (uint64_t)(v * (double)scale + 0.5);
+	hbuf_u64(b, u / scale);
+	frac = u % scale;
+	for (int i = decimals - 1; i >= 0; i--) {
+		digits[i] = (char)('0' + frac % 10);
+		frac /= 10;
+	}
+	digits[decimals] = '.';
+	hbuf_putc(b, '.');
+	hbuf_put(b, digits, (size_t)decimals);
 }
 
 void
@@ -488,6 +512,8 @@ tally__metrics_builder_reset(tally_metrics_builder_t *b)
 {
 	hbuf_reset(&b->text);
 	hbuf_reset(&b->om);
+	hbuf_reset(&b->seen);
+	hbuf_putc(&b->seen, '\n');
 	b->family[0] = '\0';
 	b->errors = 0;
 }
@@ -497,6 +523,7 @@ tally__metrics_builder_free(tally_metrics_builder_t *b)
 {
 	hbuf_free(&b->text);
 	hbuf_free(&b->om);
+	hbuf_free(&b->seen);
 }
 
 static bool
@@ -544,8 +571,19 @@ builder_add(tally_metrics_builder_t *b, const char *name, const char *help,
 		}
 	}
 	if (strcmp(b->family, name) != 0) {
+		char key[176];
+
+		/* A family's samples must be consecutive: a second HELP/TYPE would make the whole
+		 * exposition invalid, so a family seen before another is refused. */
+		snprintf(key, sizeof(key), "\n%s\n", name);
+		if (b->seen.p != NULL && strstr(b->seen.p, key) != NULL) {
+			b->errors++;
+			return TALLY_EINVAL;
+		}
 		family(&b->text, &b->om, name, help, type);
 		snprintf(b->family, sizeof(b->family), "%s", name);
+		hbuf_puts(&b->seen, name);
+		hbuf_putc(&b->seen, '\n');
 	}
 	s = sample_begin(&b->text, name);
 	for (size_t i = 0; labels != NULL && labels[i] != NULL; i += 2) {

@@ -41,6 +41,7 @@ void hbuf_iso_ms(hbuf_t *b, int64_t us);      /* "2026-05-07T10:00:00.123Z" */
 struct tally_metrics_builder {
 	hbuf_t text, om;
 	char family[160];                   /* the family appended last */
+	hbuf_t seen;                        /* every family so far, "\n"-separated */
 	int errors;
 };
 

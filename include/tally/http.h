@@ -44,7 +44,7 @@ typedef struct tally_metrics_builder tally_metrics_builder_t;
  * the name without it) and match [a-zA-Z_:][a-zA-Z0-9_:]*.
  *
  * Samples of one family (same name) must be appended one after the other; HELP and TYPE
- * are written before the first. labels is NULL or a NULL-terminated list of name, value
+ * are written before the first, and a sample of a family already left is refused. labels is NULL or a NULL-terminated list of name, value
  * pairs: {"partition", "3", NULL}. Values are escaped (backslash, quote, newline); label
  * names must be valid and must not start with "__".
  * @returns 0, or TALLY_EINVAL (the sample is dropped) for a bad name, label or help.
@@ -87,7 +87,8 @@ typedef int (*tally_http_admin_cb)(void *arg, tally_http_action_t action, char *
  * @brief Append the app's own metrics (checkpoint age, consumer lag, ...) with
  * tally_metrics_counter()/tally_metrics_gauge(). Called on the render thread every
  * render_interval_ms; must be quick and must not block. Family names must not clash with
- * the adapter's own (every one starts with "tally_" and is listed in the README).
+ * the adapter's own (every one starts with "tally_" and is listed in the README). Also
+ * called once by tally_http_start() on its caller's thread, for the first bodies.
  */
 typedef void (*tally_http_metrics_cb)(void *arg, tally_metrics_builder_t *b);
 
@@ -173,6 +174,8 @@ typedef struct tally_http_stats {
 	uint64_t stream_clients;        /**< SSE clients connected now. */
 	uint64_t stream_events;         /**< SSE result events sent. */
 	uint64_t version;               /**< Snapshot version of the published bodies. */
+	uint64_t snapshot_ns;           /**< Time spent taking snapshots, in all. */
+	uint64_t render_ns;             /**< Time spent rendering bodies, in all. */
 } tally_http_stats_t;
 
 /** @brief Current counters (relaxed reads; any thread). */

@@ -93,7 +93,9 @@ metrics_cb(void *arg, tally_metrics_builder_t *b)
 	tally_metrics_gauge(b, "tally_test_checkpoint_age_seconds", "Age of the last checkpoint.", NULL,
 	                    1.5);
 	tally_metrics_gauge(b, "tally_test_escaped", "Label escaping.", odd, 1);
-	/* Refused: a counter without _total, a bad name. */
+	/* Refused: a family's samples after another family, a counter without _total, a bad
+	 * name. */
+	tally_metrics_counter(b, "tally_test_dead_letters_total", "Dead letters \"sent\".", p0, 5);
 	tally_metrics_counter(b, "tally_test_bad", "x", NULL, 1);
 	tally_metrics_gauge(b, "9bad", "x", NULL, 1);
 }
