@@ -16,7 +16,10 @@
  *   before it was replaced only ever touches a live blob's counter, and reads its bytes
  *   only after seeing it current again (acquire), i.e. after it was written.
  * - libmicrohttpd's threads answer requests: no rendering, no snapshot, no lock; one
- *   atomic add to take a body, one to release it.
+ *   atomic add to take a body, one to release it. Each request for a body also stores the
+ *   time (demand_ns). When nobody asked for idle_after_ms and no stream is open, the
+ *   render thread skips its passes (no snapshot at all); the first request after that
+ *   wakes it and waits, under wait_mu, for one pass that started after the request.
  * - SSE clients are suspended connections on a list under streams_mu (adapter-local; the
  *   vote path never sees it). A client's reader callback (an MHD thread) sends what is
  *   due, else suspends its connection and marks it suspended; the render thread resumes,
@@ -102,8 +105,12 @@ struct tally_http {
 	/* The render thread. */
 	pthread_t thread;
 	pthread_mutex_t wait_mu;
-	pthread_cond_t wait_cv;
+	pthread_cond_t wait_cv;          /* wakes the render thread */
+	pthread_cond_t done_cv;          /* a render pass ended */
 	int quit;                        /* under wait_mu */
+	int wake;                        /* under wait_mu: a request wants a pass now */
+	uint64_t pass_started, pass_done; /* under wait_mu */
+	uint64_t demand_ns;              /* atomic: the last request for a body (monotonic) */
 
 	blob_t *current[B__COUNT];       /* atomic pointers */
 	blob_t *pool;
@@ -385,6 +392,43 @@ streams_wake(tally_http_t *h, bool all)
 	}
 }
 
+/*
+ * Nobody looked for idle_after_ms and no stream is open: no snapshot, no render, so an
+ * unwatched server costs the count nothing.
+ */
+static bool
+render_idle(tally_http_t *h)
+{
+	return tally_load_relaxed(&h->nstreams) == 0 &&
+	       tally_mono_ns() - tally_load_relaxed(&h->demand_ns) >=
+	           (uint64_t)h->o.idle_after_ms * 1000000ull;
+}
+
+/*
+ * A request for a body. If the render thread may have been idle, wake it and wait (at most
+ * a second) for a pass that starts after this call, so the answer is fresh.
+ */
+static void
+demand(tally_http_t *h)
+{
+	uint64_t now = tally_mono_ns(), prev = tally_load_relaxed(&h->demand_ns), target;
+	struct timespec ts;
+
+	tally_store_relaxed(&h->demand_ns, now);
+	if (now - prev < (uint64_t)h->o.idle_after_ms * 1000000ull)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += 1;
+	pthread_mutex_lock(&h->wait_mu);
+	target = h->pass_started + 1;
+	h->wake = 1;
+	pthread_cond_signal(&h->wait_cv);
+	while (!h->quit && h->pass_done < target)
+		if (pthread_cond_timedwait(&h->done_cv, &h->wait_mu, &ts) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&h->wait_mu);
+}
+
 static void *
 render_main(void *arg)
 {
@@ -394,16 +438,22 @@ render_main(void *arg)
 	pthread_mutex_lock(&h->wait_mu);
 	while (!h->quit) {
 		struct timespec ts;
+		uint64_t pass = ++h->pass_started;
 
+		h->wake = 0;
 		pthread_mutex_unlock(&h->wait_mu);
-		render_once(h);
-		streams_wake(h, false);
+		if (!render_idle(h)) {
+			render_once(h);
+			streams_wake(h, false);
+		}
 		pthread_mutex_lock(&h->wait_mu);
+		h->pass_done = pass;
+		pthread_cond_broadcast(&h->done_cv);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += (long)(h->o.render_interval_ms % 1000) * 1000000L;
 		ts.tv_sec += h->o.render_interval_ms / 1000 + ts.tv_nsec / 1000000000L;
 		ts.tv_nsec %= 1000000000L;
-		if (!h->quit)
+		if (!h->quit && !h->wake)
 			pthread_cond_timedwait(&h->wait_cv, &h->wait_mu, &ts);
 	}
 	pthread_mutex_unlock(&h->wait_mu);
@@ -498,6 +548,7 @@ accepts_openmetrics(struct MHD_Connection *conn)
 static enum MHD_Result
 ep_metrics(tally_http_t *h, struct MHD_Connection *conn)
 {
+	demand(h);
 	if (accepts_openmetrics(conn))
 		return send_blob(h, conn, B_OPENMETRICS,
 		                 "application/openmetrics-text; version=1.0.0; charset=utf-8");
@@ -511,9 +562,12 @@ ep_results(tally_http_t *h, struct MHD_Connection *conn, int kind, const char *t
 	const char *since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
 	const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	                                              MHD_HTTP_HEADER_IF_NONE_MATCH);
-	blob_t *b = blob_acquire(h, kind);
+	blob_t *b;
 	uint64_t version;
 	char etag[32];
+
+	demand(h);
+	b = blob_acquire(h, kind);
 
 	if (b == NULL)
 		return send_json_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no results rendered yet",
@@ -785,6 +839,7 @@ ep_stream(tally_http_t *h, struct MHD_Connection *conn)
 
 	if (tally_load_acquire(&h->closing))
 		return send_json_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, NULL);
+	demand(h);
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return MHD_NO;
 	s->h = h;
@@ -1014,6 +1069,7 @@ tally_http_new(tally_core_t *core, const tally_http_opts_t *opts, char *errstr,
 	o.stream_interval_ms = o.stream_interval_ms ? o.stream_interval_ms : 200;
 	o.heartbeat_ms = o.heartbeat_ms ? o.heartbeat_ms : 15000;
 	o.max_region_series = o.max_region_series ? o.max_region_series : 500;
+	o.idle_after_ms = o.idle_after_ms ? o.idle_after_ms : 60000;
 	if (o.threads > 64 || o.max_header_bytes < 4096 || o.max_stream_clients > o.max_connections) {
 		tally_errstr_set(errstr, errstr_size,
 		                 "http: invalid options: threads 1..64, max_header_bytes >= 4096, "
@@ -1073,6 +1129,7 @@ tally_http_new(tally_core_t *core, const tally_http_opts_t *opts, char *errstr,
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		pthread_cond_init(&h->wait_cv, &ca);
+		pthread_cond_init(&h->done_cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
 	return h;
@@ -1138,6 +1195,8 @@ tally_http_start(tally_http_t *h, char *errstr, size_t errstr_size)
 	h->port = info ? info->port : 0;
 
 	h->quit = 0;
+	/* Starting counts as a look: render for idle_after_ms even if nobody asks. */
+	tally_store_relaxed(&h->demand_ns, tally_mono_ns());
 	if (pthread_create(&h->thread, NULL, render_main, h) != 0) {
 		MHD_stop_daemon(h->daemon);
 		h->daemon = NULL;
@@ -1212,6 +1271,7 @@ tally_http_destroy(tally_http_t *h)
 		pthread_mutex_destroy(&h->streams_mu);
 		pthread_mutex_destroy(&h->wait_mu);
 		pthread_cond_destroy(&h->wait_cv);
+		pthread_cond_destroy(&h->done_cv);
 	}
 	free(h->assets);
 	if (h->token != NULL)

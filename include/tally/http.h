@@ -14,7 +14,9 @@
  * them, so a reader that raced with a publish never touches freed memory. The SSE clients
  * are suspended libmicrohttpd connections; the render thread resumes them when there is a
  * new version (at most every stream_interval_ms each) or a heartbeat is due. The only
- * mutexes are inside this adapter (the stream list, the render thread's sleep).
+ * mutexes are inside this adapter (the stream list, the render thread's sleep). While
+ * nobody has asked for anything for idle_after_ms and no stream is open, the render thread
+ * takes no snapshots at all; the first request after that waits for one fresh render.
  *
  * Endpoints: GET /metrics, /api/results, /api/results.csv, /api/stream, /healthz,
  * /readyz, / and the dashboard's files; POST /api/election/open and /api/election/close.
@@ -118,6 +120,9 @@ typedef struct tally_http_opts {
 	unsigned stream_interval_ms;    /**< SSE events per client at most this often, default 200. */
 	unsigned heartbeat_ms;          /**< SSE comment line when idle this long, default 15000. */
 	unsigned max_region_series;     /**< Regions with their own metric series, default 500. */
+	unsigned idle_after_ms;         /**< No snapshots while nobody asked for a body this long
+	                                     and no stream is open, default 60000; the first
+	                                     request after that waits for a fresh render. */
 
 	const char *admin_token;        /**< NULL or "": admin endpoints answer 403. Copied. */
 	const char *build_version;      /**< tally_build_info{version}; default the project's. */

@@ -1096,3 +1096,31 @@ Test(http, parse_addr_and_options)
 	tally_core_destroy(core);
 	tally_registry_destroy(reg);
 }
+
+Test(http, idle_then_fresh, .timeout = 60)
+{
+	tally_http_opts_t o = {.idle_after_ms = 300};
+	tally_http_stats_t st0, st1;
+	env_t e;
+	resp_t r;
+	json_t *j;
+
+	env_start(&e, &o);
+	/* Nobody asks: after idle_after_ms the render thread takes no more snapshots. */
+	usleep(600000);
+	tally_http_get_stats(e.http, &st0);
+	count_votes(&e, 100, 0, 0);
+	usleep(300000);
+	tally_http_get_stats(e.http, &st1);
+	cr_assert_eq(st1.renders, st0.renders, "rendered while idle");
+	/* The first request wakes it and gets the fresh figures at once. */
+	r = http_get(&e, "/api/results");
+	cr_assert_eq(r.status, 200);
+	j = parse_json(&r);
+	cr_assert_eq(jint(j, "accepted"), 100);
+	json_decref(j);
+	resp_free(&r);
+	tally_http_get_stats(e.http, &st1);
+	cr_assert_gt(st1.renders, st0.renders);
+	env_stop(&e);
+}
