@@ -16,6 +16,7 @@ static const struct {
 	{"e2e", tally_bench_e2e, "tallyd counting votes_topic from Kafka into PostgreSQL, against a bare consumer"},
 	{"recover", tally_bench_recover, "tallyd's time from start to live after a SIGKILL"},
 	{"clean", tally_bench_clean, "drop the schema and topics of a run kept with --keep"},
+	{"http", tally_bench_http, "scrape latency at ~10k series, counting rate with and without serving"},
 };
 
 static void

@@ -1,0 +1,1126 @@
+/*
+ * The HTTP adapter (adapters/http/): a registry and a core made here, votes counted with
+ * tally_core_process(), the adapter started on a free loopback port, and every endpoint
+ * hit with libcurl; figures are checked exactly against a snapshot of the same core.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include <tally/atomic.h>
+#include <tally/core.h>
+#include <tally/http.h>
+#include <tally/snapshot.h>
+#include <tally/time.h>
+
+#include "fixture.h"
+
+#define NCAND 3
+#define NPARTY 2
+#define NREGION 4
+#define NVOTERS 1000
+
+/* ---- the election under test ------------------------------------------------------------ */
+
+typedef struct env {
+	tally_registry_t *reg;
+	tally_core_t *core;
+	tally_http_t *http;
+	char base[64];
+	uint64_t next_voter;
+	pthread_mutex_t admin_mu;
+	int ready;                       /* atomic */
+} env_t;
+
+static void
+test_log(void *arg, const char *line)
+{
+	(void)arg;
+	fprintf(stderr, "%s\n", line);
+}
+
+static bool
+ready_cb(void *arg, char *reason, size_t size)
+{
+	env_t *e = arg;
+
+	if (tally_load_acquire(&e->ready))
+		return true;
+	snprintf(reason, size, "checkpoint not restored");
+	return false;
+}
+
+static int
+admin_cb(void *arg, tally_http_action_t action, char *errstr, size_t size)
+{
+	env_t *e = arg;
+	int rc;
+
+	/* The app would hand this to its control thread; here one mutex serialises. */
+	pthread_mutex_lock(&e->admin_mu);
+	rc = action == TALLY_HTTP_ACTION_OPEN ? tally_core_election_open(e->core)
+	                                      : tally_core_election_close(e->core);
+	pthread_mutex_unlock(&e->admin_mu);
+	if (rc == TALLY_ESTATE)
+		snprintf(errstr, size, "the election is not %s",
+		         action == TALLY_HTTP_ACTION_OPEN ? "scheduled" : "open");
+	return rc;
+}
+
+static void
+metrics_cb(void *arg, tally_metrics_builder_t *b)
+{
+	static const char *const p0[] = {"partition", "0", NULL};
+	static const char *const p1[] = {"partition", "1", NULL};
+	static const char *const odd[] = {"note", "a\"b\\c\nd", NULL};
+
+	(void)arg;
+	tally_metrics_counter(b, "tally_test_dead_letters_total", "Dead letters \"sent\".", p0, 3);
+	tally_metrics_counter(b, "tally_test_dead_letters_total", "Dead letters \"sent\".", p1, 4);
+	tally_metrics_gauge(b, "tally_test_checkpoint_age_seconds", "Age of the last checkpoint.", NULL,
+	                    1.5);
+	tally_metrics_gauge(b, "tally_test_escaped", "Label escaping.", odd, 1);
+	/* Refused: a family's samples after another family, a counter without _total, a bad
+	 * name. */
+	tally_metrics_counter(b, "tally_test_dead_letters_total", "Dead letters \"sent\".", p0, 5);
+	tally_metrics_counter(b, "tally_test_bad", "x", NULL, 1);
+	tally_metrics_gauge(b, "9bad", "x", NULL, 1);
+}
+
+/* Count votes for voters [from, to): voter i votes for candidate i % NCAND, plus extras. */
+static void
+count_votes(env_t *e, uint64_t n, uint32_t dups, uint32_t unknown)
+{
+	uint32_t total = (uint32_t)n + dups + unknown;
+	tally_vote_t *v = calloc(total, sizeof(*v));
+	tally_batch_t batch;
+	uint32_t k = 0;
+
+	for (uint64_t i = 0; i < n; i++, k++)
+		fixture_vote(&v[k], e->next_voter + i, (uint32_t)((e->next_voter + i) % NCAND));
+	for (uint32_t i = 0; i < dups; i++, k++)
+		fixture_vote(&v[k], e->next_voter + i, 0);
+	for (uint32_t i = 0; i < unknown; i++, k++)
+		fixture_vote(&v[k], 5000000 + e->next_voter + i, 0);
+	e->next_voter += n;
+	tally_batch_init(&batch, v, total, 0);
+	tally_core_process(e->core, 0, &batch);
+	free(v);
+}
+
+static void
+env_start(env_t *e, tally_http_opts_t *o)
+{
+	tally_core_opts_t co = fixture_core_opts(1);
+	char err[256];
+
+	memset(e, 0, sizeof(*e));
+	pthread_mutex_init(&e->admin_mu, NULL);
+	e->reg = fixture_registry(NPARTY, NCAND, NREGION, NVOTERS, NVOTERS);
+	/* A region whose name needs escaping everywhere, with no voters. */
+	cr_assert_eq(tally_registry_add_region(e->reg, "Quote \"q\", back\\slash", NULL),
+	             TALLY_REFUSAL_NONE);
+	e->core = tally_core_new(e->reg, &co, err, sizeof(err));
+	cr_assert_not_null(e->core, "%s", err);
+	o->cb_arg = e;
+	o->log = test_log;
+	o->render_interval_ms = o->render_interval_ms ? o->render_interval_ms : 20;
+	e->http = tally_http_new(e->core, o, err, sizeof(err));
+	cr_assert_not_null(e->http, "%s", err);
+	cr_assert_eq(tally_http_start(e->http, err, sizeof(err)), 0, "%s", err);
+	cr_assert_neq(tally_http_port(e->http), 0);
+	snprintf(e->base, sizeof(e->base), "http://127.0.0.1:%u", (unsigned)tally_http_port(e->http));
+}
+
+static void
+env_stop(env_t *e)
+{
+	tally_http_destroy(e->http);
+	tally_core_destroy(e->core);
+	tally_registry_destroy(e->reg);
+	pthread_mutex_destroy(&e->admin_mu);
+}
+
+/* Wait until the adapter serves the core's current version. */
+static tally_snapshot_t *
+wait_rendered(env_t *e)
+{
+	tally_snapshot_t *snap = tally_snapshot_take(e->core);
+	double t0 = tally_mono_ns() / 1e9;
+	tally_http_stats_t st;
+
+	for (;;) {
+		tally_http_get_stats(e->http, &st);
+		if (st.version == snap->version)
+			return snap;
+		cr_assert_lt(tally_mono_ns() / 1e9 - t0, 10.0, "render never caught up");
+		usleep(5000);
+	}
+}
+
+/* ---- a small libcurl client ------------------------------------------------------------------ */
+
+typedef struct resp {
+	long status;
+	char *body;
+	size_t len;
+	char ctype[128];
+	char headers[4096];
+	CURLcode rc;
+} resp_t;
+
+static size_t
+on_body(char *p, size_t size, size_t n, void *arg)
+{
+	resp_t *r = arg;
+	char *nb = realloc(r->body, r->len + size * n + 1);
+
+	if (nb == NULL)
+		return 0;
+	r->body = nb;
+	memcpy(r->body + r->len, p, size * n);
+	r->len += size * n;
+	r->body[r->len] = '\0';
+	return size * n;
+}
+
+static size_t
+on_header(char *p, size_t size, size_t n, void *arg)
+{
+	resp_t *r = arg;
+	size_t used = strlen(r->headers);
+
+	if (used + size * n < sizeof(r->headers)) {
+		memcpy(r->headers + used, p, size * n);
+		r->headers[used + size * n] = '\0';
+	}
+	return size * n;
+}
+
+/* method NULL: GET. hdrs: NULL-terminated header lines. iface: a local source address. */
+static resp_t
+http_req(const env_t *e, const char *method, const char *path, const char *const *hdrs,
+         const char *body, const char *iface)
+{
+	resp_t r = {0};
+	CURL *c = curl_easy_init();
+	struct curl_slist *list = NULL;
+	char url[512];
+	char *ct = NULL;
+
+	snprintf(url, sizeof(url), "%s%s", e->base, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (method != NULL && strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	else if (method != NULL)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (body != NULL) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	if (iface != NULL)
+		curl_easy_setopt(c, CURLOPT_INTERFACE, iface);
+	for (size_t i = 0; hdrs != NULL && hdrs[i] != NULL; i++)
+		list = curl_slist_append(list, hdrs[i]);
+	if (list != NULL)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+	r.rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+	if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct != NULL)
+		snprintf(r.ctype, sizeof(r.ctype), "%s", ct);
+	curl_slist_free_all(list);
+	curl_easy_cleanup(c);
+	if (r.body == NULL)
+		r.body = calloc(1, 1);
+	return r;
+}
+
+static resp_t
+http_get(const env_t *e, const char *path)
+{
+	return http_req(e, NULL, path, NULL, NULL, NULL);
+}
+
+static void
+resp_free(resp_t *r)
+{
+	free(r->body);
+}
+
+static json_t *
+parse_json(const resp_t *r)
+{
+	json_error_t jerr;
+	json_t *j = json_loadb(r->body, r->len, 0, &jerr);
+
+	cr_assert_not_null(j, "bad JSON (%s): %.200s", jerr.text, r->body);
+	return j;
+}
+
+static json_int_t
+jint(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	cr_assert(json_is_integer(v), "\"%s\" is not an integer", key);
+	return json_integer_value(v);
+}
+
+static double
+jnum(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	cr_assert(json_is_number(v), "\"%s\" is not a number", key);
+	return json_number_value(v);
+}
+
+static const char *
+jstr(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	cr_assert(json_is_string(v), "\"%s\" is not a string", key);
+	return json_string_value(v);
+}
+
+/* ---- the tests ---------------------------------------------------------------------------------- */
+
+Test(http, results_json, .timeout = 60)
+{
+	tally_http_opts_t o = {0};
+	tally_snapshot_t *snap;
+	env_t e;
+	resp_t r;
+	json_t *j, *a;
+	char id[40], path[64];
+	int32_t leader;
+	uint64_t second = 0;
+
+	env_start(&e, &o);
+	/* Nothing counted yet: no leader. */
+	snap = wait_rendered(&e);
+	r = http_get(&e, "/api/results");
+	cr_assert_eq(r.status, 200);
+	j = parse_json(&r);
+	cr_assert(json_is_null(json_object_get(j, "leader")));
+	cr_assert_eq(jint(json_object_get(j, "margin"), "votes"), 0);
+	json_decref(j);
+	resp_free(&r);
+	tally_snapshot_destroy(snap);
+
+	count_votes(&e, 601, 7, 5);
+	snap = wait_rendered(&e);
+	r = http_get(&e, "/api/results");
+	cr_assert_eq(r.status, 200);
+	cr_assert(strstr(r.ctype, "application/json") != NULL, "%s", r.ctype);
+	j = parse_json(&r);
+	cr_assert_str_eq(jstr(json_object_get(j, "election"), "id"), "ge-2026");
+	cr_assert_str_eq(jstr(json_object_get(j, "election"), "status"), "open");
+	cr_assert_str_eq(jstr(json_object_get(j, "election"), "opens_at"), "2026-05-07T07:00:00Z");
+	cr_assert_str_eq(jstr(json_object_get(j, "election"), "closes_at"), "2026-05-07T22:00:00Z");
+	cr_assert_eq((uint64_t)jint(j, "version"), snap->version);
+	cr_assert_eq(strlen(jstr(j, "updated_at")), 24);
+	cr_assert_eq(jint(j, "accepted"), 601);
+	cr_assert_eq((uint64_t)jint(j, "accepted"), snap->accepted);
+	cr_assert_eq(jint(j, "read"), 613);
+	cr_assert_eq(jint(json_object_get(j, "rejected"), "duplicate"), 7);
+	cr_assert_eq(jint(json_object_get(j, "rejected"), "unknown_voter"), 5);
+	cr_assert_eq(jint(json_object_get(j, "rejected"), "malformed"), 0);
+	cr_assert_eq(json_object_size(json_object_get(j, "rejected")), TALLY_REASON__COUNT - 1);
+	cr_assert_eq(jint(j, "registered"), NVOTERS);
+	cr_assert_float_eq(jnum(j, "turnout"), 0.601, 1e-6);
+
+	a = json_object_get(j, "candidates");
+	cr_assert_eq(json_array_size(a), NCAND);
+	for (uint32_t c = 0; c < NCAND; c++) {
+		json_t *x = json_array_get(a, c);
+		tally_uuid_t cid = fixture_candidate_id(c);
+		char name[32], party[32];
+
+		snprintf(name, sizeof(name), "Candidate %u", c);
+		snprintf(party, sizeof(party), "Party %u", c % NPARTY);
+		cr_assert_str_eq(jstr(x, "candidate_id"), tally_uuid_format(&cid, id));
+		cr_assert_str_eq(jstr(x, "candidate_name"), name);
+		cr_assert_str_eq(jstr(x, "party_affiliation"), party);
+		cr_assert_str_eq(jstr(x, "photo_url"), "");
+		cr_assert_eq((uint64_t)jint(x, "total_votes"), snap->candidates[c]);
+		cr_assert_float_eq(jnum(x, "share"), (double)snap->candidates[c] / 601.0, 1e-6);
+	}
+	/* 601 voters round-robin: 201, 200, 200. */
+	cr_assert_eq(snap->candidates[0], 201);
+	a = json_object_get(j, "parties");
+	cr_assert_eq(json_array_size(a), NPARTY);
+	for (uint32_t p = 0; p < NPARTY; p++)
+		cr_assert_eq((uint64_t)jint(json_array_get(a, p), "total_votes"), snap->parties[p]);
+	a = json_object_get(j, "regions");
+	cr_assert_eq(json_array_size(a), NREGION + 1);
+	for (uint32_t r2 = 0; r2 < NREGION + 1; r2++) {
+		json_t *x = json_array_get(a, r2);
+
+		cr_assert_str_eq(jstr(x, "region"), tally_registry_region_name(e.reg, r2));
+		cr_assert_eq((uint64_t)jint(x, "count"), snap->regions[r2]);
+		cr_assert_eq((uint64_t)jint(x, "registered"), snap->region_registered[r2]);
+	}
+	cr_assert_str_eq(jstr(json_array_get(a, NREGION), "region"), "Quote \"q\", back\\slash");
+	leader = tally_snapshot_leader(snap);
+	cr_assert_eq(leader, 0);
+	for (uint32_t c = 1; c < NCAND; c++)
+		second = snap->candidates[c] > second ? snap->candidates[c] : second;
+	cr_assert_eq(jint(json_object_get(j, "leader"), "total_votes"), 201);
+	cr_assert_str_eq(jstr(json_object_get(j, "leader"), "candidate_name"), "Candidate 0");
+	cr_assert_eq((uint64_t)jint(json_object_get(j, "margin"), "votes"), 201 - second);
+	cr_assert_float_eq(jnum(json_object_get(j, "margin"), "share_points"),
+	                   100.0 * (double)(201 - second) / 601.0, 1e-6);
+	json_decref(j);
+	resp_free(&r);
+
+	/* ?since: 304 when nothing changed, 200 when older, 400 when not a number. */
+	snprintf(path, sizeof(path), "/api/results?since=%" PRIu64, snap->version);
+	r = http_get(&e, path);
+	cr_assert_eq(r.status, 304);
+	cr_assert_eq(r.len, 0);
+	resp_free(&r);
+	snprintf(path, sizeof(path), "/api/results?since=%" PRIu64, snap->version - 1);
+	r = http_get(&e, path);
+	cr_assert_eq(r.status, 200);
+	resp_free(&r);
+	r = http_get(&e, "/api/results?since=abc");
+	cr_assert_eq(r.status, 400);
+	cr_assert(strstr(r.body, "\"error\"") != NULL);
+	resp_free(&r);
+	/* ETag revalidation. */
+	{
+		char inm[64];
+		const char *hdrs[] = {inm, NULL};
+
+		snprintf(inm, sizeof(inm), "If-None-Match: \"v%" PRIu64 "\"", snap->version);
+		r = http_req(&e, NULL, "/api/results", hdrs, NULL, NULL);
+		cr_assert_eq(r.status, 304);
+		resp_free(&r);
+	}
+	tally_snapshot_destroy(snap);
+	env_stop(&e);
+}
+
+Test(http, results_csv, .timeout = 60)
+{
+	tally_http_opts_t o = {0};
+	tally_snapshot_t *snap;
+	env_t e;
+	resp_t r;
+	char line[256], id[40];
+	tally_uuid_t cid = fixture_candidate_id(1);
+
+	env_start(&e, &o);
+	count_votes(&e, 300, 0, 0);
+	snap = wait_rendered(&e);
+	r = http_get(&e, "/api/results.csv");
+	cr_assert_eq(r.status, 200);
+	cr_assert(strncmp(r.ctype, "text/csv", 8) == 0, "%s", r.ctype);
+	cr_assert(strncmp(r.body, "kind,id,name,party,votes,share,registered,turnout\r\n", 51) == 0);
+	snprintf(line, sizeof(line), "\r\ncandidate,%s,Candidate 1,Party 1,100,0.333333,,\r\n",
+	         tally_uuid_format(&cid, id));
+	cr_assert(strstr(r.body, line) != NULL, "no %s in %s", line, r.body);
+	cr_assert(strstr(r.body, "\r\nparty,,Party 0,Party 0,200,0.666667,,\r\n") != NULL, "%s", r.body);
+	snprintf(line, sizeof(line), "\r\nregion,,Region 2,,%" PRIu64 ",,%" PRIu64 ",",
+	         snap->regions[2], snap->region_registered[2]);
+	cr_assert(strstr(r.body, line) != NULL, "no %s", line);
+	cr_assert(strstr(r.body, "\r\nregion,,\"Quote \"\"q\"\", back\\slash\",,0,,0,0.000000\r\n") != NULL,
+	          "%s", r.body);
+	resp_free(&r);
+	tally_snapshot_destroy(snap);
+	env_stop(&e);
+}
+
+/* The value of the sample line that starts with prefix (name and labels, then a space). */
+static double
+sample(const char *body, const char *prefix)
+{
+	char pat[512];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\n%s ", prefix);
+	p = strstr(body, pat);
+	cr_assert_not_null(p, "no sample %s", prefix);
+	return strtod(p + strlen(pat), NULL);
+}
+
+static bool
+have_promtool(void)
+{
+	return system("command -v promtool >/dev/null 2>&1") == 0;
+}
+
+/* promtool check metrics on body: its output, and its exit status. */
+static int
+promtool_check(const char *body, size_t len, char *out, size_t out_size)
+{
+	char path[] = "/tmp/tally-test-metrics-XXXXXX", cmd[256];
+	int fd = mkstemp(path);
+	FILE *p;
+	size_t n = 0;
+	int status;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, body, len), (ssize_t)len);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", path);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	while (n + 1 < out_size && fgets(out + n, (int)(out_size - n), p) != NULL)
+		n += strlen(out + n);
+	out[n] = '\0';
+	status = pclose(p);
+	unlink(path);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(http, metrics, .timeout = 60)
+{
+	tally_http_opts_t o = {.metrics = metrics_cb, .max_region_series = 2};
+	tally_snapshot_t *snap;
+	env_t e;
+	resp_t r;
+	char label[256], id[40], out[4096];
+	uint64_t other_votes = 0, other_reg = 0;
+	static const char *const om_accept[] = {
+		"Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5", NULL};
+
+	env_start(&e, &o);
+	count_votes(&e, 500, 3, 2);
+	snap = wait_rendered(&e);
+
+	r = http_get(&e, "/metrics");
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.ctype, "text/plain; version=0.0.4; charset=utf-8");
+	cr_assert_eq(sample(r.body, "tally_votes_read_total"), 505);
+	cr_assert_eq(sample(r.body, "tally_votes_accepted_total"), 500);
+	cr_assert_eq(sample(r.body, "tally_votes_rejected_total{reason=\"duplicate\"}"), 3);
+	cr_assert_eq(sample(r.body, "tally_votes_rejected_total{reason=\"unknown_voter\"}"), 2);
+	cr_assert_eq(sample(r.body, "tally_votes_rejected_total{reason=\"too_late\"}"), 0);
+	for (uint32_t c = 0; c < NCAND; c++) {
+		tally_uuid_t cid = fixture_candidate_id(c);
+
+		snprintf(label, sizeof(label),
+		         "tally_candidate_votes_total{candidate_id=\"%s\",candidate=\"Candidate %u\","
+		         "party=\"Party %u\"}", tally_uuid_format(&cid, id), c, c % NPARTY);
+		cr_assert_eq(sample(r.body, label), (double)snap->candidates[c]);
+	}
+	cr_assert_eq(sample(r.body, "tally_party_votes_total{party=\"Party 0\"}"), (double)snap->parties[0]);
+	cr_assert_eq(sample(r.body, "tally_registered_voters"), NVOTERS);
+	cr_assert_float_eq(sample(r.body, "tally_turnout_ratio"), 0.5, 1e-9);
+	cr_assert_eq(sample(r.body, "tally_snapshot_version"), (double)snap->version);
+	cr_assert_eq(sample(r.body, "tally_election_status{status=\"open\"}"), 1);
+	cr_assert_eq(sample(r.body, "tally_election_status{status=\"closed\"}"), 0);
+	cr_assert(strstr(r.body, "\ntally_build_info{version=\"") != NULL);
+	/* Regions bounded to 2 series: the two with the most voters (ties by name), the rest in
+	 * region="other" (the escaped region has no voters, so it is folded in). */
+	{
+		uint32_t order[NREGION + 1], n = NREGION + 1;
+
+		for (uint32_t i = 0; i < n; i++)
+			order[i] = i;
+		for (uint32_t i = 0; i < n; i++)
+			for (uint32_t k = i + 1; k < n; k++) {
+				uint32_t a = order[i], b = order[k];
+				bool swap = snap->region_registered[b] > snap->region_registered[a] ||
+				            (snap->region_registered[b] == snap->region_registered[a] &&
+				             strcmp(tally_registry_region_name(e.reg, b),
+				                    tally_registry_region_name(e.reg, a)) < 0);
+
+				if (swap) {
+					order[i] = b;
+					order[k] = a;
+				}
+			}
+		for (uint32_t i = 0; i < n; i++) {
+			const char *name = tally_registry_region_name(e.reg, order[i]);
+
+			snprintf(label, sizeof(label), "tally_region_votes_total{region=\"%s\"}", name);
+			if (i < 2) {
+				cr_assert_eq(sample(r.body, label), (double)snap->regions[order[i]]);
+			} else {
+				char pat[300];
+
+				snprintf(pat, sizeof(pat), "{region=\"%s\"}", name);
+				cr_assert_null(strstr(r.body, pat), "%s has its own series", name);
+				other_votes += snap->regions[order[i]];
+				other_reg += snap->region_registered[order[i]];
+			}
+		}
+		cr_assert_eq(sample(r.body, "tally_region_votes_total{region=\"other\"}"), (double)other_votes);
+		cr_assert_eq(sample(r.body, "tally_region_registered_voters{region=\"other\"}"),
+		             (double)other_reg);
+	}
+	/* The app's metrics, with their HELP/TYPE once per family, escaped labels. */
+	cr_assert(strstr(r.body, "# HELP tally_test_dead_letters_total Dead letters \"sent\".\n"
+	                         "# TYPE tally_test_dead_letters_total counter\n"
+	                         "tally_test_dead_letters_total{partition=\"0\"} 3\n"
+	                         "tally_test_dead_letters_total{partition=\"1\"} 4\n") != NULL, "%s", r.body);
+	cr_assert_float_eq(sample(r.body, "tally_test_checkpoint_age_seconds"), 1.5, 1e-9);
+	cr_assert(strstr(r.body, "tally_test_escaped{note=\"a\\\"b\\\\c\\nd\"} 1\n") != NULL);
+	cr_assert_null(strstr(r.body, "tally_test_bad"));
+	cr_assert_null(strstr(r.body, "9bad"));
+	/* Every family has HELP and TYPE; no voter data. */
+	cr_assert_null(strstr(r.body, "voter1"));
+	if (have_promtool()) {
+		int rc = promtool_check(r.body, r.len, out, sizeof(out));
+
+		cr_assert_eq(rc, 0, "promtool: %s", out);
+		cr_assert_str_eq(out, "", "promtool printed: %s", out);
+	} else {
+		cr_log_warn("promtool not found: the text format is not linted (scripts/setup installs it)");
+	}
+	resp_free(&r);
+
+	/* OpenMetrics when asked for. */
+	r = http_req(&e, NULL, "/metrics", om_accept, NULL, NULL);
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.ctype, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+	cr_assert(r.len > 6 && strcmp(r.body + r.len - 6, "# EOF\n") == 0, "no # EOF at the end");
+	cr_assert_eq(strstr(r.body, "# EOF"), r.body + r.len - 6, "# EOF before the end");
+	cr_assert(strstr(r.body, "# TYPE tally_votes_read counter\n") != NULL);
+	cr_assert(strstr(r.body, "# HELP tally_votes_read ") != NULL);
+	cr_assert_eq(sample(r.body, "tally_votes_read_total"), 505);
+	cr_assert(strstr(r.body, "# TYPE tally_build info\n") != NULL);
+	cr_assert(strstr(r.body, "# TYPE tally_test_dead_letters counter\n") != NULL);
+	cr_assert(strstr(r.body, "# HELP tally_test_dead_letters Dead letters \\\"sent\\\".\n") != NULL);
+	cr_assert(strstr(r.body, "# TYPE tally_turnout_ratio gauge\n") != NULL);
+	/* Structure: every line is a comment of a known kind or a sample of the family last
+	 * declared; no counter family is declared with _total; no empty line. */
+	{
+		char family[128] = "";
+		char *save = NULL, *copy = strdup(r.body);
+
+		for (char *l = strtok_r(copy, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+			if (strncmp(l, "# TYPE ", 7) == 0) {
+				char *sp = strchr(l + 7, ' ');
+
+				cr_assert_not_null(sp);
+				snprintf(family, sizeof(family), "%.*s", (int)(sp - l - 7), l + 7);
+				if (strcmp(sp + 1, "counter") == 0)
+					cr_assert(strlen(family) < 6 || strcmp(family + strlen(family) - 6, "_total") != 0,
+					          "counter family %s ends in _total", family);
+			} else if (strncmp(l, "# HELP ", 7) == 0 || strcmp(l, "# EOF") == 0) {
+				continue;
+			} else {
+				cr_assert_neq(l[0], '#', "unknown comment %s", l);
+				cr_assert(strncmp(l, family, strlen(family)) == 0, "sample %s outside %s", l, family);
+			}
+		}
+		free(copy);
+	}
+	resp_free(&r);
+	tally_snapshot_destroy(snap);
+	env_stop(&e);
+}
+
+/* ---- SSE -------------------------------------------------------------------------------------------- */
+
+typedef struct sse {
+	const env_t *e;
+	pthread_mutex_t mu;
+	char *data;
+	size_t len;
+	int stop;                        /* under mu */
+	int status;
+	long http_status;
+	char ctype[128];
+} sse_t;
+
+static size_t
+sse_body(char *p, size_t size, size_t n, void *arg)
+{
+	sse_t *s = arg;
+	size_t ret = size * n;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->stop) {
+		ret = 0;
+	} else {
+		char *nb = realloc(s->data, s->len + size * n + 1);
+
+		if (nb != NULL) {
+			s->data = nb;
+			memcpy(s->data + s->len, p, size * n);
+			s->len += size * n;
+			s->data[s->len] = '\0';
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return ret;
+}
+
+static int
+sse_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+	sse_t *s = arg;
+	int stop;
+
+	(void)a, (void)b, (void)c, (void)d;
+	pthread_mutex_lock(&s->mu);
+	stop = s->stop;
+	pthread_mutex_unlock(&s->mu);
+	return stop;
+}
+
+static void *
+sse_thread(void *arg)
+{
+	sse_t *s = arg;
+	CURL *c = curl_easy_init();
+	char url[128];
+	char *ct = NULL;
+
+	snprintf(url, sizeof(url), "%s/api/stream", s->e->base);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sse_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, sse_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	s->status = (int)curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &s->http_status);
+	if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct != NULL)
+		snprintf(s->ctype, sizeof(s->ctype), "%s", ct);
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+/* Wait until the stream received the event of version v; @returns how many events so far. */
+static int
+sse_wait_version(sse_t *s, uint64_t v)
+{
+	char pat[64];
+	double t0 = tally_mono_ns() / 1e9;
+
+	snprintf(pat, sizeof(pat), "event: results\nid: %" PRIu64 "\ndata: {", v);
+	for (;;) {
+		int events = 0;
+		bool found;
+
+		pthread_mutex_lock(&s->mu);
+		found = s->data != NULL && strstr(s->data, pat) != NULL;
+		for (const char *p = s->data; p != NULL && (p = strstr(p, "event: results\n")) != NULL; p++)
+			events++;
+		pthread_mutex_unlock(&s->mu);
+		if (found)
+			return events;
+		cr_assert_lt(tally_mono_ns() / 1e9 - t0, 10.0, "no SSE event for version %" PRIu64, v);
+		usleep(10000);
+	}
+}
+
+Test(http, stream, .timeout = 60)
+{
+	tally_http_opts_t o = {.heartbeat_ms = 300, .max_stream_clients = 1};
+	tally_snapshot_t *snap;
+	tally_http_stats_t st;
+	pthread_t t;
+	sse_t s = {0};
+	env_t e;
+	resp_t r;
+	int events;
+
+	env_start(&e, &o);
+	count_votes(&e, 100, 0, 0);
+	snap = wait_rendered(&e);
+	s.e = &e;
+	pthread_mutex_init(&s.mu, NULL);
+	pthread_create(&t, NULL, sse_thread, &s);
+	/* The first event at once, with the current results. */
+	events = sse_wait_version(&s, snap->version);
+	cr_assert_eq(events, 1);
+	tally_snapshot_destroy(snap);
+
+	/* The stream limit is 1: a second client is refused while the first is on. */
+	r = http_get(&e, "/api/stream");
+	cr_assert_eq(r.status, 503);
+	cr_assert(strstr(r.body, "\"error\"") != NULL);
+	resp_free(&r);
+
+	/* More votes: a new event with the new version. */
+	count_votes(&e, 50, 0, 0);
+	snap = wait_rendered(&e);
+	events = sse_wait_version(&s, snap->version);
+	cr_assert_geq(events, 2);
+	pthread_mutex_lock(&s.mu);
+	cr_assert(strstr(s.data, "\"accepted\":150,") != NULL);
+	pthread_mutex_unlock(&s.mu);
+	tally_snapshot_destroy(snap);
+
+	/* Idle: heartbeats, and no event repeated while nothing changes. */
+	usleep(800000);
+	pthread_mutex_lock(&s.mu);
+	cr_assert(strstr(s.data, ": keepalive\n\n") != NULL);
+	pthread_mutex_unlock(&s.mu);
+	snap = tally_snapshot_take(e.core);
+	cr_assert_eq(sse_wait_version(&s, snap->version), events);
+	tally_snapshot_destroy(snap);
+	tally_http_get_stats(e.http, &st);
+	cr_assert_eq(st.stream_clients, 1);
+
+	pthread_mutex_lock(&s.mu);
+	s.stop = 1;
+	pthread_mutex_unlock(&s.mu);
+	pthread_join(t, NULL);
+	cr_assert_eq(s.http_status, 200);
+	cr_assert(strncmp(s.ctype, "text/event-stream", 17) == 0, "%s", s.ctype);
+	free(s.data);
+	pthread_mutex_destroy(&s.mu);
+
+	/* A client on at stop time is ended cleanly by tally_http_stop(). */
+	memset(&s, 0, sizeof(s));
+	s.e = &e;
+	pthread_mutex_init(&s.mu, NULL);
+	{
+		double t0 = tally_mono_ns() / 1e9;
+
+		/* The server frees the first client's slot once it noticed the disconnect. */
+		do {
+			tally_http_get_stats(e.http, &st);
+			cr_assert_lt(tally_mono_ns() / 1e9 - t0, 10.0);
+			usleep(10000);
+		} while (st.stream_clients != 0);
+	}
+	pthread_create(&t, NULL, sse_thread, &s);
+	snap = tally_snapshot_take(e.core);
+	sse_wait_version(&s, snap->version);
+	tally_snapshot_destroy(snap);
+	tally_http_stop(e.http);
+	pthread_join(t, NULL);
+	cr_assert_eq(s.status, CURLE_OK, "the stream did not end cleanly: %d", s.status);
+	free(s.data);
+	pthread_mutex_destroy(&s.mu);
+	env_stop(&e);
+}
+
+/* ---- admin, probes, routing, dashboard ---------------------------------------------------------- */
+
+Test(http, admin, .timeout = 60)
+{
+	tally_http_opts_t o = {.admin = admin_cb, .admin_token = "s3cret-token"};
+	static const char *const good[] = {"Authorization: Bearer s3cret-token", NULL};
+	static const char *const bad[] = {"Authorization: Bearer s3cret-tokem", NULL};
+	static const char *const longer[] = {"Authorization: Bearer s3cret-token2", NULL};
+	env_t e;
+	resp_t r;
+	json_t *j;
+
+	env_start(&e, &o);
+	r = http_req(&e, "POST", "/api/election/close", NULL, "", NULL);
+	cr_assert_eq(r.status, 401);
+	cr_assert(strstr(r.body, "{\"error\":") == r.body);
+	cr_assert(strstr(r.headers, "WWW-Authenticate: Bearer") != NULL);
+	resp_free(&r);
+	r = http_req(&e, "POST", "/api/election/close", bad, "", NULL);
+	cr_assert_eq(r.status, 401);
+	resp_free(&r);
+	r = http_req(&e, "POST", "/api/election/close", longer, "", NULL);
+	cr_assert_eq(r.status, 401);
+	resp_free(&r);
+
+	r = http_req(&e, "POST", "/api/election/close", good, "", NULL);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	j = parse_json(&r);
+	cr_assert_str_eq(jstr(json_object_get(j, "election"), "status"), "closed");
+	json_decref(j);
+	resp_free(&r);
+	r = http_req(&e, "POST", "/api/election/close", good, "", NULL);
+	cr_assert_eq(r.status, 409);
+	cr_assert(strstr(r.body, "not open") != NULL, "%s", r.body);
+	resp_free(&r);
+	r = http_req(&e, "POST", "/api/election/open", good, "", NULL);
+	cr_assert_eq(r.status, 409);
+	resp_free(&r);
+	/* The new status is served by the other endpoints too. */
+	tally_snapshot_destroy(wait_rendered(&e));
+	r = http_get(&e, "/api/results");
+	j = parse_json(&r);
+	cr_assert_str_eq(jstr(json_object_get(j, "election"), "status"), "closed");
+	json_decref(j);
+	resp_free(&r);
+
+	/* Wrong methods. */
+	r = http_get(&e, "/api/election/open");
+	cr_assert_eq(r.status, 405);
+	cr_assert(strstr(r.headers, "Allow: POST") != NULL, "%s", r.headers);
+	resp_free(&r);
+	r = http_req(&e, "POST", "/metrics", NULL, "x", NULL);
+	cr_assert_eq(r.status, 405);
+	cr_assert(strstr(r.headers, "Allow: GET, HEAD") != NULL, "%s", r.headers);
+	cr_assert(strstr(r.body, "{\"error\":") == r.body);
+	resp_free(&r);
+	env_stop(&e);
+
+	/* No token configured: admin is off (403), whatever is sent. */
+	memset(&o, 0, sizeof(o));
+	o.admin = admin_cb;
+	env_start(&e, &o);
+	r = http_req(&e, "POST", "/api/election/close", good, "", NULL);
+	cr_assert_eq(r.status, 403);
+	cr_assert(strstr(r.body, "disabled") != NULL);
+	resp_free(&r);
+	env_stop(&e);
+}
+
+Test(http, probes_and_routing, .timeout = 60)
+{
+	tally_http_opts_t o = {.ready = ready_cb};
+	static const char *const inm_hdr[] = {NULL, NULL};
+	env_t e;
+	resp_t r;
+	char inm[128];
+	const char *etag;
+
+	env_start(&e, &o);
+	r = http_get(&e, "/healthz");
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.body, "{\"status\":\"ok\"}\n");
+	resp_free(&r);
+	r = http_get(&e, "/readyz");
+	cr_assert_eq(r.status, 503);
+	cr_assert(strstr(r.body, "checkpoint not restored") != NULL, "%s", r.body);
+	resp_free(&r);
+	tally_store_release(&e.ready, 1);
+	r = http_get(&e, "/readyz");
+	cr_assert_eq(r.status, 200);
+	resp_free(&r);
+
+	r = http_get(&e, "/nope");
+	cr_assert_eq(r.status, 404);
+	cr_assert_str_eq(r.body, "{\"error\":\"not found\"}\n");
+	cr_assert(strstr(r.ctype, "application/json") != NULL);
+	resp_free(&r);
+	r = http_get(&e, "/api/results/../../etc/passwd");
+	cr_assert_eq(r.status, 404);
+	resp_free(&r);
+	r = http_req(&e, "DELETE", "/api/results", NULL, NULL, NULL);
+	cr_assert_eq(r.status, 405);
+	resp_free(&r);
+	r = http_req(&e, "HEAD", "/metrics", NULL, NULL, NULL);
+	cr_assert_eq(r.rc, CURLE_OK, "%s", curl_easy_strerror(r.rc));
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(r.len, 0);
+	resp_free(&r);
+
+	/* The dashboard: embedded index.html at / and by name, revalidated by ETag. */
+	r = http_get(&e, "/");
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.ctype, "text/html; charset=utf-8");
+	cr_assert(strstr(r.body, "<html") != NULL);
+	cr_assert(strstr(r.headers, "Cache-Control: no-cache") != NULL, "%s", r.headers);
+	etag = strstr(r.headers, "ETag: ");
+	cr_assert_not_null(etag);
+	snprintf(inm, sizeof(inm), "If-None-Match: %.*s", (int)strcspn(etag + 6, "\r\n"), etag + 6);
+	resp_free(&r);
+	{
+		const char *hdrs[] = {inm, inm_hdr[1]};
+
+		r = http_req(&e, NULL, "/index.html", hdrs, NULL, NULL);
+		cr_assert_eq(r.status, 304);
+		resp_free(&r);
+	}
+	r = http_get(&e, "/index.html");
+	cr_assert_eq(r.status, 200);
+	resp_free(&r);
+	env_stop(&e);
+}
+
+/* ---- limits ----------------------------------------------------------------------------------------- */
+
+static int
+tcp_connect(uint16_t port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect: %s", strerror(errno));
+	return fd;
+}
+
+/* true when the server closed fd (EOF or reset) within ms. */
+static bool
+closed_within(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char c;
+
+	if (poll(&p, 1, ms) <= 0)
+		return false;
+	return recv(fd, &c, 1, MSG_DONTWAIT) <= 0;
+}
+
+Test(http, limits, .timeout = 90)
+{
+	tally_http_opts_t o = {.max_connections_per_ip = 4, .connection_timeout_s = 2, .threads = 1};
+	char big[20000];
+	int fds[10], refused = 0, open_left = 0;
+	env_t e;
+	resp_t r;
+
+	env_start(&e, &o);
+	/* An announced oversize body: 413 before it is sent. */
+	{
+		char *body = malloc(100000);
+
+		memset(body, 'x', 99999);
+		body[99999] = '\0';
+		r = http_req(&e, "POST", "/api/election/open", NULL, body, NULL);
+		cr_assert(r.status == 413 || r.rc != CURLE_OK, "status %ld", r.status);
+		resp_free(&r);
+		free(body);
+	}
+	/* A header block over the limit: refused (431) or closed. */
+	memset(big, 'a', sizeof(big) - 1);
+	memcpy(big, "X-Big: ", 7);
+	big[sizeof(big) - 1] = '\0';
+	{
+		const char *hdrs[] = {big, NULL};
+
+		r = http_req(&e, NULL, "/healthz", hdrs, NULL, NULL);
+		cr_assert(r.status == 431 || r.status == 413 || r.status == 414 || r.rc != CURLE_OK,
+		          "status %ld", r.status);
+		resp_free(&r);
+	}
+
+	/* Ten idle connections from 127.0.0.1: beyond 4 they are closed at once. */
+	for (int i = 0; i < 10; i++)
+		fds[i] = tcp_connect(tally_http_port(e.http));
+	for (int i = 0; i < 10; i++)
+		refused += closed_within(fds[i], 300);
+	cr_assert_geq(refused, 6, "only %d of 10 idle connections refused", refused);
+	/* A normal client from another address is served meanwhile. */
+	r = http_req(&e, NULL, "/healthz", NULL, NULL, "127.0.0.2");
+	cr_assert_eq(r.rc, CURLE_OK, "%s", curl_easy_strerror(r.rc));
+	cr_assert_eq(r.status, 200);
+	resp_free(&r);
+	/* And the idle ones time out (2 s). */
+	for (int i = 0; i < 10; i++)
+		open_left += !closed_within(fds[i], 4000);
+	cr_assert_eq(open_left, 0, "%d idle connections not timed out", open_left);
+	for (int i = 0; i < 10; i++)
+		close(fds[i]);
+	/* A slow client sending a header a byte at a time is cut off by the timeout too. */
+	{
+		int fd = tcp_connect(tally_http_port(e.http));
+		const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+		bool cut = false;
+		double t0 = tally_mono_ns() / 1e9;
+
+		for (size_t i = 0; i < strlen(req) && !cut; i++) {
+			if (send(fd, req + i, 1, MSG_NOSIGNAL) != 1)
+				cut = true;
+			else
+				cut = closed_within(fd, 1000);
+		}
+		if (!cut)
+			cut = closed_within(fd, 4000);
+		cr_assert(cut, "a slow client was not cut off");
+		cr_assert_lt(tally_mono_ns() / 1e9 - t0, 40.0);
+		close(fd);
+	}
+	r = http_get(&e, "/healthz");
+	cr_assert_eq(r.status, 200);
+	resp_free(&r);
+	env_stop(&e);
+}
+
+Test(http, parse_addr_and_options)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char err[256];
+	tally_http_opts_t o = {0};
+	tally_core_opts_t co = fixture_core_opts(1);
+	tally_registry_t *reg = fixture_registry(1, 1, 1, 1, 16);
+	tally_core_t *core = tally_core_new(reg, &co, err, sizeof(err));
+	tally_http_t *h, *h2;
+
+	cr_assert_eq(tally_http_parse_addr("127.0.0.1:8080", &ss, &len, err, sizeof(err)), 0);
+	cr_assert_eq(ntohs(((struct sockaddr_in *)&ss)->sin_port), 8080);
+	cr_assert_eq(tally_http_parse_addr("[::1]:0", &ss, &len, err, sizeof(err)), 0);
+	cr_assert_eq(ss.ss_family, AF_INET6);
+	cr_assert_eq(tally_http_parse_addr("localhost:1", &ss, &len, err, sizeof(err)), 0);
+	cr_assert_eq(tally_http_parse_addr(":9", &ss, &len, err, sizeof(err)), 0);
+	cr_assert_eq(ss.ss_family, AF_INET);
+	cr_assert_eq(tally_http_parse_addr("127.0.0.1", &ss, &len, err, sizeof(err)), TALLY_EINVAL);
+	cr_assert(strstr(err, "\"127.0.0.1\"") != NULL, "%s", err);
+	cr_assert_eq(tally_http_parse_addr("example.com:80", &ss, &len, err, sizeof(err)), TALLY_EINVAL);
+	cr_assert_eq(tally_http_parse_addr("1.2.3.4:65536", &ss, &len, err, sizeof(err)), TALLY_EINVAL);
+
+	/* The parsed address is used as given; a port in use fails with the reason. */
+	cr_assert_eq(tally_http_parse_addr("127.0.0.1:0", &ss, &len, err, sizeof(err)), 0);
+	o.addr = (struct sockaddr *)&ss;
+	o.addrlen = len;
+	h = tally_http_new(core, &o, err, sizeof(err));
+	cr_assert_not_null(h, "%s", err);
+	cr_assert_eq(tally_http_port(h), 0);
+	cr_assert_eq(tally_http_start(h, err, sizeof(err)), 0, "%s", err);
+	memset(&o, 0, sizeof(o));
+	o.port = tally_http_port(h);
+	h2 = tally_http_new(core, &o, err, sizeof(err));
+	cr_assert_not_null(h2);
+	cr_assert_eq(tally_http_start(h2, err, sizeof(err)), TALLY_EIO);
+	cr_assert(strstr(err, "could not listen on \"127.0.0.1:") != NULL, "%s", err);
+	tally_http_destroy(h2);
+	tally_http_stop(h);
+	tally_http_stop(h);
+	tally_http_destroy(h);
+	tally_http_destroy(NULL);
+	o.threads = 1000;
+	cr_assert_null(tally_http_new(core, &o, err, sizeof(err)));
+	tally_core_destroy(core);
+	tally_registry_destroy(reg);
+}
+
+Test(http, idle_then_fresh, .timeout = 60)
+{
+	tally_http_opts_t o = {.idle_after_ms = 300};
+	tally_http_stats_t st0, st1;
+	env_t e;
+	resp_t r;
+	json_t *j;
+
+	env_start(&e, &o);
+	/* Nobody asks: after idle_after_ms the render thread takes no more snapshots. */
+	usleep(600000);
+	tally_http_get_stats(e.http, &st0);
+	count_votes(&e, 100, 0, 0);
+	usleep(300000);
+	tally_http_get_stats(e.http, &st1);
+	cr_assert_eq(st1.renders, st0.renders, "rendered while idle");
+	/* The first request wakes it and gets the fresh figures at once. */
+	r = http_get(&e, "/api/results");
+	cr_assert_eq(r.status, 200);
+	j = parse_json(&r);
+	cr_assert_eq(jint(j, "accepted"), 100);
+	json_decref(j);
+	resp_free(&r);
+	tally_http_get_stats(e.http, &st1);
+	cr_assert_gt(st1.renders, st0.renders);
+	env_stop(&e);
+}
