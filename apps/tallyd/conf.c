@@ -71,6 +71,13 @@ const tally_opt_t tallyd_opts[] = {
 	{"live-view", TALLY_OPT_FLAG, NULL, 0, 0,
 	 "draw the count live on stdout (a progress line every 2 s off a terminal) and print the "
 	 "results tables at the end", OFF(live_view), NULL},
+	{"http", TALLY_OPT_STRING, NULL, 0, 0,
+	 "serve /metrics, /api/results, /api/stream and the dashboard on ADDR:PORT (or PORT on "
+	 "127.0.0.1); off unless given", OFF(http), "ADDR:PORT"},
+	{"admin-token", TALLY_OPT_STRING, NULL, 0, 0,
+	 "bearer token for POST /api/election/open|close (better in the config file or "
+	 "TALLY_ADMIN_TOKEN, out of ps' sight); admin actions are off without one",
+	 OFF(admin_token), "TOKEN"},
 	{"workers", TALLY_OPT_UINT, "0", 0, 256, "counting threads (0: one per CPU)", OFF(workers),
 	 "N"},
 	{"producers", TALLY_OPT_UINT, "2", 1, 64,

@@ -44,6 +44,8 @@ typedef struct tallyd_conf {
 	uint64_t exit_idle_ms;
 	bool no_open;
 	bool live_view;
+	char *http;                      /* ADDR:PORT to serve HTTP on; NULL: off */
+	char *admin_token;               /* bearer token of the admin endpoints; NULL: off */
 
 	/* The run. */
 	uint64_t workers;

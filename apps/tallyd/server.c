@@ -53,11 +53,13 @@
 #include "registrar.h"
 #include "server.h"
 #include "view.h"
+#include "web.h"
 
 #define SLOT_VOTES 512u          /* votes per batch */
 #define NSLOTS 512u              /* batches in flight or filling, in all */
 #define POLL_BATCH 1024          /* messages per consume call */
 #define STATS_INTERVAL_NS 5000000000ull
+#define LAG_PARTITIONS 1024      /* partitions with a lag metric */
 
 /* ---- logging ------------------------------------------------------------------------ */
 
@@ -111,6 +113,7 @@ typedef struct part {
 	bool assigned;
 	bool eof;
 	int64_t next_offset;     /* harvested up to here (exclusive); -1: nothing known */
+	int64_t read_offset;     /* polled up to here (exclusive); -1: nothing read yet */
 	slot_t *fill;            /* being filled, not yet submitted */
 	slot_t *head, *tail;     /* submitted, in order */
 } part_t;
@@ -170,7 +173,17 @@ typedef struct server {
 	uint64_t checkpointed_votes;
 	int pg_down;
 	uint64_t pg_down_since;          /* mono ns of the first failure in a row, 0 when up */
-	uint64_t start_ns;               /* when tallyd_serve began */
+	uint64_t start_ns;
+
+	/* For the HTTP surfaces (read by its threads: atomics only). */
+	int ready;                       /* partitions assigned at least once */
+	uint64_t pending_votes;          /* accepted votes not yet checkpointed */
+	int nlag;                        /* partitions with a lag figure */
+	int64_t lag[LAG_PARTITIONS];     /* per partition: high watermark - next to read */
+	int admin_req;                   /* 0, or 1 + tally_http_action_t, set by an HTTP thread */
+	int admin_rc;
+	char admin_err[256];
+	sem_t admin_done;               /* when tallyd_serve began */
 } server_t;
 
 /* ---- slots ------------------------------------------------------------------------------ */
@@ -207,7 +220,7 @@ parts_fit(server_t *s, int n)
 	if ((p = realloc(s->parts, (size_t)n * sizeof(*p))) == NULL)
 		return TALLY_ENOMEM;
 	for (int i = s->nparts; i < n; i++)
-		p[i] = (part_t){.next_offset = -1};
+		p[i] = (part_t){.next_offset = -1, .read_offset = -1};
 	s->parts = p;
 	s->nparts = n;
 	return 0;
@@ -385,6 +398,7 @@ ingest(server_t *s, rd_kafka_message_t *m)
 			sched_yield();
 	}
 	tally_decode_vote(NULL, m->payload, m->len, &sl->votes[sl->n], NULL);
+	p->read_offset = m->offset + 1;
 	sl->msgs[sl->n++] = m;
 	tally_add_relaxed(&s->read, 1);
 	if (sl->n == SLOT_VOTES)
@@ -951,6 +965,149 @@ caught_up(server_t *s)
 	return any;
 }
 
+/* Each assigned partition's lag, from the watermarks librdkafka last saw (no request). */
+static void
+update_lag(server_t *s)
+{
+	int n = s->nparts < LAG_PARTITIONS ? s->nparts : LAG_PARTITIONS;
+
+	for (int i = 0; i < n; i++) {
+		part_t *p = &s->parts[i];
+		int64_t lo, hi, lag = -1;
+
+		if (p->assigned &&
+		    rd_kafka_get_watermark_offsets(s->rk, s->votes_topic, i, &lo, &hi) ==
+		        RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0) {
+			int64_t at = p->read_offset >= 0 ? p->read_offset
+			             : p->next_offset >= 0 ? p->next_offset : lo;
+
+			lag = hi > at ? hi - at : 0;
+		}
+		tally_store_relaxed(&s->lag[i], lag);
+	}
+	tally_store_release(&s->nlag, n);
+}
+
+/* An admin action asked for over HTTP, done on this (the ingest) thread. */
+static void
+admin_action(server_t *s, int req)
+{
+	bool open = req - 1 == TALLY_HTTP_ACTION_OPEN;
+	tally_election_t el;
+	char err[256] = "";
+	PGconn *c;
+	int rc;
+
+	settle(s);      /* everything read so far is counted before the polls close */
+	rc = open ? tally_core_election_open(s->core) : tally_core_election_close(s->core);
+	tally_core_election(s->core, &el);
+	if (rc != 0) {
+		snprintf(s->admin_err, sizeof(s->admin_err), "the election is %s",
+		         tally_election_status_name(el.status));
+	} else {
+		tallyd_log("election \"%s\" %s over http", s->conf->election_id,
+		           open ? "opened" : "closed");
+		/* The state (and so the status) is in the next checkpoint; the elections row says
+		 * it too, for people reading the table. */
+		if ((c = pg_open(s, 2000, err, sizeof(err))) == NULL ||
+		    tally_pg_election_set_status(c, s->conf->election_id, el.status, err,
+		                                 sizeof(err)) != 0)
+			tallyd_log("could not record the election's status in postgres (the next "
+			           "checkpoint has it): %s", err);
+		if (c != NULL)
+			PQfinish(c);
+	}
+	s->admin_rc = rc;
+	tally_store_release(&s->admin_req, 0);
+	sem_post(&s->admin_done);
+}
+
+static bool
+web_ready(void *arg, char *reason, size_t size)
+{
+	server_t *s = arg;
+
+	if (tally_load_acquire(&s->ready))
+		return true;
+	snprintf(reason, size, "registry loaded and checkpoint restored; waiting for partitions");
+	return false;
+}
+
+static int
+web_admin(void *arg, tally_http_action_t action, char *errstr, size_t errstr_size)
+{
+	server_t *s = arg;
+	struct timespec ts;
+	int expected = 0;
+
+	if (!__atomic_compare_exchange_n(&s->admin_req, &expected, 1 + (int)action, false,
+	                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		snprintf(errstr, errstr_size, "another admin action is in progress");
+		return TALLY_EAGAIN;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	while (sem_timedwait(&s->admin_done, &ts) != 0)
+		if (errno != EINTR) {
+			snprintf(errstr, errstr_size, "the server did not act within 10 s");
+			return TALLY_ETIMEDOUT;
+		}
+	if (s->admin_rc != 0)
+		snprintf(errstr, errstr_size, "%s", s->admin_err);
+	return s->admin_rc;
+}
+
+static void
+web_metrics(void *arg, tally_metrics_builder_t *b)
+{
+	server_t *s = arg;
+	uint64_t last = tally_load_relaxed(&s->last_checkpoint_ns);
+	int n = tally_load_acquire(&s->nlag);
+	int64_t lat = tally_kafka_producer_latency_us(s->producer);
+
+	tally_metrics_counter(b, "tally_dead_letters_total",
+	                      "Rejected votes produced to the dead-letter topic.", NULL,
+	                      (double)tally_load_relaxed(&s->dead_letters));
+	tally_metrics_counter(b, "tally_dead_letter_failures_total",
+	                      "Rejected votes Kafka refused as dead letters (logged).", NULL,
+	                      (double)tally_load_relaxed(&s->dead_letter_failed));
+	tally_metrics_counter(b, "tally_checkpoints_total", "Checkpoints written to PostgreSQL.",
+	                      NULL, (double)tally_load_relaxed(&s->checkpoints));
+	tally_metrics_counter(b, "tally_checkpoint_failures_total",
+	                      "Checkpoint attempts that failed (retried).", NULL,
+	                      (double)tally_load_relaxed(&s->checkpoint_failures));
+	tally_metrics_counter(b, "tally_checkpointed_votes_total",
+	                      "Accepted votes stored by checkpoints since start.", NULL,
+	                      (double)tally_load_relaxed(&s->checkpointed_votes));
+	tally_metrics_gauge(b, "tally_checkpoint_age_seconds",
+	                    "Time since the last checkpoint committed (since start if none).", NULL,
+	                    (double)(tally_mono_ns() - (last ? last : s->start_ns)) / 1e9);
+	tally_metrics_gauge(b, "tally_checkpoint_duration_seconds",
+	                    "Time from the cut to the commit of the last checkpoint.", NULL,
+	                    (double)tally_load_relaxed(&s->last_checkpoint_ms) / 1e3);
+	tally_metrics_gauge(b, "tally_votes_pending_checkpoint",
+	                    "Accepted votes held in memory until a checkpoint stores them.", NULL,
+	                    (double)tally_load_relaxed(&s->pending_votes));
+	tally_metrics_gauge(b, "tally_postgres_up",
+	                    "1 when the last checkpoint attempt reached PostgreSQL.", NULL,
+	                    tally_load_relaxed(&s->pg_down) ? 0.0 : 1.0);
+	tally_metrics_gauge(b, "tally_results_publish_latency_seconds",
+	                    "Produce-to-acknowledgement time of the last results or dead-letter "
+	                    "message.", NULL, lat > 0 ? (double)lat / 1e6 : 0.0);
+	for (int i = 0; i < n; i++) {
+		int64_t lag = tally_load_relaxed(&s->lag[i]);
+		char part[16];
+		const char *labels[] = {"partition", part, NULL};
+
+		if (lag < 0)
+			continue;
+		snprintf(part, sizeof(part), "%d", i);
+		tally_metrics_gauge(b, "tally_consumer_lag_messages",
+		                    "Messages of votes_topic not yet read, per partition.", labels,
+		                    (double)lag);
+	}
+}
+
 static void
 draw(server_t *s, tallyd_view_t *view, bool final)
 {
@@ -974,7 +1131,7 @@ serve_loop(server_t *s)
 	uint64_t ckpt_every = conf->checkpoint_interval_ms * 1000000ull;
 	uint64_t results_every = conf->results_interval_ms * 1000000ull;
 	uint64_t now = tally_mono_ns(), next_ckpt = now + ckpt_every, next_results = now;
-	uint64_t next_stats = now + STATS_INTERVAL_NS, idle_since = 0;
+	uint64_t next_stats = now + STATS_INTERVAL_NS, idle_since = 0, next_lag = now;
 	bool live = false, first_results = true, was_caught_up = false;
 	tallyd_view_t view;
 
@@ -1003,8 +1160,16 @@ serve_loop(server_t *s)
 		if (got < POLL_BATCH)
 			submit_all(s);
 		harvest(s);
+		{
+			int req = tally_load_acquire(&s->admin_req);
+
+			if (req != 0)
+				admin_action(s, req);
+		}
+		tally_store_relaxed(&s->pending_votes, s->pending.n);
 		if (!live && s->generation > 0) {
 			live = true;
+			tally_store_release(&s->ready, 1);
 			tallyd_log("live %.3f s after start", (double)(tally_mono_ns() - s->start_ns) / 1e9);
 		}
 		now = tally_mono_ns();
@@ -1023,6 +1188,10 @@ serve_loop(server_t *s)
 			next_results = now + results_every;
 			if (conf->live_view)
 				draw(s, &view, false);
+		}
+		if (now >= next_lag) {
+			update_lag(s);
+			next_lag = now + 1000000000ull;
 		}
 		if (now >= next_stats && !(conf->live_view && view.tty)) {
 			stats_line(s, "counting");
@@ -1085,6 +1254,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	struct sigaction sa;
 	char err[1024], host[64] = "localhost";
 	tallyd_registrar_t *registrar = NULL;
+	tally_http_t *web = NULL;
 	int rc = TALLYD_EXIT_FAILURE;
 	size_t npg = 0;
 
@@ -1151,6 +1321,16 @@ tallyd_serve(const tallyd_conf_t *conf)
 		tallyd_log("%s", err);
 		goto out;
 	}
+	sem_init(&s->admin_done, 0, 0);
+	if (conf->http != NULL) {
+		tally_http_opts_t cbs = {.ready = web_ready, .admin = web_admin,
+		                         .metrics = web_metrics, .cb_arg = s};
+
+		if ((web = tallyd_web_start(conf, s->core, &cbs, err, sizeof(err))) == NULL) {
+			tallyd_log("--http %s: %s", conf->http, err);
+			goto out;
+		}
+	}
 	if (tally_core_start(s->core) != 0)
 		goto out;
 	sem_init(&s->ckpt_go, 0, 0);
@@ -1177,6 +1357,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	pthread_join(s->ckpt_thread, NULL);
 	sem_destroy(&s->ckpt_go);
 out:
+	tallyd_web_stop(web);
 	tallyd_registrar_stop(registrar);
 	if (s->core != NULL)
 		tally_core_stop(s->core);

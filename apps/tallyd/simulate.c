@@ -37,17 +37,21 @@
 
 #include "simulate.h"
 #include "view.h"
+#include "web.h"
 
 #define BATCH_VOTES 256u
 #define MAX_MISMATCH_LINES 50u
 
 static int stop_requested;
+static int signalled;            /* SIGINT or SIGTERM came (stop_requested also stops the
+                                    producers at the end of a run) */
 
 static void
 on_sigint(int sig)
 {
 	(void)sig;
 	tally_store_relaxed(&stop_requested, 1);
+	tally_store_relaxed(&signalled, 1);
 }
 
 static bool
@@ -512,7 +516,8 @@ tallyd_simulate(const tallyd_conf_t *conf)
 	tally_core_opts_t copts;
 	tally_snapshot_t *live = NULL, *final = NULL;
 	tally_gen_truth_t *truth = NULL;
-	struct sigaction sa, old_sa;
+	struct sigaction sa, old_sa, old_term;
+	tally_http_t *web = NULL;
 	checker_t ck = {0, 0};
 	tallyd_view_t view;
 	char err[256];
@@ -532,11 +537,13 @@ tallyd_simulate(const tallyd_conf_t *conf)
 	}
 
 	tally_store_relaxed(&stop_requested, 0);
+	tally_store_relaxed(&signalled, 0);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigint;
 	sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old_sa);
+	sigaction(SIGTERM, &sa, &old_term);
 
 	memset(&ropts, 0, sizeof(ropts));
 	ropts.expected_voters = gopts.voters;
@@ -564,6 +571,15 @@ tallyd_simulate(const tallyd_conf_t *conf)
 	if (sim.core == NULL) {
 		fprintf(stderr, "tallyd: could not create the core: %s\n", err);
 		goto out;
+	}
+	if (conf->http != NULL) {
+		tally_http_opts_t cbs = {0};   /* always ready; no admin actions in a simulation */
+
+		if ((web = tallyd_web_start(conf, sim.core, &cbs, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "tallyd: --http %s: %s\n", conf->http, err);
+			rc = TALLYD_EXIT_USAGE;
+			goto out;
+		}
 	}
 	if (tally_core_start(sim.core) != 0 || tally_core_election_open(sim.core) != 0) {
 		fprintf(stderr, "tallyd: could not start the core and open the polls\n");
@@ -668,6 +684,13 @@ tallyd_simulate(const tallyd_conf_t *conf)
 		printf("result: MISMATCH in %u of %u figures\n", ck.mismatches, ck.figures);
 		rc = TALLYD_EXIT_MISMATCH;
 	}
+	if (web != NULL && !interrupted) {
+		/* The election is over; its final results stay served until told to stop. */
+		printf("serving the final results over http until SIGTERM or Ctrl-C\n");
+		fflush(stdout);
+		while (!tally_load_relaxed(&signalled))
+			sleep_ns(100000000u);
+	}
 	goto out;
 
 nomem:
@@ -676,6 +699,7 @@ nomem:
 	rc = TALLYD_EXIT_MISMATCH;
 out:
 	fflush(stdout);
+	tallyd_web_stop(web);
 	tally_snapshot_destroy(live);
 	tally_snapshot_destroy(final);
 	tally_gen_truth_destroy(truth);
@@ -684,5 +708,6 @@ out:
 	tally_registry_destroy(sim.reg);
 	tally_gen_destroy(sim.gen);
 	sigaction(SIGINT, &old_sa, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
 	return rc;
 }
