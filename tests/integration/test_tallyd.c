@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
@@ -673,5 +674,200 @@ Test(tallyd, live_registration, .timeout = 300)
 	cr_assert_eq(pgtest_count(pg, "SELECT count(*) FROM parties"), 4);
 	PQfinish(pg);
 	tally_gen_destroy(other);
+	teardown_run(&r);
+}
+
+/* ---- HTTP ------------------------------------------------------------------------------- */
+
+typedef struct body {
+	char *p;
+	size_t n;
+} body_t;
+
+static size_t
+body_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+	body_t *b = arg;
+	size_t n = size * nmemb;
+	char *p = realloc(b->p, b->n + n + 1);
+
+	cr_assert_not_null(p);
+	memcpy(p + b->n, data, n);
+	b->n += n;
+	p[b->n] = '\0';
+	b->p = p;
+	return n;
+}
+
+/* One request; returns the status, the body in *out (caller frees). */
+static long
+http(const char *method, int port, const char *path, const char *token, char **out)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	body_t b = {NULL, 0};
+	char url[256], auth[128];
+	long status = 0;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, body_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	if (strcmp(method, "POST") == 0)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+	if (token != NULL) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		h = curl_slist_append(h, auth);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	}
+	cr_assert_eq(curl_easy_perform(c), CURLE_OK, "%s %s", method, url);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	if (out != NULL)
+		*out = b.p != NULL ? b.p : strdup("");
+	else
+		free(b.p);
+	return status;
+}
+
+/* The port tallyd logged ("... (port N; ..."), waiting for the line. */
+static int
+logged_port(run_t *r)
+{
+	for (double t0 = test_now_s(); test_now_s() - t0 < 60; usleep(50000)) {
+		FILE *f = fopen(r->log, "r");
+		char line[1024];
+		int port = 0;
+
+		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+			const char *p = strstr(line, "(port ");
+
+			if (p != NULL)
+				port = atoi(p + 6);
+		}
+		if (f != NULL)
+			fclose(f);
+		if (port > 0)
+			return port;
+	}
+	cr_assert_fail("tallyd did not log its http port");
+	return 0;
+}
+
+/*
+ * tallyd --http: /readyz once partitions are assigned, /api/results and /metrics equal the
+ * ground truth once everything is counted (promtool finds nothing wrong with /metrics),
+ * consumer lag 0, admin actions need the token; closing the polls makes a later vote a
+ * polls_closed dead letter.
+ */
+Test(tallyd, http, .timeout = 300)
+{
+	run_t r;
+	const char *args_fmt[] = {"--topic-prefix", NULL, NULL, "--group-id", NULL, "--http",
+	                          "127.0.0.1:0", "--admin-token", "s3cret-token", NULL};
+	char *body;
+	json_t *res;
+	int pid, port, status;
+	PGconn *pg;
+	double t0;
+
+	memset(&r, 0, sizeof(r));
+	setup_run(&r, 5000, false);
+	args_fmt[1] = r.prefix;
+	args_fmt[2] = r.pgopt;
+	args_fmt[4] = r.prefix;
+	pid = test_spawn("tallyd", args_fmt, r.log);
+	cr_assert(pid > 0);
+	port = logged_port(&r);
+	cr_assert_eq(http("GET", port, "/healthz", NULL, NULL), 200);
+	for (t0 = test_now_s(); http("GET", port, "/readyz", NULL, NULL) != 200; usleep(50000))
+		cr_assert(test_now_s() - t0 < 60, "never ready");
+	pg = pgtest_connect();
+	for (t0 = test_now_s(); checkpointed(pg) < (long)r.truth->read; usleep(50000))
+		cr_assert(test_now_s() - t0 < 60);
+	usleep(400000);     /* a render or two */
+	cr_assert_eq(http("GET", port, "/api/results", NULL, &body), 200);
+	res = json_loads(body, 0, NULL);
+	cr_assert_not_null(res, "%s", body);
+	cr_assert_eq(json_integer_value(json_object_get(res, "accepted")), (json_int_t)r.truth->accepted,
+	             "%s", body);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(res, "rejected"),
+	                                                "duplicate")),
+	             (json_int_t)r.truth->rejected[TALLY_REASON_DUPLICATE]);
+	json_decref(res);
+	free(body);
+	cr_assert_eq(http("GET", port, "/metrics", NULL, &body), 200);
+	{
+		char want[128];
+
+		snprintf(want, sizeof(want), "\ntally_votes_accepted_total %llu\n",
+		         (unsigned long long)r.truth->accepted);
+		cr_assert_not_null(strstr(body, want), "%s", body);
+		cr_assert_not_null(strstr(body, "\ntally_consumer_lag_messages{partition=\"0\"} 0\n"),
+		                   "%s", body);
+		cr_assert_not_null(strstr(body, "\ntally_checkpoints_total "));
+		cr_assert_not_null(strstr(body, "\ntally_postgres_up 1\n"));
+		/* No voter data: no voter id of the registry appears. */
+		{
+			tally_gen_voter_t v;
+
+			tally_gen_voter(r.gen, 1, &v);
+			cr_assert_null(strstr(body, v.voter_id));
+		}
+	}
+	{
+		FILE *f = popen("promtool check metrics", "w");
+
+		if (f != NULL) {
+			fputs(body, f);
+			cr_assert_eq(pclose(f), 0, "promtool check metrics found problems");
+		}
+	}
+	free(body);
+
+	/* Admin: no token 401, wrong token 401, right token closes the polls. */
+	cr_assert_eq(http("POST", port, "/api/election/close", NULL, NULL), 401);
+	cr_assert_eq(http("POST", port, "/api/election/close", "wrong", NULL), 401);
+	cr_assert_eq(http("POST", port, "/api/election/close", "s3cret-token", NULL), 200);
+	cr_assert_eq(http("POST", port, "/api/election/close", "s3cret-token", NULL), 409);
+	cr_assert_eq(pgtest_count(pg, "SELECT count(*) FROM elections WHERE status = 'closed'"), 1);
+	/* A new voter's vote now counts as polls_closed. */
+	{
+		tally_gen_voter_t v;
+		tally_gen_voter_fields_t vf;
+		tally_gen_candidate_t c;
+		char buf[TALLY_GEN_MSG_MAX];
+		size_t len;
+
+		tally_gen_voter(r.gen, 4999, &v);
+		tally_gen_voter_fields(&v, &vf);
+		tally_gen_candidate(r.gen, 0, &c);
+		len = tally_gen_vote_json(&vf, &c, tally_gen_get_opts(r.gen)->opens_at + 60,
+		                          TALLY_GEN_MALFORMED_NONE, 0, false, buf, sizeof(buf));
+		produce_one(r.topics.topic[TALLY_KAFKA_VOTES].name, v.voter_id, buf, len);
+	}
+	for (t0 = test_now_s();; usleep(50000)) {
+		long closed;
+
+		cr_assert_eq(http("GET", port, "/api/results", NULL, &body), 200);
+		res = json_loads(body, 0, NULL);
+		closed = (long)json_integer_value(json_object_get(json_object_get(res, "rejected"),
+		                                                  "polls_closed"));
+		cr_assert_str_eq(json_string_value(json_object_get(json_object_get(res, "election"),
+		                                                   "status")),
+		                 "closed");
+		json_decref(res);
+		free(body);
+		if (closed == 1)
+			break;
+		cr_assert(test_now_s() - t0 < 30, "the vote after closing was not counted as "
+		          "polls_closed");
+	}
+	kill(pid, SIGTERM);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	PQfinish(pg);
 	teardown_run(&r);
 }
