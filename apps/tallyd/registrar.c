@@ -270,21 +270,19 @@ registrar_main(void *arg)
 		            (r->topics[0].dirty || r->topics[1].dirty))) {
 			/* Retry until stored: a registration is never dropped. */
 			for (;;) {
-				int rc;
-
 				if (r->conn == NULL || PQstatus(r->conn) != CONNECTION_OK) {
 					if (r->conn != NULL)
 						PQfinish(r->conn);
 					r->conn = tally_pg_connect(r->dsn, r->params, r->nparams, 2000, err,
 					                           sizeof(err));
 				}
-				if (r->conn != NULL && (rc = store(r, keep, fresh, n, err, sizeof(err))) == 0)
+				struct timespec ts = {backoff / 1000, (long)(backoff % 1000) * 1000000L};
+
+				if (r->conn != NULL && store(r, keep, fresh, n, err, sizeof(err)) == 0)
 					break;
 				if (tally_load_relaxed(&r->quit))
 					goto out;
 				tallyd_log("registrations: could not store, retrying: %s", err);
-				(void)rc;
-				struct timespec ts = {0, (long)backoff * 1000000L};
 				nanosleep(&ts, NULL);
 				backoff = backoff < 2000 ? backoff * 2 : 2000;
 			}
@@ -326,10 +324,8 @@ tallyd_registrar_start(const tallyd_conf_t *conf, tally_registry_t *reg,
                        size_t errstr_size)
 {
 	tallyd_registrar_t *r = calloc(1, sizeof(*r));
-	tally_kafka_setting_t *set = NULL;
 	rd_kafka_topic_partition_list_t *list = NULL;
 	rd_kafka_conf_t *kc;
-	size_t ns = 0;
 
 	if (r == NULL || (r->pend = calloc(REG_POLL_BATCH, sizeof(*r->pend))) == NULL) {
 		snprintf(errstr, errstr_size, "out of memory");
@@ -342,17 +338,8 @@ tallyd_registrar_start(const tallyd_conf_t *conf, tally_registry_t *reg,
 	r->nparams = nparams;
 	r->topics[0] = (regtopic_t){.name = topics->topic[TALLY_KAFKA_VOTERS].name, .voters = true};
 	r->topics[1] = (regtopic_t){.name = topics->topic[TALLY_KAFKA_CANDIDATES].name};
-	if ((set = calloc(conf->passthrough.n + 1, sizeof(*set))) == NULL)
+	if ((kc = tallyd_kafka_conf(conf, errstr, errstr_size)) == NULL)
 		goto fail;
-	for (size_t i = 0; i < conf->passthrough.n; i++)
-		if (strncmp(conf->passthrough.items[i].key, "kafka.", 6) == 0)
-			set[ns++] = (tally_kafka_setting_t){conf->passthrough.items[i].key,
-			                                    conf->passthrough.items[i].value,
-			                                    conf->passthrough.items[i].where};
-	if ((kc = tally_kafka_conf_new(getenv("TALLY_KAFKA_BROKERS"), set, ns, errstr,
-	                               errstr_size)) == NULL)
-		goto fail;
-	rd_kafka_conf_set_log_cb(kc, tallyd_kafka_log);
 	rd_kafka_conf_set(kc, "group.id", "tallyd-registrar", NULL, 0);
 	rd_kafka_conf_set(kc, "enable.auto.commit", "false", NULL, 0);
 	if ((r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, errstr_size)) == NULL) {
@@ -405,12 +392,10 @@ tallyd_registrar_start(const tallyd_conf_t *conf, tally_registry_t *reg,
 		snprintf(errstr, errstr_size, "could not start the registrar thread");
 		goto fail;
 	}
-	free(set);
 	return r;
 fail:
 	if (list != NULL)
 		rd_kafka_topic_partition_list_destroy(list);
-	free(set);
 	if (r != NULL) {
 		if (r->rk != NULL)
 			rd_kafka_destroy(r->rk);

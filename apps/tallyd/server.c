@@ -673,8 +673,8 @@ tallyd_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *b
 	tallyd_log("kafka %s%s: %s", level <= 3 ? "error " : "", fac, buf);
 }
 
-static rd_kafka_conf_t *
-kafka_conf(const tallyd_conf_t *conf, char *err, size_t errsz)
+rd_kafka_conf_t *
+tallyd_kafka_conf(const tallyd_conf_t *conf, char *err, size_t errsz)
 {
 	const tally_opt_kvlist_t *kv = &conf->passthrough;
 	tally_kafka_setting_t *set = calloc(kv->n + 1, sizeof(*set));
@@ -857,7 +857,7 @@ kafka_start(server_t *s, char *err, size_t errsz)
 	int rc;
 
 	/* The producer: dead letters and results. It never gives up on a message. */
-	if ((kc = kafka_conf(conf, err, errsz)) == NULL)
+	if ((kc = tallyd_kafka_conf(conf, err, errsz)) == NULL)
 		return TALLY_ECONFIG;
 	if ((rc = conf_set(kc, "message.timeout.ms", "0", err, errsz)) != 0 ||
 	    (rc = conf_set(kc, "linger.ms", "5", err, errsz)) != 0) {
@@ -874,7 +874,7 @@ kafka_start(server_t *s, char *err, size_t errsz)
 		return TALLY_ENOMEM;
 
 	/* The consumer: offsets live in PostgreSQL, never committed to Kafka. */
-	if ((kc = kafka_conf(conf, err, errsz)) == NULL)
+	if ((kc = tallyd_kafka_conf(conf, err, errsz)) == NULL)
 		return TALLY_ECONFIG;
 	if ((rc = conf_set(kc, "group.id", conf->group_id, err, errsz)) != 0 ||
 	    (rc = conf_set(kc, "enable.auto.commit", "false", err, errsz)) != 0 ||
@@ -1291,7 +1291,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	}
 	{
 		/* A bad kafka.* line fails now, naming its file:line, not after the restore. */
-		rd_kafka_conf_t *kc = kafka_conf(conf, err, sizeof(err));
+		rd_kafka_conf_t *kc = tallyd_kafka_conf(conf, err, sizeof(err));
 
 		if (kc == NULL) {
 			tallyd_log("%s", err);

@@ -22,6 +22,13 @@ int tallyd_serve(const tallyd_conf_t *conf);
 /** @brief One timestamped line on stderr. Never give it voter data. */
 void tallyd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/**
+ * @brief A librdkafka configuration from TALLY_KAFKA_BROKERS and conf's kafka.* settings,
+ * logging through tallyd's log. @returns it (the caller owns it) or NULL with err set
+ * ("FILE:LINE: kafka.KEY: ...").
+ */
+rd_kafka_conf_t *tallyd_kafka_conf(const tallyd_conf_t *conf, char *err, size_t errsz);
+
 /** @brief librdkafka's log lines, as tallyd's (set with rd_kafka_conf_set_log_cb()). */
 void tallyd_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 
