@@ -3,12 +3,13 @@
  * exactly once, results and dead letters out to Kafka.
  *
  * Threads:
- * - the ingest thread (the caller of tallyd_serve) polls votes_topic, decodes each message
- *   into the batch of its partition (lane = partition, so one worker sees a partition's
+ * - the ingest thread (the caller of tallyd_serve; its batch work is in ingest.c) polls
+ *   votes_topic, decodes each message into the batch of its partition (lane = partition, so one worker sees a partition's
  *   votes in order), submits batches, harvests completed ones in order, cuts checkpoints
  *   and publishes results;
  * - the core's workers count (core/);
- * - the checkpointer writes each cut to PostgreSQL and retries while it is away;
+ * - the checkpointer (checkpointer.c) writes each cut to PostgreSQL and retries while it is
+ *   away;
  * - the registrar follows voters_topic and candidates_topic (registrar.c).
  *
  * Exactly once: a checkpoint is cut with the core paused, after harvesting every batch the
@@ -51,15 +52,12 @@
 #include <tally/time.h>
 
 #include "registrar.h"
-#include "server.h"
+#include "server_int.h"
 #include "view.h"
 #include "web.h"
 
-#define SLOT_VOTES 512u          /* votes per batch */
-#define NSLOTS 512u              /* batches in flight or filling, in all */
 #define POLL_BATCH 1024          /* messages per consume call */
 #define STATS_INTERVAL_NS 5000000000ull
-#define LAG_PARTITIONS 1024      /* partitions with a lag metric */
 
 /* ---- logging ------------------------------------------------------------------------ */
 
@@ -69,6 +67,12 @@ static void
 on_signal(int sig)
 {
 	tally_store_relaxed(&stop_signal, sig);
+}
+
+void
+tallyd_request_stop(void)
+{
+	tally_store_relaxed(&stop_signal, SIGTERM);
 }
 
 static bool
@@ -90,515 +94,12 @@ tallyd_log(const char *fmt, ...)
 	fprintf(stderr, "%s tallyd: %s\n", ts, line);
 }
 
-static void
-sleep_ms(unsigned ms)
+void
+tallyd_sleep_ms(unsigned ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
-}
-
-/* ---- state ---------------------------------------------------------------------------- */
-
-typedef struct slot {
-	tally_batch_t batch;
-	struct slot *next;
-	int32_t partition;
-	uint32_t n;
-	rd_kafka_message_t *msgs[SLOT_VOTES];
-	tally_vote_t votes[SLOT_VOTES];
-} slot_t;
-
-typedef struct part {
-	bool assigned;
-	bool eof;
-	int64_t next_offset;     /* harvested up to here (exclusive); -1: nothing known */
-	int64_t read_offset;     /* polled up to here (exclusive); -1: nothing read yet */
-	slot_t *fill;            /* being filled, not yet submitted */
-	slot_t *head, *tail;     /* submitted, in order */
-} part_t;
-
-typedef struct rows {
-	tally_pg_vote_row_t *v;
-	size_t n, cap;
-} rows_t;
-
-/* One cut, handed to the checkpointer. */
-typedef struct package {
-	rows_t rows;
-	void *state;
-	size_t state_len;
-	uint64_t version;
-	tally_pg_offset_t *offsets;
-	size_t noffsets;
-	int64_t generation;
-	uint64_t cut_ns;
-} package_t;
-
-typedef struct server {
-	const tallyd_conf_t *conf;
-	tally_registry_t *reg;
-	tally_core_t *core;
-	tally_kafka_topics_t topics;
-	const char *votes_topic;
-	char owner[128];
-
-	rd_kafka_t *rk;                  /* the votes consumer */
-	rd_kafka_queue_t *queue;
-	tally_kafka_producer_t *producer; /* dead letters and results */
-	tally_results_t *results;
-	tally_snapshot_t *snap;
-
-	part_t *parts;
-	int nparts;
-	int64_t generation;              /* assignments so far */
-	slot_t *slots, *free_slots;
-	unsigned free_count;
-	rows_t pending;                  /* accepted since the last cut */
-	bool paused;                     /* reading paused: pending is full */
-
-	/* The checkpointer. */
-	pthread_t ckpt_thread;
-	sem_t ckpt_go;
-	package_t *job;                  /* set by ingest, cleared by the checkpointer (atomic) */
-	int ckpt_quit;                   /* atomic */
-	PGconn *ckpt_conn;
-	tally_pg_param_t *pg_params;
-	size_t npg_params;
-	const char *dsn;
-
-	/* Figures (relaxed atomics; read by the stats line and, later, /metrics). */
-	uint64_t read, accepted, rejected, dead_letters, dead_letter_failed;
-	uint64_t checkpoints, checkpoint_failures, last_checkpoint_ns, last_checkpoint_ms;
-	uint64_t checkpointed_votes;
-	int pg_down;
-	uint64_t pg_down_since;          /* mono ns of the first failure in a row, 0 when up */
-	uint64_t start_ns;
-
-	/* For the HTTP surfaces (read by its threads: atomics only). */
-	int ready;                       /* partitions assigned at least once */
-	uint64_t pending_votes;          /* accepted votes not yet checkpointed */
-	int nlag;                        /* partitions with a lag figure */
-	int64_t lag[LAG_PARTITIONS];     /* per partition: high watermark - next to read */
-	int admin_req;                   /* 0, or 1 + tally_http_action_t, set by an HTTP thread */
-	int admin_rc;
-	char admin_err[256];
-	sem_t admin_done;               /* when tallyd_serve began */
-} server_t;
-
-/* ---- slots ------------------------------------------------------------------------------ */
-
-static slot_t *
-slot_get(server_t *s)
-{
-	slot_t *sl = s->free_slots;
-
-	if (sl != NULL) {
-		s->free_slots = sl->next;
-		s->free_count--;
-		sl->next = NULL;
-		sl->n = 0;
-	}
-	return sl;
-}
-
-static void
-slot_put(server_t *s, slot_t *sl)
-{
-	sl->next = s->free_slots;
-	s->free_slots = sl;
-	s->free_count++;
-}
-
-static int
-parts_fit(server_t *s, int n)
-{
-	part_t *p;
-
-	if (n <= s->nparts)
-		return 0;
-	if ((p = realloc(s->parts, (size_t)n * sizeof(*p))) == NULL)
-		return TALLY_ENOMEM;
-	for (int i = s->nparts; i < n; i++)
-		p[i] = (part_t){.next_offset = -1, .read_offset = -1};
-	s->parts = p;
-	s->nparts = n;
-	return 0;
-}
-
-static void
-submit(server_t *s, part_t *p)
-{
-	slot_t *sl = p->fill;
-
-	if (sl == NULL || sl->n == 0)
-		return;
-	p->fill = NULL;
-	tally_batch_init(&sl->batch, sl->votes, sl->n, (uint32_t)sl->partition);
-	if (p->tail != NULL)
-		p->tail->next = sl;
-	else
-		p->head = sl;
-	p->tail = sl;
-	tally_core_submit(s->core, &sl->batch);
-}
-
-static void
-submit_all(server_t *s)
-{
-	for (int i = 0; i < s->nparts; i++)
-		submit(s, &s->parts[i]);
-}
-
-/* ---- harvest -------------------------------------------------------------------------- */
-
-static int
-rows_push(rows_t *r, const tally_pg_vote_row_t *row)
-{
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 65536;
-		tally_pg_vote_row_t *v = realloc(r->v, cap * sizeof(*v));
-
-		if (v == NULL)
-			return TALLY_ENOMEM;
-		r->v = v;
-		r->cap = cap;
-	}
-	r->v[r->n++] = *row;
-	return 0;
-}
-
-static void
-dead_letter(server_t *s, const rd_kafka_message_t *m, const tally_vote_t *v)
-{
-	char part[16], off[24], detail[160];
-	const char *reason = tally_reason_name(v->reason);
-	const char *topic = rd_kafka_topic_name(m->rkt);
-
-	if (v->reason == TALLY_REASON_MALFORMED) {
-		tally_vote_t scratch;
-		tally_decode_result_t res;
-
-		/* Decoding is pure: doing it again gives the detail without keeping it per vote. */
-		tally_decode_vote(NULL, m->payload, m->len, &scratch, &res);
-		snprintf(detail, sizeof(detail), "%s: %s", tally_decode_err_name(res.cls), res.detail);
-	} else {
-		snprintf(detail, sizeof(detail), "%s", tally_reason_doc(v->reason));
-	}
-	snprintf(part, sizeof(part), "%" PRId32, m->partition);
-	snprintf(off, sizeof(off), "%" PRId64, m->offset);
-	{
-		tally_kafka_header_t h[6] = {
-		    {"reason", reason, strlen(reason)},
-		    {"detail", detail, strlen(detail)},
-		    {"source_topic", topic, strlen(topic)},
-		    {"source_partition", part, strlen(part)},
-		    {"source_offset", off, strlen(off)},
-		    {"election_id", s->conf->election_id, strlen(s->conf->election_id)},
-		};
-
-		int rc = tally_kafka_produce_headers(s->producer,
-		                                     s->topics.topic[TALLY_KAFKA_REJECTED].name,
-		                                     m->key, m->key_len, m->payload, m->len, h, 6);
-
-		/* Refused at once (e.g. larger than message.max.bytes with the headers added):
-		 * said loudly, since the vote's only trace is then this line and the counter. */
-		if (rc != 0 && tally_add_relaxed(&s->dead_letter_failed, 1) % 1000 == 1)
-			tallyd_log("could not dead-letter the vote at \"%s\" [%" PRId32 "] offset %" PRId64
-			           " (%s): %s (%" PRIu64 " so far)", topic, m->partition, m->offset,
-			           reason, tally_err2str(rc), tally_load_relaxed(&s->dead_letter_failed));
-		else if (rc == 0)
-			tally_add_relaxed(&s->dead_letters, 1);
-	}
-}
-
-/* Take in every completed batch, in order per partition. */
-static void
-harvest(server_t *s)
-{
-	for (int i = 0; i < s->nparts; i++) {
-		part_t *p = &s->parts[i];
-
-		while (p->head != NULL && tally_batch_done(&p->head->batch)) {
-			slot_t *sl = p->head;
-
-			for (uint32_t k = 0; k < sl->n; k++) {
-				const tally_vote_t *v = &sl->votes[k];
-				rd_kafka_message_t *m = sl->msgs[k];
-
-				if (v->reason == TALLY_REASON_ACCEPTED) {
-					tally_pg_vote_row_t row = {v->voter_id, v->candidate_id, v->voting_time,
-					                           m->offset, m->partition, 0};
-
-					if (rows_push(&s->pending, &row) != 0) {
-						tallyd_log("out of memory holding accepted votes");
-						abort();
-					}
-				} else {
-					dead_letter(s, m, v);
-				}
-				p->next_offset = m->offset + 1;
-				rd_kafka_message_destroy(m);
-			}
-			tally_add_relaxed(&s->accepted, sl->batch.accepted);
-			tally_add_relaxed(&s->rejected, sl->batch.rejected);
-			p->head = sl->next;
-			if (p->head == NULL)
-				p->tail = NULL;
-			slot_put(s, sl);
-		}
-	}
-}
-
-/* Submit what is filling and wait until every batch is harvested. */
-static void
-settle(server_t *s)
-{
-	submit_all(s);
-	for (;;) {
-		bool busy = false;
-
-		harvest(s);
-		for (int i = 0; i < s->nparts; i++)
-			busy |= s->parts[i].head != NULL;
-		if (!busy)
-			return;
-		sched_yield();
-	}
-}
-
-/* ---- ingest ----------------------------------------------------------------------------- */
-
-static void
-ingest(server_t *s, rd_kafka_message_t *m)
-{
-	part_t *p;
-	slot_t *sl;
-
-	if (m->partition >= s->nparts && parts_fit(s, m->partition + 1) != 0) {
-		tallyd_log("out of memory");
-		abort();
-	}
-	p = &s->parts[m->partition];
-	if (!p->assigned) {            /* left over from a revoked assignment */
-		rd_kafka_message_destroy(m);
-		return;
-	}
-	p->eof = false;
-	while ((sl = p->fill) == NULL) {
-		if ((sl = slot_get(s)) != NULL) {
-			sl->partition = m->partition;
-			p->fill = sl;
-			break;
-		}
-		/* Every slot is in flight: wait for the workers. */
-		submit_all(s);
-		harvest(s);
-		if (s->free_count == 0)
-			sched_yield();
-	}
-	tally_decode_vote(NULL, m->payload, m->len, &sl->votes[sl->n], NULL);
-	p->read_offset = m->offset + 1;
-	sl->msgs[sl->n++] = m;
-	tally_add_relaxed(&s->read, 1);
-	if (sl->n == SLOT_VOTES)
-		submit(s, p);
-}
-
-/* ---- the checkpointer --------------------------------------------------------------- */
-
-static void
-package_free(package_t *pk)
-{
-	if (pk == NULL)
-		return;
-	free(pk->rows.v);
-	free(pk->state);
-	free(pk->offsets);
-	free(pk);
-}
-
-static PGconn *
-ckpt_connect(server_t *s, char *err, size_t errsz)
-{
-	return tally_pg_connect(s->dsn, s->pg_params, s->npg_params, 2000, err, errsz);
-}
-
-/* Write one package, retrying until it commits (or we are told to give up). */
-static int
-ckpt_write(server_t *s, package_t *pk)
-{
-	tally_pg_checkpoint_t c = {
-	    .election_id = s->conf->election_id,
-	    .topic = s->votes_topic,
-	    .owner = s->owner,
-	    .generation = pk->generation,
-	    .version = pk->version,
-	    .votes = pk->rows.v,
-	    .nvotes = pk->rows.n,
-	    .state = pk->state,
-	    .state_len = pk->state_len,
-	    .offsets = pk->offsets,
-	    .noffsets = pk->noffsets,
-	};
-	unsigned backoff = 100;
-	bool uncertain = false;
-	char err[512];
-	int rc;
-
-	/* Dead letters of the votes this checkpoint moves past must be in Kafka first. */
-	while ((rc = tally_kafka_producer_flush(s->producer, 1000, err, sizeof(err))) != 0) {
-		if (rc != TALLY_ETIMEDOUT)
-			tallyd_log("dead letters: %s", err);
-		if (tally_load_relaxed(&s->ckpt_quit) == 2)
-			return rc;
-	}
-	for (;;) {
-		if (s->ckpt_conn == NULL || PQstatus(s->ckpt_conn) != CONNECTION_OK) {
-			if (s->ckpt_conn != NULL)
-				PQfinish(s->ckpt_conn);
-			s->ckpt_conn = ckpt_connect(s, err, sizeof(err));
-		}
-		if (s->ckpt_conn != NULL) {
-			rc = uncertain ? tally_pg_checkpoint_committed(s->ckpt_conn, &c, err, sizeof(err))
-			               : 0;
-			if (rc == 1)
-				break;         /* the commit we lost sight of had gone through */
-			if (rc == 0 && (rc = tally_pg_checkpoint_write(s->ckpt_conn, &c, err,
-			                                               sizeof(err))) == 0)
-				break;
-			if (PQstatus(s->ckpt_conn) != CONNECTION_OK)
-				uncertain = true;
-		} else {
-			rc = TALLY_EIO;
-		}
-		tally_add_relaxed(&s->checkpoint_failures, 1);
-		if (!tally_load_relaxed(&s->pg_down)) {
-			tally_store_relaxed(&s->pg_down_since, tally_mono_ns());
-			tally_store_relaxed(&s->pg_down, 1);
-			tallyd_log("checkpoint failed, retrying while counting goes on: %s", err);
-		}
-		if (rc != TALLY_EIO && rc != TALLY_EAGAIN) {
-			tallyd_log("checkpoint refused: %s", err);
-			return rc;
-		}
-		if (tally_load_relaxed(&s->ckpt_quit) == 2)
-			return rc;
-		sleep_ms(backoff);
-		backoff = backoff < 2000 ? backoff * 2 : 2000;
-	}
-	if (tally_load_relaxed(&s->pg_down)) {
-		tally_store_relaxed(&s->pg_down_since, 0);
-		tally_store_relaxed(&s->pg_down, 0);
-		tallyd_log("postgres is back: checkpoint written");
-	}
-	return 0;
-}
-
-static void *
-ckpt_main(void *arg)
-{
-	server_t *s = arg;
-
-	for (;;) {
-		package_t *pk;
-
-		sem_wait(&s->ckpt_go);
-		if ((pk = tally_load_acquire(&s->job)) == NULL) {
-			if (tally_load_relaxed(&s->ckpt_quit))
-				break;
-			continue;
-		}
-		if (ckpt_write(s, pk) == 0) {
-			uint64_t now = tally_mono_ns();
-
-			tally_add_relaxed(&s->checkpoints, 1);
-			tally_add_relaxed(&s->checkpointed_votes, pk->rows.n);
-			tally_store_relaxed(&s->last_checkpoint_ns, now);
-			tally_store_relaxed(&s->last_checkpoint_ms, (now - pk->cut_ns) / 1000000);
-		} else if (tally_load_relaxed(&s->ckpt_quit) != 2) {
-			/* Refused, not unreachable: a fault to stop on, not to retry. */
-			tallyd_log("stopping: a checkpoint cannot be written; nothing is lost, the "
-			           "votes since the last checkpoint are read again on restart");
-			tally_store_relaxed(&stop_signal, SIGTERM);
-		}
-		package_free(pk);
-		tally_store_release(&s->job, NULL);
-	}
-	return NULL;
-}
-
-static bool
-ckpt_idle(server_t *s)
-{
-	return tally_load_acquire(&s->job) == NULL;
-}
-
-/* Cut a checkpoint: pause, harvest, export, resume; hand it to the checkpointer. */
-static int
-cut(server_t *s)
-{
-	package_t *pk = calloc(1, sizeof(*pk));
-	size_t n = 0;
-	int rc;
-
-	if (pk == NULL)
-		return TALLY_ENOMEM;
-	tally_core_pause(s->core);
-	harvest(s);
-	if ((pk->offsets = calloc((size_t)s->nparts + 1, sizeof(*pk->offsets))) == NULL) {
-		tally_core_resume(s->core);
-		free(pk);
-		return TALLY_ENOMEM;
-	}
-	for (int i = 0; i < s->nparts; i++)
-		if (s->parts[i].next_offset >= 0)
-			pk->offsets[n++] = (tally_pg_offset_t){i, s->parts[i].next_offset};
-	pk->noffsets = n;
-	rc = tally_state_export(s->core, 0, pk->offsets, n * sizeof(*pk->offsets), &pk->state,
-	                        &pk->state_len);
-	if (rc == 0)
-		rc = tally_snapshot_take_into(s->core, s->snap);
-	tally_core_resume(s->core);
-	if (rc != 0) {
-		package_free(pk);
-		return rc;
-	}
-	pk->version = s->snap->version;
-	pk->rows = s->pending;
-	pk->generation = s->generation;
-	pk->cut_ns = tally_mono_ns();
-	s->pending = (rows_t){0};
-	tally_store_release(&s->job, pk);
-	sem_post(&s->ckpt_go);
-	return 0;
-}
-
-/*
- * Wait until the checkpointer is idle. A checkpoint of millions of votes takes minutes at
- * PostgreSQL's pace, which is fine while it works: give up only once PostgreSQL has been
- * unreachable for unreachable_ms.
- */
-static bool
-ckpt_wait(server_t *s, unsigned unreachable_ms)
-{
-	while (!ckpt_idle(s)) {
-		uint64_t since = tally_load_relaxed(&s->pg_down_since);
-
-		if (since != 0 && tally_mono_ns() - since > (uint64_t)unreachable_ms * 1000000ull)
-			return false;
-		sleep_ms(5);
-	}
-	return true;
-}
-
-/* Cut a checkpoint and wait until it is written (see ckpt_wait()). */
-static bool
-checkpoint_now(server_t *s, unsigned unreachable_ms)
-{
-	if (!ckpt_wait(s, unreachable_ms) || cut(s) != 0)
-		return false;
-	return ckpt_wait(s, unreachable_ms);
 }
 
 /* ---- rebalancing ---------------------------------------------------------------------- */
@@ -615,7 +116,7 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 		for (int i = 0; i < list->cnt; i++)
 			if (list->elems[i].partition + 1 > maxp)
 				maxp = list->elems[i].partition + 1;
-		if (parts_fit(s, maxp) != 0) {
+		if (tallyd_parts_fit(s, maxp) != 0) {
 			tallyd_log("out of memory");
 			abort();
 		}
@@ -635,8 +136,8 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 	} else {
 		/* Count what was read from these partitions and checkpoint it before letting them
 		 * go, so whoever reads them next starts where this count ends. */
-		settle(s);
-		checkpoint_now(s, 30000);
+		tallyd_settle(s);
+		tallyd_checkpoint_now(s, 30000);
 		for (int i = 0; i < list->cnt; i++)
 			if (list->elems[i].partition < s->nparts)
 				s->parts[list->elems[i].partition].assigned = false;
@@ -700,8 +201,8 @@ conf_set(rd_kafka_conf_t *kc, const char *key, const char *value, char *err, siz
 	return 0;
 }
 
-static PGconn *
-pg_open(server_t *s, unsigned timeout_ms, char *err, size_t errsz)
+PGconn *
+tallyd_pg_open(server_t *s, unsigned timeout_ms, char *err, size_t errsz)
 {
 	return tally_pg_connect(s->dsn, s->pg_params, s->npg_params, timeout_ms, err, errsz);
 }
@@ -723,7 +224,7 @@ votes_reader_main(void *arg)
 {
 	votes_reader_t *vr = arg;
 	uint64_t t0 = tally_mono_ns();
-	PGconn *c = pg_open(vr->s, 10000, vr->err, sizeof(vr->err));
+	PGconn *c = tallyd_pg_open(vr->s, 10000, vr->err, sizeof(vr->err));
 
 	if (c == NULL) {
 		vr->rc = TALLY_EIO;
@@ -755,7 +256,7 @@ restore(server_t *s, char *err, size_t errsz)
 	uint64_t t_reg = 0, t_mark = 0;
 
 	/* PostgreSQL may be starting: wait for it rather than give up. */
-	while ((conn = pg_open(s, 5000, err, errsz)) == NULL) {
+	while ((conn = tallyd_pg_open(s, 5000, err, errsz)) == NULL) {
 		if (stopping())
 			return TALLY_EIO;
 		tallyd_log("waiting for postgres: %s", err);
@@ -818,7 +319,7 @@ restore(server_t *s, char *err, size_t errsz)
 	}
 	for (int p = 0; p < 4096; p++) {
 		if (offsets[p] >= 0) {
-			if ((rc = parts_fit(s, p + 1)) != 0)
+			if ((rc = tallyd_parts_fit(s, p + 1)) != 0)
 				goto out;
 			s->parts[p].next_offset = offsets[p];
 		}
@@ -998,7 +499,7 @@ admin_action(server_t *s, int req)
 	PGconn *c;
 	int rc;
 
-	settle(s);      /* everything read so far is counted before the polls close */
+	tallyd_settle(s);      /* everything read so far is counted before the polls close */
 	rc = open ? tally_core_election_open(s->core) : tally_core_election_close(s->core);
 	tally_core_election(s->core, &el);
 	if (rc != 0) {
@@ -1009,7 +510,7 @@ admin_action(server_t *s, int req)
 		           open ? "opened" : "closed");
 		/* The state (and so the status) is in the next checkpoint; the elections row says
 		 * it too, for people reading the table. */
-		if ((c = pg_open(s, 2000, err, sizeof(err))) == NULL ||
+		if ((c = tallyd_pg_open(s, 2000, err, sizeof(err))) == NULL ||
 		    tally_pg_election_set_status(c, s->conf->election_id, el.status, err,
 		                                 sizeof(err)) != 0)
 			tallyd_log("could not record the election's status in postgres (the next "
@@ -1152,14 +653,14 @@ serve_loop(server_t *s)
 				tallyd_log("kafka: %s", rd_kafka_message_errstr(m));
 				rd_kafka_message_destroy(m);
 			} else {
-				ingest(s, m);
+				tallyd_ingest(s, m);
 			}
 		}
 		/* The queue ran dry: send what is filling now rather than wait for full batches,
 		 * so a vote is counted within one poll of arriving even at a trickle. */
 		if (got < POLL_BATCH)
-			submit_all(s);
-		harvest(s);
+			tallyd_submit_all(s);
+		tallyd_harvest(s);
 		{
 			int req = tally_load_acquire(&s->admin_req);
 
@@ -1175,10 +676,10 @@ serve_loop(server_t *s)
 		now = tally_mono_ns();
 		if (s->pending.n >= conf->max_pending_votes)
 			set_paused(s, true);
-		else if (s->paused && ckpt_idle(s))
+		else if (s->paused && tallyd_ckpt_idle(s))
 			set_paused(s, false);
-		if (now >= next_ckpt && ckpt_idle(s)) {
-			if (cut(s) != 0)
+		if (now >= next_ckpt && tallyd_ckpt_idle(s)) {
+			if (tallyd_cut(s) != 0)
 				tallyd_log("could not cut a checkpoint: out of memory");
 			next_ckpt = now + ckpt_every;
 		}
@@ -1225,8 +726,8 @@ shutdown_cleanly(server_t *s)
 {
 	int rc = 0;
 
-	settle(s);
-	if (!checkpoint_now(s, 30000)) {
+	tallyd_settle(s);
+	if (!tallyd_checkpoint_now(s, 30000)) {
 		tallyd_log("the final checkpoint could not be written: postgres unreachable for 30 s; "
 		           "the votes since the last checkpoint are read again on restart");
 		tally_store_relaxed(&s->ckpt_quit, 2);
@@ -1309,7 +810,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	if ((s->slots = calloc(NSLOTS, sizeof(*s->slots))) == NULL)
 		goto out;
 	for (unsigned i = 0; i < NSLOTS; i++)
-		slot_put(s, &s->slots[i]);
+		tallyd_slot_put(s, &s->slots[i]);
 
 	if (restore(s, err, sizeof(err)) != 0) {
 		tallyd_log("%s", err);
@@ -1334,7 +835,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	if (tally_core_start(s->core) != 0)
 		goto out;
 	sem_init(&s->ckpt_go, 0, 0);
-	if (pthread_create(&s->ckpt_thread, NULL, ckpt_main, s) != 0) {
+	if (pthread_create(&s->ckpt_thread, NULL, tallyd_ckpt_main, s) != 0) {
 		tallyd_log("could not start the checkpointer");
 		goto out;
 	}

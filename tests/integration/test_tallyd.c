@@ -162,7 +162,7 @@ spawn_tallyd(run_t *r, const char *exit_idle)
 {
 	const char *args[] = {"--topic-prefix", r->prefix, r->pgopt, "--checkpoint.interval.ms",
 	                      "200", "--exit-idle-ms", exit_idle, "--group-id", r->prefix,
-	                      "--max-pending-votes", "100000", NULL};
+	                      "--max-pending-votes", "20000", NULL};
 	int pid = test_spawn("tallyd", args, r->log);
 
 	cr_assert(pid > 0);

@@ -1,0 +1,138 @@
+/*
+ * tallyd's server internals, shared by server.c (start-up, the loop, rebalancing, HTTP
+ * callbacks), ingest.c (batches in, harvest out) and checkpointer.c. Everything here runs
+ * on the ingest thread unless its comment says otherwise.
+ */
+#ifndef TALLYD_SERVER_INT_H
+#define TALLYD_SERVER_INT_H
+
+#include <semaphore.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+#include <libpq-fe.h>
+
+#include <tally/core.h>
+#include <tally/kafka.h>
+#include <tally/pg.h>
+#include <tally/pg_checkpoint.h>
+#include <tally/registry.h>
+#include <tally/results.h>
+#include <tally/snapshot.h>
+
+#include "server.h"
+
+#define SLOT_VOTES 512u          /* votes per batch */
+#define NSLOTS 128u              /* batches in flight or filling, in all (64 k votes) */
+#define LAG_PARTITIONS 1024      /* partitions with a lag metric */
+
+/* ---- state ---------------------------------------------------------------------------- */
+
+typedef struct slot {
+	tally_batch_t batch;
+	struct slot *next;
+	int32_t partition;
+	uint32_t n;
+	rd_kafka_message_t *msgs[SLOT_VOTES];
+	tally_vote_t votes[SLOT_VOTES];
+} slot_t;
+
+typedef struct part {
+	bool assigned;
+	bool eof;
+	int64_t next_offset;     /* harvested up to here (exclusive); -1: nothing known */
+	int64_t read_offset;     /* polled up to here (exclusive); -1: nothing read yet */
+	slot_t *fill;            /* being filled, not yet submitted */
+	slot_t *head, *tail;     /* submitted, in order */
+} part_t;
+
+typedef struct rows {
+	tally_pg_vote_row_t *v;
+	size_t n, cap;
+} rows_t;
+
+/* One cut, handed to the checkpointer. */
+typedef struct package {
+	rows_t rows;
+	void *state;
+	size_t state_len;
+	uint64_t version;
+	tally_pg_offset_t *offsets;
+	size_t noffsets;
+	int64_t generation;
+	uint64_t cut_ns;
+} package_t;
+
+typedef struct server {
+	const tallyd_conf_t *conf;
+	tally_registry_t *reg;
+	tally_core_t *core;
+	tally_kafka_topics_t topics;
+	const char *votes_topic;
+	char owner[128];
+
+	rd_kafka_t *rk;                  /* the votes consumer */
+	rd_kafka_queue_t *queue;
+	tally_kafka_producer_t *producer; /* dead letters and results */
+	tally_results_t *results;
+	tally_snapshot_t *snap;
+
+	part_t *parts;
+	int nparts;
+	int64_t generation;              /* assignments so far */
+	slot_t *slots, *free_slots;
+	unsigned free_count;
+	rows_t pending;                  /* accepted since the last cut */
+	bool paused;                     /* reading paused: pending is full */
+
+	/* The checkpointer. */
+	pthread_t ckpt_thread;
+	sem_t ckpt_go;
+	package_t *job;                  /* set by ingest, cleared by the checkpointer (atomic) */
+	int ckpt_quit;                   /* atomic */
+	PGconn *ckpt_conn;
+	tally_pg_param_t *pg_params;
+	size_t npg_params;
+	const char *dsn;
+
+	/* Figures (relaxed atomics; read by the stats line and, later, /metrics). */
+	uint64_t read, accepted, rejected, dead_letters, dead_letter_failed;
+	uint64_t checkpoints, checkpoint_failures, last_checkpoint_ns, last_checkpoint_ms;
+	uint64_t checkpointed_votes;
+	int pg_down;
+	uint64_t pg_down_since;          /* mono ns of the first failure in a row, 0 when up */
+	uint64_t start_ns;
+
+	/* For the HTTP surfaces (read by its threads: atomics only). */
+	int ready;                       /* partitions assigned at least once */
+	uint64_t pending_votes;          /* accepted votes not yet checkpointed */
+	int nlag;                        /* partitions with a lag figure */
+	int64_t lag[LAG_PARTITIONS];     /* per partition: high watermark - next to read */
+	int admin_req;                   /* 0, or 1 + tally_http_action_t, set by an HTTP thread */
+	int admin_rc;
+	char admin_err[256];
+	sem_t admin_done;               /* when tallyd_serve began */
+} server_t;
+
+/* ingest.c */
+void tallyd_slot_put(server_t *s, slot_t *sl);        /* a free batch, e.g. at start */
+int tallyd_parts_fit(server_t *s, int n);
+void tallyd_submit_all(server_t *s);
+void tallyd_harvest(server_t *s);
+void tallyd_settle(server_t *s);
+void tallyd_ingest(server_t *s, rd_kafka_message_t *m);
+
+/* checkpointer.c */
+void *tallyd_ckpt_main(void *arg);            /* the checkpointer thread */
+bool tallyd_ckpt_idle(server_t *s);           /* any thread */
+int tallyd_cut(server_t *s);
+bool tallyd_checkpoint_now(server_t *s, unsigned unreachable_ms);
+
+/* server.c */
+PGconn *tallyd_pg_open(server_t *s, unsigned timeout_ms, char *err, size_t errsz);
+void tallyd_sleep_ms(unsigned ms);
+void tallyd_request_stop(void);              /* any thread: stop as on SIGTERM */
+
+#endif /* TALLYD_SERVER_INT_H */
