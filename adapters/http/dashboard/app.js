@@ -242,6 +242,10 @@
 			const y = H - pad - p[1] / vmax * (H - 2 * pad);
 			return x.toFixed(1) + ',' + y.toFixed(1);
 		});
+		if (pts.length === 1) {      // one point so far (opened on a count at rest): a level line
+			const y = pts[0].split(',')[1];
+			pts.splice(0, 1, pad + ',' + y, (W - pad) + ',' + y);
+		}
 		const ns = 'http://www.w3.org/2000/svg';
 		const area = document.createElementNS(ns, 'polygon');
 		area.setAttribute('points', pad + ',' + (H - pad) + ' ' + pts.join(' ') + ' ' +

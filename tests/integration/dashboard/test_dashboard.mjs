@@ -395,6 +395,45 @@ async function main() {
 	const phoneShot = join(outdir, 'dashboard-phone.png');
 	await phone.screenshot({ path: phoneShot, fullPage: true });
 
+	// The stream refused: the page polls /api/results?since=VERSION instead, and a photo that
+	// loads (served here by the test for the leader's photo_url) is shown instead of the placeholder.
+	const pollCtx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+	const leaderPhoto = final.candidates.find((c) => c.candidate_id === final.leader.candidate_id).photo_url;
+	const photoSvg = '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><rect width="40" height="40" fill="#c33"/></svg>';
+	let polls = 0;
+	await pollCtx.route('**/*', (route) => {
+		const u = new URL(route.request().url());
+		if (u.host === `127.0.0.1:${port}`) {
+			if (u.pathname === '/api/stream')
+				return route.fulfill({ status: 503, contentType: 'application/json', body: '{"error":"test"}' });
+			if (u.pathname === '/api/results')
+				polls++;
+			return route.continue();
+		}
+		external.push(u.href);
+		if (u.href === leaderPhoto)
+			return route.fulfill({ status: 200, contentType: 'image/svg+xml', body: photoSvg });
+		return route.abort();
+	});
+	const pollPage = await pollCtx.newPage();
+	pollPage.on('pageerror', (e) => pageErrors.push(String(e)));
+	await pollPage.goto(base + '/');
+	await pollPage.waitForFunction((v) => document.body.dataset.version === String(v), final.version,
+		{ timeout: 10000 });
+	const pdd = await readDom(pollPage);
+	compare(pdd, final, 'stream refused, polling');
+	eq(pdd.conn, 'polling', 'stream refused: the page says it is polling');
+	await sleep(2500);
+	check(polls >= 3, `stream refused: /api/results polled (${polls} requests in about 3 s)`);
+	await pollPage.waitForFunction(() => {
+		const img = document.querySelector('[data-testid="leader-photo"]');
+		return img.complete && img.naturalWidth > 0;
+	}, null, { timeout: 5000 }).catch(() => {});
+	const photo = (await readDom(pollPage)).photo;
+	check(photo.src === leaderPhoto && photo.width > 0,
+		`a photo_url that loads is shown (src ${photo.src}, width ${photo.width})`);
+	await pollCtx.close();
+
 	// Nothing fetched from elsewhere except candidates' photos.
 	const photos = new Set(final.candidates.map((c) => c.photo_url));
 	const stray = external.filter((u) => !photos.has(u));
