@@ -15,9 +15,10 @@
 // usage: node test_dashboard.mjs TALLYD OUTDIR DEPSDIR   (DEPSDIR holds node_modules/playwright-core;
 // CHROMIUM=/usr/bin/chromium by default). run.sh installs the dependency and runs this.
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const [tallyd, outdir, depsdir] = process.argv.slice(2);
 if (!tallyd || !outdir || !depsdir) {
@@ -261,6 +262,201 @@ async function checkRegions(page, r) {
 	log(`region table: ${r.regions.length} regions in ${pages} pages, sorted by 4 columns both ways`);
 }
 
+// While votes are being counted: every ~150 ms the API's newest figures must reach the DOM
+// within 1 s, and a DOM read at a version the recorder saw must equal that body exactly.
+async function followLive(page, base, done, what) {
+	let liveMatches = 0, lagChecks = 0, maxLag = 0;
+	const acceptedSeen = new Set();
+	for (let i = 0; i < 2000; i++) {
+		const r = await fetchResults(base);
+		if (done(r, i))
+			break;
+		const t0 = Date.now();
+		let d;
+		for (;;) {
+			d = await readDom(page);
+			acceptedSeen.add(d.accepted.value);
+			if (Number(d.version) >= r.version || Date.now() - t0 > 1000)
+				break;
+			await sleep(20);
+		}
+		const lag = Date.now() - t0;
+		lagChecks++;
+		maxLag = Math.max(maxLag, lag);
+		check(Number(d.version) >= r.version && Number(d.accepted.value) >= r.accepted,
+			`${what} live: API version ${r.version} (accepted ${r.accepted}) not in the DOM after ${lag} ms ` +
+			`(DOM version ${d.version}, accepted ${d.accepted.value})`);
+		const same = bodies.get(Number(d.version));
+		if (same && same.election.status === 'open' && compare(d, same, `${what} live at version ${d.version}`))
+			liveMatches++;
+		await sleep(150);
+	}
+	log(`${what} live: ${lagChecks} lag checks (slowest ${maxLag} ms), ${liveMatches} exact matches while ` +
+		`counting, ${acceptedSeen.size} accepted totals seen`);
+	check(lagChecks >= 10, `${what} live: at least 10 lag checks while counting (${lagChecks})`);
+	check(liveMatches >= 3, `${what} live: at least 3 exact DOM = API matches while counting (${liveMatches})`);
+	check(acceptedSeen.size >= 5, `${what} live: the accepted total moved in the DOM (${acceptedSeen.size} values)`);
+}
+
+// The API's figures once they satisfy pred and stay unchanged for 1 s.
+async function waitStable(base, pred, what, limitMs = 120000) {
+	let last = null, stable = 0;
+	for (const t = Date.now(); Date.now() - t < limitMs; await sleep(200)) {
+		const r = await fetchResults(base);
+		stable = last && r.version === last.version && pred(r) ? stable + 1 : 0;
+		last = r;
+		if (stable >= 5)
+			return r;
+	}
+	throw new Error(`${what}: the results did not settle in ${limitMs / 1000} s (last: version ` +
+		`${last && last.version}, read ${last && last.read}, accepted ${last && last.accepted})`);
+}
+
+// ---- server mode: tallyd on real Kafka and PostgreSQL, votes added while the page is open ----
+
+// TALLY_KAFKA_BROKERS and TALLY_PG_DSN from the environment, else var/services.env (as the C
+// tests' support/services.c does). null when neither names them.
+function services() {
+	const env = { ...process.env };
+	const file = join(dirname(fileURLToPath(import.meta.url)), '../../../var/services.env');
+	if ((!env.TALLY_KAFKA_BROKERS || !env.TALLY_PG_DSN) && existsSync(file)) {
+		for (const line of readFileSync(file, 'utf8').split('\n')) {
+			const m = /^(TALLY_[A-Z_]+)='?([^']*)'?$/.exec(line.trim());
+			if (m && !env[m[1]])
+				env[m[1]] = m[2];
+		}
+	}
+	return env.TALLY_KAFKA_BROKERS && env.TALLY_PG_DSN ? env : null;
+}
+
+function run(cmd, args, env) {
+	return new Promise((resolve, reject) => {
+		const p = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+		let out = '';
+		p.stdout.on('data', (d) => { out += d; });
+		p.stderr.on('data', (d) => { out += d; });
+		p.on('error', reject);
+		p.on('exit', (code) => code === 0 ? resolve(out)
+			: reject(new Error(`${cmd} ${args.join(' ')}: exit ${code}\n${out}`)));
+	});
+}
+
+function spawnTallyd(args, env) {
+	const p = spawn(tallyd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+	p.stdout.on('data', (d) => process.stdout.write(d));
+	let text = '';
+	const port = new Promise((resolve, reject) => {
+		const t = setTimeout(() => reject(new Error('tallyd did not log its port in 60 s')), 60000);
+		p.stderr.on('data', (d) => {
+			process.stderr.write(d);
+			text += d;
+			const m = /\(port (\d+);/.exec(text);
+			if (m) {
+				clearTimeout(t);
+				resolve(Number(m[1]));
+			}
+		});
+		p.once('exit', (code) => reject(new Error(`tallyd exited early (${code})`)));
+	});
+	return { p, port };
+}
+
+async function stopProc(p, what) {
+	if (!p || p.exitCode !== null || p.signalCode !== null)
+		return;
+	p.removeAllListeners('exit');
+	const exited = new Promise((r) => p.once('exit', (c, sig) => r([c, sig])));
+	p.kill('SIGTERM');
+	const [c, sig] = await Promise.race([exited, sleep(60000).then(() => [null, 'timeout'])]);
+	if (sig === 'timeout')
+		p.kill('SIGKILL');
+	check(c === 0, `${what}: exit status ${c} ${sig || ''}`);
+}
+
+let serverProc = null, serverCleanup = null;
+async function serverMode(browser) {
+	const env = services();
+	if (!env) {
+		if (process.env.TALLY_DASHBOARD_NO_SERVICES === '1') {
+			log('server mode skipped: no services (TALLY_DASHBOARD_NO_SERVICES=1)');
+			return;
+		}
+		throw new Error('server mode: no TALLY_KAFKA_BROKERS/TALLY_PG_DSN nor var/services.env ' +
+			'(run under ctest, or eval "$(scripts/services up)"; TALLY_DASHBOARD_NO_SERVICES=1 skips it)');
+	}
+	const bin = dirname(tallyd);
+	const schema = `dash${process.pid}_${Date.now()}`;
+	const prefix = schema + '_';
+	const pgopt = `--pg.options=-csearch_path=${schema}`;
+	const truth1 = join(outdir, 'server-truth-1.json'), truth2 = join(outdir, 'server-truth-2.json');
+	log(`server mode: schema ${schema}, topic prefix ${prefix}`);
+	await run('psql', [env.TALLY_PG_DSN, '-v', 'ON_ERROR_STOP=1', '-qc', `CREATE SCHEMA ${schema}`], env);
+	serverCleanup = () => run('psql', [env.TALLY_PG_DSN, '-qc', `DROP SCHEMA ${schema} CASCADE`], env)
+		.catch((e) => console.error('server mode: drop schema:', e.message));
+	await run(join(bin, 'tally-gen'), ['--voters', '60000', '--candidates', String(CANDIDATES),
+		'--regions', String(REGIONS), '--partitions', '3', '--topic-prefix', prefix, pgopt, '--quiet'], env);
+	await run(join(bin, 'tally-sim'), ['--topic-prefix', prefix, pgopt, '--truth', truth1, '--seed', '1',
+		'--turnout', '0.4', '--quiet'], env);
+	const t1 = JSON.parse(readFileSync(truth1, 'utf8'));
+
+	const started = spawnTallyd(['--topic-prefix', prefix, pgopt, '--group-id', prefix,
+		'--http', '127.0.0.1:0'], env);
+	const p = started.p;
+	serverProc = p;
+	const port = await started.port;
+	const base = `http://127.0.0.1:${port}`;
+	bodies.clear();
+	newest = null;
+	recording = true;
+	const recorder = recordLoop(base);
+	const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+	await ctx.route('**/*', (route) => new URL(route.request().url()).host === `127.0.0.1:${port}`
+		? route.continue() : route.abort());
+	const page = await ctx.newPage();
+	await page.goto(base + '/');
+
+	// The known election: the first tally-sim run, counted exactly.
+	let r = await waitStable(base, (x) => x.read === t1.messages, 'server, first run');
+	eq(r.accepted, t1.accepted, 'server, first run: accepted = tally-sim truth');
+	eq(r.rejected_total, t1.rejected_total, 'server, first run: rejected = tally-sim truth');
+	eq(r.registered, t1.registered, 'server: registered = tally-sim truth');
+	// tally-gen places voters in up to 600 regions; the smallest may get none and are not listed.
+	check(r.regions.length > 500, `server: more than 500 regions (${r.regions.length})`);
+	await page.waitForFunction((v) => document.body.dataset.version === String(v), r.version, { timeout: 5000 })
+		.catch(() => {});
+	compare(await readDom(page), r, 'server, first run');
+	log(`server, first run: accepted ${r.accepted}, rejected ${r.rejected_total} (the truth's), DOM equal`);
+
+	// Add votes: a second, paced tally-sim run; the page must follow.
+	const sim2 = spawn(join(bin, 'tally-sim'), ['--topic-prefix', prefix, pgopt, '--truth', truth2,
+		'--seed', '2', '--turnout', '0.15', '--rate', '1500', '--append', '--quiet'], { env, stdio: 'inherit' });
+	let sim2Exit = null;
+	sim2.on('exit', (c) => { sim2Exit = c; });
+	await followLive(page, base, () => sim2Exit !== null, 'server, added votes');
+	while (sim2Exit === null)
+		await sleep(100);
+	eq(sim2Exit, 0, 'server: second tally-sim run exit status');
+	const t2 = JSON.parse(readFileSync(truth2, 'utf8'));
+	r = await waitStable(base, (x) => x.read === t1.messages + t2.messages, 'server, added votes');
+	eq(r.accepted + r.rejected_total, t1.messages + t2.messages, 'server: every message counted or rejected');
+	await page.waitForFunction((v) => document.body.dataset.version === String(v), r.version, { timeout: 5000 })
+		.catch(() => {});
+	compare(await readDom(page), r, 'server, after added votes');
+	log(`server, after added votes: accepted ${r.accepted}, rejected ${r.rejected_total}, DOM equal`);
+	await page.click('[data-testid="page-last"]');
+	const last = await readDom(page);
+	eq(last.pageInfo.page, String(Math.ceil(r.regions.length / PAGE_SIZE)), 'server: last region page reachable');
+	compare(last, r, 'server, last region page');
+	await page.click('[data-testid="page-first"]');
+	const shot = join(outdir, 'dashboard-server-desktop.png');
+	await page.screenshot({ path: shot, fullPage: true });
+	log(`screenshot: ${shot}`);
+	recording = false;
+	await recorder;
+	await ctx.close();
+	await stopProc(p, 'server tallyd (SIGTERM)');
+}
+
 // ---- main ------------------------------------------------------------------------------------
 
 let browser = null;
@@ -297,56 +493,10 @@ async function main() {
 
 	// While counting: DOM reads at a version the recorder saw are compared exactly, and
 	// what the API shows must reach the DOM within 1 s.
-	let liveMatches = 0, lagChecks = 0, maxLag = 0;
-	const versionsSeen = new Set();
-	const acceptedSeen = new Set();
-	for (let i = 0; i < 400; i++) {
-		const r = await fetchResults(base);
-		if (r.election.status !== 'open' && i > 0)
-			break;
-		const t0 = Date.now();
-		let d;
-		for (;;) {
-			d = await readDom(page);
-			versionsSeen.add(d.version);
-			acceptedSeen.add(d.accepted.value);
-			if (Number(d.version) >= r.version)
-				break;
-			if (Date.now() - t0 > 1000)
-				break;
-			await sleep(20);
-		}
-		const lag = Date.now() - t0;
-		lagChecks++;
-		maxLag = Math.max(maxLag, lag);
-		check(Number(d.version) >= r.version && Number(d.accepted.value) >= r.accepted,
-			`live: API version ${r.version} (accepted ${r.accepted}) not in the DOM after ${lag} ms ` +
-			`(DOM version ${d.version}, accepted ${d.accepted.value})`);
-		const same = bodies.get(Number(d.version));
-		if (same && same.election.status === 'open' && compare(d, same, `live at version ${d.version}`))
-			liveMatches++;
-		await sleep(150);
-	}
-	log(`live: ${lagChecks} lag checks (slowest ${maxLag} ms), ${liveMatches} exact matches while counting, ` +
-		`${acceptedSeen.size} accepted totals seen`);
-	check(lagChecks >= 10, `live: at least 10 lag checks while counting (${lagChecks})`);
-	check(liveMatches >= 3, `live: at least 3 exact DOM = API matches while counting (${liveMatches})`);
-	check(acceptedSeen.size >= 5, `live: the accepted total moved in the DOM (${acceptedSeen.size} values)`);
+	await followLive(page, base, (r, i) => r.election.status !== 'open' && i > 0, 'simulate');
 
 	// Final: wait until the API stops changing, then until the page shows that version.
-	let final = null;
-	for (let stable = 0, t = Date.now(); Date.now() - t < 120000;) {
-		const r = await fetchResults(base);
-		if (final && r.version === final.version && r.election.status !== 'open') {
-			if (++stable >= 5)
-				break;
-		} else {
-			stable = 0;
-		}
-		final = r;
-		await sleep(200);
-	}
-	check(final && final.election.status !== 'open', 'the simulation ended (status no longer open)');
+	const final = await waitStable(base, (r) => r.election.status !== 'open', 'simulate');
 	eq(final.candidates.length, CANDIDATES, 'API candidates');
 	eq(final.regions.length, REGIONS, 'API regions');
 	await page.waitForFunction((v) => document.body.dataset.version === String(v), final.version,
@@ -444,6 +594,9 @@ async function main() {
 	log(`screenshots: ${desktop} ${phoneShot}`);
 	recording = false;
 	await recorder;
+	await stopProc(proc, 'tallyd --simulate (0: every figure matched its ground truth)');
+
+	await serverMode(browser);
 }
 
 let code = 0;
@@ -456,15 +609,10 @@ try {
 	recording = false;
 	if (browser)
 		await browser.close().catch(() => {});
-	if (proc && proc.exitCode === null) {
-		proc.removeAllListeners('exit');
-		const exited = new Promise((r) => proc.once('exit', (c, s) => r([c, s])));
-		proc.kill('SIGTERM');
-		const [c, s] = await Promise.race([exited, sleep(10000).then(() => [null, 'timeout'])]);
-		if (s === 'timeout')
-			proc.kill('SIGKILL');
-		check(c === 0, `tallyd --simulate exit status ${c} ${s || ''} (0: every figure matched its ground truth)`);
-	}
+	await stopProc(proc, 'tallyd --simulate');
+	await stopProc(serverProc, 'server tallyd');
+	if (serverCleanup)
+		await serverCleanup();
 	code = failures ? 1 : 0;
 	console.log(failures ? `dashboard: FAILED (${failures} failures)` : 'dashboard: PASSED');
 }
