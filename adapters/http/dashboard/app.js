@@ -265,8 +265,10 @@
 	function render(r) {
 		if (!r || typeof r.version !== 'number')
 			return;
-		if (last && r.version < last.version)
-			return;                  // an older body raced a newer one: keep the newer
+		// An older body (a poll answer racing the stream) is dropped; a lower version with a
+		// newer updated_at is a restarted server and is shown.
+		if (last && r.version < last.version && !(String(r.updated_at) > String(last.updated_at)))
+			return;
 		last = r;
 		renderHeader(r);
 		renderTotals(r);

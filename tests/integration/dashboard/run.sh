@@ -2,7 +2,8 @@
 # The dashboard test (ctest integration/test_dashboard): installs playwright-core (the
 # driver only, no browser download) into DEPSDIR once, then drives Debian's chromium
 # against tallyd with test_dashboard.mjs. Screenshots and the final results go to OUTDIR.
-# usage: run.sh TALLYD OUTDIR DEPSDIR
+# usage: run.sh TALLYD OUTDIR DEPSDIR [DROP_TOPICS]   (DROP_TOPICS: the helper deleting the
+# server mode's topics at the end)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 tallyd=$1 outdir=$2 depsdir=$3
@@ -28,4 +29,5 @@ if ! cmp -s "$here/package.json" "$depsdir/package.json" || [ ! -d "$depsdir/nod
 fi
 rm -f "$outdir"/*.png
 export CHROMIUM="$chromium"
+[ -n "${4:-}" ] && export TALLY_DASHBOARD_DROP_TOPICS=$4
 exec node "$here/test_dashboard.mjs" "$tallyd" "$outdir" "$depsdir"

@@ -391,8 +391,13 @@ async function serverMode(browser) {
 	const truth1 = join(outdir, 'server-truth-1.json'), truth2 = join(outdir, 'server-truth-2.json');
 	log(`server mode: schema ${schema}, topic prefix ${prefix}`);
 	await run('psql', [env.TALLY_PG_DSN, '-v', 'ON_ERROR_STOP=1', '-qc', `CREATE SCHEMA ${schema}`], env);
-	serverCleanup = () => run('psql', [env.TALLY_PG_DSN, '-qc', `DROP SCHEMA ${schema} CASCADE`], env)
-		.catch((e) => console.error('server mode: drop schema:', e.message));
+	serverCleanup = async () => {
+		await run('psql', [env.TALLY_PG_DSN, '-qc', `DROP SCHEMA ${schema} CASCADE`], env)
+			.catch((e) => console.error('server mode: drop schema:', e.message));
+		if (process.env.TALLY_DASHBOARD_DROP_TOPICS)
+			await run(process.env.TALLY_DASHBOARD_DROP_TOPICS, [prefix], env)
+				.catch((e) => console.error('server mode: drop topics:', e.message));
+	};
 	await run(join(bin, 'tally-gen'), ['--voters', '60000', '--candidates', String(CANDIDATES),
 		'--regions', String(REGIONS), '--partitions', '3', '--topic-prefix', prefix, pgopt, '--quiet'], env);
 	await run(join(bin, 'tally-sim'), ['--topic-prefix', prefix, pgopt, '--truth', truth1, '--seed', '1',
