@@ -11,6 +11,10 @@
 //  - nothing is fetched from anywhere but tallyd, except candidates' photo_url (blocked here,
 //    so the leader's photo must be the placeholder);
 //  - desktop (1280x900) and phone (390x844) screenshots go to the output directory.
+// Then server mode on the real services (TALLY_KAFKA_BROKERS/TALLY_PG_DSN or var/services.env):
+// tally-gen and tally-sim into a private schema and topic prefix, tallyd --http; the DOM must
+// equal /api/results (and tally-sim's truth) at rest, follow a second, paced tally-sim run
+// (--append) within 1 s, and equal /api/results again once it is counted.
 //
 // usage: node test_dashboard.mjs TALLYD OUTDIR DEPSDIR   (DEPSDIR holds node_modules/playwright-core;
 // CHROMIUM=/usr/bin/chromium by default). run.sh installs the dependency and runs this.
