@@ -50,9 +50,8 @@ idle_backoff(unsigned idle)
 		sleep_us(idle < 128 ? 20 : 200);
 }
 
-/* The last date of birth (as dob16) that is 18 or older on election day. */
-static uint32_t
-dob_cutoff(int64_t opens_at)
+int32_t
+tally_election_dob_cutoff(int64_t opens_at)
 {
 	int64_t days = opens_at >= 0 ? opens_at / 86400 : -((-opens_at + 86399) / 86400);
 	int y;
@@ -65,7 +64,14 @@ dob_cutoff(int64_t opens_at)
 	 * (leap election day, common cutoff year) it is 28 February. */
 	if (m == 2 && d == 29 && !tally_date_valid(y, 2, 29))
 		d = 28;
-	return tally__registry_dob16(tally_days_from_civil(y, m, d));
+	return tally_days_from_civil(y, m, d);
+}
+
+/* The last date of birth (as dob16) that is 18 or older on election day. */
+static uint32_t
+dob_cutoff(int64_t opens_at)
+{
+	return tally__registry_dob16(tally_election_dob_cutoff(opens_at));
 }
 
 static inline tally_reason_t

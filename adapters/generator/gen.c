@@ -28,13 +28,13 @@
 
 #include <tally/error.h>
 #include <tally/gen.h>
+#include <tally/mix.h>
 #include <tally/time.h>
 
 #include "names.h"
 
 /* ---- hashing and random numbers -------------------------------------------------- */
 
-#define GOLDEN 0x9e3779b97f4a7c15ull
 
 enum {
 	TAG_VOTER = 1,  /* the voter's own record */
@@ -51,21 +51,6 @@ enum {
 	TAG_STREAM,
 };
 
-static inline uint64_t
-mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* A bijection of i for fixed (seed, tag): distinct indices never share a value. */
-static inline uint64_t
-hash3(uint64_t seed, uint64_t tag, uint64_t i)
-{
-	return mix64(mix64(seed ^ (tag * 0xd1b54a32d192ed03ull)) + i * GOLDEN);
-}
-
 typedef struct rng {
 	uint64_t s;
 } rng_t;
@@ -73,8 +58,8 @@ typedef struct rng {
 static inline uint64_t
 rng_next(rng_t *r)
 {
-	r->s += GOLDEN;
-	return mix64(r->s);
+	r->s += TALLY_MIX_GOLDEN;
+	return tally_mix64(r->s);
 }
 
 /* Uniform in [0, n) by multiply-high; n > 0. */
@@ -85,15 +70,9 @@ rng_below(rng_t *r, uint64_t n)
 }
 
 static inline double
-u01(uint64_t x)
-{
-	return (double)(x >> 11) * 0x1.0p-53;
-}
-
-static inline double
 rng_double(rng_t *r)
 {
-	return u01(rng_next(r));
+	return tally_mix_u01(rng_next(r));
 }
 
 static inline const char *
@@ -122,7 +101,7 @@ perm_init(perm_t *p, uint64_t n, uint64_t seed, uint64_t tag)
 	p->half = bits < 2 ? 1 : (bits + 1) / 2;
 	p->mask = (1ull << p->half) - 1;
 	for (int i = 0; i < 4; i++)
-		p->key[i] = hash3(seed, tag, (uint64_t)i);
+		p->key[i] = tally_mix3(seed, tag, (uint64_t)i);
 }
 
 static uint64_t
@@ -134,7 +113,7 @@ perm_fwd(const perm_t *p, uint64_t x)
 		for (int i = 0; i < 4; i++) {
 			uint64_t nl = r;
 
-			r = l ^ (mix64(r ^ p->key[i]) & p->mask);
+			r = l ^ (tally_mix64(r ^ p->key[i]) & p->mask);
 			l = nl;
 		}
 		x = (l << p->half) | r;
@@ -151,7 +130,7 @@ perm_inv(const perm_t *p, uint64_t x)
 		for (int i = 3; i >= 0; i--) {
 			uint64_t pr = l;
 
-			l = r ^ (mix64(l ^ p->key[i]) & p->mask);
+			l = r ^ (tally_mix64(l ^ p->key[i]) & p->mask);
 			r = pr;
 		}
 		x = (l << p->half) | r;
@@ -322,7 +301,7 @@ build_parties(tally_gen_t *gen)
 	const tally__gen_words_t *a = &tally__gen_party_words, *b = &tally__gen_party_kinds;
 	size_t ncombos = a->count * b->count, next = 0;
 	uint32_t *order = malloc(ncombos * sizeof(*order));
-	rng_t r = {hash3(gen->opts.seed, TAG_PARTY, 0)};
+	rng_t r = {tally_mix3(gen->opts.seed, TAG_PARTY, 0)};
 	uint32_t n = 0;
 
 	for (; n < gen->nparties && n < 3; n++)
@@ -360,7 +339,7 @@ build_regions(tally_gen_t *gen)
 	const tally__gen_words_t *pre = &tally__gen_region_prefixes;
 	uint32_t n = 0;
 	double total = 0, cum = 0;
-	rng_t r = {hash3(gen->opts.seed, TAG_REGION_TABLE, 0)};
+	rng_t r = {tally_mix3(gen->opts.seed, TAG_REGION_TABLE, 0)};
 
 	for (size_t k = 0; n < gen->nregions && k < nc * (pre->count + 1); k++) {
 		const tally__gen_county_t *county = &tally__gen_counties[k % nc];
@@ -422,7 +401,7 @@ build_candidates(tally_gen_t *gen)
 
 	for (uint32_t c = 0; c < gen->ncandidates; c++) {
 		gen_candidate_t *cand = &gen->candidates[c];
-		rng_t r = {hash3(gen->opts.seed, TAG_CANDIDATE, c)};
+		rng_t r = {tally_mix3(gen->opts.seed, TAG_CANDIDATE, c)};
 		const gen_region_t *home;
 		const char *town;
 		size_t p1, p2, p3, ntowns = 0;
@@ -476,7 +455,7 @@ build_choices(tally_gen_t *gen)
 {
 	uint32_t np = gen->nparties, nc = gen->ncandidates;
 	double national[TALLY_GEN_MAX_PARTIES], personal[TALLY_GEN_MAX_CANDIDATES];
-	rng_t r = {hash3(gen->opts.seed, TAG_CHOICE, ~0ull)};
+	rng_t r = {tally_mix3(gen->opts.seed, TAG_CHOICE, ~0ull)};
 
 	for (uint32_t p = 0; p < np; p++)
 		national[p] = 0.6 + 0.8 * rng_double(&r);
@@ -505,7 +484,7 @@ build_choices(tally_gen_t *gen)
 static uint32_t
 region_of(const tally_gen_t *gen, uint64_t idx)
 {
-	double u = u01(hash3(gen->opts.seed, TAG_REGION, idx));
+	double u = tally_mix_u01(tally_mix3(gen->opts.seed, TAG_REGION, idx));
 	uint32_t lo = 0, hi = gen->nregions - 1;
 
 	while (lo < hi) {
@@ -523,7 +502,7 @@ static uint32_t
 choice_of(const tally_gen_t *gen, uint64_t idx, uint32_t region)
 {
 	const double *cum = &gen->choice_cum[(size_t)region * gen->ncandidates];
-	double u = u01(hash3(gen->opts.seed, TAG_CHOICE, idx));
+	double u = tally_mix_u01(tally_mix3(gen->opts.seed, TAG_CHOICE, idx));
 	uint32_t c = 0;
 
 	while (c + 1 < gen->ncandidates && u >= cum[c])
@@ -541,7 +520,7 @@ is_underage(const tally_gen_t *gen, uint64_t idx)
 static bool
 turns_out(const tally_gen_t *gen, uint64_t idx, uint32_t region)
 {
-	return u01(hash3(gen->opts.seed, TAG_TURNOUT, idx)) < gen->regions[region].turnout;
+	return tally_mix_u01(tally_mix3(gen->opts.seed, TAG_TURNOUT, idx)) < gen->regions[region].turnout;
 }
 
 tally_gen_t *
@@ -706,7 +685,7 @@ tally_gen_candidate(const tally_gen_t *gen, uint32_t idx, tally_gen_candidate_t 
 static void
 voter_id_of(const tally_gen_t *gen, uint64_t idx, tally_uuid_t *id)
 {
-	make_uuid(id, hash3(gen->opts.seed, TAG_ID_HI, idx), hash3(gen->opts.seed, TAG_ID_LO, idx));
+	make_uuid(id, tally_mix3(gen->opts.seed, TAG_ID_HI, idx), tally_mix3(gen->opts.seed, TAG_ID_LO, idx));
 }
 
 static int32_t
@@ -733,7 +712,7 @@ dob_of(const tally_gen_t *gen, uint64_t idx, bool underage, rng_t *r)
 	}
 	if (gen->boundary_ok && u % 500 == 0)
 		return gen->b18;
-	if (u01(u) < 0.85)
+	if (tally_mix_u01(u) < 0.85)
 		return days_between(r, gen->b80, gen->b18 - 3);
 	return days_between(r, gen->b95, gen->b80 - 1);
 }
@@ -759,7 +738,7 @@ voter_head(const tally_gen_t *gen, uint64_t idx, bool underage, rng_t *r, bool *
 void
 tally_gen_voter_brief(const tally_gen_t *gen, uint64_t idx, tally_gen_voter_brief_t *out)
 {
-	rng_t r = {hash3(gen->opts.seed, TAG_VOTER, idx)};
+	rng_t r = {tally_mix3(gen->opts.seed, TAG_VOTER, idx)};
 	const char *first, *last;
 	bool female;
 
@@ -791,7 +770,7 @@ static void
 voter_fill(const tally_gen_t *gen, uint64_t idx, tally_gen_voter_t *v)
 {
 	static const char inward[] = "ABDEFGHJLNPQRSTUWXYZ";
-	rng_t r = {hash3(gen->opts.seed, TAG_VOTER, idx)};
+	rng_t r = {tally_mix3(gen->opts.seed, TAG_VOTER, idx)};
 	const gen_region_t *reg;
 	const tally__gen_county_t *county;
 	const char *first, *last, *street_name, *area;
@@ -1137,7 +1116,7 @@ tally_gen_stream_new(const tally_gen_t *gen, unsigned index, unsigned nstreams)
 	st->npos = gen->opts.voters > index ? (gen->opts.voters - index + nstreams - 1) / nstreams : 0;
 	st->voted = calloc(st->npos / 64 + 1, sizeof(uint64_t));
 	st->cand_region = calloc((size_t)gen->ncandidates * gen->nregions, sizeof(uint64_t));
-	st->rng.s = hash3(gen->opts.seed, TAG_STREAM, ((uint64_t)nstreams << 32) | index);
+	st->rng.s = tally_mix3(gen->opts.seed, TAG_STREAM, ((uint64_t)nstreams << 32) | index);
 	if (st->voted == NULL || st->cand_region == NULL) {
 		tally_gen_stream_destroy(st);
 		return NULL;
@@ -1541,7 +1520,7 @@ tally_gen_vote_json(const tally_gen_voter_fields_t *v, const tally_gen_candidate
                     int64_t voting_time, int malformed, uint64_t noise, bool compact, char *buf,
                     size_t size)
 {
-	rng_t rng = {mix64(noise ^ 0x5ca1ab1e0ddba11ull)};
+	rng_t rng = {tally_mix64(noise ^ 0x5ca1ab1e0ddba11ull)};
 	jw_t w;
 
 	if (malformed < 0 || malformed >= TALLY_GEN_MALFORMED__COUNT)

@@ -12,13 +12,14 @@
 #include <tally/decode.h>
 #include <tally/error.h>
 #include <tally/gen.h>
+#include <tally/core.h>
+#include <tally/mix.h>
 #include <tally/time.h>
 #include <tally/uuid.h>
 
 #include "simvotes.h"
 
 #define RING_SIZE 4096u
-#define GOLDEN 0x9e3779b97f4a7c15ull
 #define PEOPLE 1000u            /* made-up people for unregistered voter_ids */
 #define PEOPLE_CANDIDATES 16u   /* made-up candidates for unknown candidate_ids */
 
@@ -59,30 +60,10 @@ struct simvotes {
 /* ---- randomness -------------------------------------------------------------------- */
 
 static inline uint64_t
-mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static inline uint64_t
-hash3(uint64_t seed, uint64_t tag, uint64_t x)
-{
-	return mix64(mix64(seed ^ (tag * 0xd1b54a32d192ed03ull)) + x * GOLDEN);
-}
-
-static inline double
-u01(uint64_t x)
-{
-	return (double)(x >> 11) * 0x1.0p-53;
-}
-
-static inline uint64_t
 rng_next(simvotes_t *sv)
 {
-	sv->rng += GOLDEN;
-	return mix64(sv->rng);
+	sv->rng += TALLY_MIX_GOLDEN;
+	return tally_mix64(sv->rng);
 }
 
 static inline uint64_t
@@ -109,24 +90,6 @@ random_uuid(simvotes_t *sv, tally_uuid_t *id)
 	id->lo = (rng_next(sv) & ~(3ull << 62)) | (2ull << 62);
 }
 
-/* ---- the election's rules, as the core applies them ------------------------------- */
-
-/* The last date of birth that is 18 or older on election day, the UTC date of opens_at. */
-static int32_t
-dob_cutoff(int64_t opens_at)
-{
-	int64_t days = opens_at >= 0 ? opens_at / 86400 : -((-opens_at + 86399) / 86400);
-	int y;
-	unsigned m, d;
-
-	tally_civil_from_days((int32_t)days, &y, &m, &d);
-	y -= 18;
-	/* Born 29 February: the birthday is 1 March in a common year (as core/core.c). */
-	if (m == 2 && d == 29 && !tally_date_valid(y, 2, 29))
-		d = 28;
-	return tally_days_from_civil(y, m, d);
-}
-
 /* ---- the maker --------------------------------------------------------------------- */
 
 simvotes_t *
@@ -139,8 +102,8 @@ simvotes_new(simreg_t *reg, const simvotes_opts_t *opts, char *errstr, size_t er
 		goto nomem;
 	sv->reg = reg;
 	sv->o = *opts;
-	sv->rng = hash3(opts->seed, TAG_STREAM, 0);
-	sv->cutoff_days = dob_cutoff(reg->opens_at);
+	sv->rng = tally_mix3(opts->seed, TAG_STREAM, 0);
+	sv->cutoff_days = tally_election_dob_cutoff(reg->opens_at);
 	tally_gen_opts_init(&go);
 	go.seed = opts->seed;
 	go.voters = PEOPLE;
@@ -157,9 +120,9 @@ simvotes_new(simreg_t *reg, const simvotes_opts_t *opts, char *errstr, size_t er
 	if (sv->national == NULL || sv->personal == NULL || sv->ring == NULL || sv->buf == NULL)
 		goto nomem;
 	for (uint32_t p = 0; p < reg->nparties; p++)
-		sv->national[p] = 0.6 + 0.8 * u01(hash3(opts->seed, TAG_NATIONAL, name_hash(reg->parties[p])));
+		sv->national[p] = 0.6 + 0.8 * tally_mix_u01(tally_mix3(opts->seed, TAG_NATIONAL, name_hash(reg->parties[p])));
 	for (uint32_t c = 0; c < reg->ncands; c++)
-		sv->personal[c] = 0.8 + 0.4 * u01(hash3(opts->seed, TAG_PERSONAL,
+		sv->personal[c] = 0.8 + 0.4 * tally_mix_u01(tally_mix3(opts->seed, TAG_PERSONAL,
 		                                        reg->cands[c].id.hi ^ reg->cands[c].id.lo));
 	return sv;
 nomem:
@@ -203,11 +166,11 @@ region_choice(simvotes_t *sv, uint32_t region)
 	    (r->accepted == NULL && (r->accepted = calloc(nc, sizeof(uint64_t))) == NULL))
 		return NULL;
 	rh = name_hash(r->name);
-	fav = sv->reg->cands[hash3(sv->o.seed, TAG_FAVOURITE, rh) % nc].party;
+	fav = sv->reg->cands[tally_mix3(sv->o.seed, TAG_FAVOURITE, rh) % nc].party;
 	for (uint32_t c = 0; c < nc; c++) {
 		uint32_t p = sv->reg->cands[c].party;
 		double lean = p == fav ? 2.5
-		                       : 0.7 + 0.6 * u01(hash3(sv->o.seed, TAG_LEAN, rh * 31 + p));
+		                       : 0.7 + 0.6 * tally_mix_u01(tally_mix3(sv->o.seed, TAG_LEAN, rh * 31 + p));
 
 		r->choice_cum[c] = sv->national[p] * lean * sv->personal[c];
 		total += r->choice_cum[c];
@@ -379,7 +342,7 @@ draw_kind(simvotes_t *sv)
 	const simvotes_opts_t *o = &sv->o;
 	const double rates[] = {0, o->invalid_rate, o->early_rate, o->late_rate, o->unknown_rate,
 	                        o->unknown_candidate_rate, o->dup_rate};
-	double u = u01(rng_next(sv)), acc = 0;
+	double u = tally_mix_u01(rng_next(sv)), acc = 0;
 
 	for (int k = K_INVALID; k <= K_DUPLICATE; k++) {
 		acc += rates[k];
@@ -476,7 +439,7 @@ int
 simvotes_voter(simvotes_t *sv, const simreg_voter_t *v, double progress, simvotes_emit_fn emit,
                void *arg)
 {
-	uint64_t h = v->id.hi ^ mix64(v->id.lo);
+	uint64_t h = v->id.hi ^ tally_mix64(v->id.lo);
 	const double *cum;
 	intent_t in;
 	enum kind k;
@@ -486,7 +449,7 @@ simvotes_voter(simvotes_t *sv, const simreg_voter_t *v, double progress, simvote
 
 	if (sv->reg->ncands == 0)
 		return 0;
-	if (u01(hash3(sv->o.seed, TAG_TURNOUT, h)) >= sv->o.turnout)
+	if (tally_mix_u01(tally_mix3(sv->o.seed, TAG_TURNOUT, h)) >= sv->o.turnout)
 		return 0;
 	/* Faults at their shares of all messages, in front of the vote that takes a slot. */
 	while ((k = draw_kind(sv)) != K_VOTE) {
@@ -497,7 +460,7 @@ simvotes_voter(simvotes_t *sv, const simreg_voter_t *v, double progress, simvote
 	}
 	if ((cum = region_choice(sv, v->region)) == NULL)
 		return TALLY_ENOMEM;
-	u = u01(hash3(sv->o.seed, TAG_CHOICE, h));
+	u = tally_mix_u01(tally_mix3(sv->o.seed, TAG_CHOICE, h));
 	while (c + 1 < sv->reg->ncands && u >= cum[c])
 		c++;
 	in = (intent_t){

@@ -125,6 +125,13 @@ void tally_core_drain(tally_core_t *core);
 
 /* ---- the election -------------------------------------------------------------- */
 
+/**
+ * @brief The eligibility rule: the last date of birth (days since 1970-01-01) of a voter
+ * who is 18 or older on election day, the UTC date of opens_at (born 29 February: the
+ * birthday is 1 March in a common year). Votes of later-born voters are ineligible.
+ */
+int32_t tally_election_dob_cutoff(int64_t opens_at);
+
 /** @brief A copy of the election (id, window, status). */
 void tally_core_election(const tally_core_t *core, tally_election_t *out);
 
