@@ -118,6 +118,9 @@ const char *tally_opt_kvlist_get(const tally_opt_kvlist_t *list, const char *key
 /** @brief Free the list's contents (not the list itself). */
 void tally_opt_kvlist_free(tally_opt_kvlist_t *list);
 
+/** @brief "PROG: message" and a newline on stderr: how every program reports an error. */
+void tally_app_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /** @brief Print one line per option: name, metavar, doc, default and range. */
 void tally_opt_help(FILE *f, const tally_opt_t *tab, size_t n);
 

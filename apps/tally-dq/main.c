@@ -25,7 +25,6 @@
  * DESIGN (threads): one thread; the sources are read one after the other.
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,20 +40,8 @@
 #include "dq.h"
 #include "opt.h"
 
-static void
-die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-die_msg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("tally-dq: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
+/* Errors are "tally-dq: message" on stderr. */
+#define die_msg(...) tally_app_error("tally-dq", __VA_ARGS__)
 
 static void
 usage(FILE *f)

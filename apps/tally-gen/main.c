@@ -42,7 +42,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,17 +109,8 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void
-die_msg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("tally-gen: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
+/* Errors are "tally-gen: message" on stderr. */
+#define die_msg(...) tally_app_error("tally-gen", __VA_ARGS__)
 
 static void
 usage(FILE *f)

@@ -33,7 +33,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,17 +73,8 @@ now_s(void)
 	return (double)tally_mono_ns() / 1e9;
 }
 
-static void
-die_msg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("tally-sim: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
+/* Errors are "tally-sim: message" on stderr. */
+#define die_msg(...) tally_app_error("tally-sim", __VA_ARGS__)
 
 static void
 usage(FILE *f)
