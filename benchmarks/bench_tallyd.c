@@ -148,6 +148,10 @@ prepare(bench_run_t *run, const opts_t *o)
  * those PostgreSQL holds). Without, the registrar resumes at the end of those topics, as
  * a server that has followed the registrations does.
  */
+/* Votes stored: in the votes table or still in the vote journal. */
+#define STORED_VOTES_SQL \
+	"SELECT (SELECT count(*) FROM votes) + (SELECT coalesce(sum(votes), 0) FROM vote_journal)"
+
 static int
 reset_tallyd(const bench_run_t *run, bool registrations)
 {
@@ -157,12 +161,12 @@ reset_tallyd(const bench_run_t *run, bool registrations)
 	if (conn == NULL)
 		return -1;
 	if (registrations) {
-		rc = bench_pg_exec(conn, "TRUNCATE votes, checkpoints, checkpoint_offsets");
+		rc = bench_pg_exec(conn, "TRUNCATE votes, vote_journal, checkpoints, checkpoint_offsets");
 	} else {
 		const char *topic = run->votes_topic;
 		PGresult *res;
 
-		rc = bench_pg_exec(conn, "TRUNCATE votes, checkpoints");
+		rc = bench_pg_exec(conn, "TRUNCATE votes, vote_journal, checkpoints");
 		res = PQexecParams(conn, "DELETE FROM checkpoint_offsets WHERE topic = $1", 1, NULL,
 		                   &topic, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -256,7 +260,7 @@ run_tallyd_to_end(const bench_run_t *run, const char *group, uint64_t max_pendin
 	text = bench_slurp(bench_log_path(run, log));
 	parse_tallyd_log(text, r);
 	free(text);
-	r->stored = bench_pg_int(conn, "SELECT count(*) FROM votes");
+	r->stored = bench_pg_int(conn, STORED_VOTES_SQL);
 	PQfinish(conn);
 	if (no_ckpt) {
 		if (r->read == (uint64_t)msgs)
@@ -621,7 +625,7 @@ tally_bench_recover(int argc, char **argv)
 			goto out;
 		row_s("count and checkpoint (tallyd, to exit)", r.read, r.exit, 0);
 	}
-	stored = bench_pg_int(conn, "SELECT count(*) FROM votes");
+	stored = bench_pg_int(conn, STORED_VOTES_SQL);
 	printf("%" PRId64 " votes stored, checkpoint covers every message of \"%s\"\n", stored,
 	       run.votes_topic);
 	printf("\n%-34s %10s %12s %14s %10s\n", "start", "exec->live", "restored in",

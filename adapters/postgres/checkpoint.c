@@ -16,15 +16,18 @@
 #include <tally/error.h>
 #include <tally/pg.h>
 #include <tally/pg_checkpoint.h>
+#include <tally/pg_journal.h>
+
+#include "pg_int.h"
 
 #define COPY_BLOCK (256u * 1024u)
 
 /* Seconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch. */
 #define PG_EPOCH_OFFSET 946684800LL
 
-static void
-set_error(PGconn *conn, const PGresult *res, const char *what, char *errstr,
-          size_t errstr_size)
+void
+tally__pg_set_error(PGconn *conn, const PGresult *res, const char *what, char *errstr,
+                    size_t errstr_size)
 {
 	const char *m = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	char line[256];
@@ -45,7 +48,7 @@ exec_cmd(PGconn *conn, const char *sql, int n, const char *const *values, const 
 
 	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
 		rc = tally_pg_err(conn, res);
-		set_error(conn, res, what, errstr, errstr_size);
+		tally__pg_set_error(conn, res, what, errstr, errstr_size);
 	}
 	PQclear(res);
 	return rc;
@@ -100,19 +103,20 @@ static int
 copy_flush(PGconn *conn, copybuf_t *b, char *errstr, size_t errstr_size)
 {
 	if (b->len > 0 && PQputCopyData(conn, b->buf, (int)b->len) != 1) {
-		set_error(conn, NULL, "could not send votes", errstr, errstr_size);
+		tally__pg_set_error(conn, NULL, "could not send votes", errstr, errstr_size);
 		return TALLY_EIO;
 	}
 	b->len = 0;
 	return 0;
 }
 
-static int
-copy_votes(PGconn *conn, const tally_pg_checkpoint_t *c, char *errstr, size_t errstr_size)
+int
+tally__pg_copy_votes(PGconn *conn, const char *election_id, const tally_pg_vote_row_t *votes,
+                     size_t n, char *errstr, size_t errstr_size)
 {
 	static const char signature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n',
 	                                   '\0'};
-	size_t elen = strlen(c->election_id);
+	size_t elen = strlen(election_id);
 	/* One row: field count, 6 lengths, uuid, uuid, time, election, partition, offset. */
 	size_t row = 2 + 6 * 4 + 16 + 16 + 8 + elen + 4 + 8;
 	copybuf_t b = {NULL, 0, COPY_BLOCK + row + 64};
@@ -123,7 +127,7 @@ copy_votes(PGconn *conn, const tally_pg_checkpoint_t *c, char *errstr, size_t er
 	                   "source_partition, source_offset) FROM STDIN (FORMAT binary)");
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
 		rc = tally_pg_err(conn, res);
-		set_error(conn, res, "could not start COPY of votes", errstr, errstr_size);
+		tally__pg_set_error(conn, res, "could not start COPY of votes", errstr, errstr_size);
 		PQclear(res);
 		return rc;
 	}
@@ -137,8 +141,8 @@ copy_votes(PGconn *conn, const tally_pg_checkpoint_t *c, char *errstr, size_t er
 	put(&b, signature, sizeof(signature));
 	put_i32(&b, 0);
 	put_i32(&b, 0);
-	for (size_t i = 0; i < c->nvotes && rc == 0; i++) {
-		const tally_pg_vote_row_t *v = &c->votes[i];
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const tally_pg_vote_row_t *v = &votes[i];
 
 		put_i16(&b, 6);
 		put_i32(&b, 16);
@@ -150,7 +154,7 @@ copy_votes(PGconn *conn, const tally_pg_checkpoint_t *c, char *errstr, size_t er
 		put_i32(&b, 8);
 		put_i64(&b, (v->voting_time - PG_EPOCH_OFFSET) * 1000000LL);
 		put_i32(&b, (int32_t)elen);
-		put(&b, c->election_id, elen);
+		put(&b, election_id, elen);
 		put_i32(&b, 4);
 		put_i32(&b, v->partition);
 		put_i32(&b, 8);
@@ -164,13 +168,13 @@ copy_votes(PGconn *conn, const tally_pg_checkpoint_t *c, char *errstr, size_t er
 	}
 	free(b.buf);
 	if (PQputCopyEnd(conn, rc == 0 ? NULL : "aborted") != 1 && rc == 0) {
-		set_error(conn, NULL, "could not end COPY of votes", errstr, errstr_size);
+		tally__pg_set_error(conn, NULL, "could not end COPY of votes", errstr, errstr_size);
 		rc = TALLY_EIO;
 	}
 	while ((res = PQgetResult(conn)) != NULL) {
 		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
 			rc = tally_pg_err(conn, res);
-			set_error(conn, res, "could not COPY votes", errstr, errstr_size);
+			tally__pg_set_error(conn, res, "could not COPY votes", errstr, errstr_size);
 		}
 		PQclear(res);
 	}
@@ -191,7 +195,11 @@ tally_pg_checkpoint_write(PGconn *conn, const tally_pg_checkpoint_t *c, char *er
 	if ((rc = exec_cmd(conn, "BEGIN", 0, NULL, NULL, NULL, "could not begin checkpoint",
 	                   errstr, errstr_size)) != 0)
 		goto fail;
-	if (c->nvotes > 0 && (rc = copy_votes(conn, c, errstr, errstr_size)) != 0)
+	if (c->nvotes > 0 &&
+	    (rc = c->journal ? tally_pg_journal_append(conn, c->election_id, c->votes, c->nvotes,
+	                                               errstr, errstr_size)
+	                     : tally__pg_copy_votes(conn, c->election_id, c->votes, c->nvotes,
+	                                            errstr, errstr_size)) != 0)
 		goto fail;
 	{
 		const char *v[4] = {c->election_id, version, "false", c->state};
@@ -263,7 +271,7 @@ tally_pg_checkpoint_latest(PGconn *conn, const char *election_id, void **state,
 		*version = 0;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		rc = tally_pg_err(conn, res);
-		set_error(conn, res, "could not read the latest checkpoint", errstr, errstr_size);
+		tally__pg_set_error(conn, res, "could not read the latest checkpoint", errstr, errstr_size);
 	} else if (PQntuples(res) == 1) {
 		size_t n = (size_t)PQgetlength(res, 0, 0);
 		uint64_t be;
@@ -316,7 +324,7 @@ tally_pg_offsets_load(PGconn *conn, const char *election_id, const char *topic,
 		offsets[p] = -1;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		rc = tally_pg_err(conn, res);
-		set_error(conn, res, "could not read checkpoint offsets", errstr, errstr_size);
+		tally__pg_set_error(conn, res, "could not read checkpoint offsets", errstr, errstr_size);
 	} else {
 		for (int i = 0; i < PQntuples(res); i++) {
 			long p = strtol(PQgetvalue(res, i, 0), NULL, 10);
@@ -335,20 +343,29 @@ int
 tally_pg_votes_voters(PGconn *conn, tally_uuid_t **ids, size_t *count, char *errstr,
                       size_t errstr_size)
 {
-	/* A fixed statement: one vote per voter is the votes table's primary key. */
-	PGresult *res = PQexec(conn, "COPY votes (voter_id) TO STDOUT (FORMAT binary)");
+	PGresult *res;
 	tally_uuid_t *v = NULL;
 	size_t n = 0, cap = 0;
 	char *line;
 	int len, rc = 0;
 	bool header = true;
+	bool own_tx = PQtransactionStatus(conn) == PQTRANS_IDLE;
 
 	*ids = NULL;
 	*count = 0;
+	/* The votes table and the journal in one snapshot: a piece moved meanwhile is in one. */
+	if (own_tx && (rc = exec_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0,
+	                             NULL, NULL, NULL, "could not begin reading the stored votes",
+	                             errstr, errstr_size)) != 0)
+		return rc;
+	/* A fixed statement: one vote per voter is the votes table's primary key. */
+	res = PQexec(conn, "COPY votes (voter_id) TO STDOUT (FORMAT binary)");
 	if (PQresultStatus(res) != PGRES_COPY_OUT) {
 		rc = tally_pg_err(conn, res);
-		set_error(conn, res, "could not read the stored votes", errstr, errstr_size);
+		tally__pg_set_error(conn, res, "could not read the stored votes", errstr, errstr_size);
 		PQclear(res);
+		if (own_tx)
+			rollback(conn);
 		return rc;
 	}
 	PQclear(res);
@@ -389,16 +406,23 @@ tally_pg_votes_voters(PGconn *conn, tally_uuid_t **ids, size_t *count, char *err
 	}
 	if (len == -2 && rc == 0) {
 		rc = TALLY_EIO;
-		set_error(conn, NULL, "could not read the stored votes", errstr, errstr_size);
+		tally__pg_set_error(conn, NULL, "could not read the stored votes", errstr, errstr_size);
 	}
 	while ((res = PQgetResult(conn)) != NULL) {
 		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
 			rc = tally_pg_err(conn, res);
-			set_error(conn, res, "could not read the stored votes", errstr, errstr_size);
+			tally__pg_set_error(conn, res, "could not read the stored votes", errstr, errstr_size);
 		}
 		PQclear(res);
 	}
+	if (rc == 0)
+		rc = tally_pg_journal_voters(conn, &v, &n, &cap, errstr, errstr_size);
+	if (rc == 0 && own_tx)
+		rc = exec_cmd(conn, "COMMIT", 0, NULL, NULL, NULL, "could not end reading the stored "
+		              "votes", errstr, errstr_size);
 	if (rc != 0) {
+		if (own_tx)
+			rollback(conn);
 		free(v);
 		return rc;
 	}
@@ -423,7 +447,7 @@ tally_pg_election_get(PGconn *conn, const char *election_id, tally_election_t *o
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		rc = tally_pg_err(conn, res);
-		set_error(conn, res, "could not read the election", errstr, errstr_size);
+		tally__pg_set_error(conn, res, "could not read the election", errstr, errstr_size);
 	} else if (PQntuples(res) != 1) {
 		rc = TALLY_ENOENT;
 		snprintf(errstr, errstr_size, "election \"%s\" is not in the elections table "

@@ -89,6 +89,16 @@ static const struct migration migrations[] = {
 	 "  is_delta boolean NOT NULL,"
 	 "  state bytea NOT NULL);"
 	 "CREATE INDEX checkpoints_latest ON checkpoints (election_id, checkpoint_id DESC);"},
+	/* Votes a checkpoint could not write row by row at its pace (pg_journal.h): packed,
+	 * never compressed (random voter ids do not compress), moved into votes later. */
+	{"vote journal",
+	 "CREATE TABLE vote_journal ("
+	 "  journal_id bigserial PRIMARY KEY,"
+	 "  election_id text NOT NULL REFERENCES elections,"
+	 "  votes integer NOT NULL CHECK (votes > 0),"
+	 "  journalled_at timestamptz NOT NULL DEFAULT now(),"
+	 "  piece bytea NOT NULL);"
+	 "ALTER TABLE vote_journal ALTER COLUMN piece SET STORAGE EXTERNAL;"},
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

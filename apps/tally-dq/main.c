@@ -10,6 +10,8 @@
  *   integrity.candidates_parties candidates whose party is not registered    be absent)
  *   votes.one_per_voter          no voter_id with more than one vote
  *   votes.election_id            no vote of another election
+ *   votes.journal                every vote journal piece decodes (its votes count as
+ *                                stored votes in every other check)
  *   checkpoint.offsets           checkpoint_offsets rows for the election
  *   checkpoint.latest            the last checkpoint imports into a core and adds up
  *   topics.results               the results topics read to their end, none malformed

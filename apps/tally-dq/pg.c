@@ -5,7 +5,8 @@
  *
  * Every statement is fixed or parameterised (the election id is $1), and all of them run
  * in one REPEATABLE READ READ ONLY transaction, so every figure comes from one snapshot of
- * the database. Nothing here prints or stores a voter's id or personal data: queries
+ * the database. The stored votes are the votes table and the vote journal's pieces, which
+ * are unpacked into a temporary table first. Nothing here prints or stores a voter's id or personal data: queries
  * return counts, and candidate ids, region and party names only.
  */
 #include <inttypes.h>
@@ -18,6 +19,7 @@
 #include <tally/core.h>
 #include <tally/error.h>
 #include <tally/pg.h>
+#include <tally/pg_journal.h>
 #include <tally/pg_registry.h>
 #include <tally/registry.h>
 #include <tally/snapshot.h>
@@ -26,6 +28,14 @@
 #include "dq.h"
 
 #define PG_CONNECT_TIMEOUT_MS 10000
+
+/*
+ * The stored votes: the votes table and the votes still in the vote journal
+ * (include/tally/pg_journal.h), unpacked into a temporary table of this session.
+ */
+#define STORED_VOTES \
+	"(SELECT voter_id, candidate_id, election_id FROM votes UNION ALL" \
+	" SELECT voter_id, candidate_id, election_id FROM pg_temp.journal_votes)"
 
 /* Labels of rows whose key is not in the registry. */
 #define NO_VOTER_REGION "(vote without a registered voter)"
@@ -139,11 +149,11 @@ check_integrity(pgctx_t *ctx)
 	PGresult *res;
 
 	check_zero(ctx, "integrity.votes_voters", "count votes without a voter",
-	           "SELECT count(*) FROM votes v"
+	           "SELECT count(*) FROM " STORED_VOTES " v"
 	           " WHERE NOT EXISTS (SELECT 1 FROM voters w WHERE w.voter_id = v.voter_id)",
 	           0, "vote(s) whose voter_id is not in voters");
 	check_zero(ctx, "integrity.votes_candidates", "count votes without a candidate",
-	           "SELECT count(*) FROM votes v"
+	           "SELECT count(*) FROM " STORED_VOTES " v"
 	           " WHERE NOT EXISTS (SELECT 1 FROM candidates c"
 	           "                   WHERE c.candidate_id = v.candidate_id)",
 	           0, "vote(s) whose candidate_id is not in candidates");
@@ -156,9 +166,9 @@ check_integrity(pgctx_t *ctx)
 	/* One vote per voter: extra rows, and how many voters have them. */
 	res = counts(ctx, "count votes per voter",
 	             "SELECT count(*) - count(DISTINCT voter_id),"
-	             " (SELECT count(*) FROM (SELECT 1 FROM votes GROUP BY voter_id"
+	             " (SELECT count(*) FROM (SELECT 1 FROM " STORED_VOTES " s GROUP BY voter_id"
 	             "                        HAVING count(*) > 1) d)"
-	             " FROM votes",
+	             " FROM " STORED_VOTES " s",
 	             0);
 	if (res == NULL) {
 		dq_check(ctx->run, "votes.one_per_voter", DQ_FAIL, NULL, "%s", ctx->err);
@@ -175,7 +185,7 @@ check_integrity(pgctx_t *ctx)
 
 	res = counts(ctx, "count votes of other elections",
 	             "SELECT count(*) FILTER (WHERE election_id IS DISTINCT FROM $1),"
-	             " count(*) FILTER (WHERE election_id = $1), count(*) FROM votes",
+	             " count(*) FILTER (WHERE election_id = $1), count(*) FROM " STORED_VOTES " s",
 	             1);
 	if (res == NULL) {
 		dq_check(ctx->run, "votes.election_id", DQ_FAIL, NULL, "%s", ctx->err);
@@ -270,7 +280,7 @@ vote_rows(pgctx_t *ctx)
 	/* A vote whose voter is missing has no region: it is counted under its own label. */
 	if ((res = query(ctx, "count the votes per candidate and region",
 	                 "SELECT v.candidate_id::text, w.region, count(*)"
-	                 " FROM votes v LEFT JOIN voters w ON w.voter_id = v.voter_id"
+	                 " FROM " STORED_VOTES " v LEFT JOIN voters w ON w.voter_id = v.voter_id"
 	                 " WHERE v.election_id = $1 GROUP BY 1, 2",
 	                 1)) == NULL)
 		return -1;
@@ -302,7 +312,8 @@ vote_rows(pgctx_t *ctx)
 
 	if ((res = query(ctx, "count the votes per party",
 	                 "SELECT c.party_affiliation, count(*)"
-	                 " FROM votes v LEFT JOIN candidates c ON c.candidate_id = v.candidate_id"
+	                 " FROM " STORED_VOTES " v"
+	                 " LEFT JOIN candidates c ON c.candidate_id = v.candidate_id"
 	                 " WHERE v.election_id = $1 GROUP BY 1",
 	                 1)) == NULL)
 		return -1;
@@ -564,6 +575,110 @@ out:
 	PQfreemem(state);
 }
 
+/* ---- the vote journal ---------------------------------------------------------------- */
+
+/* One decoded piece into pg_temp.journal_votes, by text COPY (uuids and the election id). */
+static int
+copy_piece(PGconn *conn, const char *election_id, const tally_pg_vote_row_t *votes, size_t n)
+{
+	size_t elen = strlen(election_id);
+	char *buf, *p;
+	PGresult *res;
+	int rc = 0;
+
+	/* COPY text would need a tab, newline or backslash escaped: none is in an election id
+	 * tally writes, so refuse one rather than guess. */
+	if (strpbrk(election_id, "\t\n\r\\") != NULL)
+		return TALLY_EINVAL;
+	if ((buf = malloc(n * (2 * TALLY_UUID_STRLEN + 3 + elen) + 1)) == NULL)
+		return TALLY_ENOMEM;
+	p = buf;
+	for (size_t i = 0; i < n; i++) {
+		tally_uuid_format(&votes[i].voter_id, p);
+		p[TALLY_UUID_STRLEN] = '\t';
+		p += TALLY_UUID_STRLEN + 1;
+		tally_uuid_format(&votes[i].candidate_id, p);
+		p[TALLY_UUID_STRLEN] = '\t';
+		p += TALLY_UUID_STRLEN + 1;
+		memcpy(p, election_id, elen);
+		p += elen;
+		*p++ = '\n';
+	}
+	res = PQexec(conn, "COPY pg_temp.journal_votes FROM STDIN");
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+		rc = TALLY_EIO;
+	PQclear(res);
+	if (rc == 0 && (PQputCopyData(conn, buf, (int)(p - buf)) != 1 ||
+	                PQputCopyEnd(conn, NULL) != 1))
+		rc = TALLY_EIO;
+	while (rc == 0 && (res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			rc = TALLY_EIO;
+		PQclear(res);
+	}
+	free(buf);
+	return rc;
+}
+
+/*
+ * Unpack the journal into pg_temp.journal_votes (created before the transaction began: a
+ * read-only transaction may not create tables but may fill temporary ones), one piece at
+ * a time, and check that every piece decodes. The figures then count the journalled votes
+ * with the table's.
+ */
+static void
+unpack_journal(pgctx_t *ctx)
+{
+	PGresult *list = query(ctx, "list the vote journal",
+	                       "SELECT journal_id, election_id FROM vote_journal ORDER BY journal_id",
+	                       0);
+	int64_t votes = 0, pieces = 0;
+	char err[256] = "", bad[24] = "";
+	int rc = 0;
+
+	if (list == NULL) {
+		dq_check(ctx->run, "votes.journal", DQ_FAIL, NULL, "%s", ctx->err);
+		return;
+	}
+	for (int i = 0; i < PQntuples(list) && rc == 0; i++) {
+		const char *id = PQgetvalue(list, i, 0);
+		PGresult *res = PQexecParams(ctx->conn,
+		                             "SELECT piece FROM vote_journal WHERE journal_id = $1", 1,
+		                             NULL, &id, NULL, NULL, 1);
+		tally_pg_vote_row_t *v = NULL;
+		size_t n = 0;
+
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+			snprintf(err, sizeof(err), "piece %s: %s", id, PQerrorMessage(ctx->conn));
+			err[strcspn(err, "\n")] = '\0';
+			rc = TALLY_EIO;
+		} else if ((rc = tally_pg_journal_decode(PQgetvalue(res, 0, 0),
+		                                         (size_t)PQgetlength(res, 0, 0), &v, &n, err,
+		                                         sizeof(err))) != 0) {
+			snprintf(bad, sizeof(bad), "%s", id);
+		} else if ((rc = copy_piece(ctx->conn, PQgetvalue(list, i, 1), v, n)) != 0) {
+			snprintf(err, sizeof(err), "piece %s: could not unpack it: %s", id,
+			         rc == TALLY_EIO ? PQerrorMessage(ctx->conn) : tally_err2str(rc));
+			err[strcspn(err, "\n")] = '\0';
+		} else {
+			votes += (int64_t)n;
+			pieces++;
+		}
+		free(v);
+		PQclear(res);
+	}
+	PQclear(list);
+	if (rc == 0)
+		dq_check(ctx->run, "votes.journal", DQ_PASS,
+		         json_pack("{s:I, s:I}", "votes", (json_int_t)votes, "pieces",
+		                   (json_int_t)pieces),
+		         "%" PRId64 " vote(s) in %" PRId64 " journal piece(s) not yet moved into votes, "
+		         "counted with them", votes, pieces);
+	else
+		dq_check(ctx->run, "votes.journal", DQ_FAIL, NULL, "the vote journal%s%s: %s",
+		         bad[0] != '\0' ? ", piece " : "", bad, err);
+}
+
 /* ---- the whole PostgreSQL side ----------------------------------------------------- */
 
 int
@@ -579,9 +694,13 @@ dq_pg(dq_run_t *run, char *errstr, size_t errstr_size)
 	                            PG_CONNECT_TIMEOUT_MS, errstr, errstr_size);
 	if (ctx.conn == NULL)
 		return -1;
-	/* One snapshot of the database for every figure; never a write. */
-	if ((res = query(&ctx, "begin a read-only transaction",
-	                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0)) == NULL) {
+	/* One snapshot of the database for every figure; never a write (but to a temporary
+	 * table of this session, for the journalled votes). */
+	if ((res = query(&ctx, "create a table for the journalled votes",
+	                 "CREATE TEMPORARY TABLE journal_votes (voter_id uuid, candidate_id uuid,"
+	                 " election_id text)", 0)) == NULL ||
+	    (PQclear(res), res = query(&ctx, "begin a read-only transaction",
+	                               "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0)) == NULL) {
 		snprintf(errstr, errstr_size, "%s", ctx.err);
 		PQfinish(ctx.conn);
 		return -1;
@@ -589,6 +708,7 @@ dq_pg(dq_run_t *run, char *errstr, size_t errstr_size)
 	PQclear(res);
 
 	have_el = check_election(&ctx, &el) == 0;
+	unpack_journal(&ctx);
 	check_integrity(&ctx);
 	if (registry_rows(&ctx) != 0 || vote_rows(&ctx) != 0) {
 		snprintf(errstr, errstr_size, "%s", ctx.err);

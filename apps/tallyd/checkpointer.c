@@ -55,6 +55,7 @@ ckpt_write(server_t *s, package_t *pk)
 	    .version = pk->version,
 	    .votes = pk->rows.v,
 	    .nvotes = pk->rows.n,
+	    .journal = pk->rows.n > s->conf->journal_above,
 	    .state = pk->state,
 	    .state_len = pk->state_len,
 	    .offsets = pk->offsets,
@@ -133,6 +134,8 @@ tallyd_ckpt_main(void *arg)
 
 			tally_add_relaxed(&s->checkpoints, 1);
 			tally_add_relaxed(&s->checkpointed_votes, pk->rows.n);
+			if (pk->rows.n > s->conf->journal_above)
+				tally_add_relaxed(&s->journal_votes, (int64_t)pk->rows.n);
 			tally_store_relaxed(&s->last_checkpoint_ns, now);
 			tally_store_relaxed(&s->last_checkpoint_ms, (now - pk->cut_ns) / 1000000);
 		} else if (tally_load_relaxed(&s->ckpt_quit) != 2) {

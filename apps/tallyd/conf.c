@@ -62,6 +62,10 @@ const tally_opt_t tallyd_opts[] = {
 	{"max-pending-votes", TALLY_OPT_UINT, "4000000", 1000, 1e9,
 	 "accepted votes held in memory while postgres is away; reading pauses beyond "
 	 "(56 bytes each)", OFF(max_pending_votes), "N"},
+	{"checkpoint.journal.above", TALLY_OPT_UINT, "20000", 0, 1e9,
+	 "a checkpoint of more accepted votes than this stores them packed in the vote journal "
+	 "(~20 bytes each) instead of row by row in the votes table; they are moved there once "
+	 "reading has caught up (0: always journal)", OFF(journal_above), "N"},
 	{"exit-idle-ms", TALLY_OPT_UINT, "0", 0, 86400000,
 	 "exit (after a final checkpoint) once every partition is read to its end and nothing "
 	 "new came for this long (0: run until SIGTERM)", OFF(exit_idle_ms), "MS"},

@@ -41,7 +41,8 @@ typedef struct tallyd_conf {
 	uint64_t checkpoint_interval_ms;
 	uint64_t results_interval_ms;
 	uint64_t max_pending_votes;
-	uint64_t exit_idle_ms;
+	uint64_t journal_above;          /* cuts of more votes go to the vote journal */
+	uint64_t exit_idle_ms;           /* also waits until the journal is moved */
 	bool no_open;
 	bool live_view;
 	char *http;                      /* ADDR:PORT to serve HTTP on; NULL: off */

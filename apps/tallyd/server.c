@@ -44,6 +44,7 @@
 #include <tally/kafka.h>
 #include <tally/pg.h>
 #include <tally/pg_checkpoint.h>
+#include <tally/pg_journal.h>
 #include <tally/pg_registry.h>
 #include <tally/registry.h>
 #include <tally/results.h>
@@ -308,6 +309,10 @@ restore(server_t *s, char *err, size_t errsz)
 	}
 	marked = vr.n;
 	t_mark = tally_mono_ns() - t_mark;
+	if ((s->journal_votes = tally_pg_journal_votes(conn, err, errsz)) < 0) {
+		rc = (int)s->journal_votes;
+		goto out;
+	}
 	if ((offsets = calloc(4096, sizeof(*offsets))) == NULL) {
 		rc = TALLY_ENOMEM;
 		goto out;
@@ -338,6 +343,9 @@ restore(server_t *s, char *err, size_t errsz)
 	           (double)(tally_mono_ns() - t0) / 1e9, np, nc, nv, (double)t_reg / 1e9,
 	           state != NULL ? "checkpoint restored" : "no checkpoint yet", version, marked,
 	           (double)vr.ns / 1e9, (double)t_mark / 1e9, stored);
+	if (s->journal_votes > 0)
+		tallyd_log("%" PRId64 " of the stored votes are in the journal; they move into the "
+		           "votes table once reading has caught up", s->journal_votes);
 out:
 	if (vr.started)
 		pthread_join(vr.thread, NULL);
@@ -700,6 +708,7 @@ serve_loop(server_t *s)
 		}
 		if (caught_up(s) != was_caught_up) {
 			was_caught_up = !was_caught_up;
+			tally_store_relaxed(&s->caught_up, was_caught_up);
 			if (was_caught_up)
 				tallyd_log("caught up: read %" PRIu64 ", accepted %" PRIu64 ", rejected %" PRIu64
 				           " (%.3f s since start)", tally_load_relaxed(&s->read),
@@ -707,7 +716,8 @@ serve_loop(server_t *s)
 				           (double)(now - s->start_ns) / 1e9);
 		}
 		if (conf->exit_idle_ms > 0) {
-			if (got > 0 || !caught_up(s))
+			/* Idle means nothing left to do: the journal moved into votes too. */
+			if (got > 0 || !caught_up(s) || tally_load_relaxed(&s->journal_votes) > 0)
 				idle_since = 0;
 			else if (idle_since == 0)
 				idle_since = now;
@@ -839,6 +849,10 @@ tallyd_serve(const tallyd_conf_t *conf)
 		tallyd_log("could not start the checkpointer");
 		goto out;
 	}
+	if (pthread_create(&s->mover_thread, NULL, tallyd_mover_main, s) == 0)
+		s->mover_started = true;
+	else
+		tallyd_log("could not start the mover: journalled votes stay in the journal");
 	registrar = tallyd_registrar_start(conf, s->reg, &s->topics, s->dsn, s->pg_params, npg,
 	                                   err, sizeof(err));
 	if (registrar == NULL)
@@ -849,6 +863,9 @@ tallyd_serve(const tallyd_conf_t *conf)
 	           conf->results_interval_ms);
 
 	serve_loop(s);
+	/* The mover stops after its current piece; the rest waits for the next start. */
+	tally_store_relaxed(&s->mover_quit, 1);
+	tally_store_relaxed(&s->caught_up, 0);
 	/* Let go of the partitions (the revoke settles what was read), then the last cut. */
 	rd_kafka_consumer_close(s->rk);
 	rc = shutdown_cleanly(s) == 0 ? 0 : TALLYD_EXIT_FAILURE;
@@ -858,6 +875,10 @@ tallyd_serve(const tallyd_conf_t *conf)
 	pthread_join(s->ckpt_thread, NULL);
 	sem_destroy(&s->ckpt_go);
 out:
+	if (s->mover_started) {
+		tally_store_relaxed(&s->mover_quit, 1);
+		pthread_join(s->mover_thread, NULL);
+	}
 	tallyd_web_stop(web);
 	tallyd_registrar_stop(registrar);
 	if (s->core != NULL)

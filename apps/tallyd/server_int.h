@@ -97,6 +97,14 @@ typedef struct server {
 	size_t npg_params;
 	const char *dsn;
 
+	/* The mover: journalled votes into the votes table (mover.c). */
+	pthread_t mover_thread;
+	bool mover_started;
+	int mover_quit;                  /* atomic */
+	int caught_up;                   /* atomic: set by the ingest thread */
+	int64_t journal_votes;           /* atomic: votes in the journal */
+	uint64_t moved_votes;            /* atomic */
+
 	/* Figures (relaxed atomics; read by the stats line and, later, /metrics). */
 	uint64_t read, accepted, rejected, dead_letters, dead_letter_failed;
 	uint64_t checkpoints, checkpoint_failures, last_checkpoint_ns, last_checkpoint_ms;
@@ -129,6 +137,9 @@ void *tallyd_ckpt_main(void *arg);            /* the checkpointer thread */
 bool tallyd_ckpt_idle(server_t *s);           /* any thread */
 int tallyd_cut(server_t *s);
 bool tallyd_checkpoint_now(server_t *s, unsigned unreachable_ms);
+
+/* mover.c */
+void *tallyd_mover_main(void *arg);           /* the mover thread */
 
 /* server.c */
 PGconn *tallyd_pg_open(server_t *s, unsigned timeout_ms, char *err, size_t errsz);

@@ -14,6 +14,7 @@
 #ifndef TALLY_PG_CHECKPOINT_H
 #define TALLY_PG_CHECKPOINT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,8 @@ typedef struct tally_pg_checkpoint {
 	uint64_t version;                  /**< the core's snapshot version at the cut */
 	const tally_pg_vote_row_t *votes;  /**< accepted since the previous checkpoint */
 	size_t nvotes;
+	bool journal;                      /**< store the votes in the vote journal
+	                                        (pg_journal.h), not the votes table */
 	const void *state;                 /**< tally_state_export() bytes */
 	size_t state_len;
 	const tally_pg_offset_t *offsets;  /**< every partition the writer has read from */
@@ -57,8 +60,9 @@ typedef struct tally_pg_checkpoint {
 #define TALLY_PG_CHECKPOINTS_KEPT 20
 
 /**
- * @brief Write a checkpoint in one transaction: COPY the votes, insert the state, upsert
- * the offsets, prune old checkpoints.
+ * @brief Write a checkpoint in one transaction: COPY the votes (or, with ckpt->journal,
+ * append them to the vote journal), insert the state, upsert the offsets, prune old
+ * checkpoints.
  *
  * If the outcome of a previous attempt is unknown (the connection broke during COMMIT),
  * call tally_pg_checkpoint_committed() first: writing the same votes twice fails on the
@@ -99,8 +103,10 @@ int tally_pg_offsets_load(PGconn *conn, const char *election_id, const char *top
 
 /**
  * @brief Read the voter_id of every stored vote (the core's voted set is not in the
- * checkpointed state: the votes table is its durable form), to mark them voted with
- * tally_core_mark_voted() once the registry is loaded. Binary COPY, 16 bytes per vote.
+ * checkpointed state: the stored votes are its durable form), to mark them voted with
+ * tally_core_mark_voted() once the registry is loaded: the votes table by binary COPY (16
+ * bytes per vote) and the vote journal's pieces, in one REPEATABLE READ snapshot when the
+ * connection is idle.
  * @param ids receives a malloc'd array (caller frees; NULL when there are none).
  * @returns 0, or a tally error with errstr set.
  */

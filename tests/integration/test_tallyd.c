@@ -50,6 +50,7 @@ typedef struct run {
 	tally_gen_stream_t *stream;
 	tally_gen_truth_t *truth;
 	char log[256];
+	const char *journal_above;   /* --checkpoint.journal.above, NULL: tallyd's default */
 } run_t;
 
 /* The generator's vote stream to votes_topic keyed by voter_id: up to n more messages
@@ -162,7 +163,9 @@ spawn_tallyd(run_t *r, const char *exit_idle)
 {
 	const char *args[] = {"--topic-prefix", r->prefix, r->pgopt, "--checkpoint.interval.ms",
 	                      "200", "--exit-idle-ms", exit_idle, "--group-id", r->prefix,
-	                      "--max-pending-votes", "20000", NULL};
+	                      "--max-pending-votes", "20000",
+	                      r->journal_above != NULL ? "--checkpoint.journal.above" : NULL,
+	                      r->journal_above, NULL};
 	int pid = test_spawn("tallyd", args, r->log);
 
 	cr_assert(pid > 0);
@@ -226,6 +229,8 @@ check_pg(run_t *r)
 	PGresult *res;
 	const tally_gen_truth_t *t = r->truth;
 
+	/* tallyd exits once idle, and idle includes the journal moved into votes. */
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM vote_journal"), 0);
 	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM votes"), (long)t->accepted);
 	res = PQexec(c, "SELECT v.candidate_id::text, r.region, count(*) FROM votes v"
 	                " JOIN voters r USING (voter_id) GROUP BY 1, 2");
@@ -424,6 +429,8 @@ Test(tallyd, crash, .timeout = 900)
 	uint64_t voters = env != NULL ? strtoull(env, NULL, 10) : 1600000;
 
 	memset(&r, 0, sizeof(r));
+	/* Most cuts then go to the vote journal, some straight to votes: both paths crash. */
+	r.journal_above = "4000";
 	setup_run(&r, voters, true);
 	fprintf(stderr, "crash test seed %u\n", seed);
 	srand(seed);
@@ -460,6 +467,53 @@ Test(tallyd, crash, .timeout = 900)
 	run_to_end(&r);
 	check_pg(&r);
 	check_kafka(&r, false);
+	teardown_run(&r);
+}
+
+/*
+ * Every checkpoint into the vote journal, then tallyd killed three times while it moves
+ * the journal into votes, and run to its end: the votes table holds every accepted vote
+ * exactly once and the journal is empty.
+ */
+Test(tallyd, journal, .timeout = 600)
+{
+	run_t r;
+	PGconn *c;
+	long total;
+
+	memset(&r, 0, sizeof(r));
+	r.journal_above = "0";
+	setup_run(&r, 300000, true);
+	c = pgtest_connect();
+	total = (long)r.truth->accepted;
+	for (int k = 0; k < 3; k++) {
+		int pid = spawn_tallyd(&r, "0"), status;
+		long moved = 0, before = pgtest_count(c, "SELECT count(*) FROM votes");
+		long target = before + 20000 + rand() % 20000;
+		double t0 = test_now_s();
+
+		/* The moves start once reading has caught up; kill in the middle of them. */
+		while (((moved = pgtest_count(c, "SELECT count(*) FROM votes")) < target ||
+		        checkpointed(c) < (long)r.truth->read) &&
+		       test_now_s() - t0 < 180)
+			usleep(20000);
+		cr_assert(moved >= target && moved < total,
+		          "kill %d would not land mid-move (%ld of %ld votes in the votes table)", k + 1,
+		          moved, total);
+		cr_assert(pgtest_count(c, "SELECT count(*) FROM vote_journal") > 0);
+		kill(pid, SIGKILL);
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		/* Journal and table together hold every accepted vote, none twice. */
+		cr_assert_eq(pgtest_count(c, "SELECT (SELECT count(*) FROM votes) +"
+		                             " (SELECT coalesce(sum(votes), 0) FROM vote_journal)"),
+		             total, "kill %d", k + 1);
+		fprintf(stderr, "journal kill %d: %ld of %ld votes moved\n", k + 1,
+		        pgtest_count(c, "SELECT count(*) FROM votes"), total);
+	}
+	PQfinish(c);
+	run_to_end(&r);
+	check_pg(&r);
+	check_kafka(&r, true);
 	teardown_run(&r);
 }
 
