@@ -393,6 +393,21 @@ kafka_start(server_t *s, char *err, size_t errsz)
 		rd_kafka_conf_destroy(kc);
 		return rc;
 	}
+	/* Prefetch deeper than librdkafka's default (100000 messages per partition): votes are
+	 * taken in bursts of batches, and a partition whose queue is over the mark is left out
+	 * of the next fetch, so with the default the fetcher idled while a burst was counted
+	 * (3.08 M votes: 5-8 s with it, 1.8-2.9 s with 1000000). A kafka.* line still wins. */
+	{
+		char v[32];
+		size_t len = sizeof(v);
+
+		if (rd_kafka_conf_get(kc, "queued.min.messages", v, &len) == RD_KAFKA_CONF_OK &&
+		    strcmp(v, "100000") == 0 &&
+		    (rc = conf_set(kc, "queued.min.messages", "1000000", err, errsz)) != 0) {
+			rd_kafka_conf_destroy(kc);
+			return rc;
+		}
+	}
 	/* Static membership: a restarted tallyd takes its partitions back at once instead of
 	 * waiting out the killed one's session. Several instances on one host each need
 	 * their own kafka.group.instance.id. */
