@@ -182,7 +182,9 @@ size_t tally_registry_voters_pack(const tally_registry_t *reg, tally_registry_cu
  *          TALLY_EFORMAT a record cut short or a region index outside the table,
  *          TALLY_EEXISTS an id already registered, TALLY_EINVAL a nil id, an overlong
  *          registration number or a bad region_map, TALLY_EFULL a capacity reached.
- * @note The writer side, as tally_registry_add_voter(); readers may run concurrently.
+ * @note The writer side, as tally_registry_add_voter(); readers may run concurrently and
+ *       see each voter as soon as it is added; tally_registry_generation() moves on by the
+ *       number added, once, when the call returns.
  */
 int tally_registry_add_voters_packed(tally_registry_t *reg, const void *buf, size_t len,
                                      const uint32_t *region_map, uint32_t nregions,
