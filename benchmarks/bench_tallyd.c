@@ -576,9 +576,10 @@ start_and_kill(const bench_run_t *run, const char *group, const char *log, bool 
 			seen_live = now - t0;
 		if (seen_live >= 0 &&
 		    (bench_log_find(text, "tallyd: caught up: ", false) != NULL || now - t0 > 10 + seen_live)) {
-			const char *full = bench_log_find(text, "every voters row; no registry image", false);
+			/* tallyd's restored line says "every voters row" after a full load. */
+			bool full = bench_log_find(text, "every voters row", false) != NULL;
 
-			if (!wait_image || full == NULL ||
+			if (!wait_image || !full ||
 			    bench_log_find(text, "tallyd: registry image ", false) != NULL ||
 			    now - t0 > 300 + seen_live)
 				break;

@@ -255,6 +255,23 @@ load_registry(server_t *s, PGconn *conn, const tally_registry_opts_t *ro,
 	if (rc != TALLY_ECORRUPT)
 		return rc;
 	tallyd_log("%s; reading every voters row instead", err);
+	if (ri->image_id > 0) {
+		/* Not to be tried again: the image written after this load replaces it anyway. */
+		char id[24];
+		const char *values[1] = {id};
+
+		snprintf(id, sizeof(id), "%" PRId64, ri->image_id);
+		res = PQexecParams(conn, "DELETE FROM registry_images WHERE image_id = $1::bigint", 1,
+		                   NULL, values, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			char msg[200];
+
+			snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+			msg[strcspn(msg, "\n")] = '\0';
+			tallyd_log("could not delete registry image %s: %s", id, msg);
+		}
+		PQclear(res);
+	}
 	tally_registry_destroy(s->reg);
 	memset(ri, 0, sizeof(*ri));
 	if ((s->reg = tally_registry_new(ro, err, errsz)) == NULL)
@@ -394,8 +411,8 @@ restore(server_t *s, char *err, size_t errsz)
 		         "%.3f s for parts", ri.image_id, ri.parts, (double)ri.bytes / 1e6,
 		         ri.fetch_wait_s);
 	else
-		snprintf(how, sizeof(how), "every voters row; no registry image of generation %"
-		         PRId64 " yet", ri.generation);
+		snprintf(how, sizeof(how), "every voters row, no registry image of generation %"
+		         PRId64 " to read", ri.generation);
 	s->image_generation = ri.from_image ? 0 : ri.generation;
 	tallyd_log("restored in %.3f s: %" PRIu64 " parties, %" PRIu64 " candidates, %" PRIu64
 	           " voters (%.3f s, %s); %s (version %" PRIu64 "), %" PRIu64 " votes stored (read "

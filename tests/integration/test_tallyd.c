@@ -946,8 +946,8 @@ log_count(run_t *r, const char *needle)
 
 /*
  * The first start reads every voters row and writes the registry image in the background;
- * the next start restores from it, exactly; after a registration made straight in
- * PostgreSQL the image is not used and every row is read again.
+ * the next start restores from it, exactly; a damaged image is read past (every row); after
+ * a registration made straight in PostgreSQL the image is not used and every row is read.
  */
 Test(tallyd, registry_image, .timeout = 300)
 {
@@ -968,7 +968,7 @@ Test(tallyd, registry_image, .timeout = 300)
 	if (log_count(&r, "voters (") != 1 || log_count(&r, "registry image 1 written: 20000 "
 	                                               "voters, 1 parts") != 1)
 		dump_log(&r);
-	cr_assert_eq(log_count(&r, "every voters row; no registry image of generation"), 1);
+	cr_assert_eq(log_count(&r, "every voters row, no registry image of generation"), 1);
 	cr_assert_eq(log_count(&r, "registry image 1 written: 20000 voters, 1 parts"), 1);
 	pg = pgtest_connect();
 	cr_assert_eq(pgtest_count(pg, "SELECT count(*) FROM registry_image_complete"), 1);
@@ -982,6 +982,21 @@ Test(tallyd, registry_image, .timeout = 300)
 	cr_assert_eq(log_count(&r, "written:"), 1);
 	cr_assert_eq(pgtest_count(pg, "SELECT count(*) FROM votes"), (long)r.truth->accepted);
 
+	/* A damaged image: logged, deleted, and read past with every voters row. */
+	pgtest_exec_ok(pg, "UPDATE registry_image_parts SET data = substring(data FROM 1 FOR "
+	                   "length(data) - 1)");
+	run_to_end(&r);
+	if (log_count(&r, "could not restore registry image 1: part 0: could not add packed "
+	                  "voter") != 1)
+		dump_log(&r);
+	cr_assert_eq(log_count(&r, "could not restore registry image 1: part 0: could not add "
+	                           "packed voter 20000: the record is cut short"), 1);
+	cr_assert_eq(log_count(&r, "reading every voters row instead"), 1);
+	cr_assert_eq(log_count(&r, "20000 voters ("), 3);
+	cr_assert_eq(log_count(&r, "every voters row, no registry image of generation"), 2);
+	cr_assert_eq(pgtest_count(pg, "SELECT count(*) FROM registry_images WHERE image_id = 1"), 0);
+	cr_assert_eq(pgtest_count(pg, "SELECT count(*) FROM votes"), (long)r.truth->accepted);
+
 	/* A registration outside tallyd: the next start reads every row (20001 voters). */
 	pgtest_exec_ok(pg, "INSERT INTO voters (voter_id, date_of_birth, address_state) VALUES "
 	                   "('00000000-0000-4000-8000-00000000abcd', '1970-01-01', 'Elsewhere')");
@@ -989,7 +1004,7 @@ Test(tallyd, registry_image, .timeout = 300)
 	if (log_count(&r, "20001 voters (") != 1)
 		dump_log(&r);
 	cr_assert_eq(log_count(&r, "20001 voters ("), 1);
-	cr_assert_eq(log_count(&r, "every voters row; no registry image of generation"), 2);
+	cr_assert_eq(log_count(&r, "every voters row, no registry image of generation"), 3);
 	cr_assert_eq(pgtest_count(pg, "SELECT count(*) FROM votes"), (long)r.truth->accepted);
 	PQfinish(pg);
 	teardown_run(&r);
