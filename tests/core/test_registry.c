@@ -479,3 +479,74 @@ Test(registry, packed_voters_refuse_bad_input)
 	tally_registry_destroy(src);
 	tally_registry_destroy(dst);
 }
+
+/* Packs the registry over and over while the writer adds; checks every record it gets. */
+struct packer_arg {
+	tally_registry_t *reg;
+	int stop;
+	uint64_t passes, records, bad;
+};
+
+static void *
+packer(void *arg)
+{
+	struct packer_arg *a = arg;
+	unsigned char *buf = malloc(1 << 16);
+	char regno[TALLY_REGNO_MAX + 1];
+
+	cr_assert_not_null(buf);
+	while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
+		tally_registry_cursor_t cur = {0, 0};
+		uint64_t k;
+		size_t n;
+
+		while ((n = tally_registry_voters_pack(a->reg, &cur, buf, 1 << 16, &k)) > 0) {
+			size_t off = 0;
+
+			for (uint64_t r = 0; r < k; r++) {
+				const unsigned char *p = buf + off;
+				uint64_t i = 0;
+
+				/* Voter i has id {0, i + 1} here: its fields follow from i. */
+				for (int b = 8; b < 16; b++)
+					i = (i << 8) | p[b];
+				i--;
+				packed_regno(i, regno);
+				if ((uint32_t)(p[16] | p[17] << 8) != (uint32_t)(packed_dob(i) + 25567) ||
+				    p[20] != strlen(regno) || memcmp(p + 21, regno, p[20]) != 0 ||
+				    strcmp(tally_registry_region_name(a->reg, (uint32_t)(p[18] | p[19] << 8)),
+				           packed_regions[fixture_mix(i) % NPACKED_REGIONS]) != 0)
+					a->bad++;
+				off += TALLY_VOTER_PACKED_MIN + p[20];
+			}
+			a->records += k;
+		}
+		a->passes++;
+	}
+	free(buf);
+	return NULL;
+}
+
+Test(registry, packed_voters_pack_while_the_writer_adds)
+{
+	tally_registry_opts_t o = {.expected_voters = 1000};
+	char err[128], regno[TALLY_REGNO_MAX + 1];
+	tally_registry_t *reg = tally_registry_new(&o, err, sizeof(err));
+	struct packer_arg a = {.reg = reg};
+	pthread_t t;
+
+	cr_assert_not_null(reg, "%s", err);
+	pthread_create(&t, NULL, packer, &a);
+	for (uint64_t i = 0; i < 100000; i++) {
+		tally_voter_reg_t v = {{0, i + 1}, packed_dob(i),
+		                       packed_regions[fixture_mix(i) % NPACKED_REGIONS], regno};
+
+		packed_regno(i, regno);
+		cr_assert_eq(tally_registry_add_voter(reg, &v), TALLY_REFUSAL_NONE);
+	}
+	__atomic_store_n(&a.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	cr_assert_eq(a.bad, 0, "%lu records differ from their voter", (unsigned long)a.bad);
+	cr_assert_gt(a.passes, 0);
+	tally_registry_destroy(reg);
+}
