@@ -4,9 +4,11 @@
  * DESIGN: one thread, started after a restore that read every voters row (no image of the
  * registry's generation existed). It reads the registry lock-free while the registrar
  * (its only writer) and the vote path go on, and writes through its own connection, so it
- * shares nothing with them but the CPU: it starts after a delay (the start-up's catch-up
- * first), runs at nice 10, and pauses between parts. Stopping sets an atomic flag that the
- * writer polls between parts and during pauses; stop joins the thread.
+ * shares nothing with them but the CPU. Counting comes first: it writes only while the
+ * ingest thread has caught up with votes_topic (the flag the ingest thread sets, read
+ * relaxed; checked before each part), starts a delay after that, runs at nice 10, and
+ * pauses between parts. Stopping sets an atomic flag that the writer polls between parts,
+ * during pauses and while it waits; stop joins the thread.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -35,16 +37,34 @@ struct tallyd_imager {
 	const tally_pg_param_t *params;
 	size_t nparams;
 	unsigned delay_ms;
+	const int *caught_up;        /* atomic, the ingest thread's; NULL: always */
 	int quit;                    /* atomic */
 	pthread_t thread;
 };
 
+static void
+nap_ms(unsigned ms)
+{
+	struct timespec ts = {0, (long)ms * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static bool
+quitting(const tallyd_imager_t *im)
+{
+	return tally_load_relaxed(&im->quit) != 0;
+}
+
+/* Polled between parts: waits while reading is behind; true when asked to stop. */
 static bool
 imager_stopping(void *arg)
 {
 	tallyd_imager_t *im = arg;
 
-	return tally_load_relaxed(&im->quit) != 0;
+	while (!quitting(im) && im->caught_up != NULL && !tally_load_relaxed(im->caught_up))
+		nap_ms(20);
+	return quitting(im);
 }
 
 static void *
@@ -61,14 +81,14 @@ imager_main(void *arg)
 	pthread_setname_np(pthread_self(), "tally:imager");
 	/* Linux applies a nice value to the calling thread alone. */
 	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+	if (imager_stopping(im))
+		return NULL;
 	for (unsigned waited = 0; waited < im->delay_ms; waited += 20) {
-		struct timespec ts = {0, 20 * 1000000L};
-
-		if (imager_stopping(im))
+		if (quitting(im))
 			return NULL;
-		nanosleep(&ts, NULL);
+		nap_ms(20);
 	}
-	if ((conn = tally_pg_connect(im->dsn, im->params, im->nparams, 5000, err,
+	if ((conn = tally_pg_connect(im->dsn, im->params, im->nparams, 2000, err,
 	                             sizeof(err))) == NULL) {
 		tallyd_log("registry image not written: %s", err);
 		return NULL;
@@ -87,8 +107,8 @@ imager_main(void *arg)
 
 tallyd_imager_t *
 tallyd_imager_start(const tally_registry_t *reg, int64_t generation, const char *dsn,
-                    const tally_pg_param_t *params, size_t nparams, unsigned delay_ms,
-                    char *errstr, size_t errstr_size)
+                    const tally_pg_param_t *params, size_t nparams, const int *caught_up,
+                    unsigned delay_ms, char *errstr, size_t errstr_size)
 {
 	tallyd_imager_t *im = calloc(1, sizeof(*im));
 
@@ -98,7 +118,8 @@ tallyd_imager_start(const tally_registry_t *reg, int64_t generation, const char 
 		return NULL;
 	}
 	*im = (tallyd_imager_t){.reg = reg, .generation = generation, .dsn = dsn,
-	                        .params = params, .nparams = nparams, .delay_ms = delay_ms};
+	                        .params = params, .nparams = nparams, .delay_ms = delay_ms,
+	                        .caught_up = caught_up};
 	if (pthread_create(&im->thread, NULL, imager_main, im) != 0) {
 		snprintf(errstr, errstr_size, "could not start the registry image writer: no thread");
 		free(im);

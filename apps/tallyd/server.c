@@ -61,7 +61,7 @@
 
 #define POLL_BATCH 1024          /* messages per consume call */
 #define STATS_INTERVAL_NS 5000000000ull
-#define IMAGE_DELAY_MS 1000      /* the registry image waits this long after start-up */
+#define IMAGE_DELAY_MS 1000      /* the registry image waits this long after catching up */
 
 /* ---- logging ------------------------------------------------------------------------ */
 
@@ -943,7 +943,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	/* After a full load, the image for the next start, in the background. */
 	if (s->image_generation > 0 &&
 	    (imager = tallyd_imager_start(s->reg, s->image_generation, s->dsn, s->pg_params, npg,
-	                                  IMAGE_DELAY_MS, err, sizeof(err))) == NULL)
+	                                  &s->caught_up, IMAGE_DELAY_MS, err, sizeof(err))) == NULL)
 		tallyd_log("%s", err);
 
 	serve_loop(s);
