@@ -1,5 +1,5 @@
 /*
- * Registry images in PostgreSQL (migration 4): write the in-memory registry's voters as
+ * Registry images in PostgreSQL (migration 5, "registry image"): write the in-memory registry's voters as
  * packed parts, and restore a registry from them. See include/tally/pg_registry_image.h.
  *
  * DESIGN (threads): the restore runs on its caller's thread, which registers voters, and

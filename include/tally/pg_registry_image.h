@@ -5,7 +5,7 @@
  *
  * An image is taken from an in-memory registry that was loaded in full at a known
  * generation (the registry_generation row, bumped in the same transaction by every
- * statement that changes parties, candidates or voters; migration 4). It is marked
+ * statement that changes parties, candidates or voters; migration 5). It is marked
  * complete only if the generation is still the same when its last part is stored, and it
  * is read only in a snapshot whose generation equals the image's: so an image never stands
  * for a registry other than the one its reader's snapshot holds. Parties and candidates
