@@ -1,6 +1,7 @@
 /*
- * Registry images in PostgreSQL (migration 5, "registry image"): write the in-memory registry's voters as
- * packed parts, and restore a registry from them. See include/tally/pg_registry_image.h.
+ * Registry images in PostgreSQL (migration 5, "registry image"): write the in-memory
+ * registry's voters as packed parts, and restore a registry from them. See
+ * include/tally/pg_registry_image.h.
  *
  * DESIGN (threads): the restore runs on its caller's thread, which registers voters, and
  * one fetcher thread it starts and joins, which owns the connection while the parts'
