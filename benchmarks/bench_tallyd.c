@@ -524,8 +524,9 @@ recover_usage(FILE *f)
 	        "--repeat times. Each start is timed from exec to tallyd's \"live\" log line,\n"
 	        "with tallyd's own \"restored in\" figure beside it (registry, checkpoint and\n"
 	        "voted set from PostgreSQL). The last line gives the median over the restarts\n"
-	        "after a kill (target <= 5 s). Then times, alone, the PostgreSQL reads the\n"
-	        "restore makes.\n\n"
+	        "after a kill (target <= 5 s). The first start, when it reads every voters row,\n"
+	        "is left to write its registry image before it is killed. Then times, alone,\n"
+	        "the PostgreSQL reads the restore makes.\n\n"
 	        "options:\n"
 	        "  --repeat N      restarts after a kill (default 5)\n"
 	        "%s",
@@ -540,10 +541,14 @@ cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Start tallyd, time exec to "live", wait for "caught up" (or 10 s), then SIGKILL it. */
+/*
+ * Start tallyd, time exec to "live", wait for "caught up" (or 10 s), then SIGKILL it. With
+ * wait_image, a start that read every voters row is also left to write its registry image
+ * (its "registry image ..." line, up to 300 s) first, as a server that stayed up would.
+ */
 static int
-start_and_kill(const bench_run_t *run, const char *group, const char *log, double *live,
-               double *own_live, double *restored, uint64_t *read)
+start_and_kill(const bench_run_t *run, const char *group, const char *log, bool wait_image,
+               double *live, double *own_live, double *restored, uint64_t *read)
 {
 	char *argv[] = {"tallyd", "--topic-prefix", (char *)run->prefix, (char *)run->pgopt,
 	                "--group-id", (char *)group, NULL};
@@ -570,8 +575,15 @@ start_and_kill(const bench_run_t *run, const char *group, const char *log, doubl
 		if (seen_live < 0 && bench_log_find(text, "tallyd: live ", false) != NULL)
 			seen_live = now - t0;
 		if (seen_live >= 0 &&
-		    (bench_log_find(text, "tallyd: caught up: ", false) != NULL || now - t0 > 10 + seen_live))
-			break;
+		    (bench_log_find(text, "tallyd: caught up: ", false) != NULL || now - t0 > 10 + seen_live)) {
+			/* tallyd's restored line says "every voters row" after a full load. */
+			bool full = bench_log_find(text, "every voters row", false) != NULL;
+
+			if (!wait_image || !full ||
+			    bench_log_find(text, "tallyd: registry image ", false) != NULL ||
+			    now - t0 > 300 + seen_live)
+				break;
+		}
 		if (now - t0 > 300) {
 			fprintf(stderr, "tally-bench: tallyd not live after 300 s\n");
 			kill(pid, SIGKILL);
@@ -636,7 +648,7 @@ tally_bench_recover(int argc, char **argv)
 		char what[64];
 
 		snprintf(log, sizeof(log), "tallyd-recover-%d.log", i);
-		if (start_and_kill(&run, group, log, &live[i], &own, &restored, &read) != 0)
+		if (start_and_kill(&run, group, log, i == 0, &live[i], &own, &restored, &read) != 0)
 			goto out;
 		if (i == 0)
 			snprintf(what, sizeof(what), "0 (after a clean stop)");
@@ -663,6 +675,11 @@ tally_bench_recover(int argc, char **argv)
 		secs = bench_pg_copy_out(conn, "COPY votes (voter_id) TO STDOUT (FORMAT binary)", &bytes);
 		printf("%-52s %12" PRId64 " %10.3f %10.1f\n", "COPY votes (voter_id) TO STDOUT binary",
 		       stored, secs, (double)bytes / 1e6);
+		n = bench_pg_int(conn, "SELECT count(*) FROM registry_image_parts");
+		secs = bench_pg_copy_out(conn, "COPY (SELECT data FROM registry_image_parts) TO STDOUT "
+		                               "(FORMAT binary)", &bytes);
+		printf("%-52s %12" PRId64 " %10.3f %10.1f\n", "COPY registry image parts TO STDOUT binary",
+		       n, secs, (double)bytes / 1e6);
 	}
 	qsort(live + 1, (size_t)o.repeat, sizeof(*live), cmp_double);
 	median = o.repeat % 2 ? live[1 + o.repeat / 2]

@@ -481,28 +481,19 @@ tally_registry_prefetch_voter(const tally_registry_t *reg, const tally_uuid_t *i
 	tally__registry_prefetch(&reg->hot, tally_uuid_hash(id));
 }
 
-tally_refusal_t
-tally_registry_add_voter(tally_registry_t *reg, const tally_voter_reg_t *v)
+/*
+ * Writer: store a validated voter whose id is not registered yet. The slot is found on the
+ * newest table (chaining one when it is full); meta is stored last, with release, so a
+ * reader that sees the slot sees all of it.
+ */
+static tally_refusal_t
+voter_insert(tally_registry_t *reg, const tally_uuid_t *id, uint64_t h, uint32_t dob16,
+             uint32_t region, const char *regno_s, size_t regno_len)
 {
-	uint64_t h = tally_uuid_hash(&v->id);
-	int64_t dob16 = (int64_t)v->date_of_birth + TALLY__DOB_EPOCH_OFFSET;
-	size_t regno_len = v->registration_number ? strlen(v->registration_number) : 0;
-	uint32_t region, regno = 0;
+	uint32_t regno = 0;
 	tally__vtable_t *t;
 	tally__vslot_t *s;
 	uint64_t i;
-	tally_refusal_t r;
-
-	if (tally_uuid_is_nil(&v->id))
-		return TALLY_REFUSAL_INVALID_ID;
-	if (dob16 < 0 || dob16 > 0xffff)
-		return TALLY_REFUSAL_INVALID_DOB;
-	if (regno_len > TALLY_REGNO_MAX)
-		return TALLY_REFUSAL_INVALID_FIELD;
-	if (voter_slot(reg, &v->id) != NULL)
-		return TALLY_REFUSAL_DUPLICATE_ID;
-	if ((r = tally_registry_add_region(reg, v->region, &region)) != TALLY_REFUSAL_NONE)
-		return r;
 
 	t = &reg->hot.tables[reg->hot.ntables - 1];
 	if (t->count == t->limit) {
@@ -514,7 +505,7 @@ tally_registry_add_voter(tally_registry_t *reg, const tally_voter_reg_t *v)
 			return TALLY_REFUSAL_FULL;
 		t = &reg->hot.tables[reg->hot.ntables - 1];
 	}
-	if (regno_len > 0 && (regno = arena_put(reg, v->registration_number, regno_len)) == 0)
+	if (regno_len > 0 && (regno = arena_put(reg, regno_s, regno_len)) == 0)
 		return TALLY_REFUSAL_FULL;
 
 	/* Workers may be setting voted bits in neighbouring slots: read meta atomically. */
@@ -523,15 +514,204 @@ tally_registry_add_voter(tally_registry_t *reg, const tally_voter_reg_t *v)
 		if (++i == t->nslots)
 			i = 0;
 	s = &t->slots[i];
-	s->hi = v->id.hi;
-	s->lo = v->id.lo;
+	s->hi = id->hi;
+	s->lo = id->lo;
 	s->regno = regno;
-	tally_store_release(&s->meta, TALLY__VMETA_PRESENT | (region << 16) | (uint32_t)dob16);
+	tally_store_release(&s->meta, TALLY__VMETA_PRESENT | (region << 16) | dob16);
 	t->count++;
 	tally_store_release(&reg->nvoters, reg->nvoters + 1);
 	tally_add_relaxed(&reg->region_voters[region], 1);
+	return TALLY_REFUSAL_NONE;
+}
+
+tally_refusal_t
+tally_registry_add_voter(tally_registry_t *reg, const tally_voter_reg_t *v)
+{
+	uint64_t h = tally_uuid_hash(&v->id);
+	int64_t dob16 = (int64_t)v->date_of_birth + TALLY__DOB_EPOCH_OFFSET;
+	size_t regno_len = v->registration_number ? strlen(v->registration_number) : 0;
+	uint32_t region;
+	tally_refusal_t r;
+
+	if (tally_uuid_is_nil(&v->id))
+		return TALLY_REFUSAL_INVALID_ID;
+	if (dob16 < 0 || dob16 > 0xffff)
+		return TALLY_REFUSAL_INVALID_DOB;
+	if (regno_len > TALLY_REGNO_MAX)
+		return TALLY_REFUSAL_INVALID_FIELD;
+	if (tally__registry_voter_slot(&reg->hot, &v->id, h) != NULL)
+		return TALLY_REFUSAL_DUPLICATE_ID;
+	if ((r = tally_registry_add_region(reg, v->region, &region)) != TALLY_REFUSAL_NONE)
+		return r;
+	if ((r = voter_insert(reg, &v->id, h, (uint32_t)dob16, region, v->registration_number,
+	                      regno_len)) != TALLY_REFUSAL_NONE)
+		return r;
 	bump_generation(reg);
 	return TALLY_REFUSAL_NONE;
+}
+
+/* ---- packed voters ------------------------------------------------------------------ */
+
+static void
+put_be64(unsigned char *p, uint64_t v)
+{
+	for (int k = 7; k >= 0; k--, v >>= 8)
+		p[k] = (unsigned char)v;
+}
+
+static uint64_t
+get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int k = 0; k < 8; k++)
+		v = (v << 8) | p[k];
+	return v;
+}
+
+size_t
+tally_registry_voters_pack(const tally_registry_t *reg, tally_registry_cursor_t *cur, void *buf,
+                           size_t cap, uint64_t *nvoters)
+{
+	uint32_t ntables = tally_load_acquire(&reg->hot.ntables);
+	unsigned char *out = buf, *end = out + cap;
+	uint64_t n = 0;
+
+	for (; cur->table < ntables; cur->table++, cur->slot = 0) {
+		const tally__vtable_t *vt = &reg->hot.tables[cur->table];
+
+		for (; cur->slot < vt->nslots; cur->slot++) {
+			const tally__vslot_t *s = &vt->slots[cur->slot];
+			uint32_t meta = tally_load_acquire(&s->meta), region;
+			const char *regno;
+			size_t len;
+
+			if (meta == 0)
+				continue;
+			regno = arena_get(reg, s->regno, &len);
+			if ((size_t)(end - out) < TALLY_VOTER_PACKED_MIN + len)
+				goto full;
+			region = TALLY__VMETA_REGION(meta);
+			put_be64(out, s->hi);
+			put_be64(out + 8, s->lo);
+			/* Never the voted bit: an image holds who may vote, not who did. */
+			out[16] = (unsigned char)(TALLY__VMETA_DOB(meta) & 0xff);
+			out[17] = (unsigned char)(TALLY__VMETA_DOB(meta) >> 8);
+			out[18] = (unsigned char)(region & 0xff);
+			out[19] = (unsigned char)(region >> 8);
+			out[20] = (unsigned char)len;
+			memcpy(out + 21, regno, len);
+			out += TALLY_VOTER_PACKED_MIN + len;
+			n++;
+		}
+	}
+full:
+	if (nvoters != NULL)
+		*nvoters = n;
+	return (size_t)(out - (unsigned char *)buf);
+}
+
+/* Records wait this many places while their slots are prefetched (see add_voters_packed). */
+#define PACKED_WINDOW 16
+
+int
+tally_registry_add_voters_packed(tally_registry_t *reg, const void *buf, size_t len,
+                                 const uint32_t *region_map, uint32_t nregions, uint64_t *added,
+                                 char *errstr, size_t errstr_size)
+{
+	const unsigned char *p = buf, *end = p + len;
+	const unsigned char *win[PACKED_WINDOW];
+	uint64_t hashes[PACKED_WINDOW];
+	unsigned head = 0, nwin = 0;
+	uint64_t n = 0, rec = 0;
+	uint32_t nreg = tally_registry_region_count(reg);
+	int rc = 0;
+
+	if (added != NULL)
+		*added = 0;
+	for (uint32_t k = 0; k < nregions; k++) {
+		if (region_map[k] >= nreg) {
+			snprintf(errstr, errstr_size, "could not add packed voters: region map entry %u "
+			         "names region %u, and only %u are registered", k, region_map[k], nreg);
+			return TALLY_EINVAL;
+		}
+	}
+	/*
+	 * A window of records whose home slots are being prefetched: the tables are far larger
+	 * than the cache, so each insert would otherwise wait on memory. Every record is
+	 * checked in full before anything of it is stored.
+	 */
+	for (;;) {
+		const unsigned char *r;
+		tally_uuid_t id;
+		uint32_t dob16, region, regno_len;
+		tally_refusal_t refusal;
+
+		while (nwin < PACKED_WINDOW && p < end) {
+			unsigned at = (head + nwin) % PACKED_WINDOW;
+
+			if ((size_t)(end - p) < TALLY_VOTER_PACKED_MIN ||
+			    (size_t)(end - p) < (size_t)TALLY_VOTER_PACKED_MIN + p[20]) {
+				end = p;     /* cut short: reported when the window reaches it */
+				break;
+			}
+			win[at] = p;
+			id.hi = get_be64(p);
+			id.lo = get_be64(p + 8);
+			hashes[at] = tally_uuid_hash(&id);
+			tally__registry_prefetch(&reg->hot, hashes[at]);
+			p += TALLY_VOTER_PACKED_MIN + p[20];
+			nwin++;
+		}
+		if (nwin == 0)
+			break;
+		r = win[head];
+		rec++;
+		id.hi = get_be64(r);
+		id.lo = get_be64(r + 8);
+		dob16 = (uint32_t)r[16] | (uint32_t)r[17] << 8;
+		region = (uint32_t)r[18] | (uint32_t)r[19] << 8;
+		regno_len = r[20];
+		if (tally_uuid_is_nil(&id)) {
+			refusal = TALLY_REFUSAL_INVALID_ID;
+		} else if (regno_len > TALLY_REGNO_MAX) {
+			refusal = TALLY_REFUSAL_INVALID_FIELD;
+		} else if (region >= nregions) {
+			snprintf(errstr, errstr_size, "could not add packed voter %llu: region %u is "
+			         "not in the region table (%u regions)", (unsigned long long)rec, region,
+			         nregions);
+			rc = TALLY_EFORMAT;
+			goto out;
+		} else if (tally__registry_voter_slot(&reg->hot, &id, hashes[head]) != NULL) {
+			refusal = TALLY_REFUSAL_DUPLICATE_ID;
+		} else {
+			refusal = voter_insert(reg, &id, hashes[head], dob16, region_map[region],
+			                       (const char *)r + TALLY_VOTER_PACKED_MIN, regno_len);
+		}
+		if (refusal != TALLY_REFUSAL_NONE) {
+			snprintf(errstr, errstr_size, "could not add packed voter %llu: %s",
+			         (unsigned long long)rec, tally_refusal_name(refusal));
+			rc = refusal == TALLY_REFUSAL_DUPLICATE_ID ? TALLY_EEXISTS
+			   : refusal == TALLY_REFUSAL_FULL         ? TALLY_EFULL
+			                                           : TALLY_EINVAL;
+			goto out;
+		}
+		n++;
+		head = (head + 1) % PACKED_WINDOW;
+		nwin--;
+	}
+	if (end != (const unsigned char *)buf + len) {
+		snprintf(errstr, errstr_size, "could not add packed voter %llu: the record is cut "
+		         "short (%zu bytes left)", (unsigned long long)rec + 1,
+		         (size_t)((const unsigned char *)buf + len - end));
+		rc = TALLY_EFORMAT;
+	}
+out:
+	if (n > 0)
+		tally_add_acq_rel(&reg->generation, n);
+	if (added != NULL)
+		*added = n;
+	return rc;
 }
 
 uint64_t

@@ -18,6 +18,8 @@
 #include <tally/pg_registry.h>
 #include <tally/uuid.h>
 
+#include "postgres/registry_int.h"
+
 #define COPY_BLOCK (64u * 1024u)
 
 static const char *const table_names[] = {"parties", "candidates", "voters"};
@@ -859,6 +861,27 @@ exec_cmd(PGconn *conn, const char *sql, const char *what, char *errstr, size_t e
 		rc = tally_pg_err(conn, res);
 	}
 	PQclear(res);
+	return rc;
+}
+
+int
+tally__pg_load_parties_candidates(PGconn *conn, tally_registry_t *reg, uint64_t *parties,
+                                  uint64_t *candidates, char *errstr, size_t errstr_size)
+{
+	struct load ld = {reg, 0, 0, 0, errstr, errstr_size};
+	int rc;
+
+	if ((rc = set_utf8(conn, errstr, errstr_size)) == 0 &&
+	    (rc = copy_out(conn,
+	                   "COPY (SELECT party_affiliation FROM parties "
+	                   "ORDER BY registered_at, party_affiliation) TO STDOUT",
+	                   "parties", load_party, &ld)) == 0)
+		rc = copy_out(conn,
+		              "COPY (SELECT candidate_id, candidate_name, party_affiliation, photo_url "
+		              "FROM candidates ORDER BY registered_at, candidate_id) TO STDOUT",
+		              "candidates", load_candidate, &ld);
+	*parties = ld.parties;
+	*candidates = ld.candidates;
 	return rc;
 }
 

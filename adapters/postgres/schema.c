@@ -99,6 +99,56 @@ static const struct migration migrations[] = {
 	 "  journalled_at timestamptz NOT NULL DEFAULT now(),"
 	 "  piece bytea NOT NULL);"
 	 "ALTER TABLE vote_journal ALTER COLUMN piece SET STORAGE EXTERNAL;"},
+	/*
+	 * Registry images (registry_image.c; migration 5): the voters as tally's packed records, read at
+	 * restart instead of 10 M voters rows. An image is used only if it was taken at the
+	 * registry_generation the reader's snapshot sees.
+	 *
+	 * The generation is a row, not a sequence: nextval() is not transactional, so a
+	 * sequence's value says nothing about which registrations a snapshot sees (a
+	 * registration may have taken its number and not committed, or committed after a
+	 * later one took its own). The row is updated in the registering transaction itself,
+	 * so any snapshot sees exactly the generation of the rows it sees. The triggers are
+	 * per statement: a 10 M-row COPY bumps it once. Its price: registering transactions
+	 * queue on that one row from the end of their first statement to their commit.
+	 * SET search_path FROM CURRENT: the triggers find the table whatever the session's path.
+	 */
+	{"registry image",
+	 "CREATE TABLE registry_generation ("
+	 "  one_row boolean PRIMARY KEY DEFAULT true CHECK (one_row),"
+	 "  generation bigint NOT NULL);"
+	 "INSERT INTO registry_generation (generation) VALUES (1);"
+	 "CREATE FUNCTION registry_generation_bump() RETURNS trigger LANGUAGE plpgsql"
+	 "  SET search_path FROM CURRENT AS"
+	 "  $$BEGIN UPDATE registry_generation SET generation = generation + 1; RETURN NULL; END$$;"
+	 "CREATE TRIGGER parties_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"
+	 "  ON parties FOR EACH STATEMENT EXECUTE FUNCTION registry_generation_bump();"
+	 "CREATE TRIGGER candidates_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"
+	 "  ON candidates FOR EACH STATEMENT EXECUTE FUNCTION registry_generation_bump();"
+	 "CREATE TRIGGER voters_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"
+	 "  ON voters FOR EACH STATEMENT EXECUTE FUNCTION registry_generation_bump();"
+	 "CREATE TABLE registry_images ("
+	 "  image_id bigserial PRIMARY KEY,"
+	 "  generation bigint NOT NULL,"
+	 "  format integer NOT NULL,"
+	 "  created_at timestamptz NOT NULL DEFAULT now());"
+	 "CREATE TABLE registry_image_parts ("
+	 "  image_id bigint NOT NULL REFERENCES registry_images ON DELETE CASCADE,"
+	 "  part integer NOT NULL CHECK (part >= 0),"
+	 "  voters integer NOT NULL CHECK (voters >= 0),"
+	 "  data bytea NOT NULL,"
+	 "  PRIMARY KEY (image_id, part));"
+	 /* Already packed: pglz would only cost time on both sides. */
+	 "ALTER TABLE registry_image_parts ALTER COLUMN data SET STORAGE EXTERNAL;"
+	 /* The complete marker, written last, only while the generation is still the image's. */
+	 "CREATE TABLE registry_image_complete ("
+	 "  image_id bigint PRIMARY KEY REFERENCES registry_images ON DELETE CASCADE,"
+	 "  voters bigint NOT NULL CHECK (voters >= 0),"
+	 "  parts integer NOT NULL CHECK (parts >= 0),"
+	 "  bytes bigint NOT NULL CHECK (bytes >= 0),"
+	 "  regions integer NOT NULL CHECK (regions >= 0),"
+	 "  region_names bytea NOT NULL,"
+	 "  completed_at timestamptz NOT NULL DEFAULT now());"},
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -46,12 +46,14 @@
 #include <tally/pg_checkpoint.h>
 #include <tally/pg_journal.h>
 #include <tally/pg_registry.h>
+#include <tally/pg_registry_image.h>
 #include <tally/registry.h>
 #include <tally/results.h>
 #include <tally/snapshot.h>
 #include <tally/state.h>
 #include <tally/time.h>
 
+#include "imager.h"
 #include "registrar.h"
 #include "server_int.h"
 #include "view.h"
@@ -59,6 +61,7 @@
 
 #define POLL_BATCH 1024          /* messages per consume call */
 #define STATS_INTERVAL_NS 5000000000ull
+#define IMAGE_DELAY_MS 1000      /* the registry image waits this long after catching up */
 
 /* ---- logging ------------------------------------------------------------------------ */
 
@@ -237,6 +240,67 @@ votes_reader_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The registry: from a registry image when one is complete for the stored generation, else
+ * every voters row. A damaged image is logged and read past: a fresh registry and the full
+ * load, in one snapshot with the generation it saw (so a new image replaces the bad one).
+ */
+static int
+load_registry(server_t *s, PGconn *conn, const tally_registry_opts_t *ro,
+              tally_pg_restore_info_t *ri, char *err, size_t errsz)
+{
+	PGresult *res;
+	int rc = tally_pg_registry_restore(conn, s->reg, ri, err, errsz);
+
+	if (rc != TALLY_ECORRUPT)
+		return rc;
+	tallyd_log("%s; reading every voters row instead", err);
+	if (ri->image_id > 0) {
+		/* Not to be tried again: the image written after this load replaces it anyway. */
+		char id[24];
+		const char *values[1] = {id};
+
+		snprintf(id, sizeof(id), "%" PRId64, ri->image_id);
+		res = PQexecParams(conn, "DELETE FROM registry_images WHERE image_id = $1::bigint", 1,
+		                   NULL, values, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			char msg[200];
+
+			snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+			msg[strcspn(msg, "\n")] = '\0';
+			tallyd_log("could not delete registry image %s: %s", id, msg);
+		}
+		PQclear(res);
+	}
+	tally_registry_destroy(s->reg);
+	memset(ri, 0, sizeof(*ri));
+	if ((s->reg = tally_registry_new(ro, err, errsz)) == NULL)
+		return TALLY_ENOMEM;
+	res = PQexec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : tally_pg_err(conn, res);
+	PQclear(res);
+	if (rc != 0) {
+		snprintf(err, errsz, "could not begin reading the registry: %s", PQerrorMessage(conn));
+		err[strcspn(err, "\n")] = '\0';
+		return rc;
+	}
+	if ((ri->generation = tally_pg_registry_generation(conn)) < 0) {
+		rc = (int)ri->generation;
+		snprintf(err, errsz, "could not read the registry generation: %s", tally_err2str(rc));
+	} else {
+		rc = tally_pg_registry_load(conn, s->reg, &ri->parties, &ri->candidates, &ri->voters,
+		                            err, errsz);
+	}
+	res = PQexec(conn, rc == 0 ? "COMMIT" : "ROLLBACK");
+	if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK) {
+		rc = tally_pg_err(conn, res);
+		snprintf(err, errsz, "could not end reading the registry: %s", PQerrorMessage(conn));
+		err[strcspn(err, "\n")] = '\0';
+	}
+	PQclear(res);
+	return rc;
+}
+
 /* Registry, election, checkpoint and voted set from PostgreSQL. */
 static int
 restore(server_t *s, char *err, size_t errsz)
@@ -255,6 +319,8 @@ restore(server_t *s, char *err, size_t errsz)
 	int rc, stored = 0;
 	votes_reader_t vr = {.s = s};
 	uint64_t t_reg = 0, t_mark = 0;
+	tally_pg_restore_info_t ri = {0};
+	char how[160];
 
 	/* PostgreSQL may be starting: wait for it rather than give up. */
 	while ((conn = tallyd_pg_open(s, 5000, err, errsz)) == NULL) {
@@ -277,8 +343,11 @@ restore(server_t *s, char *err, size_t errsz)
 	else
 		votes_reader_main(&vr);
 	t_reg = tally_mono_ns();
-	rc = tally_pg_registry_load(conn, s->reg, &np, &nc, &nv, err, errsz);
+	rc = load_registry(s, conn, &ro, &ri, err, errsz);
 	t_reg = tally_mono_ns() - t_reg;
+	np = ri.parties;
+	nc = ri.candidates;
+	nv = ri.voters;
 	if (vr.started)
 		pthread_join(vr.thread, NULL);
 	vr.started = false;
@@ -337,10 +406,18 @@ restore(server_t *s, char *err, size_t errsz)
 			goto out;
 		tallyd_log("election \"%s\" opened", conf->election_id);
 	}
+	if (ri.from_image)
+		snprintf(how, sizeof(how), "registry image %" PRId64 ": %u parts, %.1f MB, waited "
+		         "%.3f s for parts", ri.image_id, ri.parts, (double)ri.bytes / 1e6,
+		         ri.fetch_wait_s);
+	else
+		snprintf(how, sizeof(how), "every voters row, no registry image of generation %"
+		         PRId64 " to read", ri.generation);
+	s->image_generation = ri.from_image ? 0 : ri.generation;
 	tallyd_log("restored in %.3f s: %" PRIu64 " parties, %" PRIu64 " candidates, %" PRIu64
-	           " voters (%.3f s); %s (version %" PRIu64 "), %" PRIu64 " votes stored (read in "
-	           "%.3f s alongside, marked in %.3f s), %d partition offsets",
-	           (double)(tally_mono_ns() - t0) / 1e9, np, nc, nv, (double)t_reg / 1e9,
+	           " voters (%.3f s, %s); %s (version %" PRIu64 "), %" PRIu64 " votes stored (read "
+	           "in %.3f s alongside, marked in %.3f s), %d partition offsets",
+	           (double)(tally_mono_ns() - t0) / 1e9, np, nc, nv, (double)t_reg / 1e9, how,
 	           state != NULL ? "checkpoint restored" : "no checkpoint yet", version, marked,
 	           (double)vr.ns / 1e9, (double)t_mark / 1e9, stored);
 	if (s->journal_votes > 0)
@@ -780,6 +857,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	struct sigaction sa;
 	char err[1024], host[64] = "localhost";
 	tallyd_registrar_t *registrar = NULL;
+	tallyd_imager_t *imager = NULL;
 	tally_http_t *web = NULL;
 	int rc = TALLYD_EXIT_FAILURE;
 	size_t npg = 0;
@@ -877,10 +955,19 @@ tallyd_serve(const tallyd_conf_t *conf)
 	           tally_core_workers(s->core), conf->checkpoint_interval_ms,
 	           conf->results_interval_ms);
 
+	/* After a full load, the image for the next start, in the background. */
+	if (s->image_generation > 0 &&
+	    (imager = tallyd_imager_start(s->reg, s->image_generation, s->dsn, s->pg_params, npg,
+	                                  &s->caught_up, IMAGE_DELAY_MS, err, sizeof(err))) == NULL)
+		tallyd_log("%s", err);
+
 	serve_loop(s);
 	/* The mover stops after its current piece; the rest waits for the next start. */
 	tally_store_relaxed(&s->mover_quit, 1);
 	tally_store_relaxed(&s->caught_up, 0);
+	/* The image writer stops too: its write is worth less than a prompt exit. */
+	tallyd_imager_stop(imager);
+	imager = NULL;
 	/* Let go of the partitions (the revoke settles what was read), then the last cut. */
 	rd_kafka_consumer_close(s->rk);
 	rc = shutdown_cleanly(s) == 0 ? 0 : TALLYD_EXIT_FAILURE;
@@ -894,6 +981,7 @@ out:
 		tally_store_relaxed(&s->mover_quit, 1);
 		pthread_join(s->mover_thread, NULL);
 	}
+	tallyd_imager_stop(imager);
 	tallyd_web_stop(web);
 	tallyd_registrar_stop(registrar);
 	if (s->core != NULL)

@@ -112,6 +112,8 @@ typedef struct server {
 	int pg_down;
 	uint64_t pg_down_since;          /* mono ns of the first failure in a row, 0 when up */
 	uint64_t start_ns;
+	int64_t image_generation;        /* > 0: the registry was read in full at this generation,
+	                                  * and a registry image of it is to be written */
 
 	/* For the HTTP surfaces (read by its threads: atomics only). */
 	int ready;                       /* partitions assigned at least once */

@@ -128,6 +128,68 @@ void tally_registry_prefetch_voter(const tally_registry_t *reg, const tally_uuid
 /** @brief Index of a region by name, adding it if new. */
 tally_refusal_t tally_registry_add_region(tally_registry_t *reg, const char *name, uint32_t *idx);
 
+/* ---- packed voters: compact export and bulk import (registry images) ------------- */
+
+/**
+ * A packed voter record, as tally_registry_voters_pack() writes it and
+ * tally_registry_add_voters_packed() reads it (a stable format: images stored by one
+ * version are read by the next):
+ *   bytes 0..15   id, the uuid's 16 bytes in order
+ *   bytes 16..17  date of birth, little-endian, days since 1900-01-01
+ *   bytes 18..19  region index, little-endian, into the region table saved with the records
+ *                 (the registry's region names by index when the records were packed)
+ *   byte  20      registration number length L (0 .. TALLY_REGNO_MAX)
+ *   bytes 21..    the registration number's L bytes
+ * The "has voted" bit is never packed.
+ */
+#define TALLY_VOTER_PACKED_MIN 21
+#define TALLY_VOTER_PACKED_MAX (TALLY_VOTER_PACKED_MIN + TALLY_REGNO_MAX)
+
+/** Where tally_registry_voters_pack() goes on; start at {0, 0}. */
+typedef struct tally_registry_cursor {
+	uint32_t table;
+	uint64_t slot;
+} tally_registry_cursor_t;
+
+/**
+ * @brief Pack the voters from *cur on into buf, in slot order, as many whole records as
+ * fit, and advance *cur past them.
+ *
+ * A reader: any thread, lock-free, concurrently with the writer. A voter registered while
+ * packing runs may or may not be included; every record written is a whole, published
+ * voter. Region indices are the registry's: save tally_registry_region_name() for indices
+ * 0 .. tally_registry_region_count() - 1 *after* the last call, so every index packed is
+ * covered.
+ * @param cap at least TALLY_VOTER_PACKED_MAX, or a long registration number never fits.
+ * @param nvoters if not NULL, receives the number of records written.
+ * @returns bytes written; 0 when every voter has been packed (or cap is too small for the
+ *          next record, which cap >= TALLY_VOTER_PACKED_MAX rules out).
+ */
+size_t tally_registry_voters_pack(const tally_registry_t *reg, tally_registry_cursor_t *cur,
+                                  void *buf, size_t cap, uint64_t *nvoters);
+
+/**
+ * @brief Register the voters of a buffer of packed records, in bulk: slots are prefetched
+ * 16 records ahead and regions are taken by index, with no name lookup.
+ *
+ * @param region_map maps a record's region index (into the table saved with the records)
+ *        to this registry's region index: the caller registers each saved name with
+ *        tally_registry_add_region() first. Every entry must name a registered region.
+ * @param nregions entries in region_map.
+ * @param added if not NULL, receives how many voters were registered.
+ * @returns 0 when every record was registered; else stops at the first bad record (what
+ *          came before it stays registered) with errstr naming its place, never its data:
+ *          TALLY_EFORMAT a record cut short or a region index outside the table,
+ *          TALLY_EEXISTS an id already registered, TALLY_EINVAL a nil id, an overlong
+ *          registration number or a bad region_map, TALLY_EFULL a capacity reached.
+ * @note The writer side, as tally_registry_add_voter(); readers may run concurrently and
+ *       see each voter as soon as it is added; tally_registry_generation() moves on by the
+ *       number added, once, when the call returns.
+ */
+int tally_registry_add_voters_packed(tally_registry_t *reg, const void *buf, size_t len,
+                                     const uint32_t *region_map, uint32_t nregions,
+                                     uint64_t *added, char *errstr, size_t errstr_size);
+
 /* ---- readers: any thread, lock-free ----------------------------------------------- */
 
 uint32_t tally_registry_party_count(const tally_registry_t *reg);

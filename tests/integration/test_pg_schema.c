@@ -42,15 +42,19 @@ Test(pg_schema, migrates_once_and_is_idempotent)
 
 	cr_assert_eq(tally_pg_migrate(c, &applied, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(applied, tally_pg_schema_version());
-	cr_assert_eq(applied, 4);
+	cr_assert_eq(applied, 5);
 	cr_assert_eq(tally_pg_migrate(c, &applied, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(applied, 0);
 	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM tally_schema_version"),
 	             tally_pg_schema_version());
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM tally_schema_version WHERE version = 5 "
+	                             "AND name = 'registry image'"), 1);
 	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM information_schema.tables WHERE "
 	                             "table_schema = current_schema() AND table_name IN ('parties', "
 	                             "'candidates', 'voters', 'votes', 'elections', 'checkpoints', "
-	                             "'checkpoint_offsets')"), 7);
+	                             "'checkpoint_offsets', 'vote_journal', 'registry_generation', "
+	                             "'registry_images', 'registry_image_parts', "
+	                             "'registry_image_complete')"), 12);
 	PQfinish(c);
 }
 

@@ -925,3 +925,87 @@ Test(tallyd, http, .timeout = 300)
 	PQfinish(pg);
 	teardown_run(&r);
 }
+
+/* ---- registry images ------------------------------------------------------------------ */
+
+/* How many times needle occurs in tallyd's log so far. */
+static int
+log_count(run_t *r, const char *needle)
+{
+	FILE *f = fopen(r->log, "r");
+	char line[2048];
+	int n = 0;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, needle) != NULL)
+			n++;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+/*
+ * The first start reads every voters row and writes the registry image in the background;
+ * the next start restores from it, exactly; a damaged image is read past (every row); after
+ * a registration made straight in PostgreSQL the image is not used and every row is read.
+ */
+Test(tallyd, registry_image, .timeout = 300)
+{
+	run_t r;
+	PGconn *pg;
+	int pid, status;
+	double t0;
+
+	memset(&r, 0, sizeof(r));
+	setup_run(&r, 20000, true);
+	pid = spawn_tallyd(&r, "0");
+	t0 = test_now_s();
+	while (log_count(&r, "tallyd: registry image ") == 0 && test_now_s() - t0 < 60)
+		usleep(50000);
+	kill(pid, SIGTERM);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "tallyd status %d", status);
+	if (log_count(&r, "voters (") != 1 || log_count(&r, "registry image 1 written: 20000 "
+	                                               "voters, 1 parts") != 1)
+		dump_log(&r);
+	cr_assert_eq(log_count(&r, "every voters row, no registry image of generation"), 1);
+	cr_assert_eq(log_count(&r, "registry image 1 written: 20000 voters, 1 parts"), 1);
+	pg = pgtest_connect();
+	cr_assert_eq(pgtest_count(pg, "SELECT count(*) FROM registry_image_complete"), 1);
+	cr_assert_eq(pgtest_count(pg, "SELECT sum(voters) FROM registry_image_parts"), 20000);
+
+	/* The restart reads the image, and nothing is counted twice. */
+	run_to_end(&r);
+	if (log_count(&r, "20000 voters (") != 2 || log_count(&r, "registry image 1: 1 parts") != 1)
+		dump_log(&r);
+	cr_assert_eq(log_count(&r, "registry image 1: 1 parts"), 1);
+	cr_assert_eq(log_count(&r, "written:"), 1);
+	cr_assert_eq(pgtest_count(pg, "SELECT count(*) FROM votes"), (long)r.truth->accepted);
+
+	/* A damaged image: logged, deleted, and read past with every voters row. */
+	pgtest_exec_ok(pg, "UPDATE registry_image_parts SET data = substring(data FROM 1 FOR "
+	                   "length(data) - 1)");
+	run_to_end(&r);
+	if (log_count(&r, "could not restore registry image 1: part 0: could not add packed "
+	                  "voter") != 1)
+		dump_log(&r);
+	cr_assert_eq(log_count(&r, "could not restore registry image 1: part 0: could not add "
+	                           "packed voter 20000: the record is cut short"), 1);
+	cr_assert_eq(log_count(&r, "reading every voters row instead"), 1);
+	cr_assert_eq(log_count(&r, "20000 voters ("), 3);
+	cr_assert_eq(log_count(&r, "every voters row, no registry image of generation"), 2);
+	cr_assert_eq(pgtest_count(pg, "SELECT count(*) FROM registry_images WHERE image_id = 1"), 0);
+	cr_assert_eq(pgtest_count(pg, "SELECT count(*) FROM votes"), (long)r.truth->accepted);
+
+	/* A registration outside tallyd: the next start reads every row (20001 voters). */
+	pgtest_exec_ok(pg, "INSERT INTO voters (voter_id, date_of_birth, address_state) VALUES "
+	                   "('00000000-0000-4000-8000-00000000abcd', '1970-01-01', 'Elsewhere')");
+	run_to_end(&r);
+	if (log_count(&r, "20001 voters (") != 1)
+		dump_log(&r);
+	cr_assert_eq(log_count(&r, "20001 voters ("), 1);
+	cr_assert_eq(log_count(&r, "every voters row, no registry image of generation"), 3);
+	cr_assert_eq(pgtest_count(pg, "SELECT count(*) FROM votes"), (long)r.truth->accepted);
+	PQfinish(pg);
+	teardown_run(&r);
+}
