@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <tally/atomic.h>
 #include <tally/error.h>
@@ -31,7 +32,7 @@ tallyd_mover_main(void *arg)
 	PGconn *conn = NULL;
 	unsigned backoff = 100;
 	uint64_t started = 0, moved = 0;
-	char err[512];
+	char err[512], last_err[512] = "";
 
 	pthread_setname_np(pthread_self(), "tally:mover");
 	while (!quitting(s)) {
@@ -57,14 +58,20 @@ tallyd_mover_main(void *arg)
 			moved = 0;
 		}
 		if ((rc = tally_pg_journal_move_one(conn, &n, err, sizeof(err))) != 0) {
-			/* Rolled back: the piece stays in the journal and is tried again. */
-			if (rc != TALLY_EIO)
-				tallyd_log("moving journalled votes: %s", err);
+			/* Rolled back: the piece stays in the journal and is tried again; a piece
+			 * PostgreSQL refuses (e.g. a voter deleted since the vote was counted) holds
+			 * the journal up until someone looks, which the log says once. */
+			if (rc != TALLY_EIO && strcmp(err, last_err) != 0) {
+				tallyd_log("moving journalled votes: %s; the piece stays in the journal and "
+				           "is retried", err);
+				snprintf(last_err, sizeof(last_err), "%s", err);
+			}
 			tallyd_sleep_ms(backoff);
 			backoff = backoff < 2000 ? backoff * 2 : 2000;
 			continue;
 		}
 		backoff = 100;
+		last_err[0] = '\0';
 		if (n == 0) {
 			/* Every piece left is locked, e.g. by the backend of a killed tallyd that
 			 * PostgreSQL has not noticed yet: its move will roll back. */

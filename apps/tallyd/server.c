@@ -470,19 +470,29 @@ kafka_start(server_t *s, char *err, size_t errsz)
 		rd_kafka_conf_destroy(kc);
 		return rc;
 	}
-	/* Prefetch deeper than librdkafka's default (100000 messages per partition): votes are
-	 * taken in bursts of batches, and a partition whose queue is over the mark is left out
-	 * of the next fetch, so with the default the fetcher idled while a burst was counted
-	 * (3.08 M votes: 5-8 s with it, 1.8-2.9 s with 1000000). A kafka.* line still wins. */
+	/* Prefetch deeper than librdkafka's defaults (100000 messages per partition, 64 MB in
+	 * all): votes are taken in bursts of batches, and a partition over either mark is left
+	 * out of the next fetch, so with the defaults the fetcher idled while a burst was
+	 * counted. Measured on 3.08 M compact votes, checkpointing on: 3.1-3.4 s with the
+	 * defaults, 1.8-2.3 s with these. Memory: up to 256 MB of fetched messages. A kafka.*
+	 * line naming either still wins. */
 	{
-		char v[32];
-		size_t len = sizeof(v);
+		static const char *const prefetch[][3] = {
+		    /* property, librdkafka's default, tallyd's */
+		    {"queued.min.messages", "100000", "1000000"},
+		    {"queued.max.messages.kbytes", "65536", "262144"},
+		};
 
-		if (rd_kafka_conf_get(kc, "queued.min.messages", v, &len) == RD_KAFKA_CONF_OK &&
-		    strcmp(v, "100000") == 0 &&
-		    (rc = conf_set(kc, "queued.min.messages", "1000000", err, errsz)) != 0) {
-			rd_kafka_conf_destroy(kc);
-			return rc;
+		for (size_t i = 0; i < sizeof(prefetch) / sizeof(prefetch[0]); i++) {
+			char v[32];
+			size_t len = sizeof(v);
+
+			if (rd_kafka_conf_get(kc, prefetch[i][0], v, &len) == RD_KAFKA_CONF_OK &&
+			    strcmp(v, prefetch[i][1]) == 0 &&
+			    (rc = conf_set(kc, prefetch[i][0], prefetch[i][2], err, errsz)) != 0) {
+				rd_kafka_conf_destroy(kc);
+				return rc;
+			}
 		}
 	}
 	/* Static membership: a restarted tallyd takes its partitions back at once instead of
@@ -689,6 +699,12 @@ web_metrics(void *arg, tally_metrics_builder_t *b)
 	tally_metrics_gauge(b, "tally_votes_pending_checkpoint",
 	                    "Accepted votes held in memory until a checkpoint stores them.", NULL,
 	                    (double)tally_load_relaxed(&s->pending_votes));
+	tally_metrics_gauge(b, "tally_votes_journalled",
+	                    "Stored votes in the vote journal, not yet moved into the votes table.",
+	                    NULL, (double)tally_load_relaxed(&s->journal_votes));
+	tally_metrics_counter(b, "tally_journal_moved_votes_total",
+	                      "Votes moved from the vote journal into the votes table since start.",
+	                      NULL, (double)tally_load_relaxed(&s->moved_votes));
 	tally_metrics_gauge(b, "tally_postgres_up",
 	                    "1 when the last checkpoint attempt reached PostgreSQL.", NULL,
 	                    tally_load_relaxed(&s->pg_down) ? 0.0 : 1.0);
