@@ -335,12 +335,14 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 
 int
 bench_bare_consume(const bench_run_t *run, const char *topic, const char *group,
-                   bench_consume_t *out)
+                   bool prefetch, bench_consume_t *out)
 {
-	/* tallyd's consumer settings; fetch settings stay at librdkafka's defaults, as there. */
+	/* tallyd's consumer settings; fetch settings at librdkafka's defaults unless prefetch. */
 	const char *kv[] = {"group.id", group, "enable.auto.commit", "false",
 	                    "enable.auto.offset.store", "false", "auto.offset.reset", "earliest",
-	                    "enable.partition.eof", "true"};
+	                    "enable.partition.eof", "true",
+	                    "queued.min.messages", prefetch ? "1000000" : "100000",
+	                    "queued.max.messages.kbytes", prefetch ? "262144" : "65536"};
 	struct consume_state st = {bench_now(), 0};
 	rd_kafka_topic_partition_list_t *sub;
 	rd_kafka_message_t *msgs[1024];

@@ -100,10 +100,12 @@ typedef struct bench_consume {
 /*
  * The bare consumer: a librdkafka consumer in a new group, subscribed to topic, reading
  * every partition from the beginning to its end (partition EOF), counting messages and
- * bytes and doing nothing else. Returns 0, or -1 after printing why.
+ * bytes and doing nothing else. Fetch settings are librdkafka's defaults, or with
+ * prefetch tallyd's deeper prefetch (queued.min.messages 1000000,
+ * queued.max.messages.kbytes 262144). Returns 0, or -1 after printing why.
  */
 int bench_bare_consume(const bench_run_t *run, const char *topic, const char *group,
-                       bench_consume_t *out);
+                       bool prefetch, bench_consume_t *out);
 
 /* Seconds since an arbitrary point (monotonic). */
 double bench_now(void);

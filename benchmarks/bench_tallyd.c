@@ -428,7 +428,7 @@ tally_bench_e2e(int argc, char **argv)
 	opts_t o;
 	int rc = parse(argc, argv, &o, e2e_usage);
 	int64_t msgs;
-	bench_consume_t bare[2];
+	bench_consume_t bare[3];
 	tallyd_result_t def = {0}, big = {0}, nock = {0}, first = {0};
 	char group[128];
 	double best;
@@ -443,7 +443,7 @@ tally_bench_e2e(int argc, char **argv)
 		goto out;
 
 	snprintf(group, sizeof(group), "%s_bare1", run.name);
-	if (bench_bare_consume(&run, run.votes_topic, group, &bare[0]) != 0)
+	if (bench_bare_consume(&run, run.votes_topic, group, false, &bare[0]) != 0)
 		goto out;
 	row_s("bare consumer 1: exec to assigned", 0, bare[0].assigned_s, 0);
 	row_s("bare consumer 1: assigned to end", bare[0].msgs,
@@ -476,11 +476,18 @@ tally_bench_e2e(int argc, char **argv)
 		goto out;
 
 	snprintf(group, sizeof(group), "%s_bare2", run.name);
-	if (bench_bare_consume(&run, run.votes_topic, group, &bare[1]) != 0)
+	if (bench_bare_consume(&run, run.votes_topic, group, false, &bare[1]) != 0)
 		goto out;
 	row_s("bare consumer 2: exec to assigned", 0, bare[1].assigned_s, 0);
 	row_s("bare consumer 2: assigned to end", bare[1].msgs,
 	      bare[1].total_s - bare[1].assigned_s, 0);
+	/* For comparison: the bare consumer with the prefetch tallyd sets for itself. */
+	snprintf(group, sizeof(group), "%s_bare3", run.name);
+	if (bench_bare_consume(&run, run.votes_topic, group, true, &bare[2]) != 0)
+		goto out;
+	row_s("bare consumer 3 (tallyd's prefetch): exec to assigned", 0, bare[2].assigned_s, 0);
+	row_s("bare consumer 3 (tallyd's prefetch): assigned to end", bare[2].msgs,
+	      bare[2].total_s - bare[2].assigned_s, 0);
 	best = bare[0].total_s - bare[0].assigned_s;
 	if (bare[1].total_s - bare[1].assigned_s < best)
 		best = bare[1].total_s - bare[1].assigned_s;
@@ -502,9 +509,10 @@ tally_bench_e2e(int argc, char **argv)
 	       " votes stored; bare consumer %.3f s (best of 2)\n",
 	       def.read, def.accepted, def.rejected, def.stored, best);
 	printf("e2e votes_per_s=%.0f consumer_ratio=%.2f durable_votes_per_s=%.0f "
-	       "durable_ratio=%.2f\n",
+	       "durable_ratio=%.2f prefetch_consumer_ratio=%.2f\n",
 	       (double)def.read / (def.caught_up - def.live), best / (def.caught_up - def.live),
-	       (double)def.read / (def.durable - def.live), best / (def.durable - def.live));
+	       (double)def.read / (def.durable - def.live), best / (def.durable - def.live),
+	       (bare[2].total_s - bare[2].assigned_s) / (def.caught_up - def.live));
 	ok = true;
 out:
 	finish(&run, ok, o.keep);
