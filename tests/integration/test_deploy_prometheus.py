@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """deploy/ against Debian's real Prometheus.
 
-usage: test_deploy_prometheus.py SOURCE_DIR BIN_DIR
+usage: test_deploy_prometheus.py SOURCE_DIR BIN_DIR [DROP_TOPICS]
 
 1. promtool check config (deploy/prometheus/prometheus.yml), promtool check rules (every
    rules file), promtool test rules (every deploy/prometheus/tests/*.test.yml).
@@ -23,8 +23,11 @@ usage: test_deploy_prometheus.py SOURCE_DIR BIN_DIR
      tally_votes_rejected_total per reason equal tallyd's /api/results, and accepted equals
      tally-sim's ground truth.
 Services: TALLY_KAFKA_BROKERS and TALLY_PG_DSN, else SOURCE_DIR/var/services.env.
-Cleanup: prometheus and tallyd stopped, the schema dropped, the temp dir removed (the
-topics, under a unique prefix, are left: there is no Kafka admin client here).
+5. The logs of tallyd and prometheus hold no sanitizer report (a tallyd built with
+   AddressSanitizer/UndefinedBehaviorSanitizer writes its reports there, not to this test).
+Cleanup: prometheus and tallyd stopped, the schema dropped, the temp dir removed, and the
+topics under the run's prefix deleted by DROP_TOPICS (tests/integration/dashboard/
+drop_topics.c) when given.
 """
 
 import glob
@@ -50,6 +53,10 @@ REGIONS = 12
 PARTITIONS = 3
 
 failures = []
+
+# What a sanitizer report starts with, in the log of a process built with one.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
 
 
 def log(msg):
@@ -196,9 +203,10 @@ def dashboard_exprs(path):
 # ---- the run -------------------------------------------------------------------------------
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         die(__doc__.split("\n")[2])
     src, bindir = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    drop_topics = os.path.abspath(sys.argv[3]) if len(sys.argv) == 4 else None
     deploy = os.path.join(src, "deploy")
     prom_dir = os.path.join(deploy, "prometheus")
     rule_files = sorted(glob.glob(os.path.join(prom_dir, "rules", "*.yml")))
@@ -403,8 +411,14 @@ def main():
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+            text = open(plog, errors="replace").read()
+            for marker in SANITIZER_MARKERS:
+                check(marker not in text, f"{name}: a sanitizer report ({marker}) in its log")
             if failures:
-                log(f"---- {name} log ----\n" + open(plog).read()[-4000:])
+                log(f"---- {name} log ----\n" + text[-4000:])
+        if drop_topics is not None:
+            r = subprocess.run([drop_topics, prefix], env=env, capture_output=True, text=True)
+            check(r.returncode == 0, f"drop_topics {prefix}: exit {r.returncode} {r.stderr}")
         if schema_made:
             subprocess.run(["psql", "-X", "-q", dsn, "-c", f"DROP SCHEMA {schema} CASCADE"],
                            env=env, capture_output=True)
