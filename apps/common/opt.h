@@ -121,6 +121,22 @@ void tally_opt_kvlist_free(tally_opt_kvlist_t *list);
 /** @brief "PROG: message" and a newline on stderr: how every program reports an error. */
 void tally_app_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/**
+ * The seeded generator's registry options (include/tally/gen.h's limits), one description for
+ * tally-gen and tallyd --simulate: entries for an option table whose config struct has
+ * uint64_t members voters, candidates, parties and regions. OFF is the caller's offsetof
+ * macro for that struct.
+ */
+#define TALLY_OPT_GEN_REGISTRY(OFF)                                                           \
+	{"voters", TALLY_OPT_UINT, "100000", 1, 1e9, "registered voters", OFF(voters), "N"},   \
+	{"candidates", TALLY_OPT_UINT, "3", 1, 256, "candidates standing, parties round-robin", \
+	 OFF(candidates), "N"},                                                                 \
+	{"parties", TALLY_OPT_UINT, "3", 1, 64,                                                \
+	 "parties; the first three are the original's, more get generated names", OFF(parties), \
+	 "N"},                                                                                  \
+	{"regions", TALLY_OPT_UINT, "20", 1, 1024, "regions (address.state), largest counties first", \
+	 OFF(regions), "N"}
+
 /** @brief Print one line per option: name, metavar, doc, default and range. */
 void tally_opt_help(FILE *f, const tally_opt_t *tab, size_t n);
 
