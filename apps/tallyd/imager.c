@@ -45,7 +45,7 @@ struct tallyd_imager {
 static void
 nap_ms(unsigned ms)
 {
-	struct timespec ts = {0, (long)ms * 1000000L};
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
