@@ -38,24 +38,30 @@ tally__pg_set_error(PGconn *conn, const PGresult *res, const char *what, char *e
 	snprintf(errstr, errstr_size, "%s: %s", what, line[0] != '\0' ? line : "unknown error");
 }
 
-/* Run a parameterised statement that returns no rows. */
-static int
-exec_cmd(PGconn *conn, const char *sql, int n, const char *const *values, const int *lengths,
-         const int *formats, const char *what, char *errstr, size_t errstr_size)
+int
+tally__pg_failed(PGconn *conn, const PGresult *res, const char *what, char *errstr,
+                 size_t errstr_size)
+{
+	tally__pg_set_error(conn, res, what, errstr, errstr_size);
+	return tally_pg_err(conn, res);
+}
+
+int
+tally__pg_exec(PGconn *conn, const char *sql, int n, const char *const *values,
+               const int *lengths, const int *formats, const char *what, char *errstr,
+               size_t errstr_size)
 {
 	PGresult *res = PQexecParams(conn, sql, n, NULL, values, lengths, formats, 0);
 	int rc = 0;
 
-	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-		rc = tally_pg_err(conn, res);
-		tally__pg_set_error(conn, res, what, errstr, errstr_size);
-	}
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+		rc = tally__pg_failed(conn, res, what, errstr, errstr_size);
 	PQclear(res);
 	return rc;
 }
 
-static void
-rollback(PGconn *conn)
+void
+tally__pg_rollback(PGconn *conn)
 {
 	if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
 		PQclear(PQexec(conn, "ROLLBACK"));
@@ -192,7 +198,7 @@ tally_pg_checkpoint_write(PGconn *conn, const tally_pg_checkpoint_t *c, char *er
 
 	snprintf(version, sizeof(version), "%llu", (unsigned long long)c->version);
 	snprintf(gen, sizeof(gen), "%lld", (long long)c->generation);
-	if ((rc = exec_cmd(conn, "BEGIN", 0, NULL, NULL, NULL, "could not begin checkpoint",
+	if ((rc = tally__pg_exec(conn, "BEGIN", 0, NULL, NULL, NULL, "could not begin checkpoint",
 	                   errstr, errstr_size)) != 0)
 		goto fail;
 	if (c->nvotes > 0 &&
@@ -206,7 +212,7 @@ tally_pg_checkpoint_write(PGconn *conn, const tally_pg_checkpoint_t *c, char *er
 		int len[4] = {0, 0, 0, (int)c->state_len};
 		int fmt[4] = {0, 0, 0, 1};
 
-		if ((rc = exec_cmd(conn,
+		if ((rc = tally__pg_exec(conn,
 		                   "INSERT INTO checkpoints (election_id, version, is_delta, state)"
 		                   " VALUES ($1, $2, $3, $4)",
 		                   4, v, len, fmt, "could not insert checkpoint", errstr,
@@ -218,7 +224,7 @@ tally_pg_checkpoint_write(PGconn *conn, const tally_pg_checkpoint_t *c, char *er
 
 		snprintf(part, sizeof(part), "%d", (int)c->offsets[i].partition);
 		snprintf(off, sizeof(off), "%lld", (long long)c->offsets[i].next_offset);
-		if ((rc = exec_cmd(conn,
+		if ((rc = tally__pg_exec(conn,
 		                   "INSERT INTO checkpoint_offsets (election_id, topic, partition,"
 		                   " next_offset, owner, generation) VALUES ($1, $2, $3, $4, $5, $6)"
 		                   " ON CONFLICT (election_id, topic, partition) DO UPDATE SET"
@@ -233,7 +239,7 @@ tally_pg_checkpoint_write(PGconn *conn, const tally_pg_checkpoint_t *c, char *er
 		const char *v[2] = {c->election_id, keep};
 
 		snprintf(keep, sizeof(keep), "%d", TALLY_PG_CHECKPOINTS_KEPT);
-		if ((rc = exec_cmd(conn,
+		if ((rc = tally__pg_exec(conn,
 		                   "DELETE FROM checkpoints WHERE election_id = $1 AND checkpoint_id <"
 		                   " (SELECT min(checkpoint_id) FROM (SELECT checkpoint_id FROM"
 		                   " checkpoints WHERE election_id = $1 ORDER BY checkpoint_id DESC"
@@ -242,12 +248,12 @@ tally_pg_checkpoint_write(PGconn *conn, const tally_pg_checkpoint_t *c, char *er
 		                   errstr_size)) != 0)
 			goto fail;
 	}
-	if ((rc = exec_cmd(conn, "COMMIT", 0, NULL, NULL, NULL, "could not commit checkpoint",
+	if ((rc = tally__pg_exec(conn, "COMMIT", 0, NULL, NULL, NULL, "could not commit checkpoint",
 	                   errstr, errstr_size)) != 0)
 		goto fail;
 	return 0;
 fail:
-	rollback(conn);
+	tally__pg_rollback(conn);
 	return rc;
 }
 
@@ -354,7 +360,7 @@ tally_pg_votes_voters(PGconn *conn, tally_uuid_t **ids, size_t *count, char *err
 	*ids = NULL;
 	*count = 0;
 	/* The votes table and the journal in one snapshot: a piece moved meanwhile is in one. */
-	if (own_tx && (rc = exec_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0,
+	if (own_tx && (rc = tally__pg_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0,
 	                             NULL, NULL, NULL, "could not begin reading the stored votes",
 	                             errstr, errstr_size)) != 0)
 		return rc;
@@ -365,7 +371,7 @@ tally_pg_votes_voters(PGconn *conn, tally_uuid_t **ids, size_t *count, char *err
 		tally__pg_set_error(conn, res, "could not read the stored votes", errstr, errstr_size);
 		PQclear(res);
 		if (own_tx)
-			rollback(conn);
+			tally__pg_rollback(conn);
 		return rc;
 	}
 	PQclear(res);
@@ -418,11 +424,11 @@ tally_pg_votes_voters(PGconn *conn, tally_uuid_t **ids, size_t *count, char *err
 	if (rc == 0)
 		rc = tally_pg_journal_voters(conn, &v, &n, &cap, errstr, errstr_size);
 	if (rc == 0 && own_tx)
-		rc = exec_cmd(conn, "COMMIT", 0, NULL, NULL, NULL, "could not end reading the stored "
+		rc = tally__pg_exec(conn, "COMMIT", 0, NULL, NULL, NULL, "could not end reading the stored "
 		              "votes", errstr, errstr_size);
 	if (rc != 0) {
 		if (own_tx)
-			rollback(conn);
+			tally__pg_rollback(conn);
 		free(v);
 		return rc;
 	}
@@ -474,7 +480,7 @@ tally_pg_election_set_status(PGconn *conn, const char *election_id,
 {
 	const char *v[2] = {election_id, tally_election_status_name((int)status)};
 
-	return exec_cmd(conn, "UPDATE elections SET status = $2 WHERE election_id = $1", 2, v,
+	return tally__pg_exec(conn, "UPDATE elections SET status = $2 WHERE election_id = $1", 2, v,
 	                NULL, NULL, "could not update the election's status", errstr,
 	                errstr_size);
 }

@@ -279,21 +279,6 @@ tally_pg_journal_decode(const void *data, size_t len, tally_pg_vote_row_t **vote
 
 /* ---- in PostgreSQL ---------------------------------------------------------------------- */
 
-static int
-exec_params(PGconn *conn, const char *sql, int n, const char *const *values, const int *lengths,
-            const int *formats, const char *what, char *errstr, size_t errstr_size)
-{
-	PGresult *res = PQexecParams(conn, sql, n, NULL, values, lengths, formats, 0);
-	int rc = 0;
-
-	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-		rc = tally_pg_err(conn, res);
-		tally__pg_set_error(conn, res, what, errstr, errstr_size);
-	}
-	PQclear(res);
-	return rc;
-}
-
 int
 tally_pg_journal_append(PGconn *conn, const char *election_id, const tally_pg_vote_row_t *votes,
                         size_t n, char *errstr, size_t errstr_size)
@@ -315,7 +300,7 @@ tally_pg_journal_append(PGconn *conn, const char *election_id, const tally_pg_vo
 			int l[3] = {0, 0, (int)len};
 			int f[3] = {0, 0, 1};
 
-			rc = exec_params(conn,
+			rc = tally__pg_exec(conn,
 			                 "INSERT INTO vote_journal (election_id, votes, piece)"
 			                 " VALUES ($1, $2, $3)",
 			                 3, v, l, f, "could not journal votes", errstr, errstr_size);
@@ -328,13 +313,6 @@ tally_pg_journal_append(PGconn *conn, const char *election_id, const tally_pg_vo
 	return 0;
 }
 
-static void
-rollback(PGconn *conn)
-{
-	if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
-		PQclear(PQexec(conn, "ROLLBACK"));
-}
-
 int
 tally_pg_journal_move_one(PGconn *conn, size_t *moved, char *errstr, size_t errstr_size)
 {
@@ -344,7 +322,7 @@ tally_pg_journal_move_one(PGconn *conn, size_t *moved, char *errstr, size_t errs
 	int rc;
 
 	*moved = 0;
-	if ((rc = exec_params(conn, "BEGIN", 0, NULL, NULL, NULL, "could not begin moving votes",
+	if ((rc = tally__pg_exec(conn, "BEGIN", 0, NULL, NULL, NULL, "could not begin moving votes",
 	                      errstr, errstr_size)) != 0)
 		return rc;
 	/* The oldest piece; SKIP LOCKED lets another mover take the next one meanwhile. */
@@ -379,13 +357,13 @@ tally_pg_journal_move_one(PGconn *conn, size_t *moved, char *errstr, size_t errs
 		{
 			const char *v[1] = {id};
 
-			if ((rc = exec_params(conn, "DELETE FROM vote_journal WHERE journal_id = $1", 1, v,
+			if ((rc = tally__pg_exec(conn, "DELETE FROM vote_journal WHERE journal_id = $1", 1, v,
 			                      NULL, NULL, "could not delete a moved journal piece",
 			                      errstr, errstr_size)) != 0)
 				goto out;
 		}
 	}
-	if ((rc = exec_params(conn, "COMMIT", 0, NULL, NULL, NULL, "could not commit moved votes",
+	if ((rc = tally__pg_exec(conn, "COMMIT", 0, NULL, NULL, NULL, "could not commit moved votes",
 	                      errstr, errstr_size)) != 0)
 		goto out;
 	*moved = n;
@@ -393,7 +371,7 @@ out:
 	PQclear(res);
 	free(votes);
 	if (rc != 0)
-		rollback(conn);
+		tally__pg_rollback(conn);
 	return rc;
 }
 

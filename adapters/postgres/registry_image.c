@@ -26,51 +26,13 @@
 #include <tally/pg_registry_image.h>
 #include <tally/time.h>
 
-#include "postgres/registry_int.h"
+#include "pg_int.h"
 
 #define DEFAULT_PART_BYTES (16u << 20)
 #define FETCH_AHEAD 2             /* parts fetched and waiting, at most */
 #define MAX_REGIONS 16384u        /* the registry's limit (14 bits per voter) */
 
 /* ---- small helpers ----------------------------------------------------------------- */
-
-static void
-first_line(char *dst, size_t size, const char *msg)
-{
-	snprintf(dst, size, "%s", msg != NULL && *msg != '\0' ? msg : "unknown error");
-	dst[strcspn(dst, "\r\n")] = '\0';
-}
-
-static const char *
-result_message(const PGresult *res)
-{
-	const char *m = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-
-	return m != NULL ? m : PQresultErrorMessage(res);
-}
-
-/* Fill errstr with "what: the server's message" and return the tally error. */
-static int
-failed(PGconn *conn, const PGresult *res, const char *what, char *errstr, size_t errstr_size)
-{
-	char msg[256];
-
-	first_line(msg, sizeof(msg), res != NULL ? result_message(res) : PQerrorMessage(conn));
-	snprintf(errstr, errstr_size, "%s: %s", what, msg);
-	return tally_pg_err(conn, res);
-}
-
-static int
-exec_cmd(PGconn *conn, const char *sql, const char *what, char *errstr, size_t errstr_size)
-{
-	PGresult *res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
-	int rc = 0;
-
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		rc = failed(conn, res, what, errstr, errstr_size);
-	PQclear(res);
-	return rc;
-}
 
 static int64_t
 get_be64(const char *p)
@@ -154,11 +116,11 @@ fetch_main(void *arg)
 
 	/* Binary results: the data arrives as its bytes, with no hex to decode. */
 	if (PQsendQueryParams(f->conn, sql, 1, NULL, values, NULL, NULL, 1) != 1) {
-		rc = failed(f->conn, NULL, "could not read the registry image's parts", err,
+		rc = tally__pg_failed(f->conn, NULL, "could not read the registry image's parts", err,
 		            sizeof(err));
 	} else {
 		if (PQsetSingleRowMode(f->conn) != 1)
-			rc = failed(f->conn, NULL, "could not read the registry image's parts", err,
+			rc = tally__pg_failed(f->conn, NULL, "could not read the registry image's parts", err,
 			            sizeof(err));
 		while ((res = PQgetResult(f->conn)) != NULL) {
 			ExecStatusType st = PQresultStatus(res);
@@ -175,7 +137,7 @@ fetch_main(void *arg)
 				}
 				pthread_mutex_unlock(&f->mu);
 			} else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && rc == 0) {
-				rc = failed(f->conn, res, "could not read the registry image's parts", err,
+				rc = tally__pg_failed(f->conn, res, "could not read the registry image's parts", err,
 				            sizeof(err));
 			}
 			PQclear(res);
@@ -371,13 +333,14 @@ tally_pg_registry_restore(PGconn *conn, tally_registry_t *reg, tally_pg_restore_
 		snprintf(errstr, errstr_size, "could not load the registry: a transaction is open");
 		return TALLY_EINVAL;
 	}
-	if ((rc = exec_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-	                   "could not begin reading the registry", errstr, errstr_size)) != 0)
+	if ((rc = tally__pg_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
+	                         NULL, NULL, "could not begin reading the registry", errstr,
+	                         errstr_size)) != 0)
 		return rc;
 	snprintf(format, sizeof(format), "%d", TALLY_PG_IMAGE_FORMAT);
 	res = PQexecParams(conn, head_sql, 1, NULL, values, NULL, NULL, 1);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		rc = failed(conn, res, "could not read the registry generation", errstr, errstr_size);
+		rc = tally__pg_failed(conn, res, "could not read the registry generation", errstr, errstr_size);
 		goto out;
 	}
 	if (PQntuples(res) != 1 || (info->generation = int_col(res, 0, 0)) < 0) {
@@ -410,13 +373,10 @@ tally_pg_registry_restore(PGconn *conn, tally_registry_t *reg, tally_pg_restore_
 out:
 	PQclear(res);
 	if (rc == 0)
-		rc = exec_cmd(conn, "COMMIT", "could not end reading the registry", errstr,
-		              errstr_size);
-	if (rc != 0 && PQtransactionStatus(conn) != PQTRANS_IDLE) {
-		PGresult *r = PQexec(conn, "ROLLBACK");
-
-		PQclear(r);
-	}
+		rc = tally__pg_exec(conn, "COMMIT", 0, NULL, NULL, NULL,
+		                    "could not end reading the registry", errstr, errstr_size);
+	if (rc != 0)
+		tally__pg_rollback(conn);
 	return rc;
 }
 
@@ -453,7 +413,7 @@ exec_one(PGconn *conn, const char *sql, int n, const char *const *values, const 
 	int rc = 0;
 
 	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-		rc = failed(conn, res, what, errstr, errstr_size);
+		rc = tally__pg_failed(conn, res, what, errstr, errstr_size);
 	else if (strcmp(PQcmdTuples(res), "1") != 0)
 		rc = TALLY_ESTATE;
 	PQclear(res);
@@ -513,7 +473,7 @@ tally_pg_registry_image_write(PGconn *conn, const tally_registry_t *reg, int64_t
 
 		res = PQexecParams(conn, head_sql, 2, NULL, values, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			rc = failed(conn, res, "could not write a registry image", errstr, errstr_size);
+			rc = tally__pg_failed(conn, res, "could not write a registry image", errstr, errstr_size);
 			PQclear(res);
 			goto out;
 		}
@@ -593,7 +553,7 @@ tally_pg_registry_image_write(PGconn *conn, const tally_registry_t *reg, int64_t
 		res = PQexecParams(conn, "DELETE FROM registry_images WHERE image_id < $1::bigint", 1, NULL,
 		                   values, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			rc = failed(conn, res, "could not delete older registry images", errstr,
+			rc = tally__pg_failed(conn, res, "could not delete older registry images", errstr,
 			            errstr_size);
 		PQclear(res);
 	}

@@ -18,7 +18,7 @@
 #include <tally/pg_registry.h>
 #include <tally/uuid.h>
 
-#include "postgres/registry_int.h"
+#include "pg_int.h"
 
 #define COPY_BLOCK (64u * 1024u)
 
