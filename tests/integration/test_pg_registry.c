@@ -52,52 +52,10 @@ make_gen(uint64_t voters, uint32_t parties, uint32_t candidates)
 static void
 store_gen(PGconn *c, const tally_gen_t *gen, uint64_t nvoters, double *gen_seconds)
 {
-	tally_pg_copy_t *copy;
-	uint64_t rows;
 	char err[512];
-	double spent = 0;
 
-	copy = tally_pg_copy_begin(c, TALLY_PG_PARTIES, err, sizeof(err));
-	cr_assert_not_null(copy, "%s", err);
-	for (uint32_t i = 0; i < tally_gen_party_count(gen); i++) {
-		tally_pg_party_row_t row = {tally_gen_party_name(gen, i)};
-
-		cr_assert_eq(tally_pg_copy_party(copy, &row), 0);
-	}
-	cr_assert_eq(tally_pg_copy_end(copy, &rows, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(rows, tally_gen_party_count(gen));
-
-	copy = tally_pg_copy_begin(c, TALLY_PG_CANDIDATES, err, sizeof(err));
-	cr_assert_not_null(copy, "%s", err);
-	for (uint32_t i = 0; i < tally_gen_candidate_count(gen); i++) {
-		tally_gen_candidate_t gc;
-		tally_pg_candidate_row_t row;
-
-		cr_assert(tally_gen_candidate(gen, i, &gc));
-		tally_pg_candidate_row_from_gen(&gc, &row);
-		cr_assert_eq(tally_pg_copy_candidate(copy, &row), 0);
-	}
-	cr_assert_eq(tally_pg_copy_end(copy, &rows, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(rows, tally_gen_candidate_count(gen));
-
-	copy = tally_pg_copy_begin(c, TALLY_PG_VOTERS, err, sizeof(err));
-	cr_assert_not_null(copy, "%s", err);
-	for (uint64_t i = 0; i < nvoters; i++) {
-		tally_gen_voter_t v;
-		tally_pg_voter_row_t row;
-		double t0 = gen_seconds != NULL ? test_now_s() : 0;
-
-		tally_gen_voter(gen, i, &v);
-		if (gen_seconds != NULL)
-			spent += test_now_s() - t0;
-		tally_pg_voter_row_from_gen(&v, &row);
-		if (tally_pg_copy_voter(copy, &row) != 0)
-			break;      /* copy_end reports it */
-	}
-	cr_assert_eq(tally_pg_copy_end(copy, &rows, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(rows, nvoters);
-	if (gen_seconds != NULL)
-		*gen_seconds = spent;
+	cr_assert_eq(pgtest_store_gen(c, gen, nvoters, 0, gen_seconds, err, sizeof(err)), 0, "%s",
+	             err);
 }
 
 static tally_registry_t *

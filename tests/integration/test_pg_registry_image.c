@@ -34,8 +34,6 @@ store(PGconn *c, uint64_t nvoters)
 {
 	tally_gen_opts_t o;
 	tally_gen_t *gen;
-	tally_pg_copy_t *copy;
-	uint64_t rows;
 	char err[512];
 
 	tally_gen_opts_init(&o);
@@ -45,40 +43,8 @@ store(PGconn *c, uint64_t nvoters)
 	o.candidates = 5;
 	gen = tally_gen_new(&o, err, sizeof(err));
 	cr_assert_not_null(gen, "%s", err);
-	copy = tally_pg_copy_begin(c, TALLY_PG_PARTIES, err, sizeof(err));
-	cr_assert_not_null(copy, "%s", err);
-	for (uint32_t i = 0; i < tally_gen_party_count(gen); i++) {
-		tally_pg_party_row_t row = {tally_gen_party_name(gen, i)};
-
-		cr_assert_eq(tally_pg_copy_party(copy, &row), 0);
-	}
-	cr_assert_eq(tally_pg_copy_end(copy, &rows, err, sizeof(err)), 0, "%s", err);
-	copy = tally_pg_copy_begin(c, TALLY_PG_CANDIDATES, err, sizeof(err));
-	cr_assert_not_null(copy, "%s", err);
-	for (uint32_t i = 0; i < tally_gen_candidate_count(gen); i++) {
-		tally_gen_candidate_t gc;
-		tally_pg_candidate_row_t row;
-
-		cr_assert(tally_gen_candidate(gen, i, &gc));
-		tally_pg_candidate_row_from_gen(&gc, &row);
-		cr_assert_eq(tally_pg_copy_candidate(copy, &row), 0);
-	}
-	cr_assert_eq(tally_pg_copy_end(copy, &rows, err, sizeof(err)), 0, "%s", err);
-	copy = tally_pg_copy_begin(c, TALLY_PG_VOTERS, err, sizeof(err));
-	cr_assert_not_null(copy, "%s", err);
-	for (uint64_t i = 0; i < nvoters; i++) {
-		tally_gen_voter_t v;
-		tally_pg_voter_row_t row;
-
-		tally_gen_voter(gen, i, &v);
-		tally_pg_voter_row_from_gen(&v, &row);
-		/* Every 7th without a registration number: the empty case travels too. */
-		if (i % 7 == 0)
-			row.registration_number = NULL;
-		cr_assert_eq(tally_pg_copy_voter(copy, &row), 0);
-	}
-	cr_assert_eq(tally_pg_copy_end(copy, &rows, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(rows, nvoters);
+	/* Every 7th voter without a registration number: the empty case travels too. */
+	cr_assert_eq(pgtest_store_gen(c, gen, nvoters, 7, NULL, err, sizeof(err)), 0, "%s", err);
 	tally_gen_destroy(gen);
 }
 

@@ -3,7 +3,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <tally/pg_registry.h>
+
 #include "pgtest.h"
+#include "testutil.h"
 #include "services.h"
 
 static char schema[64], options[96];
@@ -107,4 +110,73 @@ pgtest_schema_drop(void)
 	snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", schema);
 	pgtest_exec_ok(c, sql);
 	PQfinish(c);
+}
+
+/* COPY one table's rows; checks the count the server stored. */
+static int
+copy_table(PGconn *c, tally_pg_table_t which, const tally_gen_t *gen, uint64_t n,
+           unsigned no_regno_every, double *gen_seconds, char *err, size_t errsz)
+{
+	tally_pg_copy_t *copy = tally_pg_copy_begin(c, which, err, errsz);
+	uint64_t rows = 0;
+	double spent = 0;
+	int rc = 0;
+
+	if (copy == NULL)
+		return -1;
+	for (uint64_t i = 0; i < n && rc == 0; i++) {
+		if (which == TALLY_PG_PARTIES) {
+			tally_pg_party_row_t row = {tally_gen_party_name(gen, (uint32_t)i)};
+
+			rc = tally_pg_copy_party(copy, &row);
+		} else if (which == TALLY_PG_CANDIDATES) {
+			tally_gen_candidate_t gc;
+			tally_pg_candidate_row_t row;
+
+			if (!tally_gen_candidate(gen, (uint32_t)i, &gc)) {
+				tally_pg_copy_abort(copy);
+				snprintf(err, errsz, "the generator has no candidate %llu",
+				         (unsigned long long)i);
+				return -1;
+			}
+			tally_pg_candidate_row_from_gen(&gc, &row);
+			rc = tally_pg_copy_candidate(copy, &row);
+		} else {
+			tally_gen_voter_t v;
+			tally_pg_voter_row_t row;
+			double t0 = gen_seconds != NULL ? test_now_s() : 0;
+
+			tally_gen_voter(gen, i, &v);
+			if (gen_seconds != NULL)
+				spent += test_now_s() - t0;
+			tally_pg_voter_row_from_gen(&v, &row);
+			if (no_regno_every != 0 && i % no_regno_every == 0)
+				row.registration_number = NULL;
+			rc = tally_pg_copy_voter(copy, &row);
+		}
+	}
+	/* A refused row is reported by copy_end, which also ends the COPY. */
+	if (tally_pg_copy_end(copy, &rows, err, errsz) != 0)
+		return -1;
+	if (rows != n) {
+		snprintf(err, errsz, "COPY stored %llu rows of %llu", (unsigned long long)rows,
+		         (unsigned long long)n);
+		return -1;
+	}
+	if (gen_seconds != NULL)
+		*gen_seconds = spent;
+	return 0;
+}
+
+int
+pgtest_store_gen(PGconn *c, const tally_gen_t *gen, uint64_t nvoters, unsigned no_regno_every,
+                 double *gen_seconds, char *err, size_t errsz)
+{
+	if (copy_table(c, TALLY_PG_PARTIES, gen, tally_gen_party_count(gen), 0, NULL, err,
+	               errsz) != 0 ||
+	    copy_table(c, TALLY_PG_CANDIDATES, gen, tally_gen_candidate_count(gen), 0, NULL, err,
+	               errsz) != 0)
+		return -1;
+	return copy_table(c, TALLY_PG_VOTERS, gen, nvoters, no_regno_every, gen_seconds, err,
+	                  errsz);
 }

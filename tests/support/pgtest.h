@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include <tally/gen.h>
 #include <tally/pg.h>
 
 /* Create a fresh schema named tally_test_<pid>_<n>; later pgtest_connect()s use it. */
@@ -32,5 +33,14 @@ void pgtest_exec_ok(PGconn *c, const char *sql);
 
 /* The first column of the first row of a fixed query, as a number. */
 long pgtest_count(PGconn *c, const char *sql);
+
+/*
+ * Store the generator's parties, candidates and voters [0, nvoters) with COPY, each table
+ * checked to hold exactly what was sent. Every no_regno_every-th voter (0: none) goes
+ * without a registration number. gen_seconds, if not NULL, receives the time spent
+ * generating voters. Returns 0, or -1 with err set.
+ */
+int pgtest_store_gen(PGconn *c, const tally_gen_t *gen, uint64_t nvoters,
+                     unsigned no_regno_every, double *gen_seconds, char *err, size_t errsz);
 
 #endif
