@@ -167,6 +167,47 @@ tally_snapshot_copy(const tally_snapshot_t *src)
 	return snap;
 }
 
+int
+tally_snapshot_copy_into(tally_snapshot_t *dst, const tally_snapshot_t *src)
+{
+	uint32_t nc = src->ncandidates, nr = src->nregions, np = src->nparties;
+	uint32_t cc, cr, cp;
+
+	if (dst == src)
+		return 0;
+	if (reserve(dst, nc, nr, np) != 0)
+		return TALLY_ENOMEM;
+	/* Everything but the arrays and their capacities is copied as it is. */
+	cc = dst->cap_candidates;
+	cr = dst->cap_regions;
+	cp = dst->cap_parties;
+	{
+		uint64_t *c = dst->candidates, *r = dst->regions, *p = dst->parties;
+		uint64_t *x = dst->cand_region, *rr = dst->region_registered;
+
+		*dst = *src;
+		dst->candidates = c;
+		dst->regions = r;
+		dst->parties = p;
+		dst->cand_region = x;
+		dst->region_registered = rr;
+	}
+	dst->cap_candidates = cc;
+	dst->cap_regions = cr;
+	dst->cap_parties = cp;
+	if (nc > 0)
+		memcpy(dst->candidates, src->candidates, nc * sizeof(uint64_t));
+	if (nr > 0) {
+		memcpy(dst->regions, src->regions, nr * sizeof(uint64_t));
+		memcpy(dst->region_registered, src->region_registered, nr * sizeof(uint64_t));
+	}
+	if (np > 0)
+		memcpy(dst->parties, src->parties, np * sizeof(uint64_t));
+	if ((size_t)nc * nr > 0)
+		memcpy(dst->cand_region, src->cand_region, (size_t)nc * nr * sizeof(uint64_t));
+	return 0;
+}
+
 tally_snapshot_t *
 tally_snapshot_final(tally_core_t *core)
 {

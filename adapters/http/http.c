@@ -3,8 +3,11 @@
  *
  * DESIGN: who writes, who reads, what is published when.
  * - The render thread ("tally:http") is the only writer of the published bodies. Every
- *   render_interval_ms it takes a snapshot into its own tally_snapshot_t and calls the
- *   app's metrics callback into its own builder. When the snapshot version changed it
+ *   render_interval_ms it fills its own tally_snapshot_t, from the app's snapshot callback
+ *   when one is set (e.g. tallyd's last committed checkpoint; TALLY_EAGAIN: nothing newer,
+ *   keep the bodies) or else with a live snapshot of the core, and calls the app's metrics
+ *   callback into its own builder. tally_http_start() does the first pass on its caller's
+ *   thread, before the render thread exists. When the snapshot version changed it
  *   renders the JSON, CSV and SSE bodies and the core's metric families; when either the
  *   version or the app's metric text changed it assembles the two /metrics bodies. Each
  *   body goes into a blob_t and is published with a release store into h->current[kind].
@@ -117,6 +120,8 @@ struct tally_http {
 
 	/* Render thread state. */
 	tally_snapshot_t *snap;
+	bool snap_filled;                /* snap holds results (the callback filled it once) */
+	int snap_err;                    /* the callback's last error, 0 if none (logged once) */
 	render_scratch_t rs;
 	hbuf_t core_text, core_om, app_prev;
 	tally_metrics_builder_t app;
@@ -287,24 +292,61 @@ publish_copy(tally_http_t *h, int kind, const char *a, size_t alen, const char *
 	blob_publish(h, kind, bl, version);
 }
 
-/* One render tick. @returns true when the result bodies changed. */
-static bool
+/*
+ * Fill h->snap with the results to serve. @returns 0 when it holds them (new or not),
+ * TALLY_EAGAIN when the app's callback has nothing newer, else the error (logged once).
+ */
+static int
+fill_snapshot(tally_http_t *h)
+{
+	int rc;
+
+	if (h->o.snapshot == NULL) {
+		if ((rc = tally_snapshot_take_into(h->core, h->snap)) != 0) {
+			hlog(h, "http: could not take a snapshot: %s", tally_err2str(rc));
+			return rc;
+		}
+		h->snap_filled = true;
+		return 0;
+	}
+	rc = h->o.snapshot(h->o.cb_arg, h->snap);
+	if (rc == 0 || rc == TALLY_EAGAIN) {
+		if (h->snap_err != 0)
+			hlog(h, "http: the snapshot source gives results again");
+		h->snap_err = 0;
+		h->snap_filled |= rc == 0;
+		return rc;
+	}
+	if (rc != h->snap_err)
+		hlog(h, "http: the snapshot source failed: %s; serving the previous results",
+		     tally_err2str(rc));
+	h->snap_err = rc;
+	return rc;
+}
+
+/*
+ * One render tick. @returns 0 when bodies from h->snap are published (changed or not),
+ * else fill_snapshot()'s code (the results' bodies are then left as they were).
+ */
+static int
 render_once(tally_http_t *h)
 {
-	bool changed = false;
+	bool changed = false, fresh;
 	uint64_t t0 = tally_mono_ns(), t1;
+	int rc = fill_snapshot(h);
 
-	if (tally_snapshot_take_into(h->core, h->snap) != 0) {
-		hlog(h, "http: out of memory taking a snapshot");
-		return false;
-	}
 	t1 = tally_mono_ns();
 	tally_add_relaxed(&h->snapshot_ns, t1 - t0);
+	/* Nothing newer from the app, or a failure: keep the result bodies, but a first render
+	 * (a restart) still renders what snap held last. The app's metrics go on either way. */
+	fresh = rc == 0 || (!h->rendered && h->snap_filled);
+	if (!fresh && !h->rendered)
+		return rc != 0 ? rc : TALLY_EAGAIN;
 	tally__metrics_builder_reset(&h->app);
 	if (h->o.metrics != NULL)
 		h->o.metrics(h->o.cb_arg, &h->app);
 
-	if (!h->rendered || h->snap->version != h->last_version) {
+	if (fresh && (!h->rendered || h->snap->version != h->last_version)) {
 		blob_t *b;
 
 		/* JSON first: the SSE event wraps it. */
@@ -332,19 +374,23 @@ render_once(tally_http_t *h)
 	}
 	if (changed || h->app.text.len != h->app_prev.len ||
 	    (h->app.text.len > 0 && memcmp(h->app.text.p, h->app_prev.p, h->app.text.len) != 0)) {
+		uint64_t version = fresh ? h->snap->version : h->last_version;
+
 		publish_copy(h, B_METRICS, h->core_text.p, h->core_text.len, h->app.text.p,
-		             h->app.text.len, "", 0, h->snap->version);
+		             h->app.text.len, "", 0, version);
 		publish_copy(h, B_OPENMETRICS, h->core_om.p, h->core_om.len, h->app.om.p, h->app.om.len,
-		             "# EOF\n", 6, h->snap->version);
+		             "# EOF\n", 6, version);
 		hbuf_reset(&h->app_prev);
 		hbuf_put(&h->app_prev, h->app.text.p ? h->app.text.p : "", h->app.text.len);
 		tally_add_relaxed(&h->metrics_renders, 1);
 	}
 	tally_add_relaxed(&h->render_ns, tally_mono_ns() - t1);
-	h->rendered = true;
-	h->last_version = h->snap->version;
-	tally_store_relaxed(&h->version, h->snap->version);
-	return changed;
+	if (fresh) {
+		h->rendered = true;
+		h->last_version = h->snap->version;
+		tally_store_relaxed(&h->version, h->snap->version);
+	}
+	return 0;
 }
 
 /* Resume the suspended streams that have an event or a heartbeat due. */
@@ -1146,13 +1192,18 @@ tally_http_start(tally_http_t *h, char *errstr, size_t errstr_size)
 	                 MHD_USE_ERROR_LOG;
 	const union MHD_DaemonInfo *info;
 	struct MHD_OptionItem mopts[16];
-	int n = 0;
+	int n = 0, rc;
 
 	if (h->running)
 		return 0;
 	/* Bodies exist before the first request can arrive. */
 	h->rendered = false;
-	render_once(h);
+	if ((rc = render_once(h)) != 0) {
+		tally_errstr_set(errstr, errstr_size, "http: no results to serve: %s",
+		                 rc == TALLY_EAGAIN ? "the snapshot source has none yet"
+		                                    : tally_err2str(rc));
+		return rc;
+	}
 	if (tally_load_relaxed(&h->current[B_JSON]) == NULL) {
 		tally_errstr_set(errstr, errstr_size, "http: out of memory rendering the first bodies");
 		return TALLY_ENOMEM;

@@ -3,9 +3,11 @@
  * @brief The HTTP adapter: live results, Prometheus metrics, Server-Sent Events, health
  * probes, election admin and the embedded dashboard, served by libmicrohttpd.
  *
- * DESIGN: nothing here touches the vote path. A render thread ("tally:http") takes a core
- * snapshot (lock-free, tally_snapshot_take_into) every render_interval_ms and, only when
- * the snapshot version or the app's metrics changed, renders the response bodies
+ * DESIGN: nothing here touches the vote path. A render thread ("tally:http") gets the
+ * results to serve every render_interval_ms: from the app's snapshot callback when it
+ * gives one (tallyd serves only states PostgreSQL has committed), else a live core snapshot
+ * (lock-free, tally_snapshot_take_into). Only when the snapshot version or the app's
+ * metrics changed does it render the response bodies
  * (/metrics in both formats, /api/results JSON and CSV, the SSE event) into reference-
  * counted buffers and publishes them with release stores. libmicrohttpd's own threads
  * (a small pool, epoll) answer requests from the published buffers without copying
@@ -34,6 +36,7 @@
 #include <sys/socket.h>
 
 #include <tally/core.h>
+#include <tally/snapshot.h>
 
 typedef struct tally_http tally_http_t;
 
@@ -94,6 +97,19 @@ typedef int (*tally_http_admin_cb)(void *arg, tally_http_action_t action, char *
  */
 typedef void (*tally_http_metrics_cb)(void *arg, tally_metrics_builder_t *b);
 
+/**
+ * @brief Fill snap with the results to serve (e.g. the last state a store committed).
+ * Called on the render thread (and once by tally_http_start() on its caller's thread);
+ * must not block. snap is the adapter's own, reused between calls (arrays grown as
+ * tally_snapshot_take_into() does; use a copy helper that reuses them, such as
+ * tally_snapshot_copy_into()). It is zeroed before the first call, and afterwards holds
+ * what the last successful call left in it (snap->version says which state that is).
+ * @returns 0 when snap holds results to serve, TALLY_EAGAIN when there is nothing newer
+ * than what snap already holds (the adapter then keeps its bodies), other codes as errors
+ * (logged when they start and stop; the bodies already published stay served).
+ */
+typedef int (*tally_http_snapshot_cb)(void *arg, tally_snapshot_t *snap);
+
 /** Optional log sink for the adapter's own lines (never request data or tokens). */
 typedef void (*tally_http_log_cb)(void *arg, const char *line);
 
@@ -130,6 +146,7 @@ typedef struct tally_http_opts {
 	tally_http_ready_cb ready;      /**< NULL: always ready. */
 	tally_http_admin_cb admin;      /**< NULL: admin endpoints answer 403. */
 	tally_http_metrics_cb metrics;  /**< NULL: none. */
+	tally_http_snapshot_cb snapshot; /**< NULL: the core's live counts. */
 	tally_http_log_cb log;          /**< NULL: silent. */
 	void *cb_arg;                   /**< Passed to every callback. */
 } tally_http_opts_t;
@@ -145,9 +162,10 @@ tally_http_t *tally_http_new(tally_core_t *core, const tally_http_opts_t *opts, 
                              size_t errstr_size);
 
 /**
- * @brief Render the first bodies, bind, and start the render thread and libmicrohttpd's
- * threads. Call from one control thread.
- * @returns 0, or TALLY_EIO (bind failed, e.g. the port is in use), TALLY_ENOMEM, with errstr.
+ * @brief Render the first bodies (from opts.snapshot when given), bind, and start the
+ * render thread and libmicrohttpd's threads. Call from one control thread.
+ * @returns 0, or TALLY_EIO (bind failed, e.g. the port is in use), TALLY_ENOMEM, or the
+ * snapshot callback's error (TALLY_EAGAIN when it had no results yet), with errstr.
  */
 int tally_http_start(tally_http_t *h, char *errstr, size_t errstr_size);
 

@@ -56,6 +56,14 @@ tally_snapshot_t *tally_snapshot_final(tally_core_t *core);
 /** @brief Deep copy. @returns NULL if out of memory. */
 tally_snapshot_t *tally_snapshot_copy(const tally_snapshot_t *snap);
 
+/**
+ * @brief Copy src into dst, reusing dst's arrays (grown as tally_snapshot_take_into() grows
+ * them; dst must come from tally_snapshot_take() or tally_snapshot_copy() or be zeroed). src
+ * is only read; dst and src must not be the same. On failure dst keeps its arrays but its
+ * contents are unspecified. @returns 0 or TALLY_ENOMEM.
+ */
+int tally_snapshot_copy_into(tally_snapshot_t *dst, const tally_snapshot_t *src);
+
 /** @brief Free. NULL is a no-op. */
 void tally_snapshot_destroy(tally_snapshot_t *snap);
 

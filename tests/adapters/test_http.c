@@ -43,6 +43,10 @@ typedef struct env {
 	uint64_t next_voter;
 	pthread_mutex_t admin_mu;
 	int ready;                       /* atomic */
+	/* What snapshot_cb serves (as a store's last committed state would be). */
+	pthread_mutex_t served_mu;
+	tally_snapshot_t *served;        /* under served_mu */
+	uint64_t served_fills;           /* under served_mu: calls that copied it */
 } env_t;
 
 static void
@@ -100,6 +104,37 @@ metrics_cb(void *arg, tally_metrics_builder_t *b)
 	tally_metrics_gauge(b, "9bad", "x", NULL, 1);
 }
 
+/* The snapshot source: e->served, copied only when newer than what snap holds. */
+static int
+snapshot_cb(void *arg, tally_snapshot_t *snap)
+{
+	env_t *e = arg;
+	int rc = TALLY_EAGAIN;
+
+	pthread_mutex_lock(&e->served_mu);
+	if (e->served != NULL && (e->served->version != snap->version || snap->candidates == NULL)) {
+		rc = tally_snapshot_copy_into(snap, e->served);
+		e->served_fills += rc == 0;
+	}
+	pthread_mutex_unlock(&e->served_mu);
+	return rc;
+}
+
+/* Serve a snapshot of the core as it is now; @returns its version. */
+static uint64_t
+serve_now(env_t *e)
+{
+	tally_snapshot_t *snap = tally_snapshot_take(e->core), *old;
+	uint64_t v = snap->version;
+
+	pthread_mutex_lock(&e->served_mu);
+	old = e->served;
+	e->served = snap;
+	pthread_mutex_unlock(&e->served_mu);
+	tally_snapshot_destroy(old);
+	return v;
+}
+
 /* Count votes for voters [from, to): voter i votes for candidate i % NCAND, plus extras. */
 static void
 count_votes(env_t *e, uint64_t n, uint32_t dups, uint32_t unknown)
@@ -129,12 +164,16 @@ env_start(env_t *e, tally_http_opts_t *o)
 
 	memset(e, 0, sizeof(*e));
 	pthread_mutex_init(&e->admin_mu, NULL);
+	pthread_mutex_init(&e->served_mu, NULL);
 	e->reg = fixture_registry(NPARTY, NCAND, NREGION, NVOTERS, NVOTERS);
 	/* A region whose name needs escaping everywhere, with no voters. */
 	cr_assert_eq(tally_registry_add_region(e->reg, "Quote \"q\", back\\slash", NULL),
 	             TALLY_REFUSAL_NONE);
 	e->core = tally_core_new(e->reg, &co, err, sizeof(err));
 	cr_assert_not_null(e->core, "%s", err);
+	/* A snapshot source serves something from the first render on. */
+	if (o->snapshot != NULL)
+		e->served = tally_snapshot_take(e->core);
 	o->cb_arg = e;
 	o->log = test_log;
 	o->render_interval_ms = o->render_interval_ms ? o->render_interval_ms : 20;
@@ -151,7 +190,9 @@ env_stop(env_t *e)
 	tally_http_destroy(e->http);
 	tally_core_destroy(e->core);
 	tally_registry_destroy(e->reg);
+	tally_snapshot_destroy(e->served);
 	pthread_mutex_destroy(&e->admin_mu);
+	pthread_mutex_destroy(&e->served_mu);
 }
 
 /* Wait until the adapter serves the core's current version. */
@@ -633,6 +674,133 @@ Test(http, metrics, .timeout = 60)
 	resp_free(&r);
 	tally_snapshot_destroy(snap);
 	env_stop(&e);
+}
+
+/* Wait until the adapter serves version v. */
+static void
+wait_version(env_t *e, uint64_t v)
+{
+	double t0 = tally_mono_ns() / 1e9;
+	tally_http_stats_t st;
+
+	for (;;) {
+		tally_http_get_stats(e->http, &st);
+		if (st.version == v)
+			return;
+		cr_assert_lt(tally_mono_ns() / 1e9 - t0, 10.0, "version %" PRIu64 " never served", v);
+		usleep(5000);
+	}
+}
+
+Test(http, snapshot_source, .timeout = 60)
+{
+	tally_http_opts_t o = {.snapshot = snapshot_cb};
+	tally_http_stats_t st0, st1;
+	tally_snapshot_t *live;
+	uint64_t v0, v1, v2;
+	env_t e;
+	resp_t r;
+	json_t *j;
+
+	env_start(&e, &o);
+	/* The first bodies come from the source (filled once by start). */
+	v0 = e.served->version;
+	wait_version(&e, v0);
+	r = http_get(&e, "/api/results");
+	cr_assert_eq(r.status, 200);
+	j = parse_json(&r);
+	cr_assert_eq((uint64_t)jint(j, "version"), v0);
+	cr_assert_eq(jint(j, "accepted"), 0);
+	json_decref(j);
+	resp_free(&r);
+
+	/* 100 votes committed (served), then 50 more counted but not served. */
+	count_votes(&e, 100, 2, 0);
+	v1 = serve_now(&e);
+	cr_assert_gt(v1, v0);
+	wait_version(&e, v1);
+	count_votes(&e, 50, 0, 3);
+	live = tally_snapshot_take(e.core);
+	cr_assert_eq(live->accepted, 150);
+	cr_assert_eq(live->read, 155);
+	cr_assert_gt(live->version, v1);
+	/* Many render passes (every 20 ms): nothing newer from the source, nothing rendered. */
+	tally_http_get_stats(e.http, &st0);
+	usleep(300000);
+	tally_http_get_stats(e.http, &st1);
+	cr_assert_eq(st1.renders, st0.renders);
+	cr_assert_eq(st1.version, v1);
+	pthread_mutex_lock(&e.served_mu);
+	cr_assert_eq(e.served_fills, 2);         /* start, then v1 */
+	pthread_mutex_unlock(&e.served_mu);
+
+	r = http_get(&e, "/api/results");
+	cr_assert_eq(r.status, 200);
+	j = parse_json(&r);
+	cr_assert_eq((uint64_t)jint(j, "version"), v1);
+	cr_assert_eq(jint(j, "accepted"), 100);
+	cr_assert_eq(jint(j, "read"), 102);
+	cr_assert_eq(jint(json_object_get(j, "rejected"), "duplicate"), 2);
+	cr_assert_eq(jint(json_object_get(j, "rejected"), "unknown_voter"), 0);
+	/* 100 voters round-robin: 34, 33, 33. */
+	cr_assert_eq(jint(json_array_get(json_object_get(j, "candidates"), 0), "total_votes"), 34);
+	cr_assert_eq(jint(json_array_get(json_object_get(j, "candidates"), 1), "total_votes"), 33);
+	cr_assert_eq(jint(json_array_get(json_object_get(j, "candidates"), 2), "total_votes"), 33);
+	json_decref(j);
+	resp_free(&r);
+	r = http_get(&e, "/metrics");
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(sample(r.body, "tally_votes_accepted_total"), 100);
+	cr_assert_eq(sample(r.body, "tally_votes_read_total"), 102);
+	cr_assert_eq(sample(r.body, "tally_snapshot_version"), (double)v1);
+	resp_free(&r);
+	r = http_get(&e, "/api/results.csv");
+	cr_assert_eq(r.status, 200);
+	cr_assert(strstr(r.body, "\r\nparty,,Party 0,Party 0,67,0.670000,,\r\n") != NULL, "%s", r.body);
+	resp_free(&r);
+
+	/* The source moves on: the bodies follow. */
+	v2 = serve_now(&e);
+	cr_assert_eq(v2, live->version);
+	wait_version(&e, v2);
+	r = http_get(&e, "/api/results");
+	j = parse_json(&r);
+	cr_assert_eq((uint64_t)jint(j, "version"), v2);
+	cr_assert_eq(jint(j, "accepted"), 150);
+	cr_assert_eq(jint(j, "read"), 155);
+	cr_assert_eq(jint(json_object_get(j, "rejected"), "unknown_voter"), 3);
+	json_decref(j);
+	resp_free(&r);
+	r = http_get(&e, "/metrics");
+	cr_assert_eq(sample(r.body, "tally_votes_accepted_total"), 150);
+	resp_free(&r);
+	tally_snapshot_destroy(live);
+	env_stop(&e);
+}
+
+Test(http, snapshot_source_none_at_start)
+{
+	tally_http_opts_t o = {.snapshot = snapshot_cb};
+	tally_core_opts_t co = fixture_core_opts(1);
+	tally_registry_t *reg = fixture_registry(1, 1, 1, 1, 16);
+	tally_core_t *core = tally_core_new(reg, &co, NULL, 0);
+	tally_http_t *h;
+	env_t e;
+	char err[256];
+
+	/* The source has nothing to serve yet ("nothing newer"): start fails, saying why. */
+	memset(&e, 0, sizeof(e));
+	pthread_mutex_init(&e.served_mu, NULL);
+	o.cb_arg = &e;
+	h = tally_http_new(core, &o, err, sizeof(err));
+	cr_assert_not_null(h, "%s", err);
+	cr_assert_eq(tally_http_start(h, err, sizeof(err)), TALLY_EAGAIN);
+	cr_assert_str_eq(err, "http: no results to serve: the snapshot source has none yet");
+	cr_assert_eq(tally_http_port(h), 0);
+	tally_http_destroy(h);
+	pthread_mutex_destroy(&e.served_mu);
+	tally_core_destroy(core);
+	tally_registry_destroy(reg);
 }
 
 /* ---- SSE -------------------------------------------------------------------------------------------- */

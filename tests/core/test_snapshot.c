@@ -126,3 +126,91 @@ Test(snapshot, leader_is_the_most_votes_lowest_index_on_ties)
 	tally_core_destroy(core);
 	tally_registry_destroy(reg);
 }
+
+Test(snapshot, copy_into_reuses_and_grows_the_arrays)
+{
+	tally_registry_t *reg = fixture_registry(2, 3, 4, 200, 1024);
+	tally_core_opts_t o = fixture_core_opts(1);
+	tally_core_t *core = tally_core_new(reg, &o, NULL, 0);
+	tally_snapshot_t *small, *big, dst;
+	uint64_t *cand_before;
+	char err[256], name[32];
+
+	memset(&dst, 0, sizeof(dst));
+	for (uint64_t i = 0; i < 100; i++)
+		vote(core, i, (uint32_t)(i % 3));
+	small = tally_snapshot_take(core);
+
+	/* Into a zeroed snapshot: every figure and array equal, the arrays its own. */
+	cr_assert_eq(tally_snapshot_copy_into(&dst, small), 0);
+	cr_assert_neq(dst.candidates, small->candidates);
+	cr_assert_eq(dst.version, small->version);
+	cr_assert_eq(dst.taken_at_us, small->taken_at_us);
+	cr_assert_str_eq(dst.election.id, small->election.id);
+	cr_assert_eq(dst.read, 100);
+	cr_assert_eq(dst.accepted, 100);
+	cr_assert_eq(dst.registered, 200);
+	cr_assert_eq(dst.ncandidates, 3);
+	cr_assert_eq(dst.nregions, 4);
+	cr_assert_eq(dst.nparties, 2);
+	cr_assert_eq(dst.candidates[0], 34);
+	cr_assert_eq(dst.candidates[1], 33);
+	cr_assert_eq(dst.candidates[2], 33);
+	cr_assert_eq(memcmp(dst.regions, small->regions, 4 * sizeof(uint64_t)), 0);
+	cr_assert_eq(memcmp(dst.parties, small->parties, 2 * sizeof(uint64_t)), 0);
+	cr_assert_eq(memcmp(dst.region_registered, small->region_registered, 4 * sizeof(uint64_t)), 0);
+	cr_assert_eq(memcmp(dst.cand_region, small->cand_region, 3 * 4 * sizeof(uint64_t)), 0);
+	cr_assert_eq(tally_snapshot_check(&dst, err, sizeof(err)), 0, "%s", err);
+
+	/* A bigger registry: the arrays grow, and the figures follow. */
+	for (uint32_t c = 3; c < 30; c++) {
+		tally_candidate_reg_t cr = {fixture_candidate_id(c), name, "Party 1", NULL};
+
+		snprintf(name, sizeof(name), "Candidate %u", c);
+		cr_assert_eq(tally_registry_add_candidate(reg, &cr, NULL), TALLY_REFUSAL_NONE);
+	}
+	for (uint32_t r = 4; r < 50; r++) {
+		snprintf(name, sizeof(name), "Region %u", r);
+		tally_registry_add_region(reg, name, NULL);
+	}
+	fixture_add_voters(reg, 200, 600, 50);
+	for (uint64_t i = 200; i < 600; i++)
+		vote(core, i, (uint32_t)(i % 30));
+	big = tally_snapshot_take(core);
+	cr_assert_eq(tally_snapshot_copy_into(&dst, big), 0);
+	cr_assert_eq(dst.ncandidates, 30);
+	cr_assert_eq(dst.nregions, 50);
+	cr_assert_geq(dst.cap_candidates, 30);
+	cr_assert_geq(dst.cap_regions, 50);
+	cr_assert_eq(dst.accepted, 500);
+	cr_assert_eq(dst.version, big->version);
+	cr_assert_eq(dst.candidates[29], big->candidates[29]);
+	cr_assert_eq(memcmp(dst.cand_region, big->cand_region, 30 * 50 * sizeof(uint64_t)), 0);
+	cr_assert_eq(memcmp(dst.region_registered, big->region_registered, 50 * sizeof(uint64_t)), 0);
+	cr_assert_eq(tally_snapshot_check(&dst, err, sizeof(err)), 0, "%s", err);
+
+	/* Back to the smaller one: the same arrays are reused, the counts shrink with it. */
+	cand_before = dst.candidates;
+	cr_assert_eq(tally_snapshot_copy_into(&dst, small), 0);
+	cr_assert_eq(dst.candidates, cand_before);
+	cr_assert_eq(dst.ncandidates, 3);
+	cr_assert_eq(dst.nregions, 4);
+	cr_assert_eq(dst.accepted, 100);
+	cr_assert_eq(dst.version, small->version);
+	cr_assert_geq(dst.cap_candidates, 30);
+	cr_assert_eq(memcmp(dst.cand_region, small->cand_region, 3 * 4 * sizeof(uint64_t)), 0);
+	cr_assert_eq(tally_snapshot_check(&dst, err, sizeof(err)), 0, "%s", err);
+	/* A copy into itself changes nothing. */
+	cr_assert_eq(tally_snapshot_copy_into(&dst, &dst), 0);
+	cr_assert_eq(dst.accepted, 100);
+
+	free(dst.candidates);
+	free(dst.regions);
+	free(dst.parties);
+	free(dst.cand_region);
+	free(dst.region_registered);
+	tally_snapshot_destroy(small);
+	tally_snapshot_destroy(big);
+	tally_core_destroy(core);
+	tally_registry_destroy(reg);
+}
