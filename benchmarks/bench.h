@@ -11,5 +11,6 @@ int tally_bench_e2e(int argc, char **argv);
 int tally_bench_recover(int argc, char **argv);
 int tally_bench_clean(int argc, char **argv);
 int tally_bench_http(int argc, char **argv);
+int tally_bench_latency(int argc, char **argv);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * tally-bench's service helpers (see bench_svc.h).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -240,6 +241,12 @@ kafka_client(const bench_run_t *run, rd_kafka_type_t type, const char *const *kv
 	return rk;
 }
 
+rd_kafka_t *
+bench_kafka_new(const bench_run_t *run, rd_kafka_type_t type, const char *const *kv, size_t nkv)
+{
+	return kafka_client(run, type, kv, nkv);
+}
+
 void
 bench_topics_delete(const bench_run_t *run)
 {
@@ -425,7 +432,7 @@ bench_bare_consume(const bench_run_t *run, const char *topic, const char *group,
 const char *
 bench_log_path(const bench_run_t *run, const char *log)
 {
-	static char path[4400];
+	static char path[sizeof(((bench_run_t *)0)->logdir) + 260];
 
 	snprintf(path, sizeof(path), "%s/%s", run->logdir, log);
 	return path;
@@ -524,4 +531,49 @@ bench_log_tail(const char *path, int lines)
 			seen++;
 	fprintf(stderr, "--- last lines of %s ---\n%s", path, p == text ? p : p + 1);
 	free(text);
+}
+
+double
+bench_run_child(const bench_run_t *run, const char *prog, char *const argv[], const char *log)
+{
+	double t0 = bench_now();
+	pid_t pid = bench_spawn(run, prog, argv, log);
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if ((st = bench_wait(pid)) != 0) {
+		fprintf(stderr, "tally-bench: %s exited with status %d\n", prog, st);
+		bench_log_tail(bench_log_path(run, log), 20);
+		return -1;
+	}
+	return bench_now() - t0;
+}
+
+void
+bench_finish(const bench_run_t *run, bool ok, bool keep_logs)
+{
+	if (!run->keep) {
+		bench_topics_delete(run);
+		bench_schema_drop(run);
+		printf("dropped schema \"%s\" and topics \"%s*\"\n", run->name, run->prefix);
+	} else {
+		printf("kept schema \"%s\" and topics \"%s*\": --reuse %s\n", run->name, run->prefix,
+		       run->name);
+	}
+	if (ok && !keep_logs) {
+		/* Only our own directory of logs, made by bench_run_init: plain files, no subfolders. */
+		DIR *dir = opendir(run->logdir);
+		struct dirent *de;
+
+		while (dir != NULL && (de = readdir(dir)) != NULL)
+			if (de->d_name[0] != '.')
+				unlink(bench_log_path(run, de->d_name));
+		if (dir != NULL)
+			closedir(dir);
+		if (rmdir(run->logdir) != 0)
+			fprintf(stderr, "tally-bench: could not remove \"%s\"\n", run->logdir);
+	} else {
+		printf("logs in %s\n", run->logdir);
+	}
 }

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
 
 #define BENCH_NAME_MAX 48
 
@@ -72,6 +73,15 @@ pid_t bench_spawn(const bench_run_t *run, const char *prog, char *const argv[], 
 /* Wait for pid; returns its exit status (128 + signal if killed). */
 int bench_wait(pid_t pid);
 
+/* Run bindir/prog to its end (as bench_spawn); returns its wall time in seconds, or -1
+ * after printing why (a non-zero exit shows the log's last lines). */
+double bench_run_child(const bench_run_t *run, const char *prog, char *const argv[],
+                       const char *log);
+
+/* Drop the run's schema and topics unless run->keep, and remove its logs after a success
+ * unless keep_logs (else print where they are). */
+void bench_finish(const bench_run_t *run, bool ok, bool keep_logs);
+
 /* Full path of a log in the run's log directory (static buffer, one at a time). */
 const char *bench_log_path(const bench_run_t *run, const char *log);
 
@@ -86,6 +96,13 @@ const char *bench_log_find(const char *text, const char *key, bool last);
 
 /* Print the log's last lines to stderr, to show why a child failed. */
 void bench_log_tail(const char *path, int lines);
+
+/*
+ * A librdkafka client of the run's brokers with kv (nkv strings: key, value, ...) set on top
+ * of tally's Kafka configuration; NULL after printing why.
+ */
+rd_kafka_t *bench_kafka_new(const bench_run_t *run, rd_kafka_type_t type, const char *const *kv,
+                            size_t nkv);
 
 /* Sum of (high - low) watermarks over a topic's partitions; -1 after printing why. */
 int64_t bench_topic_messages(const bench_run_t *run, const char *topic, int *partitions);

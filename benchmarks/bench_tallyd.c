@@ -14,7 +14,6 @@
  * earlier with --keep. tally's programs run as children; their stderr goes to files that
  * are parsed for tallyd's "restored in", "live", "caught up" and "stopped" lines.
  */
-#include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -37,6 +36,7 @@ typedef struct opts {
 	const char *reuse, *bindir;
 	bool keep, drop;
 	bool diag;              /* e2e: also a run with checkpointing off, killed once caught up */
+	bool full;              /* load votes in the original full shape, not compact */
 } opts_t;
 
 typedef struct tallyd_result {
@@ -63,24 +63,6 @@ row_s(const char *what, uint64_t n, double secs, double ratio)
 	fflush(stdout);
 }
 
-/* Run a program to its end; returns its wall time in seconds, or -1 if it failed. */
-static double
-run_child(const bench_run_t *run, const char *prog, char *const argv[], const char *log)
-{
-	double t0 = bench_now();
-	pid_t pid = bench_spawn(run, prog, argv, log);
-	int st;
-
-	if (pid < 0)
-		return -1;
-	if ((st = bench_wait(pid)) != 0) {
-		fprintf(stderr, "tally-bench: %s exited with status %d\n", prog, st);
-		bench_log_tail(bench_log_path(run, log), 20);
-		return -1;
-	}
-	return bench_now() - t0;
-}
-
 /*
  * The data: the registry (tally-gen) and the votes (tally-sim, turnout 1.0, compact), or a
  * kept run's. Returns the messages in votes_topic, or -1.
@@ -105,20 +87,23 @@ prepare(bench_run_t *run, const opts_t *o)
 			char *argv[] = {"tally-gen", "--voters", voters, "--partitions", parts,
 			                "--topic-prefix", run->prefix, run->pgopt, "--quiet", NULL};
 
-			if ((gen = run_child(run, "tally-gen", argv, "tally-gen.log")) < 0)
+			if ((gen = bench_run_child(run, "tally-gen", argv, "tally-gen.log")) < 0)
 				return -1;
 		}
 		row_s("load registry (tally-gen)", strtoull(voters, NULL, 10), gen, 0);
 		{
+			/* Without --compact tally-sim sends the original shape (~1.3 KB a vote). */
 			char *argv[] = {"tally-sim", "--topic-prefix", run->prefix, run->pgopt,
-			                "--partitions", parts, "--compact", "--turnout", "1.0",
-			                "--truth", truth, "--quiet", NULL};
+			                "--partitions", parts, "--turnout", "1.0", "--truth", truth,
+			                "--quiet", o->full ? NULL : "--compact", NULL};
 
-			if ((sim = run_child(run, "tally-sim", argv, "tally-sim.log")) < 0)
+			if ((sim = bench_run_child(run, "tally-sim", argv, "tally-sim.log")) < 0)
 				return -1;
 		}
 		msgs = bench_topic_messages(run, run->votes_topic, &np);
-		row_s("produce votes (tally-sim --compact)", msgs > 0 ? (uint64_t)msgs : 0, sim, 0);
+		row_s(o->full ? "produce votes (tally-sim, full shape)"
+		              : "produce votes (tally-sim --compact)",
+		      msgs > 0 ? (uint64_t)msgs : 0, sim, 0);
 	} else {
 		msgs = bench_topic_messages(run, run->votes_topic, &np);
 	}
@@ -279,37 +264,7 @@ run_tallyd_to_end(const bench_run_t *run, const char *group, uint64_t max_pendin
 	return 0;
 }
 
-/* Drop what the run made unless it is kept; remove the logs after a success unless
- * keep_logs. */
-static void
-finish(const bench_run_t *run, bool ok, bool keep_logs)
-{
-	if (!run->keep) {
-		bench_topics_delete(run);
-		bench_schema_drop(run);
-		printf("dropped schema \"%s\" and topics \"%s*\"\n", run->name, run->prefix);
-	} else {
-		printf("kept schema \"%s\" and topics \"%s*\": --reuse %s\n", run->name, run->prefix,
-		       run->name);
-	}
-	if (ok && !keep_logs) {
-		/* Only our own directory of logs, made by bench_run_init: plain files, no subfolders. */
-		DIR *dir = opendir(run->logdir);
-		struct dirent *de;
-
-		while (dir != NULL && (de = readdir(dir)) != NULL)
-			if (de->d_name[0] != '.')
-				unlink(bench_log_path(run, de->d_name));
-		if (dir != NULL)
-			closedir(dir);
-		if (rmdir(run->logdir) != 0)
-			fprintf(stderr, "tally-bench: could not remove \"%s\"\n", run->logdir);
-	} else {
-		printf("logs in %s\n", run->logdir);
-	}
-}
-
-enum { O_DIAG = 100, O_VOTES = 1, O_VOTERS, O_PARTS, O_MAXP, O_REPEAT, O_REUSE, O_KEEP, O_DROP, O_BIN, O_HELP };
+enum { O_DIAG = 100, O_SHAPE, O_VOTES = 1, O_VOTERS, O_PARTS, O_MAXP, O_REPEAT, O_REUSE, O_KEEP, O_DROP, O_BIN, O_HELP };
 
 static const struct option long_opts[] = {
 	{"votes", required_argument, NULL, O_VOTES},
@@ -322,6 +277,7 @@ static const struct option long_opts[] = {
 	{"drop", no_argument, NULL, O_DROP},
 	{"bin", required_argument, NULL, O_BIN},
 	{"no-checkpoint-row", no_argument, NULL, O_DIAG},
+	{"shape", required_argument, NULL, O_SHAPE},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0}};
 
@@ -330,6 +286,9 @@ static const char common_help[] =
     "                  as many voters and tally-sim turns them all out (plus its faults)\n"
     "  --voters N      registered voters, if not --votes\n"
     "  --partitions N  partitions of votes_topic (default 12)\n"
+    "  --shape S       compact (default: tally-sim --compact, voter_id, candidate_id and\n"
+    "                  voting_time, ~120 bytes) or full (the original producers' shape,\n"
+    "                  every voter and candidate field, ~1.3 KB); only when loading\n"
     "  --reuse NAME    use the schema NAME and topics \"NAME_*\" of a run kept with --keep\n"
     "                  instead of loading (tally-gen, tally-sim) again\n"
     "  --keep          keep the schema, topics and logs at the end (then --reuse NAME);\n"
@@ -339,7 +298,7 @@ static const char common_help[] =
     "\n"
     "Needs TALLY_KAFKA_BROKERS and TALLY_PG_DSN: run 'eval \"$(scripts/services up)\"' first.\n"
     "Loading 10 M voters takes about 2 minutes and 10 M votes about 1 more; a 10 M-vote\n"
-    "topic is about 1 GB on the broker's disk.\n";
+    "topic is about 1 GB on the broker's disk (compact), about 13 GB in the full shape.\n";
 
 static int
 parse(int argc, char **argv, opts_t *o, void (*usage)(FILE *))
@@ -360,6 +319,14 @@ parse(int argc, char **argv, opts_t *o, void (*usage)(FILE *))
 		case O_DROP: o->drop = true; break;
 		case O_BIN: o->bindir = optarg; break;
 		case O_DIAG: o->diag = true; break;
+		case O_SHAPE:
+			if (strcmp(optarg, "full") == 0) {
+				o->full = true;
+			} else if (strcmp(optarg, "compact") != 0) {
+				fprintf(stderr, "tally-bench: --shape \"%s\": full or compact\n", optarg);
+				return 2;
+			}
+			break;
 		case O_HELP: usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -448,6 +415,8 @@ tally_bench_e2e(int argc, char **argv)
 	row_s("bare consumer 1: exec to assigned", 0, bare[0].assigned_s, 0);
 	row_s("bare consumer 1: assigned to end", bare[0].msgs,
 	      bare[0].total_s - bare[0].assigned_s, 0);
+	printf("votes_topic: %.0f bytes a message on average (%.2f GB)\n",
+	       (double)bare[0].bytes / (double)bare[0].msgs, (double)bare[0].bytes / 1e9);
 
 	/* A: the first start after loading; its registrar replays the registrations. */
 	snprintf(group, sizeof(group), "%s_tallyd_a", run.name);
@@ -509,13 +478,14 @@ tally_bench_e2e(int argc, char **argv)
 	       " votes stored; bare consumer %.3f s (best of 2)\n",
 	       def.read, def.accepted, def.rejected, def.stored, best);
 	printf("e2e votes_per_s=%.0f consumer_ratio=%.2f durable_votes_per_s=%.0f "
-	       "durable_ratio=%.2f prefetch_consumer_ratio=%.2f\n",
+	       "durable_ratio=%.2f prefetch_consumer_ratio=%.2f bytes_per_msg=%.0f\n",
 	       (double)def.read / (def.caught_up - def.live), best / (def.caught_up - def.live),
 	       (double)def.read / (def.durable - def.live), best / (def.durable - def.live),
-	       (bare[2].total_s - bare[2].assigned_s) / (def.caught_up - def.live));
+	       (bare[2].total_s - bare[2].assigned_s) / (def.caught_up - def.live),
+	       (double)bare[0].bytes / (double)bare[0].msgs);
 	ok = true;
 out:
-	finish(&run, ok, o.keep);
+	bench_finish(&run, ok, o.keep);
 	return ok ? 0 : 1;
 }
 
@@ -698,7 +668,7 @@ out:
 	if (conn != NULL)
 		PQfinish(conn);
 	free(live);
-	finish(&run, ok, o.keep);
+	bench_finish(&run, ok, o.keep);
 	return ok ? 0 : 1;
 }
 
@@ -718,6 +688,6 @@ tally_bench_clean(int argc, char **argv)
 	}
 	if (bench_run_init(&run, "clean", argv[0], NULL, argv[1], false) != 0)
 		return 1;
-	finish(&run, true, false);
+	bench_finish(&run, true, false);
 	return 0;
 }

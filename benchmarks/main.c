@@ -17,6 +17,7 @@ static const struct {
 	{"recover", tally_bench_recover, "tallyd's time from start to live after a SIGKILL"},
 	{"clean", tally_bench_clean, "drop the schema and topics of a run kept with --keep"},
 	{"http", tally_bench_http, "scrape latency at ~10k series, counting rate with and without serving"},
+	{"latency", tally_bench_latency, "produce to visible on the results topic and /api/stream, at a steady rate"},
 };
 
 static void
