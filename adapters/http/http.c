@@ -26,8 +26,18 @@
  * - SSE clients are suspended connections on a list under streams_mu (adapter-local; the
  *   vote path never sees it). A client's reader callback (an MHD thread) sends what is
  *   due, else suspends its connection and marks it suspended; the render thread resumes,
- *   outside the mutex, those for which a new version or a heartbeat is due. A connection
- *   cannot be closed while suspended, so the pointer stays valid until resumed.
+ *   outside the mutex, those for which a new version or a heartbeat is due, and (every
+ *   100 ms) those whose client has gone (poll() on the parked socket: MHD does not watch
+ *   it), which then end at once. A connection cannot be closed while suspended, so the
+ *   pointer and socket stay valid until resumed. Streams are limited in all and per client
+ *   address below the connection limits, so scrapes and probes always get in.
+ * - Request deadline: MHD's inactivity timeout lets a byte every few seconds hold a
+ *   connection forever. MHD's NOTIFY_CONNECTION puts each connection on a list under
+ *   conns_mu with a deadline (request_timeout_s from its start, or from the end of the
+ *   previous answer); MHD threads clear it (relaxed store) when the whole request is in.
+ *   The render thread, every pass, idle or not, shuts down the sockets of late ones under
+ *   conns_mu, and MHD closes them on its own thread. The closed notification takes
+ *   conns_mu before MHD closes the socket, so no socket number is ever reused under us.
  * - Stopping: set closing, resume every suspended stream until all have ended (their
  *   readers return end-of-stream), stop libmicrohttpd (no connection is suspended, as it
  *   requires), then stop and join the render thread.
@@ -36,11 +46,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,11 +80,20 @@ typedef struct blob {
 	hbuf_t buf;
 } blob_t;
 
+/* A client's address without its port: streams are limited per address. */
+typedef struct ipkey {
+	int family;
+	unsigned char addr[16];
+} ipkey_t;
+
 typedef struct stream {
 	tally_http_t *h;
 	struct MHD_Connection *conn;
+	int fd;                          /* the connection's socket (valid while it lives) */
+	ipkey_t ip;
 	struct stream *prev, *next;      /* under streams_mu */
 	bool suspended;                  /* under streams_mu */
+	int gone;                        /* atomic: the client left while suspended; end it */
 	/* Written by the reader (one MHD thread) while not suspended; read by the render
 	 * thread under streams_mu only while suspended. */
 	bool sent_any;
@@ -83,6 +104,17 @@ typedef struct stream {
 	const char *lit;                 /* or a heartbeat line */
 	size_t lit_len, lit_off;
 } stream_t;
+
+/*
+ * One TCP connection, from MHD's NOTIFY_CONNECTION started to closed: the deadline by which
+ * its current request must have arrived whole (line, headers, body), however slowly sent.
+ */
+typedef struct conn_track {
+	struct conn_track *prev, *next;  /* under conns_mu */
+	int fd;                          /* open until after the closed notification */
+	uint64_t deadline_ns;            /* atomic: monotonic; 0 while a response is under way */
+	bool cut;                        /* under conns_mu: shut down for being late */
+} conn_track_t;
 
 typedef struct asset_meta {
 	const tally__http_asset_t *a;
@@ -128,6 +160,13 @@ struct tally_http {
 	bool rendered;
 	uint64_t last_version;
 	uint64_t last_stream_tick_ns;
+	uint64_t gone_checked_ns;        /* streams_wake() looked for departed clients */
+
+	/* Connections, for the request deadline (see conn_track_t). */
+	pthread_mutex_t conns_mu;
+	conn_track_t *conns;
+	uint64_t timeouts_logged;        /* render thread: requests_timed_out when last logged */
+	uint64_t timeouts_log_ns;
 
 	/* Streams. */
 	pthread_mutex_t streams_mu;
@@ -142,6 +181,7 @@ struct tally_http {
 
 	/* Stats (relaxed atomics). */
 	uint64_t renders, metrics_renders, requests, stream_events, version, snapshot_ns, render_ns;
+	uint64_t requests_timed_out, streams_gone;
 };
 
 /* ---- small helpers --------------------------------------------------------------------- */
@@ -393,7 +433,23 @@ render_once(tally_http_t *h)
 	return 0;
 }
 
-/* Resume the suspended streams that have an event or a heartbeat due. */
+/*
+ * Has the client of a suspended stream gone (closed or reset its end)? libmicrohttpd does
+ * not watch a suspended connection's socket, so without this its slot stayed taken until
+ * the next heartbeat. The socket stays open while the connection is suspended.
+ */
+static bool
+peer_gone(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+	return fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+/*
+ * Resume the suspended streams that have an event or a heartbeat due (all: every one),
+ * and those whose client has gone.
+ */
 static void
 streams_wake(tally_http_t *h, bool all)
 {
@@ -402,8 +458,13 @@ streams_wake(tally_http_t *h, bool all)
 	uint64_t interval = (uint64_t)h->o.stream_interval_ms * 1000000ull;
 	uint64_t heartbeat = (uint64_t)h->o.heartbeat_ms * 1000000ull;
 	uint64_t version = 0;
-	bool more = true;
+	bool more = true, check_gone = false;
 
+	/* Departures are looked for every 100 ms at most (one poll() a parked stream). */
+	if (!all && now - h->gone_checked_ns >= 100000000ull) {
+		check_gone = true;
+		h->gone_checked_ns = now;
+	}
 	if (!all) {
 		/* Only the render thread calls this with all == false: the current blob is its own. */
 		blob_t *cur = tally_load_relaxed(&h->current[B_SSE]);
@@ -419,13 +480,19 @@ streams_wake(tally_http_t *h, bool all)
 		for (stream_t *s = h->streams; s != NULL; s = s->next) {
 			if (!s->suspended)
 				continue;
-			/* Suspended: the reader wrote these fields before it said so under the mutex. */
-			if (!all && !(s->sent_version != version && now - s->last_event_ns >= interval) &&
-			    now - s->last_write_ns < heartbeat)
-				continue;
 			if (n == sizeof(wake) / sizeof(wake[0])) {
 				more = true;
 				break;
+			}
+			/* Suspended: the reader wrote these fields before it said so under the mutex. */
+			if (!all && !(s->sent_version != version && now - s->last_event_ns >= interval) &&
+			    now - s->last_write_ns < heartbeat) {
+				/* Nothing due. A client that left is still worth a wake-up: it frees
+				 * its slot now rather than at the next heartbeat. */
+				if (!check_gone || !peer_gone(s->fd))
+					continue;
+				tally_store_release(&s->gone, 1);
+				tally_add_relaxed(&h->streams_gone, 1);
 			}
 			s->suspended = false;
 			wake[n++] = s->conn;
@@ -475,6 +542,105 @@ demand(tally_http_t *h)
 	pthread_mutex_unlock(&h->wait_mu);
 }
 
+/* ---- the request deadline ------------------------------------------------------------ */
+
+static conn_track_t *
+conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+/* An MHD thread: the connection's next request must arrive by now + request_timeout_s
+ * (arm), or its request has arrived and a response is under way (!arm). */
+static void
+conn_deadline(tally_http_t *h, struct MHD_Connection *conn, bool arm)
+{
+	conn_track_t *c = conn_of(conn);
+
+	if (c != NULL)
+		tally_store_relaxed(&c->deadline_ns,
+		                    arm ? tally_mono_ns() + (uint64_t)h->o.request_timeout_s * 1000000000ull
+		                        : 0);
+}
+
+/* MHD's NOTIFY_CONNECTION: track each connection from its start to its close. The closed
+ * notification comes before MHD closes the socket, so the render thread, holding conns_mu,
+ * only ever shuts down a socket that is still this connection's. */
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+              enum MHD_ConnectionNotificationCode toe)
+{
+	tally_http_t *h = cls;
+	conn_track_t *c;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		/* Out of memory: untracked, bounded by the inactivity timeout only. */
+		if (ci == NULL || (c = calloc(1, sizeof(*c))) == NULL)
+			return;
+		c->fd = ci->connect_fd;
+		c->deadline_ns = tally_mono_ns() + (uint64_t)h->o.request_timeout_s * 1000000000ull;
+		pthread_mutex_lock(&h->conns_mu);
+		c->next = h->conns;
+		if (h->conns != NULL)
+			h->conns->prev = c;
+		h->conns = c;
+		pthread_mutex_unlock(&h->conns_mu);
+		*socket_context = c;
+		return;
+	}
+	if ((c = *socket_context) == NULL)
+		return;
+	pthread_mutex_lock(&h->conns_mu);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	pthread_mutex_unlock(&h->conns_mu);
+	*socket_context = NULL;
+	free(c);
+}
+
+/*
+ * Render thread: shut down the sockets of connections whose request is late (libmicrohttpd's
+ * own timeout only measures inactivity, so a byte every few seconds held a connection
+ * forever). MHD then sees the socket end and closes the connection on its own thread.
+ */
+static void
+conns_reap(tally_http_t *h)
+{
+	uint64_t now = tally_mono_ns(), cut = 0, total;
+
+	pthread_mutex_lock(&h->conns_mu);
+	for (conn_track_t *c = h->conns; c != NULL; c = c->next) {
+		uint64_t d = tally_load_relaxed(&c->deadline_ns);
+
+		if (c->cut || d == 0 || now < d)
+			continue;
+		shutdown(c->fd, SHUT_RDWR);
+		c->cut = true;
+		cut++;
+	}
+	pthread_mutex_unlock(&h->conns_mu);
+	if (cut == 0)
+		return;
+	total = tally_add_relaxed(&h->requests_timed_out, cut);
+	/* At most a line every 10 s, however many are cut. */
+	if (now - h->timeouts_log_ns >= 10000000000ull) {
+		hlog(h, "http: closed %" PRIu64 " connection(s) whose request had not arrived within %u s",
+		     total - h->timeouts_logged, h->o.request_timeout_s);
+		h->timeouts_logged = total;
+		h->timeouts_log_ns = now;
+	}
+}
+
 static void *
 render_main(void *arg)
 {
@@ -488,6 +654,7 @@ render_main(void *arg)
 
 		h->wake = 0;
 		pthread_mutex_unlock(&h->wait_mu);
+		conns_reap(h);
 		if (!render_idle(h)) {
 			render_once(h);
 			streams_wake(h, false);
@@ -583,12 +750,119 @@ send_blob(tally_http_t *h, struct MHD_Connection *conn, int kind, const char *ty
 
 /* ---- endpoints ------------------------------------------------------------------------------ */
 
+/* A qvalue (RFC 9110 12.4.2: "0", "0.5", "1.000", ...) in thousandths, or -1 if malformed. */
+static int
+parse_qvalue(const char *p, size_t n)
+{
+	int q, scale = 100;
+
+	if (n == 0 || (p[0] != '0' && p[0] != '1') || (n > 1 && p[1] != '.') || n > 5)
+		return -1;
+	q = (p[0] - '0') * 1000;
+	for (size_t i = 2; i < n; i++, scale /= 10) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		q += (p[i] - '0') * scale;
+	}
+	return q <= 1000 ? q : -1;
+}
+
+static const char *
+skip_ows(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	return p;
+}
+
+static size_t
+trim_len(const char *p, const char *end)
+{
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	return (size_t)(end - p);
+}
+
+/* The end of the element (',' or ';' outside a quoted string) starting at p. */
+static const char *
+element_end(const char *p, const char *end, char sep)
+{
+	bool quoted = false;
+
+	for (; p < end; p++) {
+		if (quoted && *p == '\\' && p + 1 < end)
+			p++;
+		else if (*p == '"')
+			quoted = !quoted;
+		else if (!quoted && (*p == sep || *p == ','))
+			break;
+	}
+	return p;
+}
+
+/*
+ * How much the Accept header wants type ("application/openmetrics-text"): the q value in
+ * thousandths of the most specific range that matches it (type/subtype over type/ * over
+ * * / *; the highest q among equally specific ones), and that specificity (3, 2, 1) in
+ * *spec; -1 and 0 when no range matches. A range with a malformed q is ignored.
+ */
+static int
+accept_q(const char *accept, const char *type, int *spec)
+{
+	const char *p = accept, *end = accept + strlen(accept);
+	size_t tlen = strlen(type), slash = (size_t)(strchr(type, '/') - type);
+	int best = -1;
+
+	*spec = 0;
+	while (p < end) {
+		const char *range_end = element_end(p, end, ',');
+		const char *m = skip_ows(p, range_end), *m_end = element_end(m, range_end, ';');
+		size_t mlen = trim_len(m, m_end);
+		int q = 1000, sp = 0;
+
+		if (mlen == tlen && strncasecmp(m, type, tlen) == 0)
+			sp = 3;
+		else if (mlen == slash + 2 && strncasecmp(m, type, slash + 1) == 0 && m[slash + 1] == '*')
+			sp = 2;
+		else if (mlen == 3 && strncmp(m, "*/*", 3) == 0)
+			sp = 1;
+		/* Parameters: only q matters. */
+		for (const char *a = m_end; sp > 0 && a < range_end && *a == ';';) {
+			const char *a_end = element_end(a + 1, range_end, ';');
+			const char *k = skip_ows(a + 1, a_end), *eq = memchr(k, '=', (size_t)(a_end - k));
+
+			if (eq != NULL && trim_len(k, eq) == 1 && (*k == 'q' || *k == 'Q')) {
+				const char *v = skip_ows(eq + 1, a_end);
+
+				if ((q = parse_qvalue(v, trim_len(v, a_end))) < 0)
+					sp = 0;
+			}
+			a = a_end;
+		}
+		if (sp > *spec || (sp == *spec && sp > 0 && q > best)) {
+			*spec = sp;
+			best = q;
+		}
+		p = range_end < end ? range_end + 1 : end;
+	}
+	return best;
+}
+
+/*
+ * OpenMetrics only when the client names it with a q above 0 and at least text/plain's (a
+ * tie goes to OpenMetrics, which it named); text 0.0.4 otherwise, the default.
+ */
 static bool
 accepts_openmetrics(struct MHD_Connection *conn)
 {
 	const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+	int om_spec, text_spec, om, text;
 
-	return accept != NULL && strstr(accept, "application/openmetrics-text") != NULL;
+	if (accept == NULL)
+		return false;
+	om = accept_q(accept, "application/openmetrics-text", &om_spec);
+	text = accept_q(accept, "text/plain", &text_spec);
+	return om_spec == 3 && om > 0 && om >= text;
 }
 
 static enum MHD_Result
@@ -796,6 +1070,10 @@ stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 	int closing;
 
 	(void)pos;
+	/* Resumed because the client left: end it, freeing its slot (MHD's write of the last
+	 * chunk then fails quietly and it closes the connection). */
+	if (tally_load_acquire(&s->gone))
+		return MHD_CONTENT_READER_END_OF_STREAM;
 	for (;;) {
 		if (s->cur != NULL) {
 			size_t n = s->cur->buf.len - s->off;
@@ -876,11 +1154,32 @@ stream_free(void *cls)
 	free(s);
 }
 
+/* The client's address without its port (a zeroed key when MHD cannot say). */
+static ipkey_t
+client_ip(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	ipkey_t ip;
+
+	memset(&ip, 0, sizeof(ip));
+	if (ci == NULL || ci->client_addr == NULL)
+		return ip;
+	ip.family = ci->client_addr->sa_family;
+	if (ip.family == AF_INET)
+		memcpy(ip.addr, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, 4);
+	else if (ip.family == AF_INET6)
+		memcpy(ip.addr, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, 16);
+	return ip;
+}
+
 static enum MHD_Result
 ep_stream(tally_http_t *h, struct MHD_Connection *conn)
 {
+	const union MHD_ConnectionInfo *fdi;
 	struct MHD_Response *r;
 	enum MHD_Result ret;
+	unsigned same = 0;
 	stream_t *s;
 
 	if (tally_load_acquire(&h->closing))
@@ -890,12 +1189,23 @@ ep_stream(tally_http_t *h, struct MHD_Connection *conn)
 		return MHD_NO;
 	s->h = h;
 	s->conn = conn;
+	fdi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	s->fd = fdi != NULL ? fdi->connect_fd : -1;
+	s->ip = client_ip(conn);
 	s->last_write_ns = tally_mono_ns();
 	pthread_mutex_lock(&h->streams_mu);
-	if (h->nstreams >= h->o.max_stream_clients) {
+	for (stream_t *o = h->streams; o != NULL; o = o->next)
+		same += memcmp(&o->ip, &s->ip, sizeof(s->ip)) == 0;
+	/* Both limits leave room for other requests: streams never take every connection, of
+	 * the server or of one address (a proxy's), so /metrics and /healthz still get in. */
+	if (h->nstreams >= h->o.max_stream_clients || same >= h->o.max_streams_per_ip) {
+		bool all = h->nstreams >= h->o.max_stream_clients;
+
 		pthread_mutex_unlock(&h->streams_mu);
 		free(s);
-		return send_json_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "too many stream clients",
+		return send_json_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+		                       all ? "too many stream clients"
+		                           : "too many stream clients from this address",
 		                       MHD_HTTP_HEADER_RETRY_AFTER, "5");
 	}
 	s->next = h->streams;
@@ -936,6 +1246,28 @@ static const struct {
 	{"/api/election/open", R_OPEN, true},  {"/api/election/close", R_CLOSE, true},
 };
 
+/* Looks for Content-Length headers that differ (the first would win in MHD: smuggling). */
+typedef struct cl_scan {
+	const char *first;
+	bool conflict;
+} cl_scan_t;
+
+static enum MHD_Result
+cl_scan_one(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	cl_scan_t *c = cls;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+		return MHD_YES;
+	if (c->first == NULL) {
+		c->first = value != NULL ? value : "";
+		return MHD_YES;
+	}
+	c->conflict = strcmp(c->first, value != NULL ? value : "") != 0;
+	return c->conflict ? MHD_NO : MHD_YES;
+}
+
 /* Per-request state of a POST: the body bytes seen. */
 typedef struct post_ctx {
 	size_t body;
@@ -965,15 +1297,30 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
 
+	if (*con_cls == NULL) {
+		cl_scan_t scan = {NULL, false};
+
+		/* Two differing lengths: refused, and the connection closed after the answer (a
+		 * response queued before the body makes MHD discard it and not reuse the
+		 * connection), so no proxy and this server can disagree on where it ends. */
+		MHD_get_connection_values(conn, MHD_HEADER_KIND, cl_scan_one, &scan);
+		if (scan.conflict) {
+			conn_deadline(h, conn, false);
+			return send_json_error(conn, MHD_HTTP_BAD_REQUEST,
+			                       "conflicting Content-Length headers", NULL, NULL);
+		}
+	}
 	if (*con_cls == NULL && route != R_NONE && post && is_post) {
 		/* First call of a POST: refuse an announced oversize body before it is sent. */
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
 		post_ctx_t *pc;
 
-		if (cl != NULL && strtoull(cl, NULL, 10) > h->o.max_body_bytes)
+		if (cl != NULL && strtoull(cl, NULL, 10) > h->o.max_body_bytes) {
+			conn_deadline(h, conn, false);
 			return send_json_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large",
 			                       NULL, NULL);
+		}
 		if ((pc = calloc(1, sizeof(*pc))) == NULL)
 			return MHD_NO;
 		*con_cls = pc;
@@ -987,6 +1334,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		/* A body beyond the limit without Content-Length (chunked): close the connection. */
 		return pc->body > h->o.max_body_bytes ? MHD_NO : MHD_YES;
 	}
+	/* The whole request is here: its deadline ends as the response starts (a stream may
+	 * then last as long as it likes). */
+	conn_deadline(h, conn, false);
 	tally_add_relaxed(&h->requests, 1);
 
 	if (route == R_NONE)
@@ -1027,11 +1377,11 @@ static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
              enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
-	(void)conn;
 	(void)toe;
 	free(*con_cls);
 	*con_cls = NULL;
+	/* A kept-alive connection's next request has request_timeout_s from now to arrive. */
+	conn_deadline(cls, conn, true);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------------- */
@@ -1110,16 +1460,36 @@ tally_http_new(tally_core_t *core, const tally_http_opts_t *opts, char *errstr,
 	o.connection_timeout_s = o.connection_timeout_s ? o.connection_timeout_s : 10;
 	o.max_header_bytes = o.max_header_bytes ? o.max_header_bytes : 16384;
 	o.max_body_bytes = o.max_body_bytes ? o.max_body_bytes : 4096;
-	o.max_stream_clients = o.max_stream_clients ? o.max_stream_clients : 64;
+	o.request_timeout_s = o.request_timeout_s ? o.request_timeout_s : 10;
+	if (o.max_stream_clients == 0)
+		o.max_stream_clients = o.max_connections - o.max_connections / 4 < 64
+		                           ? o.max_connections - o.max_connections / 4
+		                           : 64;
+	if (o.max_streams_per_ip == 0)
+		o.max_streams_per_ip = o.max_connections_per_ip - o.max_connections_per_ip / 4;
 	o.render_interval_ms = o.render_interval_ms ? o.render_interval_ms : 100;
 	o.stream_interval_ms = o.stream_interval_ms ? o.stream_interval_ms : 200;
 	o.heartbeat_ms = o.heartbeat_ms ? o.heartbeat_ms : 15000;
 	o.max_region_series = o.max_region_series ? o.max_region_series : 500;
 	o.idle_after_ms = o.idle_after_ms ? o.idle_after_ms : 60000;
-	if (o.threads > 64 || o.max_header_bytes < 4096 || o.max_stream_clients > o.max_connections) {
+	if (o.threads > 64 || o.max_header_bytes < 4096) {
 		tally_errstr_set(errstr, errstr_size,
-		                 "http: invalid options: threads 1..64, max_header_bytes >= 4096, "
-		                 "max_stream_clients <= max_connections");
+		                 "http: invalid options: threads 1..64, max_header_bytes >= 4096");
+		return NULL;
+	}
+	/* Streams may never take every connection: scrapes and probes must get in. */
+	if (o.max_stream_clients >= o.max_connections) {
+		tally_errstr_set(errstr, errstr_size,
+		                 "http: invalid options: max_stream_clients (%u) must be below "
+		                 "max_connections (%u), to leave room for other requests",
+		                 o.max_stream_clients, o.max_connections);
+		return NULL;
+	}
+	if (o.max_streams_per_ip >= o.max_connections_per_ip) {
+		tally_errstr_set(errstr, errstr_size,
+		                 "http: invalid options: max_streams_per_ip (%u) must be below "
+		                 "max_connections_per_ip (%u), to leave room for other requests",
+		                 o.max_streams_per_ip, o.max_connections_per_ip);
 		return NULL;
 	}
 	if ((h = calloc(1, sizeof(*h))) == NULL)
@@ -1168,6 +1538,7 @@ tally_http_new(tally_core_t *core, const tally_http_opts_t *opts, char *errstr,
 		snprintf(m->etag, sizeof(m->etag), "\"%016" PRIx64 "\"", fnv1a(m->a->data, m->a->len));
 	}
 	pthread_mutex_init(&h->streams_mu, NULL);
+	pthread_mutex_init(&h->conns_mu, NULL);
 	pthread_mutex_init(&h->wait_mu, NULL);
 	{
 		pthread_condattr_t ca;
@@ -1220,7 +1591,8 @@ tally_http_start(tally_http_t *h, char *errstr, size_t errstr_size)
 	                                     h->o.connection_timeout_s, NULL};
 	mopts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	                                     (intptr_t)h->o.max_header_bytes, NULL};
-	mopts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
+	mopts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h};
+	mopts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h};
 	mopts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
 	tally_store_release(&h->closing, 0);
@@ -1320,6 +1692,7 @@ tally_http_destroy(tally_http_t *h)
 	tally__metrics_builder_free(&h->app);
 	if (h->assets != NULL) {
 		pthread_mutex_destroy(&h->streams_mu);
+		pthread_mutex_destroy(&h->conns_mu);
 		pthread_mutex_destroy(&h->wait_mu);
 		pthread_cond_destroy(&h->wait_cv);
 		pthread_cond_destroy(&h->done_cv);
@@ -1345,6 +1718,8 @@ tally_http_get_stats(const tally_http_t *h, tally_http_stats_t *out)
 	out->metrics_renders = tally_load_relaxed(&h->metrics_renders);
 	out->requests = tally_load_relaxed(&h->requests);
 	out->stream_clients = tally_load_relaxed(&h->nstreams);
+	out->streams_gone = tally_load_relaxed(&h->streams_gone);
+	out->requests_timed_out = tally_load_relaxed(&h->requests_timed_out);
 	out->stream_events = tally_load_relaxed(&h->stream_events);
 	out->version = tally_load_relaxed(&h->version);
 	out->snapshot_ns = tally_load_relaxed(&h->snapshot_ns);

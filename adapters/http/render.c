@@ -193,11 +193,18 @@ hbuf_json_str(hbuf_t *b, const char *s)
 void
 hbuf_csv_field(hbuf_t *b, const char *s)
 {
-	if (strpbrk(s, ",\"\r\n") == NULL) {
+	/* A field a spreadsheet would take for a formula (OWASP's CSV injection list: =, +, -, @,
+	 * tab, carriage return first) gets a single quote in front, inside the quotes, so it
+	 * stays text. */
+	bool formula = s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL;
+
+	if (!formula && strpbrk(s, ",\"\r\n") == NULL) {
 		hbuf_puts(b, s);
 		return;
 	}
 	hbuf_putc(b, '"');
+	if (formula)
+		hbuf_putc(b, '\'');
 	for (; *s; s++) {
 		if (*s == '"')
 			hbuf_putc(b, '"');

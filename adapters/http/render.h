@@ -33,7 +33,9 @@ void hbuf_double(hbuf_t *b, double v);        /* a Prometheus/JSON number: 0.123
 void hbuf_fixed(hbuf_t *b, double v, int decimals);
 void hbuf_printf(hbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void hbuf_json_str(hbuf_t *b, const char *s); /* "..." with JSON escapes */
-void hbuf_csv_field(hbuf_t *b, const char *s); /* RFC 4180: quoted when needed */
+/* RFC 4180: quoted when needed; a field starting with =, +, -, @, tab or CR is quoted with a
+ * ' in front (so a spreadsheet shows it as text, never as a formula). */
+void hbuf_csv_field(hbuf_t *b, const char *s);
 void hbuf_label_value(hbuf_t *b, const char *s); /* Prometheus label value escapes */
 void hbuf_iso_ms(hbuf_t *b, int64_t us);      /* "2026-05-07T10:00:00.123Z" */
 

@@ -19,6 +19,8 @@
  * mutexes are inside this adapter (the stream list, the render thread's sleep). While
  * nobody has asked for anything for idle_after_ms and no stream is open, the render thread
  * takes no snapshots at all; the first request after that waits for one fresh render.
+ * The render thread also closes connections whose request has not arrived whole within
+ * request_timeout_s, however slowly it is sent, and ends streams whose client has gone.
  *
  * Endpoints: GET /metrics, /api/results, /api/results.csv, /api/stream, /healthz,
  * /readyz, / and the dashboard's files; POST /api/election/open and /api/election/close.
@@ -127,10 +129,24 @@ typedef struct tally_http_opts {
 	unsigned threads;               /**< libmicrohttpd thread pool, default 2. */
 	unsigned max_connections;       /**< In all, default 256. */
 	unsigned max_connections_per_ip; /**< default 64. */
-	unsigned connection_timeout_s;  /**< Idle/slow connection closed after, default 10. */
+	unsigned connection_timeout_s;  /**< Connection closed after this long without a byte
+	                                     either way, default 10. */
+	unsigned request_timeout_s;     /**< A request (line, headers and body) must have
+	                                     arrived this long after its connection opened or
+	                                     the previous response on it ended, however slowly
+	                                     it is sent; else the connection is closed. Default
+	                                     10. Streams are not cut: the bound ends when a
+	                                     response starts. */
 	size_t max_header_bytes;        /**< Request line + headers, default 16384. */
 	size_t max_body_bytes;          /**< POST body, default 4096; more gets 413. */
-	unsigned max_stream_clients;    /**< /api/stream clients at once, default 64; then 503. */
+	unsigned max_stream_clients;    /**< /api/stream clients at once, default 64 (at most
+	                                     3/4 of max_connections); then 503. Must be below
+	                                     max_connections, so scrapes and probes get in. */
+	unsigned max_streams_per_ip;    /**< /api/stream clients from one address, default
+	                                     max_connections_per_ip minus a quarter of it (48);
+	                                     then 503. Must be below max_connections_per_ip, so
+	                                     that address (e.g. a local proxy) can still reach
+	                                     /metrics and /healthz. */
 
 	unsigned render_interval_ms;    /**< Snapshot and render at most this often, default 100. */
 	unsigned stream_interval_ms;    /**< SSE events per client at most this often, default 200. */
@@ -195,6 +211,8 @@ typedef struct tally_http_stats {
 	uint64_t metrics_renders;       /**< Times the /metrics bodies were rendered. */
 	uint64_t requests;              /**< Requests answered. */
 	uint64_t stream_clients;        /**< SSE clients connected now. */
+	uint64_t streams_gone;          /**< SSE clients found gone while waiting for an event. */
+	uint64_t requests_timed_out;    /**< Connections closed for request_timeout_s. */
 	uint64_t stream_events;         /**< SSE result events sent. */
 	uint64_t version;               /**< Snapshot version of the published bodies. */
 	uint64_t snapshot_ns;           /**< Time spent taking snapshots, in all. */

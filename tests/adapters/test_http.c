@@ -1292,3 +1292,475 @@ Test(http, idle_then_fresh, .timeout = 60)
 	cr_assert_gt(st1.renders, st0.renders);
 	env_stop(&e);
 }
+
+/* ---- hostile clients ---------------------------------------------------------------------------- */
+
+/* A connection from a given local address (127.0.0.X), to reach the per-address limits. */
+static int
+tcp_connect_from(uint16_t port, const char *from)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in b = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	inet_pton(AF_INET, from, &b.sin_addr);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&b, sizeof(b)), 0, "bind: %s", strerror(errno));
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect: %s", strerror(errno));
+	return fd;
+}
+
+/* Read from fd until the server closes it or ms pass; @returns the bytes read (NUL-ended). */
+static size_t
+read_until_closed(int fd, char *out, size_t size, int ms)
+{
+	size_t n = 0;
+	double t_end = tally_mono_ns() / 1e6 + ms;
+
+	out[0] = '\0';
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int left = (int)(t_end - tally_mono_ns() / 1e6);
+		ssize_t k;
+
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			break;
+		k = recv(fd, out + n, size - 1 - n, 0);
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+		out[n] = '\0';
+		if (n + 1 == size)
+			break;
+	}
+	return n;
+}
+
+static tally_election_status_t
+status_of(const env_t *e)
+{
+	tally_election_t el;
+
+	tally_core_election(e->core, &el);
+	return el.status;
+}
+
+/* Send a whole raw request on a new connection; the response, read until the server closes. */
+static void
+raw_request(const env_t *e, const char *req, char *out, size_t size)
+{
+	int fd = tcp_connect(tally_http_port(e->http));
+
+	cr_assert_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+	read_until_closed(fd, out, size, 5000);
+	close(fd);
+}
+
+/* The body of a raw response (after the blank line), or "" if none. */
+static const char *
+raw_body(const char *resp)
+{
+	const char *b = strstr(resp, "\r\n\r\n");
+
+	return b != NULL ? b + 4 : "";
+}
+
+Test(http, csv_formula_names_stay_text, .timeout = 60)
+{
+	tally_http_opts_t o = {0};
+	static const char *const regions[] = {
+		"=HYPERLINK(\"http://x.example/\",\"click\")", "+1", "-2", "@SUM(A1:A9)", "\tTab",
+		"\rReturn", "Saint-Denis", "A=B",
+	};
+	static const char *const expect[] = {
+		"\r\nregion,,\"'=HYPERLINK(\"\"http://x.example/\"\",\"\"click\"\")\",,0,,0,0.000000\r\n",
+		"\r\nregion,,\"'+1\",,0,,0,0.000000\r\n",
+		"\r\nregion,,\"'-2\",,0,,0,0.000000\r\n",
+		"\r\nregion,,\"'@SUM(A1:A9)\",,0,,0,0.000000\r\n",
+		"\r\nregion,,\"'\tTab\",,0,,0,0.000000\r\n",
+		"\r\nregion,,\"'\rReturn\",,0,,0,0.000000\r\n",
+		"\r\nregion,,Saint-Denis,,0,,0,0.000000\r\n",
+		"\r\nregion,,A=B,,0,,0,0.000000\r\n",
+	};
+	tally_uuid_t cid = fixture_candidate_id(100);
+	tally_candidate_reg_t cand = {cid, "+Candidate", "=Party", NULL};
+	char line[256], id[40];
+	env_t e;
+	resp_t r;
+
+	env_start(&e, &o);
+	for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); i++)
+		cr_assert_eq(tally_registry_add_region(e.reg, regions[i], NULL), TALLY_REFUSAL_NONE);
+	cr_assert_eq(tally_registry_add_party(e.reg, "=Party", NULL), TALLY_REFUSAL_NONE);
+	cr_assert_eq(tally_registry_add_candidate(e.reg, &cand, NULL), TALLY_REFUSAL_NONE);
+	tally_snapshot_destroy(wait_rendered(&e));
+	r = http_get(&e, "/api/results.csv");
+	cr_assert_eq(r.status, 200);
+	for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++)
+		cr_assert(strstr(r.body, expect[i]) != NULL, "no %s in %s", expect[i], r.body);
+	snprintf(line, sizeof(line), "\r\ncandidate,%s,\"'+Candidate\",\"'=Party\",0,0.000000,,\r\n",
+	         tally_uuid_format(&cid, id));
+	cr_assert(strstr(r.body, line) != NULL, "no %s in %s", line, r.body);
+	cr_assert(strstr(r.body, "\r\nparty,,\"'=Party\",\"'=Party\",0,0.000000,,\r\n") != NULL, "%s",
+	          r.body);
+	/* Nothing starts a field with a formula character unquoted. */
+	cr_assert_null(strstr(r.body, ",="));
+	cr_assert_null(strstr(r.body, ",+"));
+	cr_assert_null(strstr(r.body, ",@"));
+	cr_assert_null(strstr(r.body, ",-"));
+	/* The JSON keeps the names as they are. */
+	resp_free(&r);
+	r = http_get(&e, "/api/results");
+	cr_assert(strstr(r.body, "\"region\":\"=HYPERLINK(\\\"http://x.example/\\\",\\\"click\\\")\"") != NULL,
+	          "%s", r.body);
+	resp_free(&r);
+	env_stop(&e);
+}
+
+Test(http, conflicting_content_length, .timeout = 60)
+{
+	tally_http_opts_t o = {.admin = admin_cb, .admin_token = "tok"};
+	char out[4096];
+	env_t e;
+
+	env_start(&e, &o);
+	/* Two lengths that differ: 400, nothing done, the connection closed. */
+	raw_request(&e,
+	            "POST /api/election/close HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\n"
+	            "Content-Length: 0\r\nContent-Length: 40\r\n\r\n",
+	            out, sizeof(out));
+	cr_assert(strncmp(out, "HTTP/1.1 400 ", 13) == 0, "%s", out);
+	cr_assert_str_eq(raw_body(out), "{\"error\":\"conflicting Content-Length headers\"}\n");
+	cr_assert_eq(status_of(&e), TALLY_ELECTION_OPEN);
+	raw_request(&e, "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\ncontent-length: 3\r\n"
+	                "\r\nabc",
+	            out, sizeof(out));
+	cr_assert(strncmp(out, "HTTP/1.1 400 ", 13) == 0, "%s", out);
+	cr_assert_str_eq(raw_body(out), "{\"error\":\"conflicting Content-Length headers\"}\n");
+	/* The same length twice is one length (RFC 9110 8.6): served. */
+	raw_request(&e,
+	            "POST /api/election/close HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\n"
+	            "Content-Length: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+	            out, sizeof(out));
+	cr_assert(strncmp(out, "HTTP/1.1 200 ", 13) == 0, "%s", out);
+	cr_assert_eq(status_of(&e), TALLY_ELECTION_CLOSED);
+	env_stop(&e);
+}
+
+Test(http, metrics_accept_q_values, .timeout = 60)
+{
+	tally_http_opts_t o = {0};
+	static const struct {
+		const char *accept;
+		bool om;
+	} cases[] = {
+		{"Accept: application/openmetrics-text;q=0", false},
+		{"Accept: application/openmetrics-text; version=1.0.0; q=0.0, text/plain", false},
+		{"Accept: application/openmetrics-text;Q=0.000", false},
+		{"Accept: text/plain;q=0.9, application/openmetrics-text;q=0.5", false},
+		{"Accept: application/openmetrics-textual", false},
+		{"Accept: */*", false},
+		{"Accept: application/*", false},
+		{"Accept: application/openmetrics-text;q=2", false},
+		{"Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5", true},
+		{"Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+		 "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1", true},
+		{"Accept: application/openmetrics-text;q=0.001, */*;q=0.001", true},
+		{"Accept: APPLICATION/OpenMetrics-Text", true},
+		{"Accept: text/plain;q=0.5, application/openmetrics-text;q=0.5", true},
+		{"Accept: application/openmetrics-text;note=\"a,b;q=0\";q=1", true},
+		{"Accept: application/openmetrics-text;q=0, application/openmetrics-text;q=0.4", true},
+	};
+	env_t e;
+
+	env_start(&e, &o);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *hdrs[] = {cases[i].accept, NULL};
+		resp_t r = http_req(&e, NULL, "/metrics", hdrs, NULL, NULL);
+
+		cr_assert_eq(r.status, 200);
+		cr_assert_str_eq(r.ctype, cases[i].om
+		                              ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+		                              : "text/plain; version=0.0.4; charset=utf-8",
+		                 "%s", cases[i].accept);
+		cr_assert_eq(r.len > 6 && strcmp(r.body + r.len - 6, "# EOF\n") == 0, cases[i].om,
+		             "%s", cases[i].accept);
+		resp_free(&r);
+	}
+	env_stop(&e);
+}
+
+Test(http, slow_request_cut_at_deadline, .timeout = 60)
+{
+	/* Inactivity alone (10 s) never fires: the clients send a byte every 250 ms. */
+	tally_http_opts_t o = {.request_timeout_s = 2, .connection_timeout_s = 10, .heartbeat_ms = 300};
+	static const char head[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaa"
+	                           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	static const char post[] = "POST /api/election/open HTTP/1.1\r\nHost: x\r\n"
+	                           "Content-Length: 100\r\n\r\n";
+	int fd_head, fd_body, fd_ok;
+	double t0, closed_head = 0, closed_body = 0;
+	tally_http_stats_t st;
+	sse_t sse = {0};
+	pthread_t t;
+	char out[4096];
+	env_t e;
+	resp_t r;
+	size_t i = 0;
+
+	env_start(&e, &o);
+	/* A stream client that started before: its request arrived, so it is never cut. */
+	sse.e = &e;
+	pthread_mutex_init(&sse.mu, NULL);
+	pthread_create(&t, NULL, sse_thread, &sse);
+	{
+		tally_snapshot_t *snap = wait_rendered(&e);
+
+		sse_wait_version(&sse, snap->version);
+		tally_snapshot_destroy(snap);
+	}
+	/* A kept-alive client that asks in time, then idles within the bound. */
+	fd_ok = tcp_connect(tally_http_port(e.http));
+	fd_head = tcp_connect(tally_http_port(e.http));
+	fd_body = tcp_connect(tally_http_port(e.http));
+	cr_assert_eq(send(fd_body, post, strlen(post), MSG_NOSIGNAL), (ssize_t)strlen(post));
+	t0 = tally_mono_ns() / 1e9;
+	while (tally_mono_ns() / 1e9 - t0 < 5.0 && (closed_head == 0 || closed_body == 0)) {
+		if (closed_head == 0) {
+			if (send(fd_head, head + i % (sizeof(head) - 1), 1, MSG_NOSIGNAL) != 1 ||
+			    closed_within(fd_head, 0))
+				closed_head = tally_mono_ns() / 1e9 - t0;
+		}
+		if (closed_body == 0) {
+			if (send(fd_body, "x", 1, MSG_NOSIGNAL) != 1 || closed_within(fd_body, 0))
+				closed_body = tally_mono_ns() / 1e9 - t0;
+		}
+		i++;
+		usleep(250000);
+	}
+	cr_assert_neq(closed_head, 0, "a client sending its headers a byte at a time was not cut off");
+	cr_assert_neq(closed_body, 0, "a client sending its body a byte at a time was not cut off");
+	/* Cut at the 2 s bound (checked every render pass), not before. */
+	cr_assert(closed_head >= 1.7 && closed_head < 3.0, "headers cut after %.2f s", closed_head);
+	cr_assert(closed_body >= 1.7 && closed_body < 3.0, "body cut after %.2f s", closed_body);
+	/* The body's 100 bytes never all came: nothing was done. */
+	cr_assert_eq(status_of(&e), TALLY_ELECTION_OPEN);
+	tally_http_get_stats(e.http, &st);
+	cr_assert_eq(st.requests_timed_out, 3, "%" PRIu64, st.requests_timed_out);
+
+	/* fd_ok sent nothing for as long: it was cut too (the third). */
+	cr_assert(closed_within(fd_ok, 0));
+	close(fd_ok);
+	/* A connection kept alive after an answer (MHD keeps those answered once the body has
+	 * come) has the bound again for its next request: in time it is served... */
+	{
+		static const char admin[] = "POST /api/election/open HTTP/1.1\r\nHost: x\r\n"
+		                            "Content-Length: 2\r\n\r\n{}";
+		static const char again[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+		fd_ok = tcp_connect(tally_http_port(e.http));
+		cr_assert_eq(send(fd_ok, admin, sizeof(admin) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(admin) - 1);
+		read_until_closed(fd_ok, out, sizeof(out), 300);
+		cr_assert(strncmp(out, "HTTP/1.1 403 ", 13) == 0, "%s", out);
+		cr_assert_null(strstr(out, "Connection: close"), "%s", out);
+		usleep(1000000);
+		cr_assert_eq(send(fd_ok, again, sizeof(again) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(again) - 1);
+		read_until_closed(fd_ok, out, sizeof(out), 2000);
+		cr_assert(strncmp(out, "HTTP/1.1 200 ", 13) == 0, "%s", out);
+		cr_assert_str_eq(raw_body(out), "{\"status\":\"ok\"}\n");
+		close(fd_ok);
+		/* ... and silent, it is cut at the bound counted from the answer. */
+		fd_ok = tcp_connect(tally_http_port(e.http));
+		cr_assert_eq(send(fd_ok, admin, sizeof(admin) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(admin) - 1);
+		read_until_closed(fd_ok, out, sizeof(out), 300);
+		cr_assert(strncmp(out, "HTTP/1.1 403 ", 13) == 0, "%s", out);
+		t0 = tally_mono_ns() / 1e9;
+		cr_assert(closed_within(fd_ok, 4000), "an idle kept-alive connection was not cut");
+		t0 = tally_mono_ns() / 1e9 - t0;
+		cr_assert(t0 >= 1.4 && t0 < 2.5, "cut %.2f s after the answer", t0);
+	}
+	close(fd_ok);
+	close(fd_head);
+	close(fd_body);
+
+	/* The stream, open for more than the bound, is still served (heartbeats keep coming). */
+	tally_http_get_stats(e.http, &st);
+	cr_assert_eq(st.stream_clients, 1);
+	cr_assert_eq(st.requests_timed_out, 4);
+	pthread_mutex_lock(&sse.mu);
+	sse.len = 0;
+	pthread_mutex_unlock(&sse.mu);
+	usleep(700000);
+	pthread_mutex_lock(&sse.mu);
+	cr_assert(sse.len > 0 && strstr(sse.data, ": keepalive\n\n") != NULL);
+	sse.stop = 1;
+	pthread_mutex_unlock(&sse.mu);
+	pthread_join(t, NULL);
+	free(sse.data);
+	pthread_mutex_destroy(&sse.mu);
+
+	r = http_get(&e, "/healthz");
+	cr_assert_eq(r.status, 200);
+	resp_free(&r);
+	env_stop(&e);
+}
+
+/*
+ * Open /api/stream from a local address; @returns the socket once the response head came,
+ * with its status in *status (the socket is closed and -1 returned unless it is 200).
+ */
+static int
+raw_stream(const env_t *e, const char *from, int *status, char *body, size_t body_size)
+{
+	static const char req[] = "GET /api/stream HTTP/1.1\r\nHost: x\r\n\r\n";
+	int fd = tcp_connect_from(tally_http_port(e->http), from);
+	char buf[8192];
+	size_t n = 0;
+	double t0 = tally_mono_ns() / 1e9;
+
+	cr_assert_eq(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(req) - 1));
+	buf[0] = '\0';
+	/* Until the head and (for 200) the first event, or (else) the whole error body. */
+	while (strstr(buf, "\r\n\r\n") == NULL ||
+	       (strncmp(buf, "HTTP/1.1 200 ", 13) == 0 ? strstr(buf, "\ndata: {") == NULL
+	                                                : strstr(buf, "}\n") == NULL)) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t k;
+
+		cr_assert_lt(tally_mono_ns() / 1e9 - t0, 5.0, "no answer to /api/stream: %s", buf);
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		k = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+		buf[n] = '\0';
+	}
+	*status = (int)strtol(buf + 9, NULL, 10);
+	snprintf(body, body_size, "%s", raw_body(buf));
+	if (*status != 200) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static resp_t
+http_get_from(const env_t *e, const char *path, const char *from)
+{
+	return http_req(e, NULL, path, NULL, NULL, from);
+}
+
+Test(http, streams_leave_room_for_scrapes, .timeout = 60)
+{
+	/* 12 connections, 8 per address: 9 streams in all, 6 per address (the default, 3/4). */
+	tally_http_opts_t o = {.max_connections = 12, .max_connections_per_ip = 8,
+	                       .max_stream_clients = 9};
+	int fds[12], nfd = 0, status;
+	tally_http_stats_t st;
+	char body[512];
+	env_t e;
+	resp_t r;
+
+	env_start(&e, &o);
+	/* One address (a proxy, say) takes its 6 streams; the 7th is refused... */
+	for (int i = 0; i < 6; i++) {
+		fds[nfd] = raw_stream(&e, "127.0.0.1", &status, body, sizeof(body));
+		cr_assert_eq(status, 200, "stream %d: %d", i, status);
+		nfd++;
+	}
+	cr_assert_eq(raw_stream(&e, "127.0.0.1", &status, body, sizeof(body)), -1);
+	cr_assert_eq(status, 503);
+	cr_assert_str_eq(body, "{\"error\":\"too many stream clients from this address\"}\n");
+	/* ... while that address still reaches /metrics and /healthz. */
+	r = http_get_from(&e, "/metrics", "127.0.0.1");
+	cr_assert_eq(r.rc, CURLE_OK, "%s", curl_easy_strerror(r.rc));
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(sample(r.body, "tally_registered_voters"), NVOTERS);
+	resp_free(&r);
+	r = http_get_from(&e, "/healthz", "127.0.0.1");
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.body, "{\"status\":\"ok\"}\n");
+	resp_free(&r);
+	/* Other addresses take the rest of the 9, then the 10th is refused... */
+	for (int i = 0; i < 3; i++) {
+		fds[nfd] = raw_stream(&e, i < 2 ? "127.0.0.2" : "127.0.0.3", &status, body, sizeof(body));
+		cr_assert_eq(status, 200, "stream %d: %d", 6 + i, status);
+		nfd++;
+	}
+	cr_assert_eq(raw_stream(&e, "127.0.0.4", &status, body, sizeof(body)), -1);
+	cr_assert_eq(status, 503);
+	cr_assert_str_eq(body, "{\"error\":\"too many stream clients\"}\n");
+	tally_http_get_stats(e.http, &st);
+	cr_assert_eq(st.stream_clients, 9);
+	/* ... and the server still answers scrapes and probes, from old and new addresses. */
+	r = http_get_from(&e, "/metrics", "127.0.0.4");
+	cr_assert_eq(r.status, 200);
+	resp_free(&r);
+	r = http_get_from(&e, "/healthz", "127.0.0.1");
+	cr_assert_eq(r.status, 200);
+	resp_free(&r);
+	for (int i = 0; i < nfd; i++)
+		close(fds[i]);
+	env_stop(&e);
+}
+
+Test(http, stream_options_refused)
+{
+	tally_core_opts_t co = fixture_core_opts(1);
+	tally_registry_t *reg = fixture_registry(1, 1, 1, 1, 16);
+	tally_core_t *core = tally_core_new(reg, &co, NULL, 0);
+	tally_http_opts_t o = {.max_connections = 10, .max_stream_clients = 10};
+	tally_http_t *h;
+	char err[256];
+
+	cr_assert_null(tally_http_new(core, &o, err, sizeof(err)));
+	cr_assert_str_eq(err, "http: invalid options: max_stream_clients (10) must be below "
+	                      "max_connections (10), to leave room for other requests");
+	o = (tally_http_opts_t){.max_connections_per_ip = 4, .max_streams_per_ip = 4};
+	cr_assert_null(tally_http_new(core, &o, err, sizeof(err)));
+	cr_assert_str_eq(err, "http: invalid options: max_streams_per_ip (4) must be below "
+	                      "max_connections_per_ip (4), to leave room for other requests");
+	o = (tally_http_opts_t){.max_connections_per_ip = 4, .max_streams_per_ip = 3,
+	                        .max_connections = 10, .max_stream_clients = 9};
+	h = tally_http_new(core, &o, err, sizeof(err));
+	cr_assert_not_null(h, "%s", err);
+	tally_http_destroy(h);
+	tally_core_destroy(core);
+	tally_registry_destroy(reg);
+}
+
+Test(http, departed_stream_client_frees_its_slot, .timeout = 60)
+{
+	/* The default heartbeat (15 s): the departure must be noticed without one. */
+	tally_http_opts_t o = {.max_stream_clients = 1};
+	tally_http_stats_t st;
+	int fd, status;
+	char body[512];
+	double t0, freed;
+	env_t e;
+
+	env_start(&e, &o);
+	fd = raw_stream(&e, "127.0.0.1", &status, body, sizeof(body));
+	cr_assert_eq(status, 200);
+	cr_assert_eq(raw_stream(&e, "127.0.0.2", &status, body, sizeof(body)), -1);
+	cr_assert_eq(status, 503);
+	/* Nothing new to send, so the stream is parked; the client leaves. */
+	usleep(200000);
+	close(fd);
+	t0 = tally_mono_ns() / 1e9;
+	do {
+		tally_http_get_stats(e.http, &st);
+		freed = tally_mono_ns() / 1e9 - t0;
+		cr_assert_lt(freed, 5.0, "the departed client's slot is still taken");
+		usleep(5000);
+	} while (st.stream_clients != 0);
+	cr_assert_lt(freed, 1.0, "the slot was freed only after %.2f s", freed);
+	cr_assert_eq(st.streams_gone, 1);
+	/* The slot is free for the next client at once. */
+	fd = raw_stream(&e, "127.0.0.2", &status, body, sizeof(body));
+	cr_assert_eq(status, 200);
+	cr_assert(strstr(body, "event: results\n") != NULL, "%s", body);
+	close(fd);
+	env_stop(&e);
+}
