@@ -342,6 +342,39 @@ has_prefix(const char *key, const char *const *prefixes)
 	return false;
 }
 
+/*
+ * Read one line (with its '\n', if any) into buf, NUL-terminated. fgets() cannot tell a NUL
+ * byte from the line's end, so bytes are read one by one. @returns 0 at the end of the file,
+ * 1 for a line, 2 for a line longer than size - 1 bytes; *nul_at is the 1-based column of the
+ * first NUL byte, 0 if none.
+ */
+static int
+read_line(FILE *f, char *buf, size_t size, size_t *nul_at)
+{
+	size_t len = 0;
+	int c = EOF;
+
+	*nul_at = 0;
+	while (len + 1 < size && (c = getc(f)) != EOF) {
+		if (c == '\0' && *nul_at == 0)
+			*nul_at = len + 1;
+		buf[len++] = (char)c;
+		if (c == '\n')
+			break;
+	}
+	buf[len] = '\0';
+	if (len == 0)
+		return 0;
+	if (buf[len - 1] != '\n' && len + 1 == size) {
+		/* Full: too long unless the file ends right here. */
+		if ((c = getc(f)) != EOF) {
+			ungetc(c, f);
+			return 2;
+		}
+	}
+	return 1;
+}
+
 int
 tally_opt_parse_file(const tally_opt_t *tab, size_t n, void *conf, const char *path,
                      const char *const *prefixes, tally_opt_kvlist_t *extra, char *errstr,
@@ -351,19 +384,25 @@ tally_opt_parse_file(const tally_opt_t *tab, size_t n, void *conf, const char *p
 	char line[4096], why[256], where[512];
 	unsigned *set_on = calloc(n, sizeof(unsigned));
 	unsigned lineno = 0;
-	int rc = -1;
+	size_t nul_at;
+	int rc = -1, got;
 
 	if (f == NULL || set_on == NULL) {
 		fail(errstr, errstr_size, "could not open config file \"%s\": %s", path,
 		     strerror(f == NULL ? errno : ENOMEM));
 		goto out;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
+	while ((got = read_line(f, line, sizeof(line), &nul_at)) != 0) {
 		char *key, *value, *eq;
 		const tally_opt_t *opt;
 
 		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(f)) {
+		/* A config file is text: a NUL byte would silently cut the line short. */
+		if (nul_at != 0) {
+			fail(errstr, errstr_size, "%s:%u: NUL byte at column %zu", path, lineno, nul_at);
+			goto out;
+		}
+		if (got == 2) {
 			fail(errstr, errstr_size, "%s:%u: line longer than %zu bytes", path, lineno,
 			     sizeof(line) - 1);
 			goto out;

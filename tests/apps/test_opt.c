@@ -33,21 +33,28 @@ static const char *const prefixes[] = {"kafka.", "pg.", NULL};
 static char path[64];
 
 static const char *
-write_conf(const char *text)
+write_conf_n(const char *text, size_t len)
 {
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/tmp/tally-test-opt-%d.conf", (int)getpid());
 	f = fopen(path, "w");
 	cr_assert_not_null(f);
-	fputs(text, f);
+	cr_assert_eq(fwrite(text, 1, len, f), len);
 	fclose(f);
 	return path;
 }
 
-/* Parse text; returns the error ("" on success) with the temp path replaced by "F". */
 static const char *
-parse(const char *text, struct conf *c, tally_opt_kvlist_t *extra)
+write_conf(const char *text)
+{
+	return write_conf_n(text, strlen(text));
+}
+
+/* Parse len bytes of text (NULs included); returns the error ("" on success) with the temp
+ * path replaced by "F". */
+static const char *
+parse_n(const char *text, size_t len, struct conf *c, tally_opt_kvlist_t *extra)
 {
 	static char err[512], out[512];
 	char *at;
@@ -56,13 +63,19 @@ parse(const char *text, struct conf *c, tally_opt_kvlist_t *extra)
 	memset(c, 0, sizeof(*c));
 	cr_assert_eq(tally_opt_defaults(tab, NTAB, c, err, sizeof(err)), 0);
 	err[0] = '\0';
-	tally_opt_parse_file(tab, NTAB, c, write_conf(text), prefixes, extra, err, sizeof(err));
+	tally_opt_parse_file(tab, NTAB, c, write_conf_n(text, len), prefixes, extra, err, sizeof(err));
 	unlink(path);
 	if ((at = strstr(err, path)) != NULL) {
 		snprintf(out, sizeof(out), "%.*sF%s", (int)(at - err), err, at + strlen(path));
 		return out;
 	}
 	return err;
+}
+
+static const char *
+parse(const char *text, struct conf *c, tally_opt_kvlist_t *extra)
+{
+	return parse_n(text, strlen(text), c, extra);
 }
 
 Test(opt_file, reads_values_comments_quotes_and_passthrough)
@@ -112,6 +125,34 @@ Test(opt_file, every_bad_line_names_file_and_line)
 	longline[sizeof(longline) - 2] = '\n';
 	longline[sizeof(longline) - 1] = '\0';
 	cr_assert_str_eq(parse(longline, &c, &extra), "F:1: line longer than 4095 bytes");
+	/* Exactly 4095 bytes with no newline at the end of the file is a whole line. */
+	memcpy(longline, "name = ", 7);
+	longline[4095] = '\0';
+	cr_assert_str_eq(parse(longline, &c, &extra), "");
+	cr_assert_eq(strlen(c.name), 4088);
+	tally_opt_free(tab, NTAB, &c);
+	tally_opt_kvlist_free(&extra);
+}
+
+Test(opt_file, a_nul_byte_is_named_as_such)
+{
+	static const char two[] = "voters = 250\nrate = 1\0002\nquiet = on\n";
+	static const char first[] = "\000voters = 1\n";
+	static const char comment[] = "voters = 1\n\n# a\000b\n";
+	static const char last[] = "voters = 1\nname = x\000";
+	tally_opt_kvlist_t extra = {0};
+	struct conf c = {0};
+	char longline[5000];
+
+	cr_assert_str_eq(parse_n(two, sizeof(two) - 1, &c, &extra), "F:2: NUL byte at column 9");
+	cr_assert_str_eq(parse_n(first, sizeof(first) - 1, &c, &extra), "F:1: NUL byte at column 1");
+	cr_assert_str_eq(parse_n(comment, sizeof(comment) - 1, &c, &extra),
+	                 "F:3: NUL byte at column 4");
+	cr_assert_str_eq(parse_n(last, sizeof(last) - 1, &c, &extra), "F:2: NUL byte at column 9");
+	/* A NUL in a long line is named before the length. */
+	memset(longline, 'x', sizeof(longline));
+	longline[10] = '\0';
+	cr_assert_str_eq(parse_n(longline, sizeof(longline), &c, &extra), "F:1: NUL byte at column 11");
 	tally_opt_free(tab, NTAB, &c);
 	tally_opt_kvlist_free(&extra);
 }
