@@ -12,10 +12,21 @@
  * they have generated (the ground truth already counts it) and exit. The main thread then
  * joins them, drains the core, closes the election and compares the frozen results with
  * the generator's ground truth.
+ *
+ * With --http and an admin token, POST /api/election/open|close arrive on an HTTP thread,
+ * which hands them to the main thread (the one that pauses the core) through one atomic
+ * request word and waits on a semaphore for the answer (at most 10 s for it to be taken).
+ * The main thread looks for a request every pass of its loops. A close while counting
+ * stops the producers as Ctrl-C does (what was sent is still counted and checked), then
+ * the main thread drains the core, closes the polls and answers; the final results stay
+ * served. When the run ends, a request still waiting is answered "the simulation is
+ * ending" and later ones get that at once.
  */
 #include <inttypes.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -90,6 +101,9 @@ typedef struct producer {
 	int finished;
 } producer_t;
 
+/* The admin request word (sim_t.admin_req). */
+enum { ADMIN_IDLE, ADMIN_OPEN, ADMIN_CLOSE, ADMIN_TAKEN };
+
 typedef struct sim {
 	const tallyd_conf_t *conf;
 	tally_gen_t *gen;
@@ -98,6 +112,15 @@ typedef struct sim {
 	unsigned nlanes;
 	producer_t *producers;
 	unsigned nproducers;
+
+	/* Admin actions over HTTP (see DESIGN). */
+	int admin_req;                /* atomic: ADMIN_* */
+	int admin_ended;              /* atomic: the run is over; answer at once */
+	sem_t admin_done;
+	bool admin_sem;               /* admin_done was initialised */
+	bool admin_taken;             /* main thread: a request taken, not yet answered */
+	int admin_rc;                 /* written by the main thread before the post */
+	char admin_err[128];
 } sim_t;
 
 static slot_t *
@@ -223,6 +246,107 @@ producer_main(void *arg)
 	                   (uint64_t)(tally_gen_stream_progress(p->st) * 1e6));
 	tally_store_release(&p->finished, 1);
 	return NULL;
+}
+
+/* ---- admin actions over HTTP ----------------------------------------------------- */
+
+/* An HTTP thread: hand the action to the main thread and wait for its answer. */
+static int
+sim_admin(void *arg, tally_http_action_t action, char *errstr, size_t errstr_size)
+{
+	sim_t *sim = arg;
+	int req = action == TALLY_HTTP_ACTION_OPEN ? ADMIN_OPEN : ADMIN_CLOSE, expected = ADMIN_IDLE;
+	struct timespec ts;
+	int rc;
+
+	if (!__atomic_compare_exchange_n(&sim->admin_req, &expected, req, false, __ATOMIC_SEQ_CST,
+	                                 __ATOMIC_SEQ_CST)) {
+		snprintf(errstr, errstr_size, "another admin action is in progress");
+		return TALLY_EAGAIN;
+	}
+	/* Ended meanwhile: withdraw, unless the main thread took it (then it answers). */
+	if (__atomic_load_n(&sim->admin_ended, __ATOMIC_SEQ_CST)) {
+		expected = req;
+		if (__atomic_compare_exchange_n(&sim->admin_req, &expected, ADMIN_IDLE, false,
+		                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+			snprintf(errstr, errstr_size, "the simulation is ending");
+			return TALLY_ESTATE;
+		}
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	while (sem_timedwait(&sim->admin_done, &ts) != 0) {
+		if (errno == EINTR)
+			continue;
+		expected = req;
+		if (__atomic_compare_exchange_n(&sim->admin_req, &expected, ADMIN_IDLE, false,
+		                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+			snprintf(errstr, errstr_size, "the simulation did not take the action within 10 s; "
+			         "nothing was done");
+			return TALLY_ETIMEDOUT;
+		}
+		while (sem_wait(&sim->admin_done) != 0 && errno == EINTR)
+			;
+		break;
+	}
+	rc = sim->admin_rc;
+	if (rc != 0)
+		snprintf(errstr, errstr_size, "%s", sim->admin_err);
+	__atomic_store_n(&sim->admin_req, ADMIN_IDLE, __ATOMIC_SEQ_CST);
+	return rc;
+}
+
+/* The main thread: the action waiting, taken (ADMIN_OPEN or ADMIN_CLOSE), or ADMIN_IDLE. */
+static int
+admin_take(sim_t *sim)
+{
+	int req = __atomic_load_n(&sim->admin_req, __ATOMIC_SEQ_CST);
+
+	if ((req == ADMIN_OPEN || req == ADMIN_CLOSE) &&
+	    __atomic_compare_exchange_n(&sim->admin_req, &req, ADMIN_TAKEN, false, __ATOMIC_SEQ_CST,
+	                                __ATOMIC_SEQ_CST)) {
+		sim->admin_taken = true;
+		return req;
+	}
+	return ADMIN_IDLE;
+}
+
+static void
+admin_answer(sim_t *sim, int rc, const char *err)
+{
+	sim->admin_rc = rc;
+	snprintf(sim->admin_err, sizeof(sim->admin_err), "%s", err);
+	sim->admin_taken = false;
+	sem_post(&sim->admin_done);
+}
+
+/* The main thread, once the polls are closed: do what is asked, on this thread. */
+static void
+admin_serve(sim_t *sim)
+{
+	int req = admin_take(sim), rc;
+
+	if (req == ADMIN_IDLE)
+		return;
+	rc = req == ADMIN_OPEN ? tally_core_election_open(sim->core)
+	                       : tally_core_election_close(sim->core);
+	admin_answer(sim, rc, rc == TALLY_ESTATE ? (req == ADMIN_OPEN ? "the election is not scheduled"
+	                                                               : "the election is not open")
+	                                         : tally_err2str(rc));
+}
+
+/*
+ * The main thread, at the end of the run: no more actions; answer the one taken and not
+ * answered (a failed run), or still waiting, so no HTTP thread waits on a run that is over.
+ */
+static void
+admin_end(sim_t *sim)
+{
+	if (!sim->admin_sem)
+		return;
+	__atomic_store_n(&sim->admin_ended, 1, __ATOMIC_SEQ_CST);
+	if (sim->admin_taken || admin_take(sim) != ADMIN_IDLE)
+		admin_answer(sim, TALLY_ESTATE, "the simulation is ending");
 }
 
 /* ---- the progress view ----------------------------------------------------------- */
@@ -484,6 +608,15 @@ check_conf(const tallyd_conf_t *conf)
 		                "is 0\n", conf->ineligible_rate);
 		return -1;
 	}
+	if (strlen(conf->election_id) > TALLY_ELECTION_ID_MAX) {
+		fprintf(stderr, "tallyd: --election-id: \"%.20s...\" is longer than %d bytes\n",
+		        conf->election_id, TALLY_ELECTION_ID_MAX);
+		return -1;
+	}
+	if (conf->election_id[0] == '\0') {
+		fprintf(stderr, "tallyd: --election-id: the election needs a name\n");
+		return -1;
+	}
 	return 0;
 }
 
@@ -521,9 +654,9 @@ tallyd_simulate(const tallyd_conf_t *conf)
 	checker_t ck = {0, 0};
 	tallyd_view_t view;
 	char err[256];
-	bool verbose = !conf->quiet, interrupted;
+	bool verbose = !conf->quiet, interrupted, admin_closed = false;
 	uint64_t t_open;
-	int rc = TALLYD_EXIT_MISMATCH;
+	int rc = TALLYD_EXIT_MISMATCH, close_rc;
 
 	memset(&sim, 0, sizeof(sim));
 	sim.conf = conf;
@@ -563,7 +696,8 @@ tallyd_simulate(const tallyd_conf_t *conf)
 
 	memset(&copts, 0, sizeof(copts));
 	copts.workers = (unsigned)conf->workers;
-	snprintf(copts.election.id, sizeof(copts.election.id), "sim-%" PRIu64, conf->seed);
+	/* The election is named by --election-id (checked to fit by check_conf()). */
+	snprintf(copts.election.id, sizeof(copts.election.id), "%s", conf->election_id);
 	copts.election.opens_at = gopts.opens_at;
 	copts.election.closes_at = gopts.closes_at;
 	copts.election.status = TALLY_ELECTION_SCHEDULED;
@@ -573,8 +707,14 @@ tallyd_simulate(const tallyd_conf_t *conf)
 		goto out;
 	}
 	if (conf->http != NULL) {
-		tally_http_opts_t cbs = {0};   /* always ready; no admin actions in a simulation */
+		/* Always ready; admin actions (with a token) are done by this thread, see DESIGN. */
+		tally_http_opts_t cbs = {.admin = sim_admin, .cb_arg = &sim};
 
+		if (sem_init(&sim.admin_done, 0, 0) != 0) {
+			fprintf(stderr, "tallyd: could not create a semaphore: %s\n", strerror(errno));
+			goto out;
+		}
+		sim.admin_sem = true;
 		if ((web = tallyd_web_start(conf, sim.core, &cbs, err, sizeof(err))) == NULL) {
 			fprintf(stderr, "tallyd: --http %s: %s\n", conf->http, err);
 			rc = TALLYD_EXIT_USAGE;
@@ -639,8 +779,20 @@ tallyd_simulate(const tallyd_conf_t *conf)
 				goto nomem;
 			draw(&view, &sim, live, false);
 		}
+		switch (admin_take(&sim)) {
+		case ADMIN_OPEN:
+			admin_answer(&sim, TALLY_ESTATE, "the election is not scheduled");
+			break;
+		case ADMIN_CLOSE:
+			/* Answered once the polls are closed, below. */
+			admin_closed = true;
+			tally_store_relaxed(&stop_requested, 1);
+			break;
+		}
+		if (admin_closed)
+			break;
 	}
-	interrupted = stopping();
+	interrupted = tally_load_relaxed(&signalled) != 0;
 	stop_producers(&sim);
 	for (unsigned i = 0; i < sim.nproducers; i++) {
 		if (sim.producers[i].error != 0) {
@@ -656,7 +808,12 @@ tallyd_simulate(const tallyd_conf_t *conf)
 			goto nomem;
 		draw(&view, &sim, live, true);
 	}
-	if (tally_core_election_close(sim.core) != 0) {
+	close_rc = tally_core_election_close(sim.core);
+	if (admin_closed) {
+		admin_answer(&sim, close_rc, close_rc == 0 ? "" : tally_err2str(close_rc));
+		admin_closed = close_rc == 0;
+	}
+	if (close_rc != 0) {
 		fprintf(stderr, "tallyd: could not close the polls\n");
 		goto out;
 	}
@@ -677,6 +834,9 @@ tallyd_simulate(const tallyd_conf_t *conf)
 	compare(&sim, final, truth, &ck);
 	if (interrupted)
 		printf("interrupted: only the votes sent before Ctrl-C were counted and checked\n");
+	else if (admin_closed)
+		printf("closed over http: only the votes sent before the close were counted and "
+		       "checked\n");
 	if (ck.mismatches == 0) {
 		printf("result: all %u figures match the ground truth\n", ck.figures);
 		rc = interrupted ? TALLYD_EXIT_INTERRUPTED : TALLYD_EXIT_MATCH;
@@ -688,8 +848,10 @@ tallyd_simulate(const tallyd_conf_t *conf)
 		/* The election is over; its final results stay served until told to stop. */
 		printf("serving the final results over http until SIGTERM or Ctrl-C\n");
 		fflush(stdout);
-		while (!tally_load_relaxed(&signalled))
+		while (!tally_load_relaxed(&signalled)) {
 			sleep_ns(100000000u);
+			admin_serve(&sim);
+		}
 	}
 	goto out;
 
@@ -699,7 +861,10 @@ nomem:
 	rc = TALLYD_EXIT_MISMATCH;
 out:
 	fflush(stdout);
+	admin_end(&sim);
 	tallyd_web_stop(web);
+	if (sim.admin_sem)
+		sem_destroy(&sim.admin_done);
 	tally_snapshot_destroy(live);
 	tally_snapshot_destroy(final);
 	tally_gen_truth_destroy(truth);

@@ -4,13 +4,17 @@
  * every figure matching the generator's ground truth; bad options fail with exact messages;
  * SIGINT stops it cleanly with what was sent still checked.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -157,7 +161,8 @@ Test(tallyd, results_tables)
 	cr_assert(strncmp(run->out,
 	                  "registered 3 parties, 3 candidates and 20,000 voters in 20 regions (", 68) ==
 	          0, "%s", run->out);
-	cr_assert_not_null(strstr(run->out, "\nresults of election \"sim-5\" (closed; polls closed at "
+	/* The election is named by --election-id, "general" by default. */
+	cr_assert_not_null(strstr(run->out, "\nresults of election \"general\" (closed; polls closed at "
 	                                    "2026-05-07 22:00:00 UTC)\n"));
 	cr_assert_not_null(strstr(run->out, "\ncandidate "));
 	cr_assert_not_null(strstr(run->out, "\nManagement Party "));
@@ -317,6 +322,16 @@ Test(tallyd, bad_options)
 		                      "--underage is 0\n");
 	}
 	{
+		const char *a[] = {"--simulate", "--election-id",
+		                   "a-name-of-sixty-four-bytes-for-an-election-id-which-is-too-long!", NULL};
+		assert_usage_error(a, "tallyd: --election-id: \"a-name-of-sixty-four...\" is longer than "
+		                      "63 bytes\n");
+	}
+	{
+		const char *a[] = {"--simulate", "--election-id", "", NULL};
+		assert_usage_error(a, "tallyd: --election-id: the election needs a name\n");
+	}
+	{
 		/* Server mode with nothing to count into fails at once instead of waiting. */
 		const char *a[] = {"--voters", "10", NULL};
 		char *dsn = getenv("TALLY_PG_DSN") != NULL ? strdup(getenv("TALLY_PG_DSN")) : NULL;
@@ -345,4 +360,203 @@ Test(tallyd, help)
 	cr_assert_not_null(strstr(run->out, "\n  --compact "));
 	cr_assert_not_null(strstr(run->out, "\n  --rate VOTES_PER_S "));
 	cr_assert_not_null(strstr(run->out, "\n  --help "));
+}
+
+/* ---- --simulate --http: the election's name and admin actions --------------------------------- */
+
+typedef struct live {
+	pid_t pid;
+	int out, err;                 /* the child's stdout and stderr */
+	char obuf[65536], ebuf[65536];
+	size_t olen, elen;
+	unsigned port;
+} live_t;
+
+static void
+live_start(live_t *l, const char *const *args)
+{
+	const char *argv[64];
+	int out[2], err[2];
+	size_t n = 0;
+
+	memset(l, 0, sizeof(*l));
+	argv[n++] = test_program_path("tallyd");
+	for (; *args != NULL; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	cr_assert_eq(pipe(out), 0);
+	cr_assert_eq(pipe(err), 0);
+	l->pid = fork();
+	cr_assert_geq(l->pid, 0);
+	if (l->pid == 0) {
+		dup2(out[1], STDOUT_FILENO);
+		dup2(err[1], STDERR_FILENO);
+		close(out[0]);
+		close(out[1]);
+		close(err[0]);
+		close(err[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(out[1]);
+	close(err[1]);
+	l->out = out[0];
+	l->err = err[0];
+}
+
+/* Read the child's stdout and stderr until one of them (want_err picks) holds needle. */
+static void
+live_wait(live_t *l, bool want_err, const char *needle)
+{
+	double t0 = test_now_s();
+
+	for (;;) {
+		struct pollfd p[2] = {{.fd = l->out, .events = POLLIN}, {.fd = l->err, .events = POLLIN}};
+
+		if (strstr(want_err ? l->ebuf : l->obuf, needle) != NULL)
+			return;
+		cr_assert_lt(test_now_s() - t0, 30.0, "no \"%s\"; stdout:\n%s\nstderr:\n%s", needle,
+		             l->obuf, l->ebuf);
+		if (poll(p, 2, 100) <= 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			char *buf = i == 0 ? l->obuf : l->ebuf;
+			size_t *len = i == 0 ? &l->olen : &l->elen;
+			ssize_t k;
+
+			if ((p[i].revents & (POLLIN | POLLHUP)) == 0)
+				continue;
+			k = read(p[i].fd, buf + *len, sizeof(l->obuf) - 1 - *len);
+			cr_assert_gt(k, 0, "tallyd ended before \"%s\"; stdout:\n%s\nstderr:\n%s", needle,
+			             l->obuf, l->ebuf);
+			*len += (size_t)k;
+			buf[*len] = '\0';
+		}
+	}
+}
+
+/* Stop the child with SIGTERM; its exit status (or 128 + signal), every output read. */
+static int
+live_stop(live_t *l)
+{
+	int status;
+
+	kill(l->pid, SIGTERM);
+	slurp(l->out, l->obuf + l->olen, sizeof(l->obuf) - l->olen);
+	slurp(l->err, l->ebuf + l->elen, sizeof(l->ebuf) - l->elen);
+	close(l->out);
+	close(l->err);
+	cr_assert_eq(waitpid(l->pid, &status, 0), l->pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* One request to 127.0.0.1:port (Connection: close); @returns the status, body in body. */
+static int
+http_do(unsigned port, const char *method, const char *path, const char *token, char *body,
+        size_t size)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	char req[512], resp[65536];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t n = 0;
+	ssize_t k;
+	const char *b;
+
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect: %s", strerror(errno));
+	snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s%s%s"
+	         "Content-Length: 0\r\n\r\n", method, path, token ? "Authorization: Bearer " : "",
+	         token ? token : "", token ? "\r\n" : "");
+	cr_assert_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+	while (n + 1 < sizeof(resp) && (k = recv(fd, resp + n, sizeof(resp) - 1 - n, 0)) > 0)
+		n += (size_t)k;
+	resp[n] = '\0';
+	close(fd);
+	cr_assert(strncmp(resp, "HTTP/1.1 ", 9) == 0, "no answer: %s", resp);
+	b = strstr(resp, "\r\n\r\n");
+	snprintf(body, size, "%s", b != NULL ? b + 4 : "");
+	return (int)strtol(resp + 9, NULL, 10);
+}
+
+Test(tallyd, simulate_admin_over_http, .timeout = 120)
+{
+	const char *args[] = {"--simulate", "--seed", "6", "--voters", "100000", "--rate", "5000",
+	                      "--quiet", "--http", "127.0.0.1:0", "--admin-token", "s3cret-token",
+	                      "--election-id", "by-2026-north", NULL};
+	const char *port_at;
+	char body[8192];
+	live_t l;
+
+	live_start(&l, args);
+	live_wait(&l, true, "admin actions ");
+	port_at = strstr(l.ebuf, "(port ");
+	cr_assert_not_null(port_at, "%s", l.ebuf);
+	l.port = (unsigned)strtoul(port_at + 6, NULL, 10);
+	cr_assert_not_null(strstr(l.ebuf, "; admin actions on)\n"), "%s", l.ebuf);
+	cr_assert_null(strstr(l.ebuf, "s3cret-token"), "the token was logged: %s", l.ebuf);
+
+	/* Counting, under the name given (served from before the polls open, so wait for it). */
+	{
+		double t0 = test_now_s();
+
+		do {
+			cr_assert_lt(test_now_s() - t0, 10.0, "the polls never showed open: %s", body);
+			cr_assert_eq(http_do(l.port, "GET", "/api/results", NULL, body, sizeof(body)), 200);
+		} while (strstr(body, "\"status\":\"scheduled\"") != NULL && usleep(20000) == 0);
+		cr_assert(strncmp(body, "{\"election\":{\"id\":\"by-2026-north\",\"status\":\"open\",", 50) ==
+		          0, "%s", body);
+	}
+	/* Admin: the token is needed; open is refused (the polls opened at start). */
+	cr_assert_eq(http_do(l.port, "POST", "/api/election/close", NULL, body, sizeof(body)), 401);
+	cr_assert_eq(http_do(l.port, "POST", "/api/election/close", "s3cret-tokem", body, sizeof(body)),
+	             401);
+	cr_assert_eq(http_do(l.port, "POST", "/api/election/open", "s3cret-token", body, sizeof(body)),
+	             409);
+	cr_assert_str_eq(body, "{\"error\":\"the election is not scheduled\"}\n");
+	/* Close: the producers stop, what was sent is counted, then the polls close. */
+	cr_assert_eq(http_do(l.port, "POST", "/api/election/close", "s3cret-token", body, sizeof(body)),
+	             200, "%s", body);
+	cr_assert(strncmp(body, "{\"election\":{\"id\":\"by-2026-north\",\"status\":\"closed\",", 52) == 0,
+	          "%s", body);
+	live_wait(&l, false, "serving the final results over http until SIGTERM or Ctrl-C\n");
+	cr_assert_str_eq(l.obuf, "closed over http: only the votes sent before the close were counted "
+	                         "and checked\n"
+	                         "result: all 122 figures match the ground truth\n"
+	                         "serving the final results over http until SIGTERM or Ctrl-C\n");
+	cr_assert_eq(http_do(l.port, "GET", "/api/results", NULL, body, sizeof(body)), 200);
+	cr_assert(strncmp(body, "{\"election\":{\"id\":\"by-2026-north\",\"status\":\"closed\",", 52) == 0,
+	          "%s", body);
+	/* Closed is closed; open is still refused, now by the core on the main thread. */
+	cr_assert_eq(http_do(l.port, "POST", "/api/election/close", "s3cret-token", body, sizeof(body)),
+	             409);
+	cr_assert_str_eq(body, "{\"error\":\"the election is not open\"}\n");
+	cr_assert_eq(http_do(l.port, "POST", "/api/election/open", "s3cret-token", body, sizeof(body)),
+	             409);
+	cr_assert_str_eq(body, "{\"error\":\"the election is not scheduled\"}\n");
+	cr_assert_eq(live_stop(&l), 0, "stdout:\n%s\nstderr:\n%s", l.obuf, l.ebuf);
+	cr_assert_not_null(strstr(l.ebuf, "http: election closed by an admin request\n"), "%s", l.ebuf);
+}
+
+Test(tallyd, simulate_http_without_token_and_named, .timeout = 120)
+{
+	const char *args[] = {"--simulate", "--seed", "5", "--voters", "2000", "--http", "127.0.0.1:0",
+	                      "--election-id", "by-2026-north", NULL};
+	const char *port_at;
+	char body[8192];
+	live_t l;
+
+	/* The election's name in the printed results too. */
+	live_start(&l, args);
+	live_wait(&l, false, "serving the final results over http until SIGTERM or Ctrl-C\n");
+	cr_assert_not_null(strstr(l.obuf, "\nresults of election \"by-2026-north\" (closed; polls "
+	                                  "closed at 2026-05-07 22:00:00 UTC)\n"), "%s", l.obuf);
+	cr_assert_not_null(strstr(l.obuf, "\nresult: all 122 figures match the ground truth\n"));
+	port_at = strstr(l.ebuf, "(port ");
+	cr_assert_not_null(port_at, "%s", l.ebuf);
+	l.port = (unsigned)strtoul(port_at + 6, NULL, 10);
+	cr_assert_not_null(strstr(l.ebuf, "; admin actions off)\n"), "%s", l.ebuf);
+	/* No token: admin actions are off. */
+	cr_assert_eq(http_do(l.port, "POST", "/api/election/open", "anything", body, sizeof(body)), 403);
+	cr_assert_str_eq(body, "{\"error\":\"admin actions are disabled\"}\n");
+	cr_assert_eq(live_stop(&l), 0, "stdout:\n%s\nstderr:\n%s", l.obuf, l.ebuf);
 }
