@@ -67,6 +67,29 @@ typedef struct surface {
 	uint32_t ncand;
 } surface_t;
 
+/* The producer's delivery reports: when the broker acknowledged each vote. */
+typedef struct acks {
+	double *at;           /* [n]; 0 until acknowledged */
+	uint64_t failed;
+	uint64_t n;
+} acks_t;
+
+static void
+on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	acks_t *a = opaque;
+	uint64_t k = (uint64_t)(uintptr_t)m->_private;
+
+	(void)rk;
+	if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (a->failed++ == 0)
+			fprintf(stderr, "tally-bench: vote %" PRIu64 " not delivered: %s\n", k,
+			        rd_kafka_err2str(m->err));
+	} else if (k < a->n) {
+		a->at[k] = bench_now();
+	}
+}
+
 typedef struct lat {
 	const bench_run_t *run;
 	int stop;                      /* relaxed */
@@ -430,29 +453,52 @@ typedef struct pct {
 	uint64_t unseen;
 } pct_t;
 
-/* Latency of each vote on surface s (sent[k] is vote k+1's send time), in ms. */
+/* Percentiles of v[0..m) (sorted in place), in the unit given. */
 static void
-latencies(const surface_t *s, const double *sent, uint64_t n, double *lat, pct_t *out)
+percentiles(double *v, size_t m, pct_t *out)
 {
-	size_t j = 0;
-	uint64_t m = 0;
-
-	memset(out, 0, sizeof(*out));
-	for (uint64_t k = 1; k <= n; k++) {
-		while (j < s->n && s->v[j].total < k)
-			j++;
-		if (j == s->n) {
-			out->unseen = n - k + 1;
-			break;
-		}
-		lat[m++] = (s->v[j].t - sent[k - 1]) * 1e3;
-	}
+	out->p50 = out->p99 = out->max = 0;
 	if (m == 0)
 		return;
-	qsort(lat, m, sizeof(*lat), cmp_double);
-	out->p50 = lat[(size_t)((double)(m - 1) * 0.50 + 0.5)];
-	out->p99 = lat[(size_t)ceil((double)m * 0.99) - 1];
-	out->max = lat[m - 1];
+	qsort(v, m, sizeof(*v), cmp_double);
+	out->p50 = v[(size_t)((double)(m - 1) * 0.50 + 0.5)];
+	out->p99 = v[(size_t)ceil((double)m * 0.99) - 1];
+	out->max = v[m - 1];
+}
+
+/* Each vote's latency on surface s in ms (sent[k] is vote k+1's send time), in send order:
+ * vote k is visible when the total is >= base + k (base: votes counted before the first);
+ * a vote never visible gets -1. Returns how many were never visible. */
+static uint64_t
+latencies(const surface_t *s, const double *sent, uint64_t base, uint64_t n, double *lat)
+{
+	size_t j = 0;
+	uint64_t unseen = 0;
+
+	for (uint64_t k = 1; k <= n; k++) {
+		while (j < s->n && s->v[j].total < base + k)
+			j++;
+		if (j == s->n) {
+			lat[k - 1] = -1;
+			unseen++;
+		} else {
+			lat[k - 1] = (s->v[j].t - sent[k - 1]) * 1e3;
+		}
+	}
+	return unseen;
+}
+
+/* Percentiles of lat[from..to) that are >= 0, using tmp as scratch. */
+static void
+range_pct(const double *lat, uint64_t from, uint64_t to, double *tmp, pct_t *out)
+{
+	size_t m = 0;
+
+	for (uint64_t k = from; k < to; k++)
+		if (lat[k] >= 0)
+			tmp[m++] = lat[k];
+	percentiles(tmp, m, out);
+	out->unseen = (to - from) - m;
 }
 
 /* Mean and largest gap between the moments a surface's total grew, in ms, over [t0, t1]. */
@@ -508,25 +554,96 @@ wait_log(const bench_run_t *run, const char *log, pid_t pid, const char *key, do
 	}
 }
 
+/* The producer: idempotent, acks=all (as tally's own), with a delivery report per vote
+ * that records when the broker acknowledged it. NULL after printing why. */
+static rd_kafka_t *
+producer_new(const bench_run_t *run, int linger_ms, acks_t *acks)
+{
+	char err[512], linger[16];
+	const char *kv[] = {"enable.idempotence", "true", "acks", "all", "linger.ms", linger};
+	rd_kafka_conf_t *kc = tally_kafka_conf_new(run->brokers, NULL, 0, err, sizeof(err));
+	rd_kafka_t *rk;
+
+	snprintf(linger, sizeof(linger), "%d", linger_ms);
+	if (kc == NULL) {
+		fprintf(stderr, "tally-bench: %s\n", err);
+		return NULL;
+	}
+	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i += 2)
+		if (rd_kafka_conf_set(kc, kv[i], kv[i + 1], err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+			fprintf(stderr, "tally-bench: %s: %s\n", kv[i], err);
+			rd_kafka_conf_destroy(kc);
+			return NULL;
+		}
+	rd_kafka_conf_set_opaque(kc, acks);
+	rd_kafka_conf_set_dr_msg_cb(kc, on_delivery);
+	if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "tally-bench: could not create a Kafka producer: %s\n", err);
+		rd_kafka_conf_destroy(kc);
+	}
+	return rk;
+}
+
+/* What the votes are made of. */
+typedef struct ballots {
+	const char *topic;
+	char *ids;                          /* voter ids, 40 bytes each */
+	char (*cands)[40];
+	uint64_t ncand;
+	char voting_time[24];               /* "YYYY-MM-DD HH:MM:SS", inside the window */
+} ballots_t;
+
+/* Produce vote i (voter ids[i]); opaque k is its delivery report's index (UINT64_MAX: not
+ * recorded). now is the send time it carries. 0, or -1 after printing why. */
+static int
+produce_vote(rd_kafka_t *rk, const ballots_t *b, uint64_t i, uint64_t k, double now)
+{
+	const char *id = b->ids + i * 40;
+	char msg[256];
+	rd_kafka_resp_err_t e;
+	int len = snprintf(msg, sizeof(msg),
+	                   "{\"voter_id\":\"%s\",\"candidate_id\":\"%s\",\"voting_time\":\"%s\","
+	                   "\"sent_at_ns\":%.0f}",
+	                   id, b->cands[i % b->ncand], b->voting_time, now * 1e9);
+
+	while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(b->topic), RD_KAFKA_V_KEY(id, strlen(id)),
+	                              RD_KAFKA_V_VALUE(msg, (size_t)len),
+	                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+	                              RD_KAFKA_V_OPAQUE((void *)(uintptr_t)k), RD_KAFKA_V_END)) ==
+	       RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		rd_kafka_poll(rk, 1);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		fprintf(stderr, "tally-bench: could not produce vote %" PRIu64 ": %s\n", i,
+		        rd_kafka_err2str(e));
+		return -1;
+	}
+	return 0;
+}
+
+#define WARMUP_VOTES 1000
+
 int
 tally_bench_latency(int argc, char **argv)
 {
 	lopts_t o = {.rate = 100000, .seconds = 20, .partitions = 12, .linger_ms = 5};
 	bench_run_t run;
 	lat_t L;
+	ballots_t b;
 	PGconn *conn = NULL;
-	char *ids = NULL, cands[MAX_CANDIDATES][40], *text = NULL;
-	double *sent = NULL, *lat = NULL;
+	char (*cands)[40] = NULL, *text = NULL;
+	double *sent = NULL, behind = 0, t_end = 0;
 	int64_t nvoters = 0, ncand = 0, opens_at = 0;
-	uint64_t n, sent_n = 0;
+	uint64_t n, base = 0;
 	pid_t tallyd = -1;
 	pthread_t th_res, th_sse;
 	bool res_started = false, sse_started = false, ok = false;
-	tally_kafka_producer_t *prod = NULL;
+	rd_kafka_t *prod = NULL;
+	acks_t acks = {0};
 	unsigned port = 0;
 	int c;
 
 	memset(&L, 0, sizeof(L));
+	memset(&b, 0, sizeof(b));
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", lat_long_opts, NULL)) != -1) {
@@ -548,8 +665,12 @@ tally_bench_latency(int argc, char **argv)
 		return 2;
 	}
 	n = (uint64_t)(o.rate * o.seconds + 0.5);
+	if (n < 2) {
+		latency_usage(stderr);
+		return 2;
+	}
 	if (o.voters == 0)
-		o.voters = n + n / 20 + 1000;
+		o.voters = n + n / 20 + WARMUP_VOTES + 1000;
 	if (bench_run_init(&run, "lat", argv[0], o.bindir, NULL, o.keep) != 0)
 		return 1;
 	L.run = &run;
@@ -559,12 +680,17 @@ tally_bench_latency(int argc, char **argv)
 	L.results.version = calloc(MAX_CANDIDATES, sizeof(*L.results.version));
 	L.results.votes = calloc(MAX_CANDIDATES, sizeof(*L.results.votes));
 	sent = calloc(n, sizeof(*sent));
-	ids = malloc(n * 40);
+	acks.at = calloc(n, sizeof(*acks.at));
+	acks.n = n;
+	b.ids = malloc((n + WARMUP_VOTES) * 40);
+	cands = calloc(MAX_CANDIDATES, sizeof(*cands));
 	if (L.results.ids == NULL || L.results.version == NULL || L.results.votes == NULL ||
-	    sent == NULL || ids == NULL) {
+	    sent == NULL || acks.at == NULL || b.ids == NULL || cands == NULL) {
 		fprintf(stderr, "tally-bench: out of memory\n");
 		goto out;
 	}
+	b.topic = run.votes_topic;
+	b.cands = cands;
 
 	/* ---- the registry ---- */
 	{
@@ -591,17 +717,44 @@ tally_bench_latency(int argc, char **argv)
 	                      "e.election_id = 'general' AND date_of_birth < "
 	                      "((e.opens_at AT TIME ZONE 'UTC')::date - interval '18 years')::date"
 	                      ") TO STDOUT",
-	                      ids, 40, n);
+	                      b.ids, 40, n + WARMUP_VOTES);
 	ncand = copy_column(conn, "COPY (SELECT candidate_id FROM candidates) TO STDOUT",
 	                    &cands[0][0], 40, MAX_CANDIDATES);
 	PQfinish(conn);
 	conn = NULL;
 	if (nvoters < 0 || ncand <= 0)
 		goto out;
-	if ((uint64_t)nvoters < n) {
+	if ((uint64_t)nvoters < n + WARMUP_VOTES) {
 		fprintf(stderr, "tally-bench: only %" PRId64 " adult voters for %" PRIu64
-		                " votes: raise --voters\n", nvoters, n);
+		                " votes: raise --voters\n", nvoters, n + WARMUP_VOTES);
 		goto out;
+	}
+	b.ncand = (uint64_t)ncand;
+	{
+		char iso[24];
+
+		/* An hour after the polls open: inside the window. */
+		tally_time_format_iso(opens_at + 3600, iso);
+		snprintf(b.voting_time, sizeof(b.voting_time), "%.10s %.8s", iso, iso + 11);
+	}
+
+	/* ---- warm-up: a fresh producer (and broker) can take seconds to its first
+	 * acknowledgement, so the first WARMUP_VOTES votes (other voters) are produced and
+	 * acknowledged before tallyd starts; they are counted before the measured ones. ---- */
+	{
+		double t0 = bench_now();
+
+		if ((prod = producer_new(&run, o.linger_ms, &acks)) == NULL)
+			goto out;
+		for (uint64_t i = 0; i < WARMUP_VOTES; i++)
+			if (produce_vote(prod, &b, n + i, UINT64_MAX, bench_now()) != 0)
+				goto out;
+		if (rd_kafka_flush(prod, 120000) != RD_KAFKA_RESP_ERR_NO_ERROR || acks.failed > 0) {
+			fprintf(stderr, "tally-bench: the warm-up votes were not delivered\n");
+			goto out;
+		}
+		base = WARMUP_VOTES;
+		printf("warm-up: %d votes acknowledged in %.3f s\n", WARMUP_VOTES, bench_now() - t0);
 	}
 
 	/* ---- tallyd ---- */
@@ -665,43 +818,29 @@ tally_bench_latency(int argc, char **argv)
 		if (pthread_create(&th_sse, NULL, sse_reader, &L) != 0)
 			goto out;
 		sse_started = true;
-		/* Both surfaces' first figures (all zero) before the first vote, if they come: a
-		 * results topic written only after a checkpoint may stay empty until votes come. */
-		for (double t0 = bench_now(); bench_now() - t0 < 5;) {
-			if (tally_load_relaxed(&L.results.ready) && tally_load_relaxed(&L.stream.ready))
+		/* Both surfaces at the warm-up votes before the first measured one. */
+		for (double t0 = bench_now(); bench_now() - t0 < 30;) {
+			if (tally_load_relaxed(&L.results.total) >= base &&
+			    tally_load_relaxed(&L.stream.total) >= base)
 				break;
 			bench_sleep_ms(10);
 		}
-		printf("readers: results topic %s, /api/stream %s\n",
-		       tally_load_relaxed(&L.results.ready) ? "read" : "empty so far",
-		       tally_load_relaxed(&L.stream.ready) ? "streaming" : "no event yet");
+		printf("readers: results topic at %" PRIu64 ", /api/stream at %" PRIu64
+		       " (warm-up votes %" PRIu64 ")\n",
+		       tally_load_relaxed(&L.results.total), tally_load_relaxed(&L.stream.total), base);
+		if (tally_load_relaxed(&L.results.total) != base ||
+		    tally_load_relaxed(&L.stream.total) != base) {
+			fprintf(stderr, "tally-bench: the surfaces do not show the warm-up votes\n");
+			goto out;
+		}
 	}
 
-	/* ---- the votes ---- */
+	/* ---- the votes, at a steady rate ---- */
 	{
-		char err[512], linger[16], vt[24], key[40], msg[256];
-		rd_kafka_conf_t *kc = tally_kafka_conf_new(run.brokers, NULL, 0, err, sizeof(err));
-		double t0, t_end, behind = 0, flushed;
+		double t0, flushed;
+		uint64_t sent_n = 0;
 		struct timespec ts;
 
-		snprintf(linger, sizeof(linger), "%d", o.linger_ms);
-		if (kc == NULL || rd_kafka_conf_set(kc, "linger.ms", linger, err, sizeof(err)) != 0) {
-			fprintf(stderr, "tally-bench: %s\n", err);
-			if (kc != NULL)
-				rd_kafka_conf_destroy(kc);
-			goto out;
-		}
-		if ((prod = tally_kafka_producer_new(kc, err, sizeof(err))) == NULL) {
-			fprintf(stderr, "tally-bench: %s\n", err);
-			goto out;
-		}
-		/* Inside the window: an hour after the polls open. */
-		{
-			char iso[24];
-
-			tally_time_format_iso(opens_at + 3600, iso);
-			snprintf(vt, sizeof(vt), "%.10s %.8s", iso, iso + 11);
-		}
 		printf("producing %" PRIu64 " votes at %.0f votes/s for %.1f s to \"%s\" (%d "
 		       "partitions, linger.ms %d, %" PRId64 " candidates)\n",
 		       n, o.rate, o.seconds, run.votes_topic, o.partitions, o.linger_ms, ncand);
@@ -714,25 +853,15 @@ tally_bench_latency(int argc, char **argv)
 			if (due > n)
 				due = n;
 			while (sent_n < due) {
-				const char *id = ids + sent_n * 40;
-				size_t klen = strlen(id);
-				int len;
-
 				now = bench_now();
 				if (now - (t0 + (double)sent_n / o.rate) > behind)
 					behind = now - (t0 + (double)sent_n / o.rate);
-				len = snprintf(msg, sizeof(msg),
-				               "{\"voter_id\":\"%s\",\"candidate_id\":\"%s\",\"voting_time\":"
-				               "\"%s\",\"sent_at_ns\":%.0f}",
-				               id, cands[sent_n % (uint64_t)ncand], vt, now * 1e9);
-				memcpy(key, id, klen);
 				sent[sent_n] = now;
-				if (tally_kafka_produce(prod, run.votes_topic, key, klen, msg, (size_t)len) != 0) {
-					fprintf(stderr, "tally-bench: could not produce vote %" PRIu64 "\n", sent_n);
+				if (produce_vote(prod, &b, sent_n, sent_n, now) != 0)
 					goto out;
-				}
 				sent_n++;
 			}
+			rd_kafka_poll(prod, 0);
 			if (sent_n < n) {
 				double next = t0 + (double)sent_n / o.rate;
 
@@ -742,25 +871,25 @@ tally_bench_latency(int argc, char **argv)
 			}
 		}
 		t_end = bench_now();
-		if (tally_kafka_producer_flush(prod, 60000, err, sizeof(err)) != 0) {
-			fprintf(stderr, "tally-bench: %s\n", err);
+		if (rd_kafka_flush(prod, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR || acks.failed > 0) {
+			fprintf(stderr, "tally-bench: %" PRIu64 " votes not delivered (%d still queued)\n",
+			        acks.failed, rd_kafka_outq_len(prod));
 			goto out;
 		}
 		flushed = bench_now();
 		printf("sent %" PRIu64 " votes in %.3f s: %.0f votes/s achieved (first to last send), "
-		       "at most %.1f ms behind schedule; all delivered %.3f s after the last send "
-		       "(%" PRIu64 " failed)\n",
+		       "at most %.1f ms behind schedule; all acknowledged %.3f s after the last send\n",
 		       n, sent[n - 1] - sent[0], (double)(n - 1) / (sent[n - 1] - sent[0]),
-		       behind * 1e3, flushed - t_end, tally_kafka_producer_failed(prod));
+		       behind * 1e3, flushed - t_end);
 		fflush(stdout);
 		/* Until both surfaces show every vote (or a minute has passed). */
-		while (bench_now() - t_end < 60 &&
-		       (tally_load_relaxed(&L.results.total) < n || tally_load_relaxed(&L.stream.total) < n))
+		while (bench_now() - t_end < 60 && (tally_load_relaxed(&L.results.total) < base + n ||
+		                                    tally_load_relaxed(&L.stream.total) < base + n))
 			bench_sleep_ms(10);
 		printf("final totals %.3f s after the last send: results topic %" PRIu64
-		       ", /api/stream %" PRIu64 " (votes sent %" PRIu64 ")\n",
+		       ", /api/stream %" PRIu64 " (votes sent %" PRIu64 " + %" PRIu64 " warm-up)\n",
 		       bench_now() - t_end, tally_load_relaxed(&L.results.total),
-		       tally_load_relaxed(&L.stream.total), n);
+		       tally_load_relaxed(&L.stream.total), n, base);
 	}
 
 	/* ---- stop everything, then compute ---- */
@@ -785,41 +914,74 @@ tally_bench_latency(int argc, char **argv)
 			       &rejected);
 		printf("tallyd: exit status %d; read %" PRIu64 ", accepted %" PRIu64 ", rejected %"
 		       PRIu64 "\n", st, read, accepted, rejected);
-		if (st != 0 || read != n || accepted != n || rejected != 0) {
+		if (st != 0 || read != base + n || accepted != base + n || rejected != 0) {
 			fprintf(stderr, "tally-bench: tallyd did not accept exactly the %" PRIu64
-			                " votes sent\n", n);
+			                " votes sent\n", base + n);
 			bench_log_tail(bench_log_path(&run, "tallyd.log"), 20);
 			goto out;
 		}
 	}
 	{
 		surface_t *surf[2] = {&L.results, &L.stream};
-		pct_t pc[2];
+		const char *label[2] = {"aggregated_votes_per_candidate", "/api/stream (SSE)"};
+		double *lv[2] = {NULL, NULL}, *ack = NULL, *tmp = NULL;
+		pct_t pc[2], pa;
 		bool exact = true;
 
-		if ((lat = malloc(n * sizeof(*lat))) == NULL)
+		lv[0] = malloc(n * sizeof(double));
+		lv[1] = malloc(n * sizeof(double));
+		ack = malloc(n * sizeof(double));
+		tmp = malloc(n * sizeof(double));
+		if (lv[0] == NULL || lv[1] == NULL || ack == NULL || tmp == NULL) {
+			fprintf(stderr, "tally-bench: out of memory\n");
+			free(lv[0]), free(lv[1]), free(ack), free(tmp);
 			goto out;
-		printf("\n%-34s %8s %10s %12s %9s %9s %9s %9s %9s\n", "surface", "updates", "bad",
+		}
+		for (uint64_t k = 0; k < n; k++)
+			ack[k] = acks.at[k] > 0 ? (acks.at[k] - sent[k]) * 1e3 : -1;
+		range_pct(ack, 0, n, tmp, &pa);
+		printf("\n%-34s %8s %6s %12s %9s %9s %9s %9s %9s\n", "produce() to", "updates", "bad",
 		       "final total", "p50 ms", "p99 ms", "max ms", "gap ms", "max gap");
+		printf("%-34s %8s %6s %12" PRIu64 " %9.1f %9.1f %9.1f\n",
+		       "acknowledged by Kafka (acks=all)", "", "", n - pa.unseen, pa.p50, pa.p99, pa.max);
 		for (int i = 0; i < 2; i++) {
-			surface_t *s = surf[i];
+			surface_t *sf = surf[i];
 			double gmean, gmax;
+			uint64_t unseen = latencies(sf, sent, base, n, lv[i]);
 
-			latencies(s, sent, n, lat, &pc[i]);
-			gaps(s, sent[0], sent[n - 1], &gmean, &gmax);
-			printf("%-34s %8" PRIu64 " %10" PRIu64 " %12" PRIu64 " %9.1f %9.1f %9.1f %9.1f "
+			range_pct(lv[i], 0, n, tmp, &pc[i]);
+			gaps(sf, sent[0], sent[n - 1], &gmean, &gmax);
+			printf("%-34s %8" PRIu64 " %6" PRIu64 " %12" PRIu64 " %9.1f %9.1f %9.1f %9.1f "
 			       "%9.1f\n",
-			       i == 0 ? "aggregated_votes_per_candidate" : "/api/stream (SSE)", s->updates,
-			       s->bad, s->total, pc[i].p50, pc[i].p99, pc[i].max, gmean, gmax);
-			if (s->total != n || pc[i].unseen > 0) {
+			       label[i], sf->updates, sf->bad, sf->total, pc[i].p50, pc[i].p99, pc[i].max,
+			       gmean, gmax);
+			if (sf->total != base + n || unseen > 0) {
 				fprintf(stderr, "tally-bench: %s ended at %" PRIu64 ", not %" PRIu64
 				                " (%" PRIu64 " votes never visible)\n",
-				        s->name, s->total, n, pc[i].unseen);
+				        sf->name, sf->total, base + n, unseen);
 				exact = false;
 			}
 		}
-		printf("(gap: mean and largest time between two increases of the total while "
-		       "votes were sent)\n");
+		printf("(final total includes the %" PRIu64 " warm-up votes; updates: results messages "
+		       "or SSE events parsed; gap: mean and largest time between two increases of the "
+		       "total while votes were sent)\n", base);
+		/* The same by second of sending, to see where the slow ones are. */
+		printf("\n%-8s %8s %10s %10s %10s %10s %10s %10s\n", "second", "votes", "ack p50",
+		       "ack max", "topic p50", "topic max", "sse p50", "sse max");
+		for (uint64_t from = 0, sec = 0; from < n; sec++) {
+			uint64_t to = from;
+			pct_t a1, r1, s1;
+
+			while (to < n && sent[to] - sent[0] < (double)(sec + 1))
+				to++;
+			range_pct(ack, from, to, tmp, &a1);
+			range_pct(lv[0], from, to, tmp, &r1);
+			range_pct(lv[1], from, to, tmp, &s1);
+			printf("%-8" PRIu64 " %8" PRIu64 " %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f\n", sec,
+			       to - from, a1.p50, a1.max, r1.p50, r1.max, s1.p50, s1.max);
+			from = to;
+		}
+		free(lv[0]), free(lv[1]), free(ack), free(tmp);
 		if (!exact)
 			goto out;
 		ok = true;
@@ -840,7 +1002,7 @@ out:
 		bench_wait(tallyd);
 	}
 	if (prod != NULL)
-		tally_kafka_producer_destroy(prod);
+		rd_kafka_destroy(prod);
 	if (L.rk != NULL) {
 		rd_kafka_consumer_close(L.rk);
 		rd_kafka_destroy(L.rk);
@@ -858,7 +1020,8 @@ out:
 	free(L.data);
 	free(text);
 	free(sent);
-	free(lat);
-	free(ids);
+	free(acks.at);
+	free(b.ids);
+	free(cands);
 	return ok ? 0 : 1;
 }
