@@ -6,6 +6,10 @@
  * threads at once: the counters are atomics (tally/atomic.h), and the first failure's text,
  * written once per reporting period, is kept under a mutex that only the failure path and
  * flush take, never a successful delivery.
+ *
+ * Tracking (tally_kafka_producer_track()): for one topic, the delivery report of each
+ * message raises its partition's "next offset" (1 + the highest offset delivered) with a
+ * compare-and-swap, so a reader that flushed first sees every offset its own messages got.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -28,7 +32,21 @@ struct tally_kafka_producer {
 	uint64_t failed_unreported;  /* since the last flush that reported failures */
 	rd_kafka_resp_err_t first_err;
 	char first_msg[512];         /* `topic "x": reason` of the first unreported failure */
+	char *track_topic;           /* NULL, or the topic whose delivered offsets are tracked */
+	int track_n;
+	int64_t *track_next;         /* [track_n]: 1 + highest offset delivered, -1; atomics */
 };
+
+/* Raise *at to v unless it is already higher (delivery reports run on several threads). */
+static void
+raise_to(int64_t *at, int64_t v)
+{
+	int64_t cur = tally_load_relaxed(at);
+
+	while (cur < v && !__atomic_compare_exchange_n(at, &cur, v, true, __ATOMIC_RELAXED,
+	                                               __ATOMIC_RELAXED))
+		;
+}
 
 static void
 record_failure(tally_kafka_producer_t *p, const char *topic, rd_kafka_resp_err_t err,
@@ -53,6 +71,9 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		tally_add_relaxed(&p->delivered, 1);
 		tally_store_relaxed(&p->last_latency_us, rd_kafka_message_latency(m));
+		if (p->track_topic != NULL && m->partition >= 0 && m->partition < p->track_n &&
+		    m->offset >= 0 && strcmp(rd_kafka_topic_name(m->rkt), p->track_topic) == 0)
+			raise_to(&p->track_next[m->partition], m->offset + 1);
 	}
 	else
 		record_failure(p, rd_kafka_topic_name(m->rkt), m->err, rd_kafka_err2str(m->err));
@@ -181,6 +202,31 @@ tally_kafka_producer_latency_us(const tally_kafka_producer_t *p)
 	return tally_load_relaxed(&p->last_latency_us);
 }
 
+int
+tally_kafka_producer_track(tally_kafka_producer_t *p, const char *topic, int partitions)
+{
+	if (p->track_topic != NULL || partitions <= 0)
+		return TALLY_EINVAL;
+	if ((p->track_next = malloc((size_t)partitions * sizeof(*p->track_next))) == NULL ||
+	    (p->track_topic = strdup(topic)) == NULL) {
+		free(p->track_next);
+		p->track_next = NULL;
+		return TALLY_ENOMEM;
+	}
+	for (int i = 0; i < partitions; i++)
+		p->track_next[i] = -1;
+	p->track_n = partitions;
+	return 0;
+}
+
+int
+tally_kafka_producer_tracked(const tally_kafka_producer_t *p, int64_t *next, int n)
+{
+	for (int i = 0; i < n; i++)
+		next[i] = i < p->track_n ? tally_load_relaxed(&p->track_next[i]) : -1;
+	return p->track_n;
+}
+
 rd_kafka_t *
 tally_kafka_producer_handle(tally_kafka_producer_t *p)
 {
@@ -197,5 +243,7 @@ tally_kafka_producer_destroy(tally_kafka_producer_t *p)
 	rd_kafka_poll(p->rk, 0);
 	rd_kafka_destroy(p->rk);
 	pthread_mutex_destroy(&p->lock);
+	free(p->track_topic);
+	free(p->track_next);
 	free(p);
 }

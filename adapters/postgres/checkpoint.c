@@ -189,15 +189,61 @@ tally__pg_copy_votes(PGconn *conn, const char *election_id, const tally_pg_vote_
 
 /* ---- writing ----------------------------------------------------------------------- */
 
+/* Upsert one topic's partition offsets in one statement (arrays, not a statement each). */
+static int
+offsets_store(PGconn *conn, const tally_pg_checkpoint_t *c, const char *topic,
+              const tally_pg_offset_t *offsets, size_t n, char *errstr, size_t errstr_size)
+{
+	char gen[24], *parts, *offs;
+	size_t pl = 0, ol = 0;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	parts = malloc(n * 12 + 3);
+	offs = malloc(n * 21 + 3);
+	if (parts == NULL || offs == NULL) {
+		free(parts);
+		free(offs);
+		tally_errstr_set(errstr, errstr_size, "could not store offsets: out of memory");
+		return TALLY_ENOMEM;
+	}
+	parts[pl++] = '{';
+	offs[ol++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		pl += (size_t)sprintf(parts + pl, "%s%d", i ? "," : "", (int)offsets[i].partition);
+		ol += (size_t)sprintf(offs + ol, "%s%lld", i ? "," : "",
+		                      (long long)offsets[i].next_offset);
+	}
+	strcpy(parts + pl, "}");
+	strcpy(offs + ol, "}");
+	snprintf(gen, sizeof(gen), "%lld", (long long)c->generation);
+	{
+		const char *v[6] = {c->election_id, topic, parts, offs, c->owner, gen};
+
+		rc = tally__pg_exec(conn,
+		                    "INSERT INTO checkpoint_offsets (election_id, topic, partition,"
+		                    " next_offset, owner, generation)"
+		                    " SELECT $1, $2, p, o, $5, $6"
+		                    " FROM unnest($3::integer[], $4::bigint[]) AS t(p, o)"
+		                    " ON CONFLICT (election_id, topic, partition) DO UPDATE SET"
+		                    " next_offset = EXCLUDED.next_offset, owner = EXCLUDED.owner,"
+		                    " generation = EXCLUDED.generation, updated_at = now()",
+		                    6, v, NULL, NULL, "could not store offsets", errstr, errstr_size);
+	}
+	free(parts);
+	free(offs);
+	return rc;
+}
+
 int
 tally_pg_checkpoint_write(PGconn *conn, const tally_pg_checkpoint_t *c, char *errstr,
                           size_t errstr_size)
 {
-	char version[24], gen[24], part[16], off[24];
+	char version[24];
 	int rc;
 
 	snprintf(version, sizeof(version), "%llu", (unsigned long long)c->version);
-	snprintf(gen, sizeof(gen), "%lld", (long long)c->generation);
 	if ((rc = tally__pg_exec(conn, "BEGIN", 0, NULL, NULL, NULL, "could not begin checkpoint",
 	                   errstr, errstr_size)) != 0)
 		goto fail;
@@ -219,21 +265,16 @@ tally_pg_checkpoint_write(PGconn *conn, const tally_pg_checkpoint_t *c, char *er
 		                   errstr_size)) != 0)
 			goto fail;
 	}
-	for (size_t i = 0; i < c->noffsets; i++) {
-		const char *v[6] = {c->election_id, c->topic, part, off, c->owner, gen};
-
-		snprintf(part, sizeof(part), "%d", (int)c->offsets[i].partition);
-		snprintf(off, sizeof(off), "%lld", (long long)c->offsets[i].next_offset);
-		if ((rc = tally__pg_exec(conn,
-		                   "INSERT INTO checkpoint_offsets (election_id, topic, partition,"
-		                   " next_offset, owner, generation) VALUES ($1, $2, $3, $4, $5, $6)"
-		                   " ON CONFLICT (election_id, topic, partition) DO UPDATE SET"
-		                   " next_offset = EXCLUDED.next_offset, owner = EXCLUDED.owner,"
-		                   " generation = EXCLUDED.generation, updated_at = now()",
-		                   6, v, NULL, NULL, "could not store offsets", errstr,
-		                   errstr_size)) != 0)
-			goto fail;
-	}
+	if (c->set_status &&
+	    (rc = tally_pg_election_set_status(conn, c->election_id, c->status, errstr,
+	                                       errstr_size)) != 0)
+		goto fail;
+	if ((rc = offsets_store(conn, c, c->topic, c->offsets, c->noffsets, errstr,
+	                        errstr_size)) != 0 ||
+	    (c->dl_topic != NULL &&
+	     (rc = offsets_store(conn, c, c->dl_topic, c->dl_offsets, c->ndl_offsets, errstr,
+	                         errstr_size)) != 0))
+		goto fail;
 	{
 		char keep[16];
 		const char *v[2] = {c->election_id, keep};

@@ -46,16 +46,17 @@ const tally_opt_t tallyd_opts[] = {
 	 "prefix of every topic name, e.g. \"test1_\" (default none)", OFF(topic_prefix), "P"},
 	{"group-id", TALLY_OPT_STRING, "tallyd", 0, 0, "Kafka consumer group of votes_topic",
 	 OFF(group_id), "G"},
-	{"checkpoint.interval.ms", TALLY_OPT_UINT, "1000", 10, 3600000,
-	 "write a checkpoint (votes, state, offsets) to postgres this often", OFF(checkpoint_interval_ms),
+	{"checkpoint.interval.ms", TALLY_OPT_UINT, "50", 10, 3600000,
+	 "cut a checkpoint (votes, state, offsets) this often while anything changed; results "
+	 "are published only once postgres has committed one", OFF(checkpoint_interval_ms),
 	 "MS"},
-	{"results.interval.ms", TALLY_OPT_UINT, "250", 10, 3600000,
-	 "publish changed results to the results topics at most this often",
-	 OFF(results_interval_ms), "MS"},
+	{"results.interval.ms", TALLY_OPT_UINT, "50", 10, 3600000,
+	 "publish the committed results' changes to the results topics at most this often "
+	 "(and redraw --live-view)", OFF(results_interval_ms), "MS"},
 	{"max-pending-votes", TALLY_OPT_UINT, "4000000", 1000, 1e9,
 	 "accepted votes held in memory while postgres is away; reading pauses beyond "
 	 "(56 bytes each)", OFF(max_pending_votes), "N"},
-	{"checkpoint.journal.above", TALLY_OPT_UINT, "20000", 0, 1e9,
+	{"checkpoint.journal.above", TALLY_OPT_UINT, "1000", 0, 1e9,
 	 "a checkpoint of more accepted votes than this stores them packed in the vote journal "
 	 "(~20 bytes each) instead of row by row in the votes table; they are moved there once "
 	 "reading has caught up (0: always journal)", OFF(journal_above), "N"},

@@ -2,7 +2,9 @@
  * tallyd's ingest path (server_int.h): messages from votes_topic decoded into one batch per
  * partition, batches submitted to the core, completed batches harvested in order per
  * partition: accepted votes become rows for the next checkpoint, rejected ones dead
- * letters, and the partition's next offset advances.
+ * letters for it (written by the checkpointer, never here: harvesting also runs while the
+ * core is paused for a cut, where nothing may wait on Kafka), and the partition's next
+ * offset advances.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -106,48 +108,55 @@ rows_push(rows_t *r, const tally_pg_vote_row_t *row)
 	return 0;
 }
 
-static void
-dead_letter(server_t *s, const rd_kafka_message_t *m, const tally_vote_t *v)
+/* Keep a rejected vote for the dead-letter topic; the message itself is let go. */
+static int
+dead_letters_push(dead_letters_t *dl, const rd_kafka_message_t *m, tally_reason_t reason)
 {
-	char part[16], off[24], detail[160];
-	const char *reason = tally_reason_name(v->reason);
-	const char *topic = rd_kafka_topic_name(m->rkt);
+	size_t need = m->key_len + m->len;
 
-	if (v->reason == TALLY_REASON_MALFORMED) {
-		tally_vote_t scratch;
-		tally_decode_result_t res;
+	if (dl->n == dl->cap) {
+		size_t cap = dl->cap ? dl->cap * 2 : 1024;
+		dead_letter_t *v = realloc(dl->v, cap * sizeof(*v));
 
-		/* Decoding is pure: doing it again gives the detail without keeping it per vote. */
-		tally_decode_vote(NULL, m->payload, m->len, &scratch, &res);
-		snprintf(detail, sizeof(detail), "%s: %s", tally_decode_err_name(res.cls), res.detail);
-	} else {
-		snprintf(detail, sizeof(detail), "%s", tally_reason_doc(v->reason));
+		if (v == NULL)
+			return TALLY_ENOMEM;
+		dl->v = v;
+		dl->cap = cap;
 	}
-	snprintf(part, sizeof(part), "%" PRId32, m->partition);
-	snprintf(off, sizeof(off), "%" PRId64, m->offset);
-	{
-		tally_kafka_header_t h[6] = {
-		    {"reason", reason, strlen(reason)},
-		    {"detail", detail, strlen(detail)},
-		    {"source_topic", topic, strlen(topic)},
-		    {"source_partition", part, strlen(part)},
-		    {"source_offset", off, strlen(off)},
-		    {"election_id", s->conf->election_id, strlen(s->conf->election_id)},
-		};
+	if (dl->used + need > dl->bufcap) {
+		size_t cap = dl->bufcap ? dl->bufcap : 65536;
+		char *b;
 
-		int rc = tally_kafka_produce_headers(s->producer,
-		                                     s->topics.topic[TALLY_KAFKA_REJECTED].name,
-		                                     m->key, m->key_len, m->payload, m->len, h, 6);
-
-		/* Refused at once (e.g. larger than message.max.bytes with the headers added):
-		 * said loudly, since the vote's only trace is then this line and the counter. */
-		if (rc != 0 && tally_add_relaxed(&s->dead_letter_failed, 1) % 1000 == 1)
-			tallyd_log("could not dead-letter the vote at \"%s\" [%" PRId32 "] offset %" PRId64
-			           " (%s): %s (%" PRIu64 " so far)", topic, m->partition, m->offset,
-			           reason, tally_err2str(rc), tally_load_relaxed(&s->dead_letter_failed));
-		else if (rc == 0)
-			tally_add_relaxed(&s->dead_letters, 1);
+		while (cap < dl->used + need)
+			cap *= 2;
+		if ((b = realloc(dl->buf, cap)) == NULL)
+			return TALLY_ENOMEM;
+		dl->buf = b;
+		dl->bufcap = cap;
 	}
+	dl->v[dl->n++] = (dead_letter_t){
+	    .offset = m->offset,
+	    .partition = m->partition,
+	    .reason = (uint8_t)reason,
+	    .has_key = m->key != NULL,
+	    .key_len = (uint32_t)m->key_len,
+	    .len = (uint32_t)m->len,
+	    .at = dl->used,
+	};
+	if (m->key_len > 0)
+		memcpy(dl->buf + dl->used, m->key, m->key_len);
+	if (m->len > 0)
+		memcpy(dl->buf + dl->used + m->key_len, m->payload, m->len);
+	dl->used += need;
+	return 0;
+}
+
+void
+tallyd_dead_letters_free(dead_letters_t *dl)
+{
+	free(dl->v);
+	free(dl->buf);
+	memset(dl, 0, sizeof(*dl));
 }
 
 /* Take in every completed batch, in order per partition. */
@@ -172,8 +181,9 @@ tallyd_harvest(server_t *s)
 						tallyd_log("out of memory holding accepted votes");
 						abort();
 					}
-				} else {
-					dead_letter(s, m, v);
+				} else if (dead_letters_push(&s->pending_dl, m, v->reason) != 0) {
+					tallyd_log("out of memory holding rejected votes");
+					abort();
 				}
 				p->next_offset = m->offset + 1;
 				rd_kafka_message_destroy(m);

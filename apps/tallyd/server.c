@@ -19,9 +19,13 @@
  * seeks each partition to its stored offset: whatever was read after that cut is read
  * again and counted once.
  *
- * Dead letters are produced as batches are harvested and flushed before the checkpoint
- * that moves past them commits: none is lost, but a crash between the two re-sends some
- * (at least once; each names its source partition and offset, which identify it).
+ * Published means committed: results (the results topics, HTTP, the live view) come
+ * only from cuts PostgreSQL has committed, published by the checkpointer after each commit
+ * (checkpointer.c), so no figure shown is ever taken back.
+ *
+ * Dead letters travel with the cut that moves past them and are written by the
+ * checkpointer before it commits; on start, those a crashed run wrote after the newest
+ * committed cut are read back and not written again (exactly once; checkpointer.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -398,6 +402,15 @@ restore(server_t *s, char *err, size_t errsz)
 			s->parts[p].next_offset = offsets[p];
 		}
 	}
+	/* Where the dead letters written after this checkpoint begin (dead_letters_recover()). */
+	if ((s->dl_from = calloc(DL_PARTITIONS, sizeof(*s->dl_from))) == NULL) {
+		rc = TALLY_ENOMEM;
+		goto out;
+	}
+	if ((rc = tally_pg_offsets_load(conn, conf->election_id, s->dl_topic, s->dl_from,
+	                                DL_PARTITIONS, err, errsz)) < 0)
+		goto out;
+	rc = 0;
 	tally_core_election(s->core, &el);
 	if (el.status == TALLY_ELECTION_SCHEDULED && !conf->no_open) {
 		if ((rc = tally_core_election_open(s->core)) != 0 ||
@@ -406,6 +419,8 @@ restore(server_t *s, char *err, size_t errsz)
 			goto out;
 		tallyd_log("election \"%s\" opened", conf->election_id);
 	}
+	tally_core_election(s->core, &el);
+	s->status_stored = el.status;
 	if (ri.from_image)
 		snprintf(how, sizeof(how), "registry image %" PRId64 ": %u parts, %.1f MB, waited "
 		         "%.3f s for parts", ri.image_id, ri.parts, (double)ri.bytes / 1e6,
@@ -431,6 +446,36 @@ out:
 	free(state);
 	PQfinish(conn);
 	return rc;
+}
+
+/*
+ * Read back the dead letters written after the restored checkpoint (by a run that crashed
+ * before its next commit): they are not written again. From here on the producer tracks
+ * where its dead letters land, for the offsets each checkpoint stores.
+ */
+static int
+dead_letters_recover(server_t *s, char *err, size_t errsz)
+{
+	rd_kafka_conf_t *kc = tallyd_kafka_conf(s->conf, err, errsz);
+	uint64_t t0 = tally_mono_ns();
+	int rc;
+
+	if (kc == NULL)
+		return TALLY_ECONFIG;
+	if ((rc = tally_kafka_dead_letters_scan(kc, s->dl_topic, s->dl_from, DL_PARTITIONS,
+	                                        s->conf->election_id, s->votes_topic, 30000,
+	                                        &s->dl_found, err, errsz)) != 0)
+		return rc;
+	s->ndl_base = s->dl_found.nend;
+	s->dl_base = s->dl_found.end;
+	if ((rc = tally_kafka_producer_track(s->producer, s->dl_topic, s->ndl_base)) != 0) {
+		snprintf(err, errsz, "could not track dead letters: %s", tally_err2str(rc));
+		return rc;
+	}
+	tallyd_log("dead letters: %zu written after the restored checkpoint, not to be written "
+	           "again (%" PRIu64 " messages of \"%s\" read in %.3f s)", s->dl_found.npos,
+	           s->dl_found.messages, s->dl_topic, (double)(tally_mono_ns() - t0) / 1e9);
+	return 0;
 }
 
 static int
@@ -534,14 +579,16 @@ kafka_start(server_t *s, char *err, size_t errsz)
 
 /* ---- the loop -------------------------------------------------------------------------- */
 
+/*
+ * Every figure of the committed cut to the results topics. Only while the checkpointer is
+ * not running (at start and at the end): while it runs, it publishes each cut it commits.
+ */
 static void
-publish(server_t *s, bool all)
+publish_all(server_t *s)
 {
 	size_t n;
 
-	if (tally_snapshot_take_into(s->core, s->snap) != 0)
-		return;
-	if (tally_results_publish(s->results, s->reg, s->snap, all, &n) != 0)
+	if (tally_results_publish(s->results, s->reg, s->committed, true, &n) != 0)
 		tallyd_log("could not queue results");
 }
 
@@ -599,38 +646,41 @@ update_lag(server_t *s)
 	tally_store_release(&s->nlag, n);
 }
 
-/* An admin action asked for over HTTP, done on this (the ingest) thread. */
+/*
+ * An admin action asked for over HTTP, done on this (the ingest) thread. The elections row
+ * follows with the next checkpoint (its state has the status), so nothing here waits on
+ * PostgreSQL.
+ */
 static void
 admin_action(server_t *s, int req)
 {
 	bool open = req - 1 == TALLY_HTTP_ACTION_OPEN;
 	tally_election_t el;
-	char err[256] = "";
-	PGconn *c;
 	int rc;
 
 	tallyd_settle(s);      /* everything read so far is counted before the polls close */
 	rc = open ? tally_core_election_open(s->core) : tally_core_election_close(s->core);
 	tally_core_election(s->core, &el);
-	if (rc != 0) {
+	if (rc != 0)
 		snprintf(s->admin_err, sizeof(s->admin_err), "the election is %s",
 		         tally_election_status_name(el.status));
-	} else {
+	else
 		tallyd_log("election \"%s\" %s over http", s->conf->election_id,
 		           open ? "opened" : "closed");
-		/* The state (and so the status) is in the next checkpoint; the elections row says
-		 * it too, for people reading the table. */
-		if ((c = tallyd_pg_open(s, 2000, err, sizeof(err))) == NULL ||
-		    tally_pg_election_set_status(c, s->conf->election_id, el.status, err,
-		                                 sizeof(err)) != 0)
-			tallyd_log("could not record the election's status in postgres (the next "
-			           "checkpoint has it): %s", err);
-		if (c != NULL)
-			PQfinish(c);
-	}
+	s->admin_status = el.status;
 	s->admin_rc = rc;
-	tally_store_release(&s->admin_req, 0);
 	sem_post(&s->admin_done);
+}
+
+/* The ingest thread: take an admin request if one waits (see ADMIN_IDLE). */
+static void
+admin_poll(server_t *s)
+{
+	int req = tally_load_acquire(&s->admin_req);
+
+	if (req > 0 && __atomic_compare_exchange_n(&s->admin_req, &req, ADMIN_TAKEN, false,
+	                                           __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		admin_action(s, req);
 }
 
 static bool
@@ -644,28 +694,75 @@ web_ready(void *arg, char *reason, size_t size)
 	return false;
 }
 
+/* Answer only once a committed checkpoint (and the elections row with it) has status. */
+static int
+admin_wait_committed(server_t *s, tally_election_status_t status, char *errstr,
+                     size_t errstr_size)
+{
+	uint64_t until = tally_mono_ns() + 10000000000ull;
+
+	for (;;) {
+		tally_election_status_t now;
+
+		pthread_mutex_lock(&s->committed_lock);
+		now = s->committed->election.status;
+		pthread_mutex_unlock(&s->committed_lock);
+		if (now == status)
+			return 0;
+		if (tally_mono_ns() > until) {
+			snprintf(errstr, errstr_size, "the election is %s but not yet stored in postgres "
+			         "(within 10 s); it will be with the next checkpoint",
+			         tally_election_status_name(status));
+			return TALLY_ETIMEDOUT;
+		}
+		tallyd_sleep_ms(5);
+	}
+}
+
 static int
 web_admin(void *arg, tally_http_action_t action, char *errstr, size_t errstr_size)
 {
 	server_t *s = arg;
 	struct timespec ts;
-	int expected = 0;
+	int expected = ADMIN_IDLE, req = 1 + (int)action, rc;
 
-	if (!__atomic_compare_exchange_n(&s->admin_req, &expected, 1 + (int)action, false,
-	                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+	if (!__atomic_compare_exchange_n(&s->admin_req, &expected, req, false, __ATOMIC_ACQ_REL,
+	                                 __ATOMIC_ACQUIRE)) {
 		snprintf(errstr, errstr_size, "another admin action is in progress");
 		return TALLY_EAGAIN;
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += 10;
-	while (sem_timedwait(&s->admin_done, &ts) != 0)
-		if (errno != EINTR) {
-			snprintf(errstr, errstr_size, "the server did not act within 10 s");
+	while (sem_timedwait(&s->admin_done, &ts) != 0) {
+		if (errno == EINTR)
+			continue;
+		/* Not taken yet: withdraw it, so no late answer is left for the next request. */
+		expected = req;
+		if (__atomic_compare_exchange_n(&s->admin_req, &expected, ADMIN_IDLE, false,
+		                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			snprintf(errstr, errstr_size, "the server did not take the action within 10 s; "
+			         "nothing was done");
 			return TALLY_ETIMEDOUT;
 		}
-	if (s->admin_rc != 0)
+		/* Taken: the ingest thread is acting now, and answers. */
+		while (sem_wait(&s->admin_done) != 0 && errno == EINTR)
+			;
+		break;
+	}
+	rc = s->admin_rc;
+	if (rc != 0)
 		snprintf(errstr, errstr_size, "%s", s->admin_err);
-	return s->admin_rc;
+	else
+		rc = admin_wait_committed(s, s->admin_status, errstr, errstr_size);
+	tally_store_release(&s->admin_req, ADMIN_IDLE);
+	return rc;
+}
+
+/* The HTTP adapter shows the committed state only. */
+static int
+web_snapshot(void *arg, tally_snapshot_t *snap)
+{
+	return tallyd_committed_copy(arg, snap);
 }
 
 static void
@@ -731,6 +828,7 @@ draw(server_t *s, tallyd_view_t *view, bool final)
 	char header[160], note[160];
 	uint64_t last = tally_load_relaxed(&s->last_checkpoint_ns);
 
+	tallyd_committed_copy(s, s->snap);
 	snprintf(header, sizeof(header), "tallyd   election \"%s\"   %s",
 	         s->conf->election_id, tally_election_status_name(s->snap->election.status));
 	snprintf(note, sizeof(note), "checkpoint %.1f s ago, %" PRIu64 " votes stored%s",
@@ -749,7 +847,7 @@ serve_loop(server_t *s)
 	uint64_t results_every = conf->results_interval_ms * 1000000ull;
 	uint64_t now = tally_mono_ns(), next_ckpt = now + ckpt_every, next_results = now;
 	uint64_t next_stats = now + STATS_INTERVAL_NS, idle_since = 0, next_lag = now;
-	bool live = false, first_results = true, was_caught_up = false;
+	bool live = false, was_caught_up = false;
 	tallyd_view_t view;
 
 	tallyd_view_init(&view);
@@ -777,12 +875,7 @@ serve_loop(server_t *s)
 		if (got < POLL_BATCH)
 			tallyd_submit_all(s);
 		tallyd_harvest(s);
-		{
-			int req = tally_load_acquire(&s->admin_req);
-
-			if (req != 0)
-				admin_action(s, req);
-		}
+		admin_poll(s);
 		tally_store_relaxed(&s->pending_votes, s->pending.n);
 		if (!live && s->generation > 0) {
 			live = true;
@@ -790,7 +883,7 @@ serve_loop(server_t *s)
 			tallyd_log("live %.3f s after start", (double)(tally_mono_ns() - s->start_ns) / 1e9);
 		}
 		now = tally_mono_ns();
-		if (s->pending.n >= conf->max_pending_votes)
+		if (s->pending.n + s->pending_dl.n >= conf->max_pending_votes)
 			set_paused(s, true);
 		else if (s->paused && tallyd_ckpt_idle(s))
 			set_paused(s, false);
@@ -800,15 +893,13 @@ serve_loop(server_t *s)
 			next_ckpt = now + ckpt_every;
 		}
 		if (now >= next_results) {
-			publish(s, first_results);
-			first_results = false;
 			next_results = now + results_every;
 			if (conf->live_view)
 				draw(s, &view, false);
 		}
 		if (now >= next_lag) {
 			update_lag(s);
-			next_lag = now + 1000000000ull;
+			next_lag = now + 250000000ull;
 		}
 		if (now >= next_stats && !(conf->live_view && view.tty)) {
 			stats_line(s, "counting");
@@ -848,19 +939,27 @@ shutdown_cleanly(server_t *s)
 	if (!tallyd_checkpoint_now(s, 30000)) {
 		tallyd_log("the final checkpoint could not be written: postgres unreachable for 30 s; "
 		           "the votes since the last checkpoint are read again on restart");
-		tally_store_relaxed(&s->ckpt_quit, 2);
+		tally_store_relaxed(&s->ckpt_quit, TALLYD_QUIT_ABANDON);
 		rc = 1;
 	}
-	publish(s, true);
-	if (s->conf->live_view)
-		tallyd_print_results(s->reg, s->snap, (double)(tally_mono_ns() - s->start_ns) / 1e9);
-	{
-		char err[256];
+	return rc;
+}
 
-		if (tally_kafka_producer_flush(s->producer, 30000, err, sizeof(err)) != 0) {
-			tallyd_log("results: %s", err);
-			rc = 1;
-		}
+/* After the checkpointer has ended: every committed figure out once more, flushed. */
+static int
+publish_final(server_t *s)
+{
+	char err[256];
+	int rc = 0;
+
+	publish_all(s);
+	if (s->conf->live_view) {
+		tallyd_committed_copy(s, s->snap);
+		tallyd_print_results(s->reg, s->snap, (double)(tally_mono_ns() - s->start_ns) / 1e9);
+	}
+	if (tally_kafka_producer_flush(s->producer, 30000, err, sizeof(err)) != 0) {
+		tallyd_log("results: %s", err);
+		rc = 1;
 	}
 	stats_line(s, "stopped");
 	return rc;
@@ -879,6 +978,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	size_t npg = 0;
 
 	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->committed_lock, NULL);
 	s->start_ns = tally_mono_ns();
 	s->conf = conf;
 	if ((s->dsn = getenv("TALLY_PG_DSN")) == NULL)
@@ -926,6 +1026,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 		goto out;
 	}
 	s->votes_topic = s->topics.topic[TALLY_KAFKA_VOTES].name;
+	s->dl_topic = s->topics.topic[TALLY_KAFKA_REJECTED].name;
 	if ((s->slots = calloc(NSLOTS, sizeof(*s->slots))) == NULL)
 		goto out;
 	for (unsigned i = 0; i < NSLOTS; i++)
@@ -935,16 +1036,23 @@ tallyd_serve(const tallyd_conf_t *conf)
 		tallyd_log("%s", err);
 		goto out;
 	}
-	if ((s->snap = tally_snapshot_take(s->core)) == NULL)
+	/* The restored checkpoint is the first committed state to show. */
+	if ((s->snap = tally_snapshot_take(s->core)) == NULL ||
+	    (s->committed = tally_snapshot_take(s->core)) == NULL) {
+		tallyd_log("could not take the first snapshot: out of memory");
 		goto out;
-	if (kafka_start(s, err, sizeof(err)) != 0) {
+	}
+	s->cut_version = s->committed->version;
+	if (kafka_start(s, err, sizeof(err)) != 0 || dead_letters_recover(s, err, sizeof(err)) != 0) {
 		tallyd_log("%s", err);
 		goto out;
 	}
+	publish_all(s);
 	sem_init(&s->admin_done, 0, 0);
 	if (conf->http != NULL) {
 		tally_http_opts_t cbs = {.ready = web_ready, .admin = web_admin,
-		                         .metrics = web_metrics, .cb_arg = s};
+		                         .metrics = web_metrics, .snapshot = web_snapshot,
+		                         .cb_arg = s};
 
 		if ((web = tallyd_web_start(conf, s->core, &cbs, err, sizeof(err))) == NULL) {
 			tallyd_log("--http %s: %s", conf->http, err);
@@ -988,10 +1096,14 @@ tallyd_serve(const tallyd_conf_t *conf)
 	rd_kafka_consumer_close(s->rk);
 	rc = shutdown_cleanly(s) == 0 ? 0 : TALLYD_EXIT_FAILURE;
 
-	tally_store_relaxed(&s->ckpt_quit, tally_load_relaxed(&s->ckpt_quit) ? 2 : 1);
+	if (tally_load_relaxed(&s->ckpt_quit) == TALLYD_QUIT_NO)
+		tally_store_relaxed(&s->ckpt_quit, TALLYD_QUIT_WHEN_IDLE);
 	sem_post(&s->ckpt_go);
 	pthread_join(s->ckpt_thread, NULL);
+	tallyd_log("checkpointer stopped");
 	sem_destroy(&s->ckpt_go);
+	if (publish_final(s) != 0)
+		rc = TALLYD_EXIT_FAILURE;
 out:
 	if (s->mover_started) {
 		tally_store_relaxed(&s->mover_quit, 1);
@@ -1011,6 +1123,11 @@ out:
 	if (s->ckpt_conn != NULL)
 		PQfinish(s->ckpt_conn);
 	tally_snapshot_destroy(s->snap);
+	tally_snapshot_destroy(s->committed);
+	pthread_mutex_destroy(&s->committed_lock);
+	tallyd_dead_letters_free(&s->pending_dl);
+	tally_kafka_dead_letters_free(&s->dl_found);
+	free(s->dl_from);
 	tally_core_destroy(s->core);
 	tally_registry_destroy(s->reg);
 	free(s->pending.v);

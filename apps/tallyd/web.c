@@ -44,6 +44,12 @@ tallyd_web_start(const tallyd_conf_t *conf, tally_core_t *core, const tally_http
 	o.ready = cbs->ready;
 	o.admin = cbs->admin;
 	o.metrics = cbs->metrics;
+	o.snapshot = cbs->snapshot;
+	/* Fresh enough for a counted vote to show within 100 ms at the median: states change
+	 * with each checkpoint (every 50 ms by default), so look for one every 20 ms and let
+	 * each stream client have one every 50 ms. */
+	o.render_interval_ms = 20;
+	o.stream_interval_ms = 50;
 	o.cb_arg = cbs->cb_arg;
 	o.log = web_log;
 	if ((h = tally_http_new(core, &o, errstr, errstr_size)) == NULL)

@@ -12,6 +12,7 @@
 #ifndef TALLY_KAFKA_H
 #define TALLY_KAFKA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -211,6 +212,22 @@ int64_t tally_kafka_producer_latency_us(const tally_kafka_producer_t *p);
 uint64_t tally_kafka_producer_failed(const tally_kafka_producer_t *p);
 
 /**
+ * @brief Track the offsets messages to topic are delivered at, for partitions 0 ..
+ * partitions - 1 (see tally_kafka_producer_tracked()). Call once, before producing to
+ * topic; one topic per producer.
+ * @returns 0, TALLY_EINVAL (already tracking, or partitions <= 0) or TALLY_ENOMEM.
+ */
+int tally_kafka_producer_track(tally_kafka_producer_t *p, const char *topic, int partitions);
+
+/**
+ * @brief For each partition i < n of the tracked topic: 1 + the highest offset a message of
+ * this producer was delivered at, or -1 when none was (or i is not tracked). After a
+ * successful tally_kafka_producer_flush() it covers every message produced before it.
+ * Thread-safe. @returns the partitions tracked (0 when none).
+ */
+int tally_kafka_producer_tracked(const tally_kafka_producer_t *p, int64_t *next, int n);
+
+/**
  * @brief The librdkafka handle, e.g. for tally_kafka_ensure_topics(). Borrowed: it lives
  * as long as the producer. Thread-safe.
  */
@@ -221,5 +238,47 @@ rd_kafka_t *tally_kafka_producer_handle(tally_kafka_producer_t *p);
  * tally_kafka_producer_flush() first to deliver them). NULL is a no-op.
  */
 void tally_kafka_producer_destroy(tally_kafka_producer_t *p);
+
+/* ---- dead letters already written ---------------------------------------------------- */
+
+/** A vote's position in its source topic, as a dead letter's headers name it. */
+typedef struct tally_kafka_source_pos {
+	int32_t partition;
+	int64_t offset;
+} tally_kafka_source_pos_t;
+
+/** What tally_kafka_dead_letters_scan() found. Free with tally_kafka_dead_letters_free(). */
+typedef struct tally_kafka_dead_letters {
+	tally_kafka_source_pos_t *pos;   /**< sorted by (partition, offset), no duplicates */
+	size_t npos;
+	int64_t *end;                    /**< [nend]: each dead-letter partition's end offset
+	                                      when it was read (its high watermark) */
+	int nend;
+	uint64_t messages;               /**< messages read, of every election */
+} tally_kafka_dead_letters_t;
+
+/**
+ * @brief Read the dead-letter topic from from[i] (partition i; the partition's start where
+ * i >= nfrom or from[i] < 0) up to its end as it is when called, and collect the source
+ * positions of the dead letters whose "election_id" and "source_topic" headers are
+ * election_id and source_topic. Used on start to learn which dead letters a run that
+ * crashed had already written, so that they are not written twice.
+ *
+ * @param conf taken over in every case (a consumer is made of it; group.id is not needed).
+ * @returns 0 with *out filled, or a tally error with errstr set (the topic's metadata or a
+ *          partition could not be read within timeout_ms).
+ */
+int tally_kafka_dead_letters_scan(rd_kafka_conf_t *conf, const char *topic,
+                                  const int64_t *from, int nfrom, const char *election_id,
+                                  const char *source_topic, int timeout_ms,
+                                  tally_kafka_dead_letters_t *out, char *errstr,
+                                  size_t errstr_size);
+
+/** @brief Whether the scan found a dead letter for (partition, offset). */
+bool tally_kafka_dead_letters_has(const tally_kafka_dead_letters_t *dl, int32_t partition,
+                                  int64_t offset);
+
+/** @brief Free what a scan filled (not dl itself); dl is zeroed. */
+void tally_kafka_dead_letters_free(tally_kafka_dead_letters_t *dl);
 
 #endif /* TALLY_KAFKA_H */

@@ -54,6 +54,12 @@ typedef struct tally_pg_checkpoint {
 	size_t state_len;
 	const tally_pg_offset_t *offsets;  /**< every partition the writer has read from */
 	size_t noffsets;
+	const char *dl_topic;              /**< NULL, or a second topic whose offsets are
+	                                        stored alongside: the dead-letter topic */
+	const tally_pg_offset_t *dl_offsets; /**< its partitions' offsets (see tallyd) */
+	size_t ndl_offsets;
+	bool set_status;                   /**< also record status in the elections row */
+	tally_election_status_t status;
 } tally_pg_checkpoint_t;
 
 /** Checkpoints kept per election; older ones are deleted as new ones commit. */

@@ -860,7 +860,14 @@ Test(tallyd, http, .timeout = 300)
 	             (json_int_t)r.truth->rejected[TALLY_REASON_DUPLICATE]);
 	json_decref(res);
 	free(body);
-	cr_assert_eq(http("GET", port, "/metrics", NULL, &body), 200);
+	/* The lag is refreshed from librdkafka's watermarks every 250 ms: wait for one. */
+	for (t0 = test_now_s();; usleep(50000)) {
+		cr_assert_eq(http("GET", port, "/metrics", NULL, &body), 200);
+		if (strstr(body, "\ntally_consumer_lag_messages{partition=\"0\"} 0\n") != NULL)
+			break;
+		cr_assert(test_now_s() - t0 < 10, "lag never 0: %s", body);
+		free(body);
+	}
 	{
 		char want[128];
 
