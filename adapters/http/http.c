@@ -616,7 +616,7 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 static void
 conns_reap(tally_http_t *h)
 {
-	uint64_t now = tally_mono_ns(), cut = 0, total;
+	uint64_t now = tally_mono_ns(), cut = 0, total = 0;
 
 	pthread_mutex_lock(&h->conns_mu);
 	for (conn_track_t *c = h->conns; c != NULL; c = c->next) {
@@ -624,6 +624,8 @@ conns_reap(tally_http_t *h)
 
 		if (c->cut || d == 0 || now < d)
 			continue;
+		/* Counted first: whoever sees the connection end sees it counted. */
+		total = tally_add_relaxed(&h->requests_timed_out, 1);
 		shutdown(c->fd, SHUT_RDWR);
 		c->cut = true;
 		cut++;
@@ -631,7 +633,6 @@ conns_reap(tally_http_t *h)
 	pthread_mutex_unlock(&h->conns_mu);
 	if (cut == 0)
 		return;
-	total = tally_add_relaxed(&h->requests_timed_out, cut);
 	/* At most a line every 10 s, however many are cut. */
 	if (now - h->timeouts_log_ns >= 10000000000ull) {
 		hlog(h, "http: closed %" PRIu64 " connection(s) whose request had not arrived within %u s",
