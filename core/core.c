@@ -24,6 +24,7 @@
 #include <tally/core.h>
 #include <tally/error.h>
 #include <tally/snapshot.h>
+#include <tally/thread.h>
 #include <tally/time.h>
 
 #include "core_int.h"
@@ -151,10 +152,7 @@ worker_main(void *arg)
 	struct tally__worker *w = arg;
 	struct tally_core *core = w->core;
 	unsigned idle = 0;
-	char name[16];
 
-	snprintf(name, sizeof(name), "tally:work%u", w->idx);
-	pthread_setname_np(pthread_self(), name);
 	for (;;) {
 		uint32_t gen = tally_load_acquire(&core->pause_gen);
 		tally_batch_t *b;
@@ -262,9 +260,13 @@ tally_core_start(tally_core_t *core)
 	for (unsigned i = 0; i < core->nworkers; i++) {
 		struct tally__worker *w = &core->workers[i];
 
-		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+		char name[32];
+		int rc;
+
+		snprintf(name, sizeof(name), "tally:work%u", i);
+		if ((rc = tally_thread_start(&w->thread, name, worker_main, w, NULL, 0)) != 0) {
 			tally_core_stop(core);
-			return TALLY_ENOMEM;
+			return rc;
 		}
 		w->started = 1;
 	}

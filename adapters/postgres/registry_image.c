@@ -24,6 +24,7 @@
 #include <tally/pg.h>
 #include <tally/pg_registry.h>
 #include <tally/pg_registry_image.h>
+#include <tally/thread.h>
 #include <tally/time.h>
 
 #include "pg_int.h"
@@ -228,6 +229,7 @@ image_voters(PGconn *conn, tally_registry_t *reg, const struct image_head *h,
 	int32_t parts = 0;
 	pthread_t thread;
 	PGresult *res;
+	char msg[256];
 	int rc;
 
 	if ((rc = image_regions(reg, h, &map, errstr, errstr_size)) != 0)
@@ -236,13 +238,12 @@ image_voters(PGconn *conn, tally_registry_t *reg, const struct image_head *h,
 	pthread_mutex_init(&f.mu, NULL);
 	pthread_cond_init(&f.more, NULL);
 	pthread_cond_init(&f.room, NULL);
-	if (pthread_create(&thread, NULL, fetch_main, &f) != 0) {
-		snprintf(errstr, errstr_size, "could not restore registry image %" PRId64 ": could "
-		         "not start a thread", h->image_id);
-		rc = TALLY_ENOMEM;
+	if ((rc = tally_thread_start(&thread, "tally:imgfetch", fetch_main, &f, msg,
+	                             sizeof(msg))) != 0) {
+		snprintf(errstr, errstr_size, "could not restore registry image %" PRId64 ": %s",
+		         h->image_id, msg);
 		goto out;
 	}
-	pthread_setname_np(thread, "tally:imgfetch");
 	while ((res = fetch_next(&f, &wait_ns)) != NULL) {
 		int64_t part = int_col(res, 0, 0), n = int_col(res, 0, 1);
 		int len = PQgetlength(res, 0, 2);

@@ -42,6 +42,8 @@
 
 #include "server_int.h"
 
+#define SLOW_CHECKPOINT_NS 1000000000ull   /* a checkpoint slower than this is logged */
+
 /* ---- the checkpointer --------------------------------------------------------------- */
 
 static void
@@ -180,11 +182,14 @@ ckpt_write(server_t *s, package_t *pk)
 	char err[512];
 	int rc;
 
+	uint64_t t0 = tally_mono_ns(), t1;
+
 	/* Dead letters of the votes this checkpoint moves past must be in Kafka first. */
 	if ((rc = dead_letters_write(s, pk, &dl_offsets, &c.ndl_offsets)) != 0) {
 		free(dl_offsets);
 		return rc;
 	}
+	t1 = tally_mono_ns();
 	c.dl_topic = s->dl_topic;
 	c.dl_offsets = dl_offsets;
 	/* The elections row follows the state's status (opened or closed over HTTP). */
@@ -234,6 +239,11 @@ ckpt_write(server_t *s, package_t *pk)
 	}
 	s->status_stored = c.status;
 	free(dl_offsets);
+	if (tally_mono_ns() - t0 > SLOW_CHECKPOINT_NS)
+		tallyd_log("slow checkpoint: %zu votes%s, %zu dead letters: %.3f s waiting for kafka "
+		           "to take the dead letters and results, %.3f s writing to postgres",
+		           pk->rows.n, c.journal ? " (journalled)" : "", pk->dl.n,
+		           (double)(t1 - t0) / 1e9, (double)(tally_mono_ns() - t1) / 1e9);
 	return 0;
 }
 

@@ -24,6 +24,8 @@
 #include <tally/error.h>
 #include <tally/pg_registry_image.h>
 
+#include <tally/thread.h>
+
 #include "imager.h"
 #include "server.h"
 
@@ -78,7 +80,6 @@ imager_main(void *arg)
 	PGconn *conn;
 	int rc;
 
-	pthread_setname_np(pthread_self(), "tally:imager");
 	/* Linux applies a nice value to the calling thread alone. */
 	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	if (imager_stopping(im))
@@ -120,8 +121,8 @@ tallyd_imager_start(const tally_registry_t *reg, int64_t generation, const char 
 	*im = (tallyd_imager_t){.reg = reg, .generation = generation, .dsn = dsn,
 	                        .params = params, .nparams = nparams, .delay_ms = delay_ms,
 	                        .caught_up = caught_up};
-	if (pthread_create(&im->thread, NULL, imager_main, im) != 0) {
-		snprintf(errstr, errstr_size, "could not start the registry image writer: no thread");
+	if (tally_thread_start(&im->thread, "tally:imager", imager_main, im, errstr,
+	                       errstr_size) != 0) {
 		free(im);
 		return NULL;
 	}
@@ -135,5 +136,6 @@ tallyd_imager_stop(tallyd_imager_t *im)
 		return;
 	tally_store_relaxed(&im->quit, 1);
 	pthread_join(im->thread, NULL);
+	tallyd_log("registry image writer stopped");
 	free(im);
 }

@@ -22,7 +22,7 @@
 static bool
 quitting(server_t *s)
 {
-	return tally_load_relaxed(&s->mover_quit) != 0;
+	return tally_load_relaxed(&s->mover_quit) != TALLYD_QUIT_NO;
 }
 
 void *
@@ -34,7 +34,6 @@ tallyd_mover_main(void *arg)
 	uint64_t started = 0, moved = 0;
 	char err[512], last_err[512] = "";
 
-	pthread_setname_np(pthread_self(), "tally:mover");
 	while (!quitting(s)) {
 		size_t n = 0;
 		int rc;

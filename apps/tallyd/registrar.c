@@ -25,6 +25,7 @@
 #include <tally/pg.h>
 #include <tally/pg_checkpoint.h>
 #include <tally/regmsg.h>
+#include <tally/thread.h>
 #include <tally/time.h>
 
 #include "registrar.h"
@@ -388,10 +389,9 @@ tallyd_registrar_start(const tallyd_conf_t *conf, tally_registry_t *reg,
 	}
 	rd_kafka_topic_partition_list_destroy(list);
 	list = NULL;
-	if (pthread_create(&r->thread, NULL, registrar_main, r) != 0) {
-		snprintf(errstr, errstr_size, "could not start the registrar thread");
+	if (tally_thread_start(&r->thread, "tally:registrar", registrar_main, r, errstr,
+	                       errstr_size) != 0)
 		goto fail;
-	}
 	return r;
 fail:
 	if (list != NULL)
@@ -414,6 +414,7 @@ tallyd_registrar_stop(tallyd_registrar_t *r)
 		return;
 	tally_store_relaxed(&r->quit, 1);
 	pthread_join(r->thread, NULL);
+	tallyd_log("registrar stopped");
 	rd_kafka_consumer_close(r->rk);
 	rd_kafka_destroy(r->rk);
 	if (r->conn != NULL)

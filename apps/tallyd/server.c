@@ -55,6 +55,7 @@
 #include <tally/results.h>
 #include <tally/snapshot.h>
 #include <tally/state.h>
+#include <tally/thread.h>
 #include <tally/time.h>
 
 #include "imager.h"
@@ -190,7 +191,12 @@ tallyd_kafka_conf(const tallyd_conf_t *conf, char *err, size_t errsz)
 	size_t n = 0;
 	rd_kafka_conf_t *kc;
 
-	for (size_t i = 0; set != NULL && i < kv->n; i++)
+	/* Never go on without a setting given (security.protocol, say): fail instead. */
+	if (set == NULL) {
+		snprintf(err, errsz, "could not read the kafka.* settings: out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < kv->n; i++)
 		if (strncmp(kv->items[i].key, "kafka.", 6) == 0)
 			set[n++] = (tally_kafka_setting_t){kv->items[i].key, kv->items[i].value,
 			                                   kv->items[i].where};
@@ -341,11 +347,13 @@ restore(server_t *s, char *err, size_t errsz)
 		rc = TALLY_ENOMEM;
 		goto out;
 	}
-	/* The stored votes' voters are read on a second connection while the registry loads. */
-	if (pthread_create(&vr.thread, NULL, votes_reader_main, &vr) == 0)
+	/* The stored votes' voters are read on a second connection while the registry loads
+	 * (on this thread afterwards if no thread can be had). */
+	if (tally_thread_start(&vr.thread, "tally:voted", votes_reader_main, &vr, err,
+	                       errsz) == 0)
 		vr.started = true;
 	else
-		votes_reader_main(&vr);
+		tallyd_log("%s: reading the stored votes after the registry", err);
 	t_reg = tally_mono_ns();
 	rc = load_registry(s, conn, &ro, &ri, err, errsz);
 	t_reg = tally_mono_ns() - t_reg;
@@ -354,6 +362,8 @@ restore(server_t *s, char *err, size_t errsz)
 	nv = ri.voters;
 	if (vr.started)
 		pthread_join(vr.thread, NULL);
+	else if (rc == 0)
+		votes_reader_main(&vr);
 	vr.started = false;
 	if (rc != 0)
 		goto out;
@@ -965,6 +975,18 @@ publish_final(server_t *s)
 	return rc;
 }
 
+/* Stop the mover (flag, join, log); it ends after the piece in hand. */
+static void
+mover_stop(server_t *s)
+{
+	if (!s->mover_started)
+		return;
+	tally_store_relaxed(&s->mover_quit, TALLYD_QUIT_WHEN_IDLE);
+	pthread_join(s->mover_thread, NULL);
+	s->mover_started = false;
+	tallyd_log("mover stopped");
+}
+
 int
 tallyd_serve(const tallyd_conf_t *conf)
 {
@@ -990,17 +1012,25 @@ tallyd_serve(const tallyd_conf_t *conf)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	s->pg_params = calloc(conf->passthrough.n + 1, sizeof(*s->pg_params));
-	for (size_t i = 0; s->pg_params != NULL && i < conf->passthrough.n; i++)
-		if (strncmp(conf->passthrough.items[i].key, "pg.", 3) == 0)
-			s->pg_params[npg++] = (tally_pg_param_t){conf->passthrough.items[i].key + 3,
-			                                         conf->passthrough.items[i].value};
-	s->npg_params = npg;
-	if (tally_pg_check_params(s->pg_params, npg, err, sizeof(err)) != 0) {
-		tallyd_log("%s", err);
-		rc = TALLYD_EXIT_USAGE;
+	/* Every pg.* line is checked here, naming its FILE:LINE; none is ever dropped. */
+	if ((s->pg_params = calloc(conf->passthrough.n + 1, sizeof(*s->pg_params))) == NULL) {
+		tallyd_log("could not read the pg.* settings: out of memory");
 		goto out;
 	}
+	for (size_t i = 0; i < conf->passthrough.n; i++) {
+		const tally_opt_kv_t *kv = &conf->passthrough.items[i];
+
+		if (strncmp(kv->key, "pg.", 3) != 0)
+			continue;
+		s->pg_params[npg] = (tally_pg_param_t){kv->key + 3, kv->value};
+		if (tally_pg_check_params(&s->pg_params[npg], 1, err, sizeof(err)) != 0) {
+			tallyd_log("%s: %s: %s", kv->where, kv->key, err);
+			rc = TALLYD_EXIT_USAGE;
+			goto out;
+		}
+		npg++;
+	}
+	s->npg_params = npg;
 	/* Partitions 1: tally-gen creates the topics with their partitions; tallyd only makes
 	 * sure they exist (creating any missing one with a single partition). */
 	if (s->dsn[0] == '\0' && npg == 0) {
@@ -1027,8 +1057,10 @@ tallyd_serve(const tallyd_conf_t *conf)
 	}
 	s->votes_topic = s->topics.topic[TALLY_KAFKA_VOTES].name;
 	s->dl_topic = s->topics.topic[TALLY_KAFKA_REJECTED].name;
-	if ((s->slots = calloc(NSLOTS, sizeof(*s->slots))) == NULL)
+	if ((s->slots = calloc(NSLOTS, sizeof(*s->slots))) == NULL) {
+		tallyd_log("could not allocate %u batches: out of memory", NSLOTS);
 		goto out;
+	}
 	for (unsigned i = 0; i < NSLOTS; i++)
 		tallyd_slot_put(s, &s->slots[i]);
 
@@ -1059,17 +1091,23 @@ tallyd_serve(const tallyd_conf_t *conf)
 			goto out;
 		}
 	}
-	if (tally_core_start(s->core) != 0)
-		goto out;
-	sem_init(&s->ckpt_go, 0, 0);
-	if (pthread_create(&s->ckpt_thread, NULL, tallyd_ckpt_main, s) != 0) {
-		tallyd_log("could not start the checkpointer");
+	if ((rc = tally_core_start(s->core)) != 0) {
+		tallyd_log("could not start the core's workers: %s", tally_err2str(rc));
+		rc = TALLYD_EXIT_FAILURE;
 		goto out;
 	}
-	if (pthread_create(&s->mover_thread, NULL, tallyd_mover_main, s) == 0)
+	sem_init(&s->ckpt_go, 0, 0);
+	if (tally_thread_start(&s->ckpt_thread, "tally:ckpt", tallyd_ckpt_main, s, err,
+	                       sizeof(err)) != 0) {
+		tallyd_log("%s", err);
+		goto out;
+	}
+	s->ckpt_started = true;
+	if (tally_thread_start(&s->mover_thread, "tally:mover", tallyd_mover_main, s, err,
+	                       sizeof(err)) == 0)
 		s->mover_started = true;
 	else
-		tallyd_log("could not start the mover: journalled votes stay in the journal");
+		tallyd_log("%s: journalled votes stay in the journal until the next start", err);
 	registrar = tallyd_registrar_start(conf, s->reg, &s->topics, s->dsn, s->pg_params, npg,
 	                                   err, sizeof(err));
 	if (registrar == NULL)
@@ -1087,7 +1125,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 
 	serve_loop(s);
 	/* The mover stops after its current piece; the rest waits for the next start. */
-	tally_store_relaxed(&s->mover_quit, 1);
+	mover_stop(s);
 	tally_store_relaxed(&s->caught_up, 0);
 	/* The image writer stops too: its write is worth less than a prompt exit. */
 	tallyd_imager_stop(imager);
@@ -1100,15 +1138,18 @@ tallyd_serve(const tallyd_conf_t *conf)
 		tally_store_relaxed(&s->ckpt_quit, TALLYD_QUIT_WHEN_IDLE);
 	sem_post(&s->ckpt_go);
 	pthread_join(s->ckpt_thread, NULL);
+	s->ckpt_started = false;
 	tallyd_log("checkpointer stopped");
-	sem_destroy(&s->ckpt_go);
 	if (publish_final(s) != 0)
 		rc = TALLYD_EXIT_FAILURE;
 out:
-	if (s->mover_started) {
-		tally_store_relaxed(&s->mover_quit, 1);
-		pthread_join(s->mover_thread, NULL);
+	if (s->ckpt_started) {
+		tally_store_relaxed(&s->ckpt_quit, TALLYD_QUIT_ABANDON);
+		sem_post(&s->ckpt_go);
+		pthread_join(s->ckpt_thread, NULL);
+		tallyd_log("checkpointer stopped");
 	}
+	mover_stop(s);
 	tallyd_imager_stop(imager);
 	tallyd_web_stop(web);
 	tallyd_registrar_stop(registrar);

@@ -150,6 +150,7 @@ typedef struct server {
 
 	/* The checkpointer. */
 	pthread_t ckpt_thread;
+	bool ckpt_started;
 	sem_t ckpt_go;
 	package_t *job;                  /* set by ingest, cleared by the checkpointer (atomic) */
 	int ckpt_quit;                   /* atomic: tallyd_quit_t */
@@ -162,7 +163,7 @@ typedef struct server {
 	/* The mover: journalled votes into the votes table (mover.c). */
 	pthread_t mover_thread;
 	bool mover_started;
-	int mover_quit;                  /* atomic */
+	int mover_quit;                  /* atomic: tallyd_quit_t */
 	int caught_up;                   /* atomic: set by the ingest thread */
 	int64_t journal_votes;           /* atomic: votes in the journal */
 	uint64_t moved_votes;            /* atomic */
