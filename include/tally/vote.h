@@ -72,7 +72,6 @@ typedef struct tally_batch {
 	uint32_t lane;                     /**< Routing key, e.g. the source partition. */
 	void (*on_done)(struct tally_batch *batch, void *arg);
 	void *arg;
-	uint64_t user[4];                  /**< Caller's own data, e.g. offsets; untouched. */
 
 	/* Filled in by the core. */
 	uint32_t accepted;
