@@ -4,7 +4,8 @@
  * librdkafka; tally's standard topics are created with their partition counts and
  * compaction, idempotently, and a topic with too few partitions is refused clearly; the
  * producer delivers 200,000 keyed messages that a plain consumer reads back exactly, and a
- * topic that cannot exist makes flush fail.
+ * topic that cannot exist makes flush fail; the producer tracks the offsets a topic's
+ * messages land at, and a dead-letter scan from them finds exactly the later ones.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -551,4 +552,123 @@ Test(kafka_producer, impossible_topic_fails_flush, .timeout = 180)
 Test(kafka_producer, destroy_null_is_noop)
 {
 	tally_kafka_producer_destroy(NULL);
+}
+
+/* One dead letter as tallyd writes it: the vote's key and bytes, its source in headers. */
+static void
+produce_dead_letter(tally_kafka_producer_t *p, const char *topic, const char *election,
+                    const char *source, int partition, long offset)
+{
+	char part[16], off[24], key[32];
+	tally_kafka_header_t h[4] = {
+	    {"election_id", election, strlen(election)},
+	    {"source_topic", source, strlen(source)},
+	    {"source_partition", part, 0},
+	    {"source_offset", off, 0},
+	};
+
+	snprintf(part, sizeof(part), "%d", partition);
+	snprintf(off, sizeof(off), "%ld", offset);
+	snprintf(key, sizeof(key), "voter-%d-%ld", partition, offset);
+	h[2].len = strlen(part);
+	h[3].len = strlen(off);
+	cr_assert_eq(tally_kafka_produce_headers(p, topic, key, strlen(key), "{}", 2, h, 4), 0);
+}
+
+/*
+ * The producer tracks where a topic's messages land (1 + the highest offset acknowledged
+ * per partition), and a scan from those offsets finds exactly the dead letters written
+ * after them, of one election and source topic, sorted and without duplicates.
+ */
+Test(kafka_dead_letters, tracked_offsets_and_scan_exactly, .timeout = 300)
+{
+	rd_kafka_t *rk = admin_client();
+	tally_kafka_topic_t t;
+	tally_kafka_producer_t *p;
+	tally_kafka_dead_letters_t dl;
+	const char *names[1];
+	char prefix[128], name[200], err[512] = "";
+	int64_t next[4], mid[4], total = 0;
+
+	unique_prefix(prefix, sizeof(prefix), "dl");
+	snprintf(name, sizeof(name), "%svotes_rejected", prefix);
+	t = (tally_kafka_topic_t){.name = name, .partitions = 3};
+	cr_assert_eq(tally_kafka_ensure_topics(rk, &t, 1, TIMEOUT_MS, err, sizeof(err)), 0, "%s",
+	             err);
+	p = tally_kafka_producer_new(conf_or_die(NULL, 0), err, sizeof(err));
+	cr_assert_not_null(p, "%s", err);
+	cr_assert_eq(tally_kafka_producer_track(p, name, 3), 0);
+	cr_assert_eq(tally_kafka_producer_track(p, name, 3), TALLY_EINVAL, "tracks one topic");
+	cr_assert_eq(tally_kafka_producer_tracked(p, next, 4), 3);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(next[i], -1, "nothing delivered yet to %d", i);
+
+	/* Before the cut: 300 dead letters of election "a" from source partitions 0..2. */
+	for (long o = 0; o < 100; o++)
+		for (int sp = 0; sp < 3; sp++)
+			produce_dead_letter(p, name, "a", "src", sp, o);
+	cr_assert_eq(tally_kafka_producer_flush(p, TIMEOUT_MS, err, sizeof(err)), 0, "%s", err);
+	tally_kafka_producer_tracked(p, mid, 4);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_geq(mid[i], 0, "partition %d got messages", i);
+		total += mid[i];
+	}
+	cr_assert_eq(total, 300, "1 + the highest offset of each partition adds up to 300");
+	cr_assert_eq(mid[3], -1);
+
+	/* After the cut: 50 of "a" (10 of them twice, as a retried write would), and others'. */
+	for (long o = 100; o < 150; o++)
+		produce_dead_letter(p, name, "a", "src", (int)(o % 3), o);
+	for (long o = 100; o < 110; o++)
+		produce_dead_letter(p, name, "a", "src", (int)(o % 3), o);
+	for (long o = 0; o < 40; o++) {
+		produce_dead_letter(p, name, "b", "src", 0, 1000 + o);        /* another election */
+		produce_dead_letter(p, name, "a", "other_src", 1, 2000 + o);  /* another source */
+	}
+	cr_assert_eq(tally_kafka_producer_flush(p, TIMEOUT_MS, err, sizeof(err)), 0, "%s", err);
+	tally_kafka_producer_tracked(p, next, 4);
+	total = 0;
+	for (int i = 0; i < 3; i++)
+		total += next[i];
+	cr_assert_eq(total, 300 + 50 + 10 + 80);
+
+	cr_assert_eq(tally_kafka_dead_letters_scan(conf_or_die(NULL, 0), name, mid, 3, "a", "src",
+	                                           TIMEOUT_MS, &dl, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(dl.messages, 50 + 10 + 80, "read only what came after the cut");
+	cr_assert_eq(dl.npos, 50);
+	for (size_t i = 0; i < dl.npos; i++) {
+		if (i > 0)
+			cr_assert(dl.pos[i - 1].partition < dl.pos[i].partition ||
+			          (dl.pos[i - 1].partition == dl.pos[i].partition &&
+			           dl.pos[i - 1].offset < dl.pos[i].offset), "sorted, no duplicates");
+		cr_assert_eq(dl.pos[i].partition, (int32_t)(dl.pos[i].offset % 3));
+	}
+	for (long o = 100; o < 150; o++)
+		cr_assert(tally_kafka_dead_letters_has(&dl, (int32_t)(o % 3), o), "%ld found", o);
+	cr_assert_not(tally_kafka_dead_letters_has(&dl, 0, 99), "before the cut: not read");
+	cr_assert_not(tally_kafka_dead_letters_has(&dl, 0, 1000), "another election's");
+	cr_assert_not(tally_kafka_dead_letters_has(&dl, 1, 2001), "another source's");
+	cr_assert_eq(dl.nend, 3);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(dl.end[i], next[i], "partition %d's end is its high watermark", i);
+	tally_kafka_dead_letters_free(&dl);
+
+	/* No stored offsets: the whole topic. */
+	cr_assert_eq(tally_kafka_dead_letters_scan(conf_or_die(NULL, 0), name, NULL, 0, "a", "src",
+	                                           TIMEOUT_MS, &dl, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(dl.messages, 300 + 50 + 10 + 80);
+	cr_assert_eq(dl.npos, 350);
+	tally_kafka_dead_letters_free(&dl);
+
+	/* A topic that is not there is an error that names it. */
+	snprintf(name + strlen(name), sizeof(name) - strlen(name), "_missing");
+	cr_assert_neq(tally_kafka_dead_letters_scan(conf_or_die(NULL, 0), name, NULL, 0, "a", "src",
+	                                            5000, &dl, err, sizeof(err)), 0);
+	cr_assert_not_null(strstr(err, name), "%s", err);
+	name[strlen(name) - strlen("_missing")] = '\0';
+
+	tally_kafka_producer_destroy(p);
+	names[0] = name;
+	delete_topics(rk, names, 1);
+	rd_kafka_destroy(rk);
 }
