@@ -48,6 +48,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,7 @@
 #include <tally/error.h>
 #include <tally/http.h>
 #include <tally/snapshot.h>
+#include <tally/thread.h>
 #include <tally/time.h>
 
 #include "assets.h"
@@ -647,7 +649,6 @@ render_main(void *arg)
 {
 	tally_http_t *h = arg;
 
-	pthread_setname_np(pthread_self(), "tally:http");
 	pthread_mutex_lock(&h->wait_mu);
 	while (!h->quit) {
 		struct timespec ts;
@@ -1597,9 +1598,19 @@ tally_http_start(tally_http_t *h, char *errstr, size_t errstr_size)
 	mopts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
 	tally_store_release(&h->closing, 0);
-	/* The logger must come first, or MHD prints the earlier options' complaints itself. */
-	h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
-	                             mhd_logger, h, MHD_OPTION_ARRAY, mopts, MHD_OPTION_END);
+	/* The logger must come first, or MHD prints the earlier options' complaints itself.
+	 * libmicrohttpd's threads inherit this thread's signal mask: every signal blocked, so
+	 * only the program's main thread sees SIGTERM and SIGINT. */
+	{
+		sigset_t all, old;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+		                             MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
+		                             MHD_OPTION_ARRAY, mopts, MHD_OPTION_END);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
 	if (h->daemon == NULL) {
 		char host[INET6_ADDRSTRLEN] = "?";
 		unsigned port = 0;
@@ -1621,11 +1632,16 @@ tally_http_start(tally_http_t *h, char *errstr, size_t errstr_size)
 	h->quit = 0;
 	/* Starting counts as a look: render for idle_after_ms even if nobody asks. */
 	tally_store_relaxed(&h->demand_ns, tally_mono_ns());
-	if (pthread_create(&h->thread, NULL, render_main, h) != 0) {
-		MHD_stop_daemon(h->daemon);
-		h->daemon = NULL;
-		tally_errstr_set(errstr, errstr_size, "http: could not start the render thread");
-		return TALLY_ENOMEM;
+	{
+		char msg[160];
+		int e = tally_thread_start(&h->thread, "tally:http", render_main, h, msg, sizeof(msg));
+
+		if (e != 0) {
+			MHD_stop_daemon(h->daemon);
+			h->daemon = NULL;
+			tally_errstr_set(errstr, errstr_size, "http: %s", msg);
+			return e;
+		}
 	}
 	h->running = true;
 	hlog(h, "http: listening on port %u", (unsigned)h->port);
