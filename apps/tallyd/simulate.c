@@ -43,6 +43,7 @@
 #include <tally/regmsg.h>
 #include <tally/registry.h>
 #include <tally/snapshot.h>
+#include <tally/thread.h>
 #include <tally/time.h>
 #include <tally/vote.h>
 
@@ -188,14 +189,12 @@ producer_main(void *arg)
 {
 	producer_t *p = arg;
 	sim_t *sim = p->sim;
-	char name[16], buf[TALLY_GEN_MSG_MAX];
+	char buf[TALLY_GEN_MSG_MAX];
 	tally_decoder_opts_t dopts;
 	double rate = sim->conf->rate / (double)sim->nproducers;
 	uint64_t start = tally_mono_ns(), last_flush = start, n = 0;
 
 	memset(&dopts, 0, sizeof(dopts));
-	snprintf(name, sizeof(name), "tally:prod%u", p->index);
-	pthread_setname_np(pthread_self(), name);
 
 	while (!stopping() && p->error == 0) {
 		tally_gen_msg_t msg;
@@ -755,8 +754,11 @@ tallyd_simulate(const tallyd_conf_t *conf)
 	for (unsigned i = 0; i < sim.nproducers; i++) {
 		producer_t *p = &sim.producers[i];
 
-		if (pthread_create(&p->thread, NULL, producer_main, p) != 0) {
-			fprintf(stderr, "tallyd: could not start producer %u\n", i);
+		char name[32], why[160];
+
+		snprintf(name, sizeof(name), "tally:prod%u", i);
+		if (tally_thread_start(&p->thread, name, producer_main, p, why, sizeof(why)) != 0) {
+			fprintf(stderr, "tallyd: %s\n", why);
 			stop_producers(&sim);
 			goto out;
 		}
