@@ -1,16 +1,17 @@
 /*
  * tallyd's checkpoints (server_int.h): the cut (core paused, every finished batch
  * harvested, state, offsets and a results snapshot taken) on the ingest thread, and the
- * checkpointer thread that writes each cut and then publishes it.
+ * app's part of writing it, in the hooks the store (include/tally/store.h) calls on its
+ * writer thread (tally:ckpt).
  *
- * DESIGN: one cut at a time is in the checkpointer's hands (s->job). For it, the
- * checkpointer
- * 1. writes the cut's dead letters to Kafka (those a crashed run already wrote, found on
- *    start, are skipped) and waits until Kafka has them all;
- * 2. writes the cut's votes, state, source offsets and the dead-letter topic's offsets in
- *    one PostgreSQL transaction, retrying while PostgreSQL is away;
- * 3. only then publishes the cut's snapshot: it becomes s->committed (what HTTP and the
- *    live view show) and its changed figures go to the results topics.
+ * DESIGN: one cut at a time is in the store's hands. For it,
+ * 1. the prepare hook writes the cut's dead letters to Kafka (those a crashed run already
+ *    wrote, found on start, are skipped), waits until Kafka has them all and gives the
+ *    store the dead-letter topic's offsets to keep with the cut;
+ * 2. the store writes the cut's votes, state, source offsets and those offsets in one
+ *    PostgreSQL transaction, retrying while PostgreSQL is away;
+ * 3. only then the committed hook publishes the cut's snapshot: it becomes s->committed
+ *    (what HTTP and the live view show) and its changed figures go to the results topics.
  * So every figure shown outside the process is one PostgreSQL has committed, and as later
  * cuts count more, nothing shown is ever lower than what was shown before, also across a
  * crash: the restart restores the newest committed cut, never an older one.
@@ -25,7 +26,6 @@
 #include <time.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,37 +35,26 @@
 #include <tally/decode.h>
 #include <tally/error.h>
 #include <tally/kafka.h>
-#include <tally/pg_checkpoint.h>
 #include <tally/snapshot.h>
 #include <tally/state.h>
+#include <tally/store.h>
 #include <tally/time.h>
 
 #include "server_int.h"
 
-#define SLOW_CHECKPOINT_NS 1000000000ull   /* a checkpoint slower than this is logged */
-
-/* ---- the checkpointer --------------------------------------------------------------- */
+/* ---- the app's part of a cut ---------------------------------------------------------- */
 
 static void
 package_free(package_t *pk)
 {
 	if (pk == NULL)
 		return;
-	free(pk->rows.v);
 	tallyd_dead_letters_free(&pk->dl);
 	tally_snapshot_destroy(pk->snap);
-	free(pk->state);
-	free(pk->offsets);
 	free(pk);
 }
 
-static PGconn *
-ckpt_connect(server_t *s, char *err, size_t errsz)
-{
-	return tally_pg_connect(s->dsn, s->pg_params, s->npg_params, 2000, err, errsz);
-}
-
-/* Write one rejected vote to the dead-letter topic (the checkpointer's thread). */
+/* Write one rejected vote to the dead-letter topic (the store's writer thread: prepare hook). */
 static void
 dead_letter_write(server_t *s, const dead_letter_t *d, const char *base)
 {
@@ -137,7 +126,7 @@ dead_letters_write(server_t *s, package_t *pk, tally_pg_offset_t **dl_offsets, s
 	while ((rc = tally_kafka_producer_flush(s->producer, 1000, err, sizeof(err))) != 0) {
 		if (rc != TALLY_ETIMEDOUT)
 			tallyd_log("dead letters: %s", err);
-		if (tally_load_relaxed(&s->ckpt_quit) == TALLYD_QUIT_ABANDON)
+		if (tally_store_abandoning(s->store))
 			return rc;
 	}
 	nparts = s->ndl_base;
@@ -158,93 +147,11 @@ dead_letters_write(server_t *s, package_t *pk, tally_pg_offset_t **dl_offsets, s
 	return 0;
 }
 
-/* Write one package, retrying until it commits (or we are told to give up). */
+/* The prepare hook (the store's writer thread): the cut's dead letters first. */
 static int
-ckpt_write(server_t *s, package_t *pk)
+on_prepare(void *arg, tally_store_cut_t *cut, tally_pg_offset_t **extra, size_t *nextra)
 {
-	tally_pg_checkpoint_t c = {
-	    .election_id = s->conf->election_id,
-	    .topic = s->votes_topic,
-	    .owner = s->owner,
-	    .generation = pk->generation,
-	    .version = pk->version,
-	    .votes = pk->rows.v,
-	    .nvotes = pk->rows.n,
-	    .journal = pk->rows.n > s->conf->journal_above,
-	    .state = pk->state,
-	    .state_len = pk->state_len,
-	    .offsets = pk->offsets,
-	    .noffsets = pk->noffsets,
-	};
-	unsigned backoff = 100;
-	bool uncertain = false;
-	tally_pg_offset_t *dl_offsets = NULL;
-	char err[512];
-	int rc;
-
-	uint64_t t0 = tally_mono_ns(), t1;
-
-	/* Dead letters of the votes this checkpoint moves past must be in Kafka first. */
-	if ((rc = dead_letters_write(s, pk, &dl_offsets, &c.ndl_offsets)) != 0) {
-		free(dl_offsets);
-		return rc;
-	}
-	t1 = tally_mono_ns();
-	c.dl_topic = s->dl_topic;
-	c.dl_offsets = dl_offsets;
-	/* The elections row follows the state's status (opened or closed over HTTP). */
-	c.status = pk->snap->election.status;
-	c.set_status = c.status != s->status_stored;
-	for (;;) {
-		if (s->ckpt_conn == NULL || PQstatus(s->ckpt_conn) != CONNECTION_OK) {
-			if (s->ckpt_conn != NULL)
-				PQfinish(s->ckpt_conn);
-			s->ckpt_conn = ckpt_connect(s, err, sizeof(err));
-		}
-		if (s->ckpt_conn != NULL) {
-			rc = uncertain ? tally_pg_checkpoint_committed(s->ckpt_conn, &c, err, sizeof(err))
-			               : 0;
-			if (rc == 1)
-				break;         /* the commit we lost sight of had gone through */
-			if (rc == 0 && (rc = tally_pg_checkpoint_write(s->ckpt_conn, &c, err,
-			                                               sizeof(err))) == 0)
-				break;
-			if (PQstatus(s->ckpt_conn) != CONNECTION_OK)
-				uncertain = true;
-		} else {
-			rc = TALLY_EIO;
-		}
-		tally_add_relaxed(&s->checkpoint_failures, 1);
-		if (!tally_load_relaxed(&s->pg_down)) {
-			tally_store_relaxed(&s->pg_down_since, tally_mono_ns());
-			tally_store_relaxed(&s->pg_down, 1);
-			tallyd_log("checkpoint failed, retrying while counting goes on: %s", err);
-		}
-		if (rc != TALLY_EIO && rc != TALLY_EAGAIN) {
-			tallyd_log("checkpoint refused: %s", err);
-			free(dl_offsets);
-			return rc;
-		}
-		if (tally_load_relaxed(&s->ckpt_quit) == TALLYD_QUIT_ABANDON) {
-			free(dl_offsets);
-			return rc;
-		}
-		tallyd_sleep_ms(backoff);
-		backoff = backoff < 2000 ? backoff * 2 : 2000;
-	}
-	if (tally_load_relaxed(&s->pg_down)) {
-		tally_store_relaxed(&s->pg_down_since, 0);
-		tally_store_relaxed(&s->pg_down, 0);
-		tallyd_log("postgres is back: checkpoint written");
-	}
-	s->status_stored = c.status;
-	free(dl_offsets);
-	if (tally_mono_ns() - t0 > SLOW_CHECKPOINT_NS)
-		tallyd_log("slow checkpoint: %zu votes%s, %zu dead letters: %.3f s waiting for kafka "
-		           "to take the dead letters and results, %.3f s writing to postgres",
-		           pk->rows.n, c.journal ? " (journalled)" : "", pk->dl.n,
-		           (double)(t1 - t0) / 1e9, (double)(tally_mono_ns() - t1) / 1e9);
-	return 0;
+	return dead_letters_write(arg, cut->app, extra, nextra);
 }
 
 /* Make pk's snapshot the published one (HTTP and the live view show it from now on). */
@@ -288,80 +195,65 @@ tallyd_committed_copy(server_t *s, tally_snapshot_t *into)
 	return rc;
 }
 
-void *
-tallyd_ckpt_main(void *arg)
+/*
+ * The committed hook (the writer thread): the cut's snapshot becomes the published one,
+ * and its results go out at most every results.interval.ms: a commit that comes sooner is
+ * published when the interval is up (the timer hook).
+ */
+static uint64_t
+on_committed(void *arg, tally_store_cut_t *cut)
 {
 	server_t *s = arg;
-	uint64_t every = s->conf->results_interval_ms * 1000000ull, last_results = 0;
-	bool unpublished = false;
+	uint64_t now = tally_mono_ns(), every = s->conf->results_interval_ms * 1000000ull;
 
-	for (;;) {
-		package_t *pk;
-		uint64_t now;
-
-		/* Results go out after each commit, at most every results.interval.ms: a commit
-		 * that comes sooner is published when the interval is up. */
-		if (unpublished) {
-			struct timespec ts;
-			uint64_t due = last_results + every;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			now = tally_mono_ns();
-			if (due > now) {
-				uint64_t ns = (uint64_t)ts.tv_nsec + (due - now);
-
-				ts.tv_sec += (time_t)(ns / 1000000000ull);
-				ts.tv_nsec = (long)(ns % 1000000000ull);
-				if (sem_timedwait(&s->ckpt_go, &ts) != 0 && errno != ETIMEDOUT)
-					continue;
-			}
-			if (tally_mono_ns() >= due) {
-				publish_results(s);
-				last_results = tally_mono_ns();
-				unpublished = false;
-			}
-		} else {
-			sem_wait(&s->ckpt_go);
-		}
-		if ((pk = tally_load_acquire(&s->job)) == NULL) {
-			if (tally_load_relaxed(&s->ckpt_quit))
-				break;
-			continue;
-		}
-		if (ckpt_write(s, pk) == 0) {
-			now = tally_mono_ns();
-			tally_add_relaxed(&s->checkpoints, 1);
-			tally_add_relaxed(&s->checkpointed_votes, pk->rows.n);
-			if (pk->rows.n > s->conf->journal_above)
-				tally_add_relaxed(&s->journal_votes, (int64_t)pk->rows.n);
-			tally_store_relaxed(&s->last_checkpoint_ns, now);
-			tally_store_relaxed(&s->last_checkpoint_ms, (now - pk->cut_ns) / 1000000);
-			commit_snapshot(s, pk);
-			if (now >= last_results + every) {
-				publish_results(s);
-				last_results = now;
-				unpublished = false;
-			} else {
-				unpublished = true;
-			}
-		} else if (tally_load_relaxed(&s->ckpt_quit) != TALLYD_QUIT_ABANDON) {
-			/* Refused, not unreachable: a fault to stop on, not to retry. */
-			tallyd_log("stopping: a checkpoint cannot be written; nothing is lost, the "
-			           "votes since the last checkpoint are read again on restart");
-			tallyd_request_stop();
-		}
-		package_free(pk);
-		tally_store_release(&s->job, NULL);
-	}
-	if (unpublished)
+	commit_snapshot(s, cut->app);
+	if (now >= s->last_results + every) {
 		publish_results(s);
-	return NULL;
+		s->last_results = now;
+		return 0;
+	}
+	return s->last_results + every;
+}
+
+static uint64_t
+on_timer(void *arg)
+{
+	server_t *s = arg;
+
+	publish_results(s);
+	s->last_results = tally_mono_ns();
+	return 0;
+}
+
+static void
+on_refused(void *arg, int rc)
+{
+	(void)arg;
+	(void)rc;
+	tallyd_log("stopping: a checkpoint cannot be written; nothing is lost, the votes since "
+	           "the last checkpoint are read again on restart");
+	tallyd_request_stop();
+}
+
+static void
+on_release(void *arg, void *app)
+{
+	(void)arg;
+	package_free(app);
+}
+
+void
+tallyd_store_hooks(server_t *s, tally_store_hooks_t *h)
+{
+	*h = (tally_store_hooks_t){.prepare = on_prepare, .committed = on_committed,
+	                           .timer = on_timer, .refused = on_refused,
+	                           .release = on_release, .arg = s};
 }
 
 bool
 tallyd_ckpt_idle(server_t *s)
 {
-	return tally_load_acquire(&s->job) == NULL;
+	return tally_store_idle(s->store);
 }
 
 /*
@@ -374,11 +266,12 @@ int
 tallyd_cut(server_t *s)
 {
 	package_t *pk = calloc(1, sizeof(*pk));
+	tally_store_cut_t cut = {0};
 	size_t n = 0;
 	int rc;
 
 	if (pk == NULL || (pk->snap = calloc(1, sizeof(*pk->snap))) == NULL ||
-	    (pk->offsets = calloc((size_t)s->nparts + 1, sizeof(*pk->offsets))) == NULL) {
+	    (cut.offsets = calloc((size_t)s->nparts + 1, sizeof(*cut.offsets))) == NULL) {
 		package_free(pk);
 		return TALLY_ENOMEM;
 	}
@@ -386,29 +279,40 @@ tallyd_cut(server_t *s)
 	tallyd_harvest(s);
 	for (int i = 0; i < s->nparts; i++)
 		if (s->parts[i].next_offset >= 0)
-			pk->offsets[n++] = (tally_pg_offset_t){i, s->parts[i].next_offset};
-	pk->noffsets = n;
+			cut.offsets[n++] = (tally_pg_offset_t){i, s->parts[i].next_offset};
+	cut.noffsets = n;
 	rc = tally_snapshot_take_into(s->core, pk->snap);
 	if (rc == 0 && (pk->snap->version != s->cut_version || s->generation != s->cut_generation ||
 	                s->pending.n > 0 || s->pending_dl.n > 0))
-		rc = tally_state_export(s->core, 0, pk->offsets, n * sizeof(*pk->offsets),
-		                        &pk->state, &pk->state_len);
+		rc = tally_state_export(s->core, 0, cut.offsets, n * sizeof(*cut.offsets),
+		                        &cut.state, &cut.state_len);
 	tally_core_resume(s->core);
-	if (rc != 0 || pk->state == NULL) {
+	if (rc != 0 || cut.state == NULL) {
+		free(cut.offsets);
+		free(cut.state);
 		package_free(pk);
 		return rc;
 	}
-	pk->version = pk->snap->version;
-	pk->rows = s->pending;
+	cut.version = pk->snap->version;
+	cut.status = pk->snap->election.status;
+	cut.votes = s->pending.v;
+	cut.nvotes = s->pending.n;
+	cut.generation = s->generation;
+	cut.cut_ns = tally_mono_ns();
+	cut.app = pk;
 	pk->dl = s->pending_dl;
-	pk->generation = s->generation;
-	pk->cut_ns = tally_mono_ns();
+	if ((rc = tally_store_commit(s->store, &cut)) != 0) {
+		/* Not idle (the caller checks first) or out of memory: nothing handed over. */
+		pk->dl = (dead_letters_t){0};
+		free(cut.offsets);
+		free(cut.state);
+		package_free(pk);
+		return rc;
+	}
 	s->pending = (rows_t){0};
 	s->pending_dl = (dead_letters_t){0};
-	s->cut_version = pk->version;
-	s->cut_generation = pk->generation;
-	tally_store_release(&s->job, pk);
-	sem_post(&s->ckpt_go);
+	s->cut_version = cut.version;
+	s->cut_generation = cut.generation;
 	return 0;
 }
 
@@ -421,7 +325,11 @@ static bool
 ckpt_wait(server_t *s, unsigned unreachable_ms)
 {
 	while (!tallyd_ckpt_idle(s)) {
-		uint64_t since = tally_load_relaxed(&s->pg_down_since);
+		tally_store_stats_t fig;
+		uint64_t since;
+
+		tally_store_stats(s->store, &fig);
+		since = fig.postgres_down_since;
 
 		if (since != 0 && tally_mono_ns() - since > (uint64_t)unreachable_ms * 1000000ull)
 			return false;

@@ -19,7 +19,7 @@
 #include <tally/decode.h>
 #include <tally/error.h>
 #include <tally/kafka.h>
-#include <tally/pg_checkpoint.h>
+#include <tally/pg_types.h>
 #include <tally/snapshot.h>
 #include <tally/state.h>
 #include <tally/time.h>

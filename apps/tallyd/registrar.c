@@ -2,8 +2,9 @@
  * The registrar: follows voters_topic and candidates_topic while tallyd counts, so a voter
  * or candidate registered after start can vote or be voted for.
  *
- * A registration is stored in PostgreSQL first (with the topic offsets, in one
- * transaction) and enters the in-memory registry only after that commits. So a vote the
+ * A registration is stored in PostgreSQL first (by the store, with the topic offsets, in
+ * one transaction: tally_store_registrations_write()) and enters the in-memory registry
+ * only after that commits. So a vote the
  * core accepts always names a voter and candidate the votes table can reference, and a
  * restart resumes each registration topic where the registry in PostgreSQL stands.
  * Registrations PostgreSQL already holds (tally-gen writes both) are skipped without a
@@ -22,9 +23,8 @@
 #include <tally/atomic.h>
 #include <tally/error.h>
 #include <tally/kafka.h>
-#include <tally/pg.h>
-#include <tally/pg_checkpoint.h>
 #include <tally/regmsg.h>
+#include <tally/store.h>
 #include <tally/thread.h>
 #include <tally/time.h>
 
@@ -34,26 +34,6 @@
 #define REG_POLL_BATCH 2048
 #define REG_MAX_PARTITIONS 4096
 #define OFFSETS_SAVE_NS 1000000000ull
-
-/* Fixed, parameterised statements: the message's JSON is the one parameter. */
-static const char insert_voter_sql[] =
-    "INSERT INTO voters (voter_id, voter_name, date_of_birth, gender, nationality,"
-    " registration_number, address_street, address_city, address_state, address_country,"
-    " address_postcode, email, phone_number, cell_number, picture, registered_age)"
-    " SELECT (j->>'voter_id')::uuid, j->>'voter_name', (j->>'date_of_birth')::date,"
-    " j->>'gender', j->>'nationality', j->>'registration_number', j->'address'->>'street',"
-    " j->'address'->>'city', j->'address'->>'state', j->'address'->>'country',"
-    " j->'address'->>'postcode', j->>'email', j->>'phone_number', j->>'cell_number',"
-    " j->>'picture', (j->>'registered_age')::integer"
-    " FROM (SELECT $1::jsonb AS j) AS m ON CONFLICT (voter_id) DO NOTHING";
-static const char insert_party_sql[] =
-    "INSERT INTO parties (party_affiliation) VALUES ($1) ON CONFLICT DO NOTHING";
-static const char insert_candidate_sql[] =
-    "INSERT INTO candidates (candidate_id, candidate_name, party_affiliation, biography,"
-    " campaign_platform, photo_url)"
-    " SELECT (j->>'candidate_id')::uuid, j->>'candidate_name', j->>'party_affiliation',"
-    " j->>'biography', j->>'campaign_platform', j->>'photo_url'"
-    " FROM (SELECT $1::jsonb AS j) AS m ON CONFLICT (candidate_id) DO NOTHING";
 
 typedef struct regtopic {
 	const char *name;
@@ -73,13 +53,11 @@ typedef struct pending_reg {
 struct tallyd_registrar {
 	const tallyd_conf_t *conf;
 	tally_registry_t *reg;
-	const char *dsn;
-	const tally_pg_param_t *params;
-	size_t nparams;
+	tally_store_t *store;
 	rd_kafka_t *rk;
-	PGconn *conn;
 	regtopic_t topics[2];
 	pending_reg_t *pend;
+	tally_store_registration_t *regs;
 	size_t npend;
 	pthread_t thread;
 	int quit;               /* atomic */
@@ -95,81 +73,52 @@ topic_of(tallyd_registrar_t *r, const char *name)
 	return NULL;
 }
 
-static int
-exec1(PGconn *c, const char *sql, int n, const char *const *v, char *err, size_t errsz)
+static bool
+quitting(void *arg)
 {
-	PGresult *res = PQexecParams(c, sql, n, NULL, v, NULL, NULL, 0);
-	int rc = 0;
+	tallyd_registrar_t *r = arg;
 
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		rc = tally_pg_err(c, res);
-		snprintf(err, errsz, "%s", PQresultErrorMessage(res));
-		err[strcspn(err, "\r\n")] = '\0';
-	}
-	PQclear(res);
-	return rc;
+	return tally_load_relaxed(&r->quit) != 0;
 }
 
-/* One transaction: the new registrations and the topics' offsets. */
+/*
+ * The store keeps the new registrations and the topics' offsets in one transaction,
+ * retrying until it commits (or we stop: TALLY_EAGAIN, nothing taken in).
+ */
 static int
 store(tallyd_registrar_t *r, rd_kafka_message_t **msgs, const bool *fresh, size_t n,
       char *err, size_t errsz)
 {
-	PGconn *c = r->conn;
-	int rc;
+	tally_store_topic_offsets_t tops[2];
+	size_t nregs = 0, ntops = 0;
+	int rc = 0;
 
-	if ((rc = exec1(c, "BEGIN", 0, NULL, err, errsz)) != 0)
-		return rc;
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	for (size_t i = 0; i < n; i++) {
 		rd_kafka_message_t *m = msgs[i];
 		char *json;
 
 		if (!fresh[i])
 			continue;
 		if ((json = malloc(m->len + 1)) == NULL) {
+			snprintf(err, errsz, "out of memory");
 			rc = TALLY_ENOMEM;
 			break;
 		}
 		memcpy(json, m->payload, m->len);
 		json[m->len] = '\0';
-		{
-			const char *v[1] = {json};
-
-			if (topic_of(r, rd_kafka_topic_name(m->rkt))->voters) {
-				rc = exec1(c, insert_voter_sql, 1, v, err, errsz);
-			} else {
-				const char *party[1] = {r->pend[i].c.party};
-
-				if ((rc = exec1(c, insert_party_sql, 1, party, err, errsz)) == 0)
-					rc = exec1(c, insert_candidate_sql, 1, v, err, errsz);
-			}
-		}
-		free(json);
+		r->regs[nregs++] = (tally_store_registration_t){
+		    .voter = r->pend[i].voter, .json = json,
+		    .party = r->pend[i].voter ? NULL : r->pend[i].c.party};
 	}
-	for (int t = 0; t < 2 && rc == 0; t++) {
-		regtopic_t *tp = &r->topics[t];
-
-		for (int p = 0; p < tp->nparts && rc == 0 && tp->dirty; p++) {
-			char part[16], off[24];
-			const char *v[6] = {r->conf->election_id, tp->name, part, off, "tallyd-registrar",
-			                    "0"};
-
-			if (tp->next[p] < 0)
-				continue;
-			snprintf(part, sizeof(part), "%d", p);
-			snprintf(off, sizeof(off), "%" PRId64, tp->next[p]);
-			rc = exec1(c,
-			           "INSERT INTO checkpoint_offsets (election_id, topic, partition,"
-			           " next_offset, owner, generation) VALUES ($1, $2, $3, $4, $5, $6)"
-			           " ON CONFLICT (election_id, topic, partition) DO UPDATE SET"
-			           " next_offset = EXCLUDED.next_offset, updated_at = now()",
-			           6, v, err, errsz);
-		}
-	}
+	for (int t = 0; t < 2; t++)
+		if (r->topics[t].dirty)
+			tops[ntops++] = (tally_store_topic_offsets_t){r->topics[t].name, r->topics[t].next,
+			                                              r->topics[t].nparts};
 	if (rc == 0)
-		rc = exec1(c, "COMMIT", 0, NULL, err, errsz);
-	if (rc != 0 && PQstatus(c) == CONNECTION_OK)
-		PQclear(PQexec(c, "ROLLBACK"));
+		rc = tally_store_registrations_write(r->store, r->regs, nregs, tops, ntops, quitting, r,
+		                                     err, errsz);
+	for (size_t i = 0; i < nregs; i++)
+		free((char *)r->regs[i].json);
 	return rc;
 }
 
@@ -256,7 +205,6 @@ registrar_main(void *arg)
 		ssize_t got = rd_kafka_consume_batch_queue(q, 200, msgs, REG_POLL_BATCH);
 		size_t n = 0;
 		bool any = false;
-		unsigned backoff = 100;
 
 		for (ssize_t i = 0; i < got; i++) {
 			if (msgs[i]->err == RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -269,23 +217,14 @@ registrar_main(void *arg)
 			any |= fresh[i];
 		if (any || (tally_mono_ns() - last_save > OFFSETS_SAVE_NS &&
 		            (r->topics[0].dirty || r->topics[1].dirty))) {
-			/* Retry until stored: a registration is never dropped. */
-			for (;;) {
-				if (r->conn == NULL || PQstatus(r->conn) != CONNECTION_OK) {
-					if (r->conn != NULL)
-						PQfinish(r->conn);
-					r->conn = tally_pg_connect(r->dsn, r->params, r->nparams, 2000, err,
-					                           sizeof(err));
-				}
-				struct timespec ts = {backoff / 1000, (long)(backoff % 1000) * 1000000L};
+			/* Retried by the store until stored: a registration is never dropped. */
+			int rc = store(r, keep, fresh, n, err, sizeof(err));
 
-				if (r->conn != NULL && store(r, keep, fresh, n, err, sizeof(err)) == 0)
-					break;
-				if (tally_load_relaxed(&r->quit))
-					goto out;
-				tallyd_log("registrations: could not store, retrying: %s", err);
-				nanosleep(&ts, NULL);
-				backoff = backoff < 2000 ? backoff * 2 : 2000;
+			if (rc == TALLY_EAGAIN)
+				goto out;
+			if (rc != 0) {
+				tallyd_log("registrations: could not store: %s", err);
+				goto out;
 			}
 			r->topics[0].dirty = r->topics[1].dirty = false;
 			last_save = tally_mono_ns();
@@ -320,23 +259,21 @@ partitions_of(rd_kafka_t *rk, const char *topic)
 
 tallyd_registrar_t *
 tallyd_registrar_start(const tallyd_conf_t *conf, tally_registry_t *reg,
-                       const tally_kafka_topics_t *topics, const char *dsn,
-                       const tally_pg_param_t *params, size_t nparams, char *errstr,
+                       const tally_kafka_topics_t *topics, tally_store_t *store, char *errstr,
                        size_t errstr_size)
 {
 	tallyd_registrar_t *r = calloc(1, sizeof(*r));
 	rd_kafka_topic_partition_list_t *list = NULL;
 	rd_kafka_conf_t *kc;
 
-	if (r == NULL || (r->pend = calloc(REG_POLL_BATCH, sizeof(*r->pend))) == NULL) {
+	if (r == NULL || (r->pend = calloc(REG_POLL_BATCH, sizeof(*r->pend))) == NULL ||
+	    (r->regs = calloc(REG_POLL_BATCH, sizeof(*r->regs))) == NULL) {
 		snprintf(errstr, errstr_size, "out of memory");
 		goto fail;
 	}
 	r->conf = conf;
 	r->reg = reg;
-	r->dsn = dsn;
-	r->params = params;
-	r->nparams = nparams;
+	r->store = store;
 	r->topics[0] = (regtopic_t){.name = topics->topic[TALLY_KAFKA_VOTERS].name, .voters = true};
 	r->topics[1] = (regtopic_t){.name = topics->topic[TALLY_KAFKA_CANDIDATES].name};
 	if ((kc = tallyd_kafka_conf(conf, errstr, errstr_size)) == NULL)
@@ -348,8 +285,6 @@ tallyd_registrar_start(const tallyd_conf_t *conf, tally_registry_t *reg,
 		goto fail;
 	}
 	rd_kafka_poll_set_consumer(r->rk);
-	if ((r->conn = tally_pg_connect(dsn, params, nparams, 10000, errstr, errstr_size)) == NULL)
-		goto fail;
 	list = rd_kafka_topic_partition_list_new(64);
 	for (int t = 0; t < 2; t++) {
 		regtopic_t *tp = &r->topics[t];
@@ -359,8 +294,8 @@ tallyd_registrar_start(const tallyd_conf_t *conf, tally_registry_t *reg,
 			snprintf(errstr, errstr_size, "topic \"%s\" not found", tp->name);
 			goto fail;
 		}
-		if (tally_pg_offsets_load(r->conn, conf->election_id, tp->name, tp->next,
-		                          REG_MAX_PARTITIONS, errstr, errstr_size) < 0)
+		if (tally_store_offsets(store, tp->name, tp->next, REG_MAX_PARTITIONS, errstr,
+		                        errstr_size) < 0)
 			goto fail;
 		for (int p = 0; p < tp->nparts; p++) {
 			/* First start: PostgreSQL's registry is the whole registry, so follow the
@@ -399,9 +334,8 @@ fail:
 	if (r != NULL) {
 		if (r->rk != NULL)
 			rd_kafka_destroy(r->rk);
-		if (r->conn != NULL)
-			PQfinish(r->conn);
 		free(r->pend);
+		free(r->regs);
 		free(r);
 	}
 	return NULL;
@@ -417,8 +351,7 @@ tallyd_registrar_stop(tallyd_registrar_t *r)
 	tallyd_log("registrar stopped");
 	rd_kafka_consumer_close(r->rk);
 	rd_kafka_destroy(r->rk);
-	if (r->conn != NULL)
-		PQfinish(r->conn);
 	free(r->pend);
+	free(r->regs);
 	free(r);
 }

@@ -8,9 +8,12 @@
  *   votes in order), submits batches, harvests completed ones in order, cuts checkpoints
  *   and publishes results;
  * - the core's workers count (core/);
- * - the checkpointer (checkpointer.c) writes each cut to PostgreSQL and retries while it is
- *   away;
- * - the registrar follows voters_topic and candidates_topic (registrar.c).
+ * - the store's threads (include/tally/store.h; tallyd holds no PostgreSQL connection):
+ *   the writer (tally:ckpt) writes each cut and retries while PostgreSQL is away, calling
+ *   tallyd's hooks around the commit (checkpointer.c: dead letters before, publishing
+ *   after); the mover (tally:mover) and, after a full load, the image writer (tally:imager);
+ * - the registrar follows voters_topic and candidates_topic (registrar.c) and stores
+ *   registrations through the store.
  *
  * Exactly once: a checkpoint is cut with the core paused, after harvesting every batch the
  * workers finished, so the state it exports counts exactly the votes harvested; those
@@ -20,8 +23,8 @@
  * again and counted once.
  *
  * Published means committed: results (the results topics, HTTP, the live view) come
- * only from cuts PostgreSQL has committed, published by the checkpointer after each commit
- * (checkpointer.c), so no figure shown is ever taken back.
+ * only from cuts PostgreSQL has committed, published by the committed hook on the store's
+ * writer thread after each commit (checkpointer.c), so no figure shown is ever taken back.
  *
  * Dead letters travel with the cut that moves past them and are written by the
  * checkpointer before it commits; on start, those a crashed run wrote after the newest
@@ -46,19 +49,13 @@
 #include <tally/decode.h>
 #include <tally/error.h>
 #include <tally/kafka.h>
-#include <tally/pg.h>
-#include <tally/pg_checkpoint.h>
-#include <tally/pg_journal.h>
-#include <tally/pg_registry.h>
-#include <tally/pg_registry_image.h>
 #include <tally/registry.h>
 #include <tally/results.h>
 #include <tally/snapshot.h>
 #include <tally/state.h>
-#include <tally/thread.h>
+#include <tally/store.h>
 #include <tally/time.h>
 
-#include "imager.h"
 #include "registrar.h"
 #include "server_int.h"
 #include "view.h"
@@ -215,193 +212,76 @@ conf_set(rd_kafka_conf_t *kc, const char *key, const char *value, char *err, siz
 	return 0;
 }
 
-PGconn *
-tallyd_pg_open(server_t *s, unsigned timeout_ms, char *err, size_t errsz)
+static void
+store_log(void *arg, const char *line)
 {
-	return tally_pg_connect(s->dsn, s->pg_params, s->npg_params, timeout_ms, err, errsz);
+	(void)arg;
+	tallyd_log("%s", line);
 }
 
-/* Reads the stored votes' voter ids on its own connection (restore's second stream). */
-typedef struct votes_reader {
-	server_t *s;
-	pthread_t thread;
-	bool started;
-	tally_uuid_t *ids;
-	size_t n;
-	uint64_t ns;
-	int rc;
-	char err[512];
-} votes_reader_t;
-
-static void *
-votes_reader_main(void *arg)
+static bool
+store_cancel(void *arg)
 {
-	votes_reader_t *vr = arg;
-	uint64_t t0 = tally_mono_ns();
-	PGconn *c = tallyd_pg_open(vr->s, 10000, vr->err, sizeof(vr->err));
-
-	if (c == NULL) {
-		vr->rc = TALLY_EIO;
-		return NULL;
-	}
-	vr->rc = tally_pg_votes_voters(c, &vr->ids, &vr->n, vr->err, sizeof(vr->err));
-	vr->ns = tally_mono_ns() - t0;
-	PQfinish(c);
-	return NULL;
+	(void)arg;
+	return stopping();
 }
 
 /*
- * The registry: from a registry image when one is complete for the stored generation, else
- * every voters row. A damaged image is logged and read past: a fresh registry and the full
- * load, in one snapshot with the generation it saw (so a new image replaces the bad one).
+ * The store (its opts name s's strings), and from it the registry, election, checkpoint
+ * and voted set; the core is made and brought to the restored cut here.
  */
 static int
-load_registry(server_t *s, PGconn *conn, const tally_registry_opts_t *ro,
-              tally_pg_restore_info_t *ri, char *err, size_t errsz)
-{
-	PGresult *res;
-	int rc = tally_pg_registry_restore(conn, s->reg, ri, err, errsz);
-
-	if (rc != TALLY_ECORRUPT)
-		return rc;
-	tallyd_log("%s; reading every voters row instead", err);
-	if (ri->image_id > 0) {
-		/* Not to be tried again: the image written after this load replaces it anyway. */
-		char id[24];
-		const char *values[1] = {id};
-
-		snprintf(id, sizeof(id), "%" PRId64, ri->image_id);
-		res = PQexecParams(conn, "DELETE FROM registry_images WHERE image_id = $1::bigint", 1,
-		                   NULL, values, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			char msg[200];
-
-			snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
-			msg[strcspn(msg, "\n")] = '\0';
-			tallyd_log("could not delete registry image %s: %s", id, msg);
-		}
-		PQclear(res);
-	}
-	tally_registry_destroy(s->reg);
-	memset(ri, 0, sizeof(*ri));
-	if ((s->reg = tally_registry_new(ro, err, errsz)) == NULL)
-		return TALLY_ENOMEM;
-	res = PQexec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-	rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : tally_pg_err(conn, res);
-	PQclear(res);
-	if (rc != 0) {
-		snprintf(err, errsz, "could not begin reading the registry: %s", PQerrorMessage(conn));
-		err[strcspn(err, "\n")] = '\0';
-		return rc;
-	}
-	if ((ri->generation = tally_pg_registry_generation(conn)) < 0) {
-		rc = (int)ri->generation;
-		snprintf(err, errsz, "could not read the registry generation: %s", tally_err2str(rc));
-	} else {
-		rc = tally_pg_registry_load(conn, s->reg, &ri->parties, &ri->candidates, &ri->voters,
-		                            err, errsz);
-	}
-	res = PQexec(conn, rc == 0 ? "COMMIT" : "ROLLBACK");
-	if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK) {
-		rc = tally_pg_err(conn, res);
-		snprintf(err, errsz, "could not end reading the registry: %s", PQerrorMessage(conn));
-		err[strcspn(err, "\n")] = '\0';
-	}
-	PQclear(res);
-	return rc;
-}
-
-/* Registry, election, checkpoint and voted set from PostgreSQL. */
-static int
-restore(server_t *s, char *err, size_t errsz)
+restore(server_t *s, size_t npg, char *err, size_t errsz)
 {
 	const tallyd_conf_t *conf = s->conf;
-	tally_election_t el;
+	tally_store_opts_t so = {
+	    .dsn = getenv("TALLY_PG_DSN"),
+	    .params = s->pg_params,
+	    .nparams = npg,
+	    .election_id = conf->election_id,
+	    .topic = s->votes_topic,
+	    .extra_topic = s->dl_topic,
+	    .owner = s->owner,
+	    .journal_above = conf->journal_above,
+	    .image_delay_ms = IMAGE_DELAY_MS,
+	    .log = store_log,
+	    .cancel = store_cancel,
+	};
+	tally_store_restored_t rs;
 	tally_registry_opts_t ro = {0};
 	tally_core_opts_t co = {0};
-	uint64_t np = 0, nc = 0, nv = 0, marked = 0, version = 0;
-	void *state = NULL;
-	size_t state_len = 0;
+	tally_election_t el;
 	int64_t *offsets = NULL;
-	uint64_t t0 = tally_mono_ns();
-	PGconn *conn;
-	int64_t voters;
+	uint64_t t0 = tally_mono_ns(), t_mark = 0;
 	int rc, stored = 0;
-	votes_reader_t vr = {.s = s};
-	uint64_t t_reg = 0, t_mark = 0;
-	tally_pg_restore_info_t ri = {0};
-	char how[160];
 
-	/* PostgreSQL may be starting: wait for it rather than give up. */
-	while ((conn = tallyd_pg_open(s, 5000, err, errsz)) == NULL) {
-		if (stopping())
-			return TALLY_EIO;
-		tallyd_log("waiting for postgres: %s", err);
-	}
-	if ((rc = tally_pg_migrate(conn, NULL, err, errsz)) != 0 ||
-	    (rc = tally_pg_election_get(conn, conf->election_id, &el, err, errsz)) != 0)
-		goto out;
-	voters = tally_pg_voter_estimate(conn);
-	ro.expected_voters = voters > 0 ? (size_t)voters + (size_t)voters / 4 + 1024 : 0;
-	if ((s->reg = tally_registry_new(&ro, err, errsz)) == NULL) {
-		rc = TALLY_ENOMEM;
-		goto out;
-	}
-	/* The stored votes' voters are read on a second connection while the registry loads
-	 * (on this thread afterwards if no thread can be had). */
-	if (tally_thread_start(&vr.thread, "tally:voted", votes_reader_main, &vr, err,
-	                       errsz) == 0)
-		vr.started = true;
-	else
-		tallyd_log("%s: reading the stored votes after the registry", err);
-	t_reg = tally_mono_ns();
-	rc = load_registry(s, conn, &ro, &ri, err, errsz);
-	t_reg = tally_mono_ns() - t_reg;
-	np = ri.parties;
-	nc = ri.candidates;
-	nv = ri.voters;
-	if (vr.started)
-		pthread_join(vr.thread, NULL);
-	else if (rc == 0)
-		votes_reader_main(&vr);
-	vr.started = false;
-	if (rc != 0)
-		goto out;
-	if (vr.rc != 0) {
-		rc = vr.rc;
-		snprintf(err, errsz, "%s", vr.err);
-		goto out;
-	}
+	if ((s->store = tally_store_new(&so, err, errsz)) == NULL)
+		return TALLY_ECONFIG;
+	if ((rc = tally_store_restore(s->store, &ro, &rs, err, errsz)) != 0)
+		return rc;
+	s->reg = rs.reg;
 	co.workers = (unsigned)conf->workers;
-	co.election = el;
+	co.election = rs.election;
 	if ((s->core = tally_core_new(s->reg, &co, err, errsz)) == NULL) {
 		rc = TALLY_ENOMEM;
 		goto out;
 	}
-	if ((rc = tally_pg_checkpoint_latest(conn, conf->election_id, &state, &state_len, &version,
-	                                     err, errsz)) != 0)
-		goto out;
-	if (state != NULL &&
-	    (rc = tally_state_import(s->core, state, state_len, NULL, NULL, err, errsz)) != 0)
+	if (rs.state != NULL &&
+	    (rc = tally_state_import(s->core, rs.state, rs.state_len, NULL, NULL, err, errsz)) != 0)
 		goto out;
 	t_mark = tally_mono_ns();
-	if ((rc = tally_core_mark_voted_many(s->core, vr.ids, vr.n, NULL)) != 0) {
+	if ((rc = tally_core_mark_voted_many(s->core, rs.voted, rs.nvoted, NULL)) != 0) {
 		snprintf(err, errsz, "could not restore the voted set: a stored vote's voter is not "
 		         "registered (%s)", tally_err2str(rc));
 		goto out;
 	}
-	marked = vr.n;
 	t_mark = tally_mono_ns() - t_mark;
-	if ((s->journal_votes = tally_pg_journal_votes(conn, err, errsz)) < 0) {
-		rc = (int)s->journal_votes;
-		goto out;
-	}
 	if ((offsets = calloc(4096, sizeof(*offsets))) == NULL) {
 		rc = TALLY_ENOMEM;
 		goto out;
 	}
-	if ((stored = tally_pg_offsets_load(conn, conf->election_id, s->votes_topic, offsets, 4096,
-	                                    err, errsz)) < 0) {
+	if ((stored = tally_store_offsets(s->store, s->votes_topic, offsets, 4096, err,
+	                                  errsz)) < 0) {
 		rc = stored;
 		goto out;
 	}
@@ -417,44 +297,29 @@ restore(server_t *s, char *err, size_t errsz)
 		rc = TALLY_ENOMEM;
 		goto out;
 	}
-	if ((rc = tally_pg_offsets_load(conn, conf->election_id, s->dl_topic, s->dl_from,
-	                                DL_PARTITIONS, err, errsz)) < 0)
+	if ((rc = tally_store_offsets(s->store, s->dl_topic, s->dl_from, DL_PARTITIONS, err,
+	                              errsz)) < 0)
 		goto out;
 	rc = 0;
 	tally_core_election(s->core, &el);
 	if (el.status == TALLY_ELECTION_SCHEDULED && !conf->no_open) {
 		if ((rc = tally_core_election_open(s->core)) != 0 ||
-		    (rc = tally_pg_election_set_status(conn, conf->election_id, TALLY_ELECTION_OPEN,
-		                                       err, errsz)) != 0)
+		    (rc = tally_store_election_set_status(s->store, TALLY_ELECTION_OPEN, err,
+		                                          errsz)) != 0)
 			goto out;
 		tallyd_log("election \"%s\" opened", conf->election_id);
 	}
-	tally_core_election(s->core, &el);
-	s->status_stored = el.status;
-	if (ri.from_image)
-		snprintf(how, sizeof(how), "registry image %" PRId64 ": %u parts, %.1f MB, waited "
-		         "%.3f s for parts", ri.image_id, ri.parts, (double)ri.bytes / 1e6,
-		         ri.fetch_wait_s);
-	else
-		snprintf(how, sizeof(how), "every voters row, no registry image of generation %"
-		         PRId64 " to read", ri.generation);
-	s->image_generation = ri.from_image ? 0 : ri.generation;
 	tallyd_log("restored in %.3f s: %" PRIu64 " parties, %" PRIu64 " candidates, %" PRIu64
-	           " voters (%.3f s, %s); %s (version %" PRIu64 "), %" PRIu64 " votes stored (read "
+	           " voters (%.3f s, %s); %s (version %" PRIu64 "), %zu votes stored (read "
 	           "in %.3f s alongside, marked in %.3f s), %d partition offsets",
-	           (double)(tally_mono_ns() - t0) / 1e9, np, nc, nv, (double)t_reg / 1e9, how,
-	           state != NULL ? "checkpoint restored" : "no checkpoint yet", version, marked,
-	           (double)vr.ns / 1e9, (double)t_mark / 1e9, stored);
-	if (s->journal_votes > 0)
-		tallyd_log("%" PRId64 " of the stored votes are in the journal; they move into the "
-		           "votes table once reading has caught up", s->journal_votes);
+	           (double)(tally_mono_ns() - t0) / 1e9, rs.parties, rs.candidates, rs.voters,
+	           rs.registry_s, rs.how,
+	           rs.state != NULL ? "checkpoint restored" : "no checkpoint yet", rs.version,
+	           rs.nvoted, rs.voted_s, (double)t_mark / 1e9, stored);
 out:
-	if (vr.started)
-		pthread_join(vr.thread, NULL);
-	free(vr.ids);
+	free(rs.voted);
+	free(rs.state);
 	free(offsets);
-	free(state);
-	PQfinish(conn);
 	return rc;
 }
 
@@ -605,17 +470,19 @@ publish_all(server_t *s)
 static void
 stats_line(server_t *s, const char *what)
 {
-	uint64_t last = tally_load_relaxed(&s->last_checkpoint_ns);
+	tally_store_stats_t fig;
+	uint64_t last;
 
+	tally_store_stats(s->store, &fig);
+	last = fig.last_checkpoint_ns;
 	tallyd_log("%s: read %" PRIu64 ", accepted %" PRIu64 ", rejected %" PRIu64
 	           ", dead letters %" PRIu64 "; checkpoints %" PRIu64 " (%" PRIu64
 	           " votes stored, last %.1f s ago, took %" PRIu64 " ms)%s",
 	           what, tally_load_relaxed(&s->read), tally_load_relaxed(&s->accepted),
 	           tally_load_relaxed(&s->rejected), tally_load_relaxed(&s->dead_letters),
-	           tally_load_relaxed(&s->checkpoints), tally_load_relaxed(&s->checkpointed_votes),
-	           last ? (double)(tally_mono_ns() - last) / 1e9 : 0.0,
-	           tally_load_relaxed(&s->last_checkpoint_ms),
-	           tally_load_relaxed(&s->pg_down) ? "; postgres unreachable" : "");
+	           fig.checkpoints, fig.checkpointed_votes,
+	           last ? (double)(tally_mono_ns() - last) / 1e9 : 0.0, fig.last_checkpoint_ms,
+	           fig.postgres_up ? "" : "; postgres unreachable");
 }
 
 static bool
@@ -779,10 +646,13 @@ static void
 web_metrics(void *arg, tally_metrics_builder_t *b)
 {
 	server_t *s = arg;
-	uint64_t last = tally_load_relaxed(&s->last_checkpoint_ns);
+	tally_store_stats_t fig;
+	uint64_t last;
 	int n = tally_load_acquire(&s->nlag);
 	int64_t lat = tally_kafka_producer_latency_us(s->producer);
 
+	tally_store_stats(s->store, &fig);
+	last = fig.last_checkpoint_ns;
 	tally_metrics_counter(b, "tally_dead_letters_total",
 	                      "Rejected votes produced to the dead-letter topic.", NULL,
 	                      (double)tally_load_relaxed(&s->dead_letters));
@@ -790,31 +660,31 @@ web_metrics(void *arg, tally_metrics_builder_t *b)
 	                      "Rejected votes Kafka refused as dead letters (logged).", NULL,
 	                      (double)tally_load_relaxed(&s->dead_letter_failed));
 	tally_metrics_counter(b, "tally_checkpoints_total", "Checkpoints written to PostgreSQL.",
-	                      NULL, (double)tally_load_relaxed(&s->checkpoints));
+	                      NULL, (double)fig.checkpoints);
 	tally_metrics_counter(b, "tally_checkpoint_failures_total",
 	                      "Checkpoint attempts that failed (retried).", NULL,
-	                      (double)tally_load_relaxed(&s->checkpoint_failures));
+	                      (double)fig.checkpoint_failures);
 	tally_metrics_counter(b, "tally_checkpointed_votes_total",
 	                      "Accepted votes stored by checkpoints since start.", NULL,
-	                      (double)tally_load_relaxed(&s->checkpointed_votes));
+	                      (double)fig.checkpointed_votes);
 	tally_metrics_gauge(b, "tally_checkpoint_age_seconds",
 	                    "Time since the last checkpoint committed (since start if none).", NULL,
 	                    (double)(tally_mono_ns() - (last ? last : s->start_ns)) / 1e9);
 	tally_metrics_gauge(b, "tally_checkpoint_duration_seconds",
 	                    "Time from the cut to the commit of the last checkpoint.", NULL,
-	                    (double)tally_load_relaxed(&s->last_checkpoint_ms) / 1e3);
+	                    (double)fig.last_checkpoint_ms / 1e3);
 	tally_metrics_gauge(b, "tally_votes_pending_checkpoint",
 	                    "Accepted votes held in memory until a checkpoint stores them.", NULL,
 	                    (double)tally_load_relaxed(&s->pending_votes));
 	tally_metrics_gauge(b, "tally_votes_journalled",
 	                    "Stored votes in the vote journal, not yet moved into the votes table.",
-	                    NULL, (double)tally_load_relaxed(&s->journal_votes));
+	                    NULL, (double)fig.journal_votes);
 	tally_metrics_counter(b, "tally_journal_moved_votes_total",
 	                      "Votes moved from the vote journal into the votes table since start.",
-	                      NULL, (double)tally_load_relaxed(&s->moved_votes));
+	                      NULL, (double)fig.moved_votes);
 	tally_metrics_gauge(b, "tally_postgres_up",
 	                    "1 when the last checkpoint attempt reached PostgreSQL.", NULL,
-	                    tally_load_relaxed(&s->pg_down) ? 0.0 : 1.0);
+	                    fig.postgres_up ? 1.0 : 0.0);
 	tally_metrics_gauge(b, "tally_results_publish_latency_seconds",
 	                    "Produce-to-acknowledgement time of the last results or dead-letter "
 	                    "message.", NULL, lat > 0 ? (double)lat / 1e6 : 0.0);
@@ -836,15 +706,18 @@ static void
 draw(server_t *s, tallyd_view_t *view, bool final)
 {
 	char header[160], note[160];
-	uint64_t last = tally_load_relaxed(&s->last_checkpoint_ns);
+	tally_store_stats_t fig;
+	uint64_t last;
+
+	tally_store_stats(s->store, &fig);
+	last = fig.last_checkpoint_ns;
 
 	tallyd_committed_copy(s, s->snap);
 	snprintf(header, sizeof(header), "tallyd   election \"%s\"   %s",
 	         s->conf->election_id, tally_election_status_name(s->snap->election.status));
 	snprintf(note, sizeof(note), "checkpoint %.1f s ago, %" PRIu64 " votes stored%s",
 	         last ? (double)(tally_mono_ns() - last) / 1e9 : 0.0,
-	         tally_load_relaxed(&s->checkpointed_votes),
-	         tally_load_relaxed(&s->pg_down) ? ", postgres unreachable" : "");
+	         fig.checkpointed_votes, fig.postgres_up ? "" : ", postgres unreachable");
 	tallyd_view_draw(view, s->reg, s->snap, header, note, final);
 }
 
@@ -917,7 +790,7 @@ serve_loop(server_t *s)
 		}
 		if (caught_up(s) != was_caught_up) {
 			was_caught_up = !was_caught_up;
-			tally_store_relaxed(&s->caught_up, was_caught_up);
+			tally_store_set_caught_up(s->store, was_caught_up);
 			if (was_caught_up)
 				tallyd_log("caught up: read %" PRIu64 ", accepted %" PRIu64 ", rejected %" PRIu64
 				           " (%.3f s since start)", tally_load_relaxed(&s->read),
@@ -926,7 +799,10 @@ serve_loop(server_t *s)
 		}
 		if (conf->exit_idle_ms > 0) {
 			/* Idle means nothing left to do: the journal moved into votes too. */
-			if (got > 0 || !caught_up(s) || tally_load_relaxed(&s->journal_votes) > 0)
+			tally_store_stats_t fig;
+
+			tally_store_stats(s->store, &fig);
+			if (got > 0 || !caught_up(s) || fig.journal_votes > 0)
 				idle_since = 0;
 			else if (idle_since == 0)
 				idle_since = now;
@@ -949,7 +825,7 @@ shutdown_cleanly(server_t *s)
 	if (!tallyd_checkpoint_now(s, 30000)) {
 		tallyd_log("the final checkpoint could not be written: postgres unreachable for 30 s; "
 		           "the votes since the last checkpoint are read again on restart");
-		tally_store_relaxed(&s->ckpt_quit, TALLYD_QUIT_ABANDON);
+		tally_store_abandon(s->store);
 		rc = 1;
 	}
 	return rc;
@@ -975,18 +851,6 @@ publish_final(server_t *s)
 	return rc;
 }
 
-/* Stop the mover (flag, join, log); it ends after the piece in hand. */
-static void
-mover_stop(server_t *s)
-{
-	if (!s->mover_started)
-		return;
-	tally_store_relaxed(&s->mover_quit, TALLYD_QUIT_WHEN_IDLE);
-	pthread_join(s->mover_thread, NULL);
-	s->mover_started = false;
-	tallyd_log("mover stopped");
-}
-
 int
 tallyd_serve(const tallyd_conf_t *conf)
 {
@@ -994,8 +858,9 @@ tallyd_serve(const tallyd_conf_t *conf)
 	struct sigaction sa;
 	char err[1024], host[64] = "localhost";
 	tallyd_registrar_t *registrar = NULL;
-	tallyd_imager_t *imager = NULL;
 	tally_http_t *web = NULL;
+	tally_store_hooks_t hooks;
+	const char *dsn = getenv("TALLY_PG_DSN");
 	int rc = TALLYD_EXIT_FAILURE;
 	size_t npg = 0;
 
@@ -1003,8 +868,6 @@ tallyd_serve(const tallyd_conf_t *conf)
 	pthread_mutex_init(&s->committed_lock, NULL);
 	s->start_ns = tally_mono_ns();
 	s->conf = conf;
-	if ((s->dsn = getenv("TALLY_PG_DSN")) == NULL)
-		s->dsn = "";
 	gethostname(host, sizeof(host) - 1);
 	snprintf(s->owner, sizeof(s->owner), "tallyd@%s:%d", host, (int)getpid());
 	memset(&sa, 0, sizeof(sa));
@@ -1023,17 +886,16 @@ tallyd_serve(const tallyd_conf_t *conf)
 		if (strncmp(kv->key, "pg.", 3) != 0)
 			continue;
 		s->pg_params[npg] = (tally_pg_param_t){kv->key + 3, kv->value};
-		if (tally_pg_check_params(&s->pg_params[npg], 1, err, sizeof(err)) != 0) {
+		if (tally_store_check_params(&s->pg_params[npg], 1, err, sizeof(err)) != 0) {
 			tallyd_log("%s: %s: %s", kv->where, kv->key, err);
 			rc = TALLYD_EXIT_USAGE;
 			goto out;
 		}
 		npg++;
 	}
-	s->npg_params = npg;
 	/* Partitions 1: tally-gen creates the topics with their partitions; tallyd only makes
 	 * sure they exist (creating any missing one with a single partition). */
-	if (s->dsn[0] == '\0' && npg == 0) {
+	if ((dsn == NULL || dsn[0] == '\0') && npg == 0) {
 		tallyd_log("no PostgreSQL to count into: set TALLY_PG_DSN (or pg.* settings), e.g. "
 		           "eval \"$(scripts/services up)\"");
 		rc = TALLYD_EXIT_USAGE;
@@ -1064,7 +926,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	for (unsigned i = 0; i < NSLOTS; i++)
 		tallyd_slot_put(s, &s->slots[i]);
 
-	if (restore(s, err, sizeof(err)) != 0) {
+	if (restore(s, npg, err, sizeof(err)) != 0) {
 		tallyd_log("%s", err);
 		goto out;
 	}
@@ -1096,20 +958,14 @@ tallyd_serve(const tallyd_conf_t *conf)
 		rc = TALLYD_EXIT_FAILURE;
 		goto out;
 	}
-	sem_init(&s->ckpt_go, 0, 0);
-	if (tally_thread_start(&s->ckpt_thread, "tally:ckpt", tallyd_ckpt_main, s, err,
-	                       sizeof(err)) != 0) {
+	/* The store's threads: the writer, the mover and (after a full load) the image
+	 * writer for the next start. */
+	tallyd_store_hooks(s, &hooks);
+	if (tally_store_start(s->store, &hooks, s->reg, err, sizeof(err)) != 0) {
 		tallyd_log("%s", err);
 		goto out;
 	}
-	s->ckpt_started = true;
-	if (tally_thread_start(&s->mover_thread, "tally:mover", tallyd_mover_main, s, err,
-	                       sizeof(err)) == 0)
-		s->mover_started = true;
-	else
-		tallyd_log("%s: journalled votes stay in the journal until the next start", err);
-	registrar = tallyd_registrar_start(conf, s->reg, &s->topics, s->dsn, s->pg_params, npg,
-	                                   err, sizeof(err));
+	registrar = tallyd_registrar_start(conf, s->reg, &s->topics, s->store, err, sizeof(err));
 	if (registrar == NULL)
 		tallyd_log("registrations from Kafka are off: %s", err);
 	tallyd_log("counting \"%s\" from \"%s\" (workers %u, checkpoint every %" PRIu64
@@ -1117,42 +973,26 @@ tallyd_serve(const tallyd_conf_t *conf)
 	           tally_core_workers(s->core), conf->checkpoint_interval_ms,
 	           conf->results_interval_ms);
 
-	/* After a full load, the image for the next start, in the background. */
-	if (s->image_generation > 0 &&
-	    (imager = tallyd_imager_start(s->reg, s->image_generation, s->dsn, s->pg_params, npg,
-	                                  &s->caught_up, IMAGE_DELAY_MS, err, sizeof(err))) == NULL)
-		tallyd_log("%s", err);
-
 	serve_loop(s);
-	/* The mover stops after its current piece; the rest waits for the next start. */
-	mover_stop(s);
-	tally_store_relaxed(&s->caught_up, 0);
-	/* The image writer stops too: its write is worth less than a prompt exit. */
-	tallyd_imager_stop(imager);
-	imager = NULL;
+	/* The mover stops after its current piece (the rest waits for the next start), and the
+	 * image writer too: its write is worth less than a prompt exit. */
+	tally_store_stop_background(s->store);
+	tally_store_set_caught_up(s->store, false);
 	/* Let go of the partitions (the revoke settles what was read), then the last cut. */
 	rd_kafka_consumer_close(s->rk);
 	rc = shutdown_cleanly(s) == 0 ? 0 : TALLYD_EXIT_FAILURE;
-
-	if (tally_load_relaxed(&s->ckpt_quit) == TALLYD_QUIT_NO)
-		tally_store_relaxed(&s->ckpt_quit, TALLYD_QUIT_WHEN_IDLE);
-	sem_post(&s->ckpt_go);
-	pthread_join(s->ckpt_thread, NULL);
-	s->ckpt_started = false;
-	tallyd_log("checkpointer stopped");
+	tally_store_stop(s->store);
 	if (publish_final(s) != 0)
 		rc = TALLYD_EXIT_FAILURE;
 out:
-	if (s->ckpt_started) {
-		tally_store_relaxed(&s->ckpt_quit, TALLYD_QUIT_ABANDON);
-		sem_post(&s->ckpt_go);
-		pthread_join(s->ckpt_thread, NULL);
-		tallyd_log("checkpointer stopped");
+	if (s->store != NULL) {
+		/* On a failed start: the cut in hand, if any, is given up. */
+		tally_store_abandon(s->store);
+		tally_store_stop(s->store);
 	}
-	mover_stop(s);
-	tallyd_imager_stop(imager);
 	tallyd_web_stop(web);
 	tallyd_registrar_stop(registrar);
+	tally_store_destroy(s->store);
 	if (s->core != NULL)
 		tally_core_stop(s->core);
 	if (s->queue != NULL)
@@ -1161,8 +1001,6 @@ out:
 		rd_kafka_destroy(s->rk);
 	tally_results_destroy(s->results);
 	tally_kafka_producer_destroy(s->producer);
-	if (s->ckpt_conn != NULL)
-		PQfinish(s->ckpt_conn);
 	tally_snapshot_destroy(s->snap);
 	tally_snapshot_destroy(s->committed);
 	pthread_mutex_destroy(&s->committed_lock);

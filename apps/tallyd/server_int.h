@@ -1,7 +1,9 @@
 /*
  * tallyd's server internals, shared by server.c (start-up, the loop, rebalancing, HTTP
- * callbacks), ingest.c (batches in, harvest out) and checkpointer.c. Everything here runs
- * on the ingest thread unless its comment says otherwise.
+ * callbacks), ingest.c (batches in, harvest out) and checkpointer.c (the cut, and the
+ * hooks the store calls on its writer thread). Everything here runs on the ingest thread
+ * unless its comment says otherwise. PostgreSQL is the store's (include/tally/store.h):
+ * nothing here holds a connection.
  */
 #ifndef TALLYD_SERVER_INT_H
 #define TALLYD_SERVER_INT_H
@@ -13,15 +15,13 @@
 #include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
-#include <libpq-fe.h>
 
 #include <tally/core.h>
 #include <tally/kafka.h>
-#include <tally/pg.h>
-#include <tally/pg_checkpoint.h>
 #include <tally/registry.h>
 #include <tally/results.h>
 #include <tally/snapshot.h>
+#include <tally/store.h>
 
 #include "server.h"
 
@@ -29,13 +29,6 @@
 #define NSLOTS 128u              /* batches in flight or filling, in all (64 k votes) */
 #define LAG_PARTITIONS 1024      /* partitions with a lag metric */
 #define DL_PARTITIONS 4096       /* dead-letter partitions with a stored offset */
-
-/* What a thread's quit flag asks of it. */
-typedef enum tallyd_quit {
-	TALLYD_QUIT_NO = 0,
-	TALLYD_QUIT_WHEN_IDLE,           /* finish the job in hand, then end */
-	TALLYD_QUIT_ABANDON,             /* give up the job in hand (postgres is away), then end */
-} tallyd_quit_t;
 
 /* The admin handshake (server.c): an HTTP thread moves admin_req from ADMIN_IDLE to
  * 1 + action; the ingest thread takes it (to ADMIN_TAKEN), acts and posts admin_done; the
@@ -91,18 +84,10 @@ typedef struct dead_letters {
 	size_t used, bufcap;
 } dead_letters_t;
 
-/* One cut, handed to the checkpointer. */
+/* The app's part of one cut (tally_store_cut_t.app): what the hooks write and publish. */
 typedef struct package {
-	rows_t rows;
 	dead_letters_t dl;               /* rejected since the previous cut */
 	tally_snapshot_t *snap;          /* the results of this cut, published once committed */
-	void *state;
-	size_t state_len;
-	uint64_t version;
-	tally_pg_offset_t *offsets;
-	size_t noffsets;
-	int64_t generation;
-	uint64_t cut_ns;
 } package_t;
 
 typedef struct server {
@@ -148,35 +133,14 @@ typedef struct server {
 	int ndl_base;
 	uint64_t dead_letters_skipped;   /* atomic: found already written */
 
-	/* The checkpointer. */
-	pthread_t ckpt_thread;
-	bool ckpt_started;
-	sem_t ckpt_go;
-	package_t *job;                  /* set by ingest, cleared by the checkpointer (atomic) */
-	int ckpt_quit;                   /* atomic: tallyd_quit_t */
-	PGconn *ckpt_conn;
-	tally_election_status_t status_stored; /* in the elections row (checkpointer's) */
-	tally_pg_param_t *pg_params;
-	size_t npg_params;
-	const char *dsn;
+	/* PostgreSQL: restore, cuts, journal, registry image, registrations, figures. */
+	tally_store_t *store;
+	tally_pg_param_t *pg_params;     /* the pg.* settings (the store keeps pointers) */
+	uint64_t last_results;           /* the writer thread's: results last published */
 
-	/* The mover: journalled votes into the votes table (mover.c). */
-	pthread_t mover_thread;
-	bool mover_started;
-	int mover_quit;                  /* atomic: tallyd_quit_t */
-	int caught_up;                   /* atomic: set by the ingest thread */
-	int64_t journal_votes;           /* atomic: votes in the journal */
-	uint64_t moved_votes;            /* atomic */
-
-	/* Figures (relaxed atomics; read by the stats line and, later, /metrics). */
+	/* Figures (relaxed atomics; read by the stats line and /metrics). */
 	uint64_t read, accepted, rejected, dead_letters, dead_letter_failed;
-	uint64_t checkpoints, checkpoint_failures, last_checkpoint_ns, last_checkpoint_ms;
-	uint64_t checkpointed_votes;
-	int pg_down;
-	uint64_t pg_down_since;          /* mono ns of the first failure in a row, 0 when up */
 	uint64_t start_ns;
-	int64_t image_generation;        /* > 0: the registry was read in full at this generation,
-	                                  * and a registry image of it is to be written */
 
 	/* For the HTTP surfaces (read by its threads: atomics only). */
 	int ready;                       /* partitions assigned at least once */
@@ -201,17 +165,13 @@ void tallyd_ingest(server_t *s, rd_kafka_message_t *m);
 void tallyd_dead_letters_free(dead_letters_t *dl);
 
 /* checkpointer.c */
-void *tallyd_ckpt_main(void *arg);            /* the checkpointer thread */
+void tallyd_store_hooks(server_t *s, tally_store_hooks_t *h);
 bool tallyd_ckpt_idle(server_t *s);           /* any thread */
 int tallyd_cut(server_t *s);
 bool tallyd_checkpoint_now(server_t *s, unsigned unreachable_ms);
 int tallyd_committed_copy(server_t *s, tally_snapshot_t *into); /* any thread */
 
-/* mover.c */
-void *tallyd_mover_main(void *arg);           /* the mover thread */
-
 /* server.c */
-PGconn *tallyd_pg_open(server_t *s, unsigned timeout_ms, char *err, size_t errsz);
 void tallyd_sleep_ms(unsigned ms);
 void tallyd_request_stop(void);              /* any thread: stop as on SIGTERM */
 

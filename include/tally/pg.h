@@ -12,11 +12,7 @@
 
 #include <libpq-fe.h>
 
-/** One extra libpq connection keyword (from "pg.KEY = VALUE" config lines). */
-typedef struct tally_pg_param {
-	const char *key;      /**< libpq keyword, e.g. "connect_timeout" */
-	const char *value;
-} tally_pg_param_t;
+#include <tally/pg_types.h>
 
 /**
  * @brief Connect to dsn (a conninfo string or URI), with extra keywords overriding it.

@@ -21,23 +21,8 @@
 #include <libpq-fe.h>
 
 #include <tally/core.h>
+#include <tally/pg_types.h>
 #include <tally/uuid.h>
-
-/** One accepted vote, as stored in the votes table. */
-typedef struct tally_pg_vote_row {
-	tally_uuid_t voter_id;
-	tally_uuid_t candidate_id;
-	int64_t voting_time;       /**< UTC seconds */
-	int64_t offset;            /**< source offset */
-	int32_t partition;         /**< source partition */
-	int32_t _pad;
-} tally_pg_vote_row_t;
-
-/** One source partition's position: reading resumes at next_offset. */
-typedef struct tally_pg_offset {
-	int32_t partition;
-	int64_t next_offset;
-} tally_pg_offset_t;
 
 /** What one checkpoint writes. */
 typedef struct tally_pg_checkpoint {
