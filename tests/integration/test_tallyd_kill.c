@@ -600,11 +600,23 @@ pump(reader_t *rd)
 
 /* ---- processes ------------------------------------------------------------------------------ */
 
+#define MAX_STARTS 128
+
 typedef struct run {
 	char prefix[64], pgopt[160], log[256], simlog[256], truth_path[256];
 	tally_kafka_topics_t topics;
 	int tallyd, sim;
+	int64_t start_ms[MAX_STARTS + 1];   /* wall clock of each start (1-based), for the report */
 } run_t;
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static long
 file_size(const char *path)
@@ -636,6 +648,8 @@ spawn_tallyd(run_t *r, reader_t *rd, const char *exit_idle)
 	                      exit_idle != NULL ? "--exit-idle-ms" : NULL, exit_idle, NULL};
 
 	rd->start++;
+	cr_assert(rd->start <= MAX_STARTS);
+	r->start_ms[rd->start] = wall_ms();
 	log_mark(r->log, "==== test: tallyd start %d (after %d kills)\n", rd->start, rd->kills);
 	http_drop(rd);
 	rd->log_from = file_size(r->log);
@@ -827,14 +841,34 @@ kafka_drain(reader_t *rd)
 }
 
 typedef struct letters {
+	const run_t *run;
+	int starts;
 	const char *votes_topic;
 	uint64_t stride;           /* positions per partition */
 	unsigned char *n;          /* dead letters per source position (saturating) */
 	char *reason;              /* the reason index of the first one per position */
+	int64_t *first_ts;         /* the first one's timestamp (its producer's clock) */
+	int64_t *first_at;         /* and its place: partition << 48 | offset */
 	long total, other_election, bad;
 	long by_reason[TALLY_REASON__COUNT];
 	char first_bad[512];
+	/* Written twice: by which starts (the first copy's, the second's), and a few examples. */
+	long pairs[MAX_STARTS + 1][MAX_STARTS + 1];
+	char examples[4][256];
+	int nexamples;
 } letters_t;
+
+/* The tallyd start that was running at wall clock ms (0: before the first). */
+static int
+start_at(const letters_t *l, int64_t ms)
+{
+	int s = 0;
+
+	for (int i = 1; i <= l->starts; i++)
+		if (l->run->start_ms[i] <= ms)
+			s = i;
+	return s;
+}
 
 static bool
 header(rd_kafka_headers_t *h, const char *name, char *out, size_t size)
@@ -883,53 +917,86 @@ on_letter(const rd_kafka_message_t *m, void *arg)
 		return;
 	}
 	l->total++;
-	if (l->n[p * l->stride + o] == 0) {
-		l->reason[p * l->stride + o] = (char)k;
-		l->by_reason[k]++;
+	{
+		uint64_t i = p * l->stride + o;
+		rd_kafka_timestamp_type_t tt;
+		int64_t ts = rd_kafka_message_timestamp(m, &tt);
+
+		if (l->n[i] == 0) {
+			l->reason[i] = (char)k;
+			l->by_reason[k]++;
+			l->first_ts[i] = ts;
+			l->first_at[i] = (int64_t)m->partition << 48 | m->offset;
+		} else {
+			int s1 = start_at(l, l->first_ts[i]), s2 = start_at(l, ts);
+
+			l->pairs[s1][s2]++;
+			if (l->nexamples < 4)
+				snprintf(l->examples[l->nexamples++], sizeof(l->examples[0]),
+				         "source %" PRIu64 "/%" PRIu64 " (%s): at [%d]@%" PRId64 " by start %d, "
+				         "again at [%d]@%" PRId64 " by start %d", p, o, reason,
+				         (int)(l->first_at[i] >> 48), l->first_at[i] & (((int64_t)1 << 48) - 1), s1,
+				         (int)m->partition, m->offset, s2);
+		}
+		if (l->n[i] < 255)
+			l->n[i]++;
 	}
-	if (l->n[p * l->stride + o] < 255)
-		l->n[p * l->stride + o]++;
 }
 
 /* votes_rejected: every rejected source position exactly once, reasons as the truth. */
 static void
-check_letters(run_t *r, json_t *truth)
+check_letters(run_t *r, int starts, json_t *truth)
 {
-	letters_t l;
+	letters_t *l;
 	long distinct = 0, twice = 0;
 	char first_twice[128] = "";
 
-	memset(&l, 0, sizeof(l));
-	l.votes_topic = r->topics.topic[TALLY_KAFKA_VOTES].name;
-	l.stride = (uint64_t)truth_int(truth, "messages") + 1;
-	l.n = calloc(N_PARTITIONS * l.stride, 1);
-	l.reason = calloc(N_PARTITIONS * l.stride, 1);
-	cr_assert(l.n != NULL && l.reason != NULL);
-	kt_consume_all(r->topics.topic[TALLY_KAFKA_REJECTED].name, on_letter, &l, 60);
-	for (uint64_t i = 0; i < N_PARTITIONS * l.stride; i++) {
-		if (l.n[i] > 0)
+	l = calloc(1, sizeof(*l));
+	cr_assert_not_null(l);
+	l->run = r;
+	l->starts = starts;
+	l->votes_topic = r->topics.topic[TALLY_KAFKA_VOTES].name;
+	l->stride = (uint64_t)truth_int(truth, "messages") + 1;
+	l->n = calloc(N_PARTITIONS * l->stride, 1);
+	l->reason = calloc(N_PARTITIONS * l->stride, 1);
+	l->first_ts = calloc(N_PARTITIONS * l->stride, sizeof(*l->first_ts));
+	l->first_at = calloc(N_PARTITIONS * l->stride, sizeof(*l->first_at));
+	cr_assert(l->n != NULL && l->reason != NULL && l->first_ts != NULL && l->first_at != NULL);
+	kt_consume_all(r->topics.topic[TALLY_KAFKA_REJECTED].name, on_letter, l, 60);
+	for (uint64_t i = 0; i < N_PARTITIONS * l->stride; i++) {
+		if (l->n[i] > 0)
 			distinct++;
-		if (l.n[i] > 1 && twice++ == 0)
+		if (l->n[i] > 1 && twice++ == 0)
 			snprintf(first_twice, sizeof(first_twice), "partition %" PRIu64 " offset %" PRIu64
-			         " (%s) %u times", i / l.stride, i % l.stride,
-			         tally_reason_name(l.reason[i]), l.n[i]);
+			         " (%s) %u times", i / l->stride, i % l->stride,
+			         tally_reason_name(l->reason[i]), l->n[i]);
 	}
 	fprintf(stderr, "dead letters: %ld messages, %ld source positions, %ld twice or more%s%s, "
-	        "%ld of another election, %ld malformed\n", l.total, distinct, twice,
-	        twice > 0 ? ", first: " : "", first_twice, l.other_election, l.bad);
-	cr_assert_eq(l.bad, 0, "dead letters: %ld malformed, first: %s", l.bad, l.first_bad);
-	cr_assert_eq(l.other_election, 0, "dead letters of another election");
+	        "%ld of another election, %ld malformed\n", l->total, distinct, twice,
+	        twice > 0 ? ", first: " : "", first_twice, l->other_election, l->bad);
+	for (int a = 0; twice > 0 && a <= starts; a++)
+		for (int b = 0; b <= starts; b++)
+			if (l->pairs[a][b] > 0)
+				fprintf(stderr, "dead letters written twice: %ld first by tallyd start %d, "
+				        "again by start %d\n", l->pairs[a][b], a, b);
+	for (int e = 0; e < l->nexamples; e++)
+		fprintf(stderr, "dead letter written twice: %s\n", l->examples[e]);
+	cr_assert_eq(l->bad, 0, "dead letters: %ld malformed, first: %s", l->bad, l->first_bad);
+	cr_assert_eq(l->other_election, 0, "dead letters of another election");
 	cr_assert_eq(twice, 0, "dead letters: %ld source positions written more than once, first: %s",
 	             twice, first_twice);
 	cr_assert_eq(distinct, truth_int(truth, "rejected_total"), "dead letters: source positions");
-	cr_assert_eq(l.total, truth_int(truth, "rejected_total"), "dead letters: messages");
+	cr_assert_eq(l->total, truth_int(truth, "rejected_total"), "dead letters: messages");
 	for (int k = 1; k < TALLY_REASON__COUNT; k++)
-		cr_assert_eq(l.by_reason[k],
+		cr_assert_eq(l->by_reason[k],
 		             (long)json_integer_value(json_object_get(json_object_get(truth, "rejected"),
 		                                                      tally_reason_name(k))),
 		             "dead letters: %s", tally_reason_name(k));
-	free(l.n);
-	free(l.reason);
+	free(l->n);
+	free(l->reason);
+	free(l->first_ts);
+	free(l->first_at);
+	free(l);
 }
 
 /* PostgreSQL: every accepted vote stored once, per candidate and region as the truth. */
@@ -1156,7 +1223,7 @@ Test(tallyd_kill, with_reader, .timeout = 600)
 	check_http_final(&rd.s[S_SSE], truth);
 	check_http_final(&rd.s[S_POLL], truth);
 	check_pg(truth);
-	check_letters(&r, truth);
+	check_letters(&r, rd.start, truth);
 
 	json_decref(truth);
 	for (int i = 0; i < S__COUNT; i++)
