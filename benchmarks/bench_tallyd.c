@@ -38,6 +38,7 @@ typedef struct opts {
 	bool diag;              /* e2e: also a run with checkpointing off, killed once caught up */
 	bool full;              /* load votes in the original full shape, not compact */
 	bool bare_only;         /* e2e: only the bare consumers (e.g. to profile them) */
+	int pairs;              /* e2e: alternate bare consumers and tallyd this many times */
 } opts_t;
 
 typedef struct tallyd_result {
@@ -183,15 +184,23 @@ parse_tallyd_log(const char *text, tallyd_result_t *r)
 		       &r->accepted, &r->rejected);
 }
 
+/* How a tallyd run ends. */
+typedef enum run_end {
+	END_EXIT,       /* by itself (--exit-idle-ms 2000), after the journal has been moved */
+	END_NO_CKPT,    /* no checkpoint while reading; SIGKILL once caught up */
+	END_DURABLE,    /* SIGTERM once durable (a clean stop; the mover stops after its piece) */
+} run_end_t;
+
 /*
- * Run tallyd over the whole topic until it exits (--exit-idle-ms 2000). live and caught up
- * come from its log (seconds since it started serving); durable is when the bench sees the
+ * Run tallyd over the whole topic until it ends as end says. live and caught up come from
+ * its log (seconds since it started serving); durable is when the bench sees the
  * checkpointed offsets cover every message (polled every 100 ms); exit from the bench.
  */
 static int
-run_tallyd_to_end(const bench_run_t *run, const char *group, uint64_t max_pending,
-                  bool no_ckpt, int64_t msgs, const char *log, tallyd_result_t *r)
+run_tallyd(const bench_run_t *run, const char *group, uint64_t max_pending, run_end_t end,
+           int64_t msgs, const char *log, tallyd_result_t *r)
 {
+	bool no_ckpt = end == END_NO_CKPT, stopping = false;
 	char mp[32];
 	char *argv[] = {"tallyd", "--topic-prefix", (char *)run->prefix, (char *)run->pgopt,
 	                "--group-id", (char *)group, "--exit-idle-ms", "2000",
@@ -243,6 +252,9 @@ run_tallyd_to_end(const bench_run_t *run, const char *group, uint64_t max_pendin
 			if (done >= msgs)
 				r->durable = bench_now() - t0;
 			next_poll = now + 0.1;
+		} else if (end == END_DURABLE && r->durable >= 0 && !stopping) {
+			kill(pid, SIGTERM);
+			stopping = true;
 		}
 		bench_sleep_ms(20);
 	}
@@ -286,7 +298,7 @@ run_tallyd_to_end(const bench_run_t *run, const char *group, uint64_t max_pendin
 	return 0;
 }
 
-enum { O_DIAG = 100, O_SHAPE, O_BARE, O_VOTES = 1, O_VOTERS, O_PARTS, O_MAXP, O_REPEAT, O_REUSE, O_KEEP, O_DROP, O_BIN, O_HELP };
+enum { O_DIAG = 100, O_SHAPE, O_BARE, O_PAIRS, O_VOTES = 1, O_VOTERS, O_PARTS, O_MAXP, O_REPEAT, O_REUSE, O_KEEP, O_DROP, O_BIN, O_HELP };
 
 static const struct option long_opts[] = {
 	{"votes", required_argument, NULL, O_VOTES},
@@ -301,6 +313,7 @@ static const struct option long_opts[] = {
 	{"no-checkpoint-row", no_argument, NULL, O_DIAG},
 	{"shape", required_argument, NULL, O_SHAPE},
 	{"bare-only", no_argument, NULL, O_BARE},
+	{"pairs", required_argument, NULL, O_PAIRS},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0}};
 
@@ -343,6 +356,7 @@ parse(int argc, char **argv, opts_t *o, void (*usage)(FILE *))
 		case O_BIN: o->bindir = optarg; break;
 		case O_DIAG: o->diag = true; break;
 		case O_BARE: o->bare_only = true; break;
+		case O_PAIRS: o->pairs = atoi(optarg); break;
 		case O_SHAPE:
 			if (strcmp(optarg, "full") == 0) {
 				o->full = true;
@@ -355,7 +369,7 @@ parse(int argc, char **argv, opts_t *o, void (*usage)(FILE *))
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind < argc || o->votes == 0 || o->partitions < 1 || o->repeat < 1 ||
+	if (optind < argc || o->votes == 0 || o->partitions < 1 || o->repeat < 1 || o->pairs < 0 ||
 	    (o->max_pending != 0 && o->max_pending < 1000)) {
 		usage(stderr);
 		return 2;
@@ -391,6 +405,11 @@ e2e_usage(FILE *f)
 	        "                  PostgreSQL competing for the CPUs\n"
 	        "  --bare-only     only the bare consumers (librdkafka's defaults, then tallyd's\n"
 	        "                  prefetch), no tallyd: e.g. to profile them\n"
+	        "  --pairs N       instead of A, D, P and B: N rounds of the bare consumer, the\n"
+	        "                  bare consumer with tallyd's prefetch and tallyd (as B, but\n"
+	        "                  stopped with SIGTERM once durable, the journal left unmoved);\n"
+	        "                  the last line compares the fastest of each (on a shared\n"
+	        "                  machine the fastest run is the least disturbed)\n"
 	        "%s",
 	        common_help);
 }
@@ -412,6 +431,92 @@ tallyd_rows(const char *label, const tallyd_result_t *r, double bare)
 	row_s(what, r->read, durable, bare / durable);
 	snprintf(what, sizeof(what), "%s: exec to exit", label);
 	row_s(what, 0, r->exit, 0);
+}
+
+static int cmp_double(const void *a, const void *b);
+
+static double
+median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/*
+ * --pairs: rounds of bare consumer, bare consumer with tallyd's prefetch, tallyd stopped
+ * once durable; then the fastest and the median of each, and the ratios of the fastest.
+ * bare1 is the bare consumer already run before the rounds (counted with them).
+ */
+static int
+e2e_pairs(const bench_run_t *run, const opts_t *o, int64_t msgs, const bench_consume_t *bare1)
+{
+	int n = o->pairs;
+	double *b = calloc((size_t)n + 1, sizeof(double)), *bp = calloc((size_t)n, sizeof(double));
+	double *cnt = calloc((size_t)n, sizeof(double)), *dur = calloc((size_t)n, sizeof(double));
+	double *rat = calloc((size_t)n, sizeof(double));
+	double bb, bbp, bc, bd, mb, mbp, mc, md;
+	tallyd_result_t r = {0};
+	int rc = -1;
+
+	if (b == NULL || bp == NULL || cnt == NULL || dur == NULL || rat == NULL)
+		goto out;
+	b[n] = bare1->total_s - bare1->assigned_s;
+	for (int i = 0; i < n; i++) {
+		bench_consume_t c;
+		char group[128], what[96], log[64];
+
+		snprintf(group, sizeof(group), "%s_pair%d_bare", run->name, i);
+		if (bench_bare_consume(run, run->votes_topic, group, false, &c) != 0)
+			goto out;
+		b[i] = c.total_s - c.assigned_s;
+		snprintf(what, sizeof(what), "round %d: bare consumer", i + 1);
+		row_s(what, c.msgs, b[i], 0);
+		snprintf(group, sizeof(group), "%s_pair%d_bare3", run->name, i);
+		if (bench_bare_consume(run, run->votes_topic, group, true, &c) != 0)
+			goto out;
+		bp[i] = c.total_s - c.assigned_s;
+		snprintf(what, sizeof(what), "round %d: bare consumer (tallyd's prefetch)", i + 1);
+		row_s(what, c.msgs, bp[i], 0);
+		snprintf(group, sizeof(group), "%s_pair%d_tallyd", run->name, i);
+		snprintf(log, sizeof(log), "tallyd-e2e-pair%d.log", i);
+		if (reset_tallyd(run, false) != 0 ||
+		    run_tallyd(run, group, 0, END_DURABLE, msgs, log, &r) != 0)
+			goto out;
+		cnt[i] = r.caught_up - r.live;
+		dur[i] = r.durable - r.live;
+		rat[i] = (b[i] < bp[i] ? b[i] : bp[i]) / cnt[i];
+		snprintf(what, sizeof(what), "round %d: tallyd counted (live to caught up)", i + 1);
+		row_s(what, r.read, cnt[i], b[i] / cnt[i]);
+		snprintf(what, sizeof(what), "round %d: tallyd durable (live to checkpoint)", i + 1);
+		row_s(what, r.read, dur[i], b[i] / dur[i]);
+	}
+	bb = b[0], bbp = bp[0], bc = cnt[0], bd = dur[0];
+	for (int i = 0; i <= n; i++) {
+		bb = b[i] < bb ? b[i] : bb;
+		if (i < n) {
+			bbp = bp[i] < bbp ? bp[i] : bbp;
+			bc = cnt[i] < bc ? cnt[i] : bc;
+			bd = dur[i] < bd ? dur[i] : bd;
+		}
+	}
+	mb = median(b, n + 1), mbp = median(bp, n), mc = median(cnt, n), md = median(dur, n);
+	printf("\n%-54s %12s %10s %10s\n", "fastest and median of", "runs", "fastest", "median");
+	printf("%-54s %12d %10.3f %10.3f\n", "bare consumer: assigned to end", n + 1, bb, mb);
+	printf("%-54s %12d %10.3f %10.3f\n", "bare consumer (tallyd's prefetch)", n, bbp, mbp);
+	printf("%-54s %12d %10.3f %10.3f\n", "tallyd counted (live to caught up)", n, bc, mc);
+	printf("%-54s %12d %10.3f %10.3f\n", "tallyd durable (live to checkpoint)", n, bd, md);
+	printf("median over the rounds of (faster bare consumer of the round / tallyd counted): "
+	       "%.2f\n", median(rat, n));
+	printf("tallyd: read %" PRIu64 ", accepted %" PRIu64 ", rejected %" PRIu64 ", %" PRId64
+	       " votes stored (last round)\n", r.read, r.accepted, r.rejected, r.stored);
+	printf("e2e votes_per_s=%.0f consumer_ratio=%.2f durable_votes_per_s=%.0f "
+	       "durable_ratio=%.2f prefetch_consumer_ratio=%.2f bytes_per_msg=%.0f\n",
+	       (double)msgs / bc, bb / bc, (double)msgs / bd, bb / bd, bbp / bc,
+	       (double)bare1->bytes / (double)bare1->msgs);
+	rc = 0;
+out:
+	free(b), free(bp), free(cnt), free(dur), free(rat);
+	return rc;
 }
 
 int
@@ -455,30 +560,35 @@ tally_bench_e2e(int argc, char **argv)
 		goto out;
 	}
 
+	if (o.pairs > 0) {
+		ok = e2e_pairs(&run, &o, msgs, &bare[0]) == 0;
+		goto out;
+	}
+
 	/* A: the first start after loading; its registrar replays the registrations. */
 	snprintf(group, sizeof(group), "%s_tallyd_a", run.name);
 	if (reset_tallyd(&run, true) != 0 ||
-	    run_tallyd_to_end(&run, group, 0, false, msgs, "tallyd-e2e-first.log", &first) != 0)
+	    run_tallyd(&run, group, 0, END_EXIT, msgs, "tallyd-e2e-first.log", &first) != 0)
 		goto out;
 	/* Before B, so that the last run leaves a complete checkpoint (for recover). */
 	if (o.diag) {
 		snprintf(group, sizeof(group), "%s_tallyd_d", run.name);
 		if (reset_tallyd(&run, false) != 0 ||
-		    run_tallyd_to_end(&run, group, 1000000000, true, msgs, "tallyd-e2e-nockpt.log",
+		    run_tallyd(&run, group, 1000000000, END_NO_CKPT, msgs, "tallyd-e2e-nockpt.log",
 		                      &nock) != 0)
 			goto out;
 	}
 	if (o.max_pending != 0) {
 		snprintf(group, sizeof(group), "%s_tallyd_p", run.name);
 		if (reset_tallyd(&run, false) != 0 ||
-		    run_tallyd_to_end(&run, group, o.max_pending, false, msgs, "tallyd-e2e-pending.log",
+		    run_tallyd(&run, group, o.max_pending, END_EXIT, msgs, "tallyd-e2e-pending.log",
 		                      &big) != 0)
 			goto out;
 	}
 	/* B, the one the last line reports: registrations already followed. */
 	snprintf(group, sizeof(group), "%s_tallyd_b", run.name);
 	if (reset_tallyd(&run, false) != 0 ||
-	    run_tallyd_to_end(&run, group, 0, false, msgs, "tallyd-e2e.log", &def) != 0)
+	    run_tallyd(&run, group, 0, END_EXIT, msgs, "tallyd-e2e.log", &def) != 0)
 		goto out;
 
 	snprintf(group, sizeof(group), "%s_bare2", run.name);
@@ -648,7 +758,7 @@ tally_bench_recover(int argc, char **argv)
 		tallyd_result_t r;
 
 		if (reset_tallyd(&run, false) != 0 ||
-		    run_tallyd_to_end(&run, group, 0, false, msgs, "tallyd-count.log", &r) != 0)
+		    run_tallyd(&run, group, 0, END_EXIT, msgs, "tallyd-count.log", &r) != 0)
 			goto out;
 		row_s("count and checkpoint (tallyd, to exit)", r.read, r.exit, 0);
 	}
