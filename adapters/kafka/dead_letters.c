@@ -54,7 +54,8 @@ pos_cmp(const void *a, const void *b)
 }
 
 static int
-pos_push(tally_kafka_dead_letters_t *out, size_t *cap, int32_t partition, int64_t offset)
+pos_push(tally_kafka_dead_letters_t *out, size_t *cap, int32_t partition, int64_t offset,
+         int32_t dl_partition, int64_t dl_offset)
 {
 	if (out->npos == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 1024;
@@ -65,7 +66,8 @@ pos_push(tally_kafka_dead_letters_t *out, size_t *cap, int32_t partition, int64_
 		out->pos = v;
 		*cap = ncap;
 	}
-	out->pos[out->npos++] = (tally_kafka_source_pos_t){partition, offset};
+	out->pos[out->npos++] =
+	    (tally_kafka_source_pos_t){partition, offset, dl_partition, dl_offset};
 	return 0;
 }
 
@@ -178,7 +180,7 @@ tally_kafka_dead_letters_scan(rd_kafka_conf_t *conf, const char *topic, const in
 			    header_is(h, "source_topic", source_topic) &&
 			    header_int(h, "source_partition", &sp) && sp <= INT32_MAX &&
 			    header_int(h, "source_offset", &so) &&
-			    pos_push(out, &cap, (int32_t)sp, so) != 0) {
+			    pos_push(out, &cap, (int32_t)sp, so, p, m->offset) != 0) {
 				rd_kafka_message_destroy(m);
 				rc = TALLY_ENOMEM;
 				tally_errstr_set(errstr, errstr_size, "could not read \"%s\": out of memory",
@@ -203,9 +205,13 @@ tally_kafka_dead_letters_scan(rd_kafka_conf_t *conf, const char *topic, const in
 	{
 		size_t n = 0;
 
-		for (size_t i = 0; i < out->npos; i++)
+		/* Duplicates (a position written twice) keep the lowest place. */
+		for (size_t i = 0; i < out->npos; i++) {
 			if (n == 0 || pos_cmp(&out->pos[n - 1], &out->pos[i]) != 0)
 				out->pos[n++] = out->pos[i];
+			else if (out->pos[i].dl_offset < out->pos[n - 1].dl_offset)
+				out->pos[n - 1].dl_offset = out->pos[i].dl_offset;
+		}
 		out->npos = n;
 	}
 out:
@@ -229,7 +235,7 @@ bool
 tally_kafka_dead_letters_has(const tally_kafka_dead_letters_t *dl, int32_t partition,
                              int64_t offset)
 {
-	tally_kafka_source_pos_t key = {partition, offset};
+	tally_kafka_source_pos_t key = {.partition = partition, .offset = offset};
 
 	return dl->npos > 0 &&
 	       bsearch(&key, dl->pos, dl->npos, sizeof(key), pos_cmp) != NULL;

@@ -100,11 +100,38 @@ dead_letter_write(server_t *s, const dead_letter_t *d, const char *base)
 }
 
 /*
+ * Where a start that restores cut will read dead letters back from, per dead-letter
+ * partition: below every dead letter in the topic for a vote the cut does not cover. Those
+ * are this run's later ones (after the delivered end, next[]) and those a crashed run
+ * wrote that this run found on start (s->dl_found) and has not yet passed: while one of
+ * them lies beyond the cut, its place bounds the offset, so the next start finds it again.
+ */
+static void
+dead_letters_floor(server_t *s, const tally_store_cut_t *cut, int64_t *at, int nparts)
+{
+	const tally_kafka_dead_letters_t *found = &s->dl_found;
+
+	for (size_t i = 0; i < found->npos; i++) {
+		const tally_kafka_source_pos_t *f = &found->pos[i];
+		bool covered = false;
+
+		if (f->dl_partition < 0 || f->dl_partition >= nparts)
+			continue;
+		for (size_t k = 0; k < cut->noffsets; k++)
+			if (cut->offsets[k].partition == f->partition)
+				covered = f->offset < cut->offsets[k].next_offset;
+		if (!covered && f->dl_offset < at[f->dl_partition])
+			at[f->dl_partition] = f->dl_offset;
+	}
+}
+
+/*
  * Write the package's dead letters and wait until Kafka has them (and everything produced
- * before); then fill pk's dead-letter offsets: where the next start reads back from.
+ * before); then fill the cut's dead-letter offsets: where the next start reads back from.
  */
 static int
-dead_letters_write(server_t *s, package_t *pk, tally_pg_offset_t **dl_offsets, size_t *ndl)
+dead_letters_write(server_t *s, const tally_store_cut_t *cut, package_t *pk,
+                   tally_pg_offset_t **dl_offsets, size_t *ndl)
 {
 	const dead_letters_t *dl = &pk->dl;
 	int64_t *next = NULL;
@@ -136,12 +163,13 @@ dead_letters_write(server_t *s, package_t *pk, tally_pg_offset_t **dl_offsets, s
 		return TALLY_ENOMEM;
 	}
 	tally_kafka_producer_tracked(s->producer, next, nparts);
-	for (int p = 0; p < nparts; p++) {
-		int64_t at = next[p] > s->dl_base[p] ? next[p] : s->dl_base[p];
-
-		if (at >= 0)
-			(*dl_offsets)[n++] = (tally_pg_offset_t){p, at};
-	}
+	for (int p = 0; p < nparts; p++)
+		if (next[p] < s->dl_base[p])
+			next[p] = s->dl_base[p];
+	dead_letters_floor(s, cut, next, nparts);
+	for (int p = 0; p < nparts; p++)
+		if (next[p] >= 0)
+			(*dl_offsets)[n++] = (tally_pg_offset_t){p, next[p]};
 	*ndl = n;
 	free(next);
 	return 0;
@@ -151,7 +179,7 @@ dead_letters_write(server_t *s, package_t *pk, tally_pg_offset_t **dl_offsets, s
 static int
 on_prepare(void *arg, tally_store_cut_t *cut, tally_pg_offset_t **extra, size_t *nextra)
 {
-	return dead_letters_write(arg, cut->app, extra, nextra);
+	return dead_letters_write(arg, cut, cut->app, extra, nextra);
 }
 
 /* Make pk's snapshot the published one (HTTP and the live view show it from now on). */

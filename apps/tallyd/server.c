@@ -337,10 +337,18 @@ dead_letters_recover(server_t *s, char *err, size_t errsz)
 
 	if (kc == NULL)
 		return TALLY_ECONFIG;
-	if ((rc = tally_kafka_dead_letters_scan(kc, s->dl_topic, s->dl_from, DL_PARTITIONS,
-	                                        s->conf->election_id, s->votes_topic, 30000,
-	                                        &s->dl_found, err, errsz)) != 0)
-		return rc;
+	/* Kafka may be coming back (a partition without a leader yet): retry, as for the
+	 * restore's PostgreSQL, until it answers or we are told to stop. */
+	while ((rc = tally_kafka_dead_letters_scan(kc, s->dl_topic, s->dl_from, DL_PARTITIONS,
+	                                           s->conf->election_id, s->votes_topic, 30000,
+	                                           &s->dl_found, err, errsz)) != 0) {
+		if (rc == TALLY_ECONFIG || rc == TALLY_ENOMEM || stopping())
+			return rc;
+		tallyd_log("reading back the dead letters, retrying in 1 s: %s", err);
+		tallyd_sleep_ms(1000);
+		if ((kc = tallyd_kafka_conf(s->conf, err, errsz)) == NULL)
+			return TALLY_ECONFIG;
+	}
 	s->ndl_base = s->dl_found.nend;
 	s->dl_base = s->dl_found.end;
 	if ((rc = tally_kafka_producer_track(s->producer, s->dl_topic, s->ndl_base)) != 0) {

@@ -241,10 +241,13 @@ void tally_kafka_producer_destroy(tally_kafka_producer_t *p);
 
 /* ---- dead letters already written ---------------------------------------------------- */
 
-/** A vote's position in its source topic, as a dead letter's headers name it. */
+/** A vote's position in its source topic, as a dead letter's headers name it, and where
+ * that dead letter is (the lowest offset, if it is there more than once). */
 typedef struct tally_kafka_source_pos {
 	int32_t partition;
 	int64_t offset;
+	int32_t dl_partition;
+	int64_t dl_offset;
 } tally_kafka_source_pos_t;
 
 /** What tally_kafka_dead_letters_scan() found. Free with tally_kafka_dead_letters_free(). */

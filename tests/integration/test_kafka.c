@@ -642,6 +642,10 @@ Test(kafka_dead_letters, tracked_offsets_and_scan_exactly, .timeout = 300)
 			          (dl.pos[i - 1].partition == dl.pos[i].partition &&
 			           dl.pos[i - 1].offset < dl.pos[i].offset), "sorted, no duplicates");
 		cr_assert_eq(dl.pos[i].partition, (int32_t)(dl.pos[i].offset % 3));
+		/* Where it is: after the cut in its dead-letter partition, the first copy. */
+		cr_assert(dl.pos[i].dl_partition >= 0 && dl.pos[i].dl_partition < 3);
+		cr_assert_geq(dl.pos[i].dl_offset, mid[dl.pos[i].dl_partition]);
+		cr_assert_lt(dl.pos[i].dl_offset, next[dl.pos[i].dl_partition]);
 	}
 	for (long o = 100; o < 150; o++)
 		cr_assert(tally_kafka_dead_letters_has(&dl, (int32_t)(o % 3), o), "%ld found", o);
