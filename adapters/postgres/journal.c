@@ -471,3 +471,118 @@ tally_pg_journal_voters(PGconn *conn, tally_uuid_t **ids, size_t *n, size_t *cap
 		snprintf(errstr, errstr_size, "could not read the vote journal: out of memory");
 	return rc;
 }
+
+/* ---- the stored votes as one relation ------------------------------------------------ */
+
+int
+tally_pg_stored_votes_open(PGconn *conn, char *errstr, size_t errstr_size)
+{
+	int rc;
+
+	if ((rc = tally__pg_exec(conn, "CREATE TEMPORARY TABLE journal_votes (voter_id uuid,"
+	                         " candidate_id uuid, election_id text)", 0, NULL, NULL, NULL,
+	                         "could not create a table for the journalled votes", errstr,
+	                         errstr_size)) != 0)
+		return rc;
+	return tally__pg_exec(conn, "CREATE TEMPORARY VIEW stored_votes AS"
+	                      " SELECT voter_id, candidate_id, election_id FROM votes UNION ALL"
+	                      " SELECT voter_id, candidate_id, election_id FROM pg_temp.journal_votes",
+	                      0, NULL, NULL, NULL, "could not create the stored votes' view", errstr,
+	                      errstr_size);
+}
+
+/* One decoded piece into pg_temp.journal_votes, by text COPY (uuids and the election id). */
+static int
+copy_piece(PGconn *conn, const char *election_id, const tally_pg_vote_row_t *votes, size_t n,
+           char *errstr, size_t errstr_size)
+{
+	size_t elen = strlen(election_id);
+	char *buf, *p;
+	PGresult *res;
+	int rc = 0;
+
+	/* COPY text would need a tab, newline or backslash escaped: none is in an election id
+	 * tally writes, so refuse one rather than guess. */
+	if (strpbrk(election_id, "\t\n\r\\") != NULL) {
+		snprintf(errstr, errstr_size, "an election id with a tab, newline or backslash");
+		return TALLY_EINVAL;
+	}
+	if ((buf = malloc(n * (2 * TALLY_UUID_STRLEN + 3 + elen) + 1)) == NULL) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return TALLY_ENOMEM;
+	}
+	p = buf;
+	for (size_t i = 0; i < n; i++) {
+		tally_uuid_format(&votes[i].voter_id, p);
+		p[TALLY_UUID_STRLEN] = '\t';
+		p += TALLY_UUID_STRLEN + 1;
+		tally_uuid_format(&votes[i].candidate_id, p);
+		p[TALLY_UUID_STRLEN] = '\t';
+		p += TALLY_UUID_STRLEN + 1;
+		memcpy(p, election_id, elen);
+		p += elen;
+		*p++ = '\n';
+	}
+	res = PQexec(conn, "COPY pg_temp.journal_votes FROM STDIN");
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+		rc = tally__pg_failed(conn, res, "could not unpack it", errstr, errstr_size);
+	PQclear(res);
+	if (rc == 0 && (PQputCopyData(conn, buf, (int)(p - buf)) != 1 ||
+	                PQputCopyEnd(conn, NULL) != 1)) {
+		tally__pg_set_error(conn, NULL, "could not unpack it", errstr, errstr_size);
+		rc = TALLY_EIO;
+	}
+	while (rc == 0 && (res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			rc = tally__pg_failed(conn, res, "could not unpack it", errstr, errstr_size);
+		PQclear(res);
+	}
+	free(buf);
+	return rc;
+}
+
+int
+tally_pg_stored_votes_fill(PGconn *conn, tally_pg_stored_votes_info_t *info, char *errstr,
+                           size_t errstr_size)
+{
+	PGresult *list = PQexec(conn, "SELECT journal_id, election_id FROM vote_journal"
+	                              " ORDER BY journal_id");
+	char err[400];
+	int rc = 0;
+
+	memset(info, 0, sizeof(*info));
+	if (PQresultStatus(list) != PGRES_TUPLES_OK) {
+		rc = tally__pg_failed(conn, list, "could not list the vote journal", errstr,
+		                      errstr_size);
+		PQclear(list);
+		return rc;
+	}
+	/* One piece at a time: the pieces are megabytes each. */
+	for (int i = 0; i < PQntuples(list) && rc == 0; i++) {
+		const char *id = PQgetvalue(list, i, 0);
+		PGresult *res = PQexecParams(conn, "SELECT piece FROM vote_journal WHERE journal_id = $1",
+		                             1, NULL, &id, NULL, NULL, 1);
+		tally_pg_vote_row_t *v = NULL;
+		size_t n = 0;
+
+		err[0] = '\0';
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+			rc = PQresultStatus(res) != PGRES_TUPLES_OK ? tally_pg_err(conn, res) : TALLY_ENOENT;
+			tally__pg_set_error(conn, res, "could not read it", err, sizeof(err));
+		} else if ((rc = tally_pg_journal_decode(PQgetvalue(res, 0, 0),
+		                                         (size_t)PQgetlength(res, 0, 0), &v, &n, err,
+		                                         sizeof(err))) != 0) {
+			info->bad_piece = strtoll(id, NULL, 10);
+		} else if ((rc = copy_piece(conn, PQgetvalue(list, i, 1), v, n, err,
+		                            sizeof(err))) == 0) {
+			info->journal_votes += (int64_t)n;
+			info->journal_pieces++;
+		}
+		if (rc != 0)
+			snprintf(errstr, errstr_size, "piece %s: %s", id, err);
+		free(v);
+		PQclear(res);
+	}
+	PQclear(list);
+	return rc;
+}

@@ -5,8 +5,10 @@
  *
  * Every statement is fixed or parameterised (the election id is $1), and all of them run
  * in one REPEATABLE READ READ ONLY transaction, so every figure comes from one snapshot of
- * the database. The stored votes are the votes table and the vote journal's pieces, which
- * are unpacked into a temporary table first. Nothing here prints or stores a voter's id or personal data: queries
+ * the database. The stored votes are one relation the adapter makes for the session
+ * (TALLY_PG_STORED_VOTES, include/tally/pg_journal.h: the votes table and the vote
+ * journal's pieces, unpacked); the election row is read by the adapter too
+ * (tally_pg_election_get()). Nothing here prints or stores a voter's id or personal data: queries
  * return counts, and candidate ids, region and party names only.
  */
 #include <inttypes.h>
@@ -19,6 +21,7 @@
 #include <tally/core.h>
 #include <tally/error.h>
 #include <tally/pg.h>
+#include <tally/pg_checkpoint.h>
 #include <tally/pg_journal.h>
 #include <tally/pg_registry.h>
 #include <tally/registry.h>
@@ -29,13 +32,8 @@
 
 #define PG_CONNECT_TIMEOUT_MS 10000
 
-/*
- * The stored votes: the votes table and the votes still in the vote journal
- * (include/tally/pg_journal.h), unpacked into a temporary table of this session.
- */
-#define STORED_VOTES \
-	"(SELECT voter_id, candidate_id, election_id FROM votes UNION ALL" \
-	" SELECT voter_id, candidate_id, election_id FROM pg_temp.journal_votes)"
+/* The stored votes: the votes table and the vote journal's, as the adapter shows them. */
+#define STORED_VOTES TALLY_PG_STORED_VOTES
 
 /* Labels of rows whose key is not in the registry. */
 #define NO_VOTER_REGION "(vote without a registered voter)"
@@ -94,32 +92,26 @@ counts(pgctx_t *ctx, const char *what, const char *sql, int nparams)
 static int
 check_election(pgctx_t *ctx, tally_election_t *el)
 {
-	PGresult *res = query(ctx, "read the election",
-	                      "SELECT extract(epoch FROM opens_at)::bigint,"
-	                      " extract(epoch FROM closes_at)::bigint, status"
-	                      " FROM elections WHERE election_id = $1",
-	                      1);
+	char err[512];
+	const char *status;
+	int rc = tally_pg_election_get(ctx->conn, ctx->election, el, err, sizeof(err));
 
-	if (res == NULL) {
-		dq_check(ctx->run, "election.exists", DQ_FAIL, NULL, "%s", ctx->err);
-		return -1;
-	}
-	if (PQntuples(res) != 1) {
+	if (rc == TALLY_ENOENT) {
 		dq_check(ctx->run, "election.exists", DQ_FAIL, NULL,
 		         "no election \"%s\" in the elections table", ctx->election);
-		PQclear(res);
 		return -1;
 	}
-	memset(el, 0, sizeof(*el));
-	snprintf(el->id, sizeof(el->id), "%s", ctx->election);
-	el->opens_at = num(res, 0, 0);
-	el->closes_at = num(res, 0, 1);
-	el->status = TALLY_ELECTION_SCHEDULED;
+	if (rc != 0) {
+		dq_check(ctx->run, "election.exists", DQ_FAIL, NULL, "%s", err);
+		return -1;
+	}
+	status = tally_election_status_name(el->status);
 	dq_check(ctx->run, "election.exists", DQ_PASS,
 	         json_pack("{s:I, s:I, s:s}", "opens_at", (json_int_t)el->opens_at, "closes_at",
-	                   (json_int_t)el->closes_at, "status", PQgetvalue(res, 0, 2)),
-	         "election \"%s\" is registered, status %s", ctx->election, PQgetvalue(res, 0, 2));
-	PQclear(res);
+	                   (json_int_t)el->closes_at, "status", status),
+	         "election \"%s\" is registered, status %s", ctx->election, status);
+	/* The checkpoint's state carries the status it had: the core starts scheduled. */
+	el->status = TALLY_ELECTION_SCHEDULED;
 	return 0;
 }
 
@@ -577,106 +569,25 @@ out:
 
 /* ---- the vote journal ---------------------------------------------------------------- */
 
-/* One decoded piece into pg_temp.journal_votes, by text COPY (uuids and the election id). */
-static int
-copy_piece(PGconn *conn, const char *election_id, const tally_pg_vote_row_t *votes, size_t n)
-{
-	size_t elen = strlen(election_id);
-	char *buf, *p;
-	PGresult *res;
-	int rc = 0;
-
-	/* COPY text would need a tab, newline or backslash escaped: none is in an election id
-	 * tally writes, so refuse one rather than guess. */
-	if (strpbrk(election_id, "\t\n\r\\") != NULL)
-		return TALLY_EINVAL;
-	if ((buf = malloc(n * (2 * TALLY_UUID_STRLEN + 3 + elen) + 1)) == NULL)
-		return TALLY_ENOMEM;
-	p = buf;
-	for (size_t i = 0; i < n; i++) {
-		tally_uuid_format(&votes[i].voter_id, p);
-		p[TALLY_UUID_STRLEN] = '\t';
-		p += TALLY_UUID_STRLEN + 1;
-		tally_uuid_format(&votes[i].candidate_id, p);
-		p[TALLY_UUID_STRLEN] = '\t';
-		p += TALLY_UUID_STRLEN + 1;
-		memcpy(p, election_id, elen);
-		p += elen;
-		*p++ = '\n';
-	}
-	res = PQexec(conn, "COPY pg_temp.journal_votes FROM STDIN");
-	if (PQresultStatus(res) != PGRES_COPY_IN)
-		rc = TALLY_EIO;
-	PQclear(res);
-	if (rc == 0 && (PQputCopyData(conn, buf, (int)(p - buf)) != 1 ||
-	                PQputCopyEnd(conn, NULL) != 1))
-		rc = TALLY_EIO;
-	while (rc == 0 && (res = PQgetResult(conn)) != NULL) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			rc = TALLY_EIO;
-		PQclear(res);
-	}
-	free(buf);
-	return rc;
-}
-
 /*
- * Unpack the journal into pg_temp.journal_votes (created before the transaction began: a
- * read-only transaction may not create tables but may fill temporary ones), one piece at
- * a time, and check that every piece decodes. The figures then count the journalled votes
- * with the table's.
+ * The adapter unpacks the journal into the stored votes (the temporary table was made
+ * before the transaction began: a read-only transaction may not create tables but may
+ * fill temporary ones) and checks that every piece decodes.
  */
 static void
 unpack_journal(pgctx_t *ctx)
 {
-	PGresult *list = query(ctx, "list the vote journal",
-	                       "SELECT journal_id, election_id FROM vote_journal ORDER BY journal_id",
-	                       0);
-	int64_t votes = 0, pieces = 0;
-	char err[256] = "", bad[24] = "";
-	int rc = 0;
+	tally_pg_stored_votes_info_t info;
+	char err[512];
 
-	if (list == NULL) {
-		dq_check(ctx->run, "votes.journal", DQ_FAIL, NULL, "%s", ctx->err);
-		return;
-	}
-	for (int i = 0; i < PQntuples(list) && rc == 0; i++) {
-		const char *id = PQgetvalue(list, i, 0);
-		PGresult *res = PQexecParams(ctx->conn,
-		                             "SELECT piece FROM vote_journal WHERE journal_id = $1", 1,
-		                             NULL, &id, NULL, NULL, 1);
-		tally_pg_vote_row_t *v = NULL;
-		size_t n = 0;
-
-		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-			snprintf(err, sizeof(err), "piece %s: %s", id, PQerrorMessage(ctx->conn));
-			err[strcspn(err, "\n")] = '\0';
-			rc = TALLY_EIO;
-		} else if ((rc = tally_pg_journal_decode(PQgetvalue(res, 0, 0),
-		                                         (size_t)PQgetlength(res, 0, 0), &v, &n, err,
-		                                         sizeof(err))) != 0) {
-			snprintf(bad, sizeof(bad), "%s", id);
-		} else if ((rc = copy_piece(ctx->conn, PQgetvalue(list, i, 1), v, n)) != 0) {
-			snprintf(err, sizeof(err), "piece %s: could not unpack it: %s", id,
-			         rc == TALLY_EIO ? PQerrorMessage(ctx->conn) : tally_err2str(rc));
-			err[strcspn(err, "\n")] = '\0';
-		} else {
-			votes += (int64_t)n;
-			pieces++;
-		}
-		free(v);
-		PQclear(res);
-	}
-	PQclear(list);
-	if (rc == 0)
+	if (tally_pg_stored_votes_fill(ctx->conn, &info, err, sizeof(err)) == 0)
 		dq_check(ctx->run, "votes.journal", DQ_PASS,
-		         json_pack("{s:I, s:I}", "votes", (json_int_t)votes, "pieces",
-		                   (json_int_t)pieces),
+		         json_pack("{s:I, s:I}", "votes", (json_int_t)info.journal_votes, "pieces",
+		                   (json_int_t)info.journal_pieces),
 		         "%" PRId64 " vote(s) in %" PRId64 " journal piece(s) not yet moved into votes, "
-		         "counted with them", votes, pieces);
+		         "counted with them", info.journal_votes, info.journal_pieces);
 	else
-		dq_check(ctx->run, "votes.journal", DQ_FAIL, NULL, "the vote journal%s%s: %s",
-		         bad[0] != '\0' ? ", piece " : "", bad, err);
+		dq_check(ctx->run, "votes.journal", DQ_FAIL, NULL, "the vote journal: %s", err);
 }
 
 /* ---- the whole PostgreSQL side ----------------------------------------------------- */
@@ -696,11 +607,12 @@ dq_pg(dq_run_t *run, char *errstr, size_t errstr_size)
 		return -1;
 	/* One snapshot of the database for every figure; never a write (but to a temporary
 	 * table of this session, for the journalled votes). */
-	if ((res = query(&ctx, "create a table for the journalled votes",
-	                 "CREATE TEMPORARY TABLE journal_votes (voter_id uuid, candidate_id uuid,"
-	                 " election_id text)", 0)) == NULL ||
-	    (PQclear(res), res = query(&ctx, "begin a read-only transaction",
-	                               "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0)) == NULL) {
+	if (tally_pg_stored_votes_open(ctx.conn, errstr, errstr_size) != 0) {
+		PQfinish(ctx.conn);
+		return -1;
+	}
+	if ((res = query(&ctx, "begin a read-only transaction",
+	                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0)) == NULL) {
 		snprintf(errstr, errstr_size, "%s", ctx.err);
 		PQfinish(ctx.conn);
 		return -1;

@@ -93,4 +93,37 @@ typedef int (*tally_pg_journal_fn)(const char *election_id, const tally_pg_vote_
 int tally_pg_journal_walk(PGconn *conn, tally_pg_journal_fn fn, void *arg, char *errstr,
                           size_t errstr_size);
 
+/**
+ * The stored votes as one relation of a session: the votes table and the votes still in
+ * the journal, unpacked (see tally_pg_stored_votes_open()). Columns voter_id uuid,
+ * candidate_id uuid, election_id text. Readers query it and never add the two up.
+ */
+#define TALLY_PG_STORED_VOTES "pg_temp.stored_votes"
+
+/** What tally_pg_stored_votes_fill() unpacked. */
+typedef struct tally_pg_stored_votes_info {
+	int64_t journal_votes;       /**< votes unpacked from the journal */
+	int64_t journal_pieces;      /**< pieces unpacked */
+	int64_t bad_piece;           /**< the journal_id of the piece that failed, or 0 */
+} tally_pg_stored_votes_info_t;
+
+/**
+ * @brief Create TALLY_PG_STORED_VOTES in this session (a temporary view over the votes
+ * table and a temporary table for the journalled votes). Call with no transaction open:
+ * a READ ONLY transaction begun afterwards may still fill the temporary table.
+ * @returns 0, or a tally error with errstr set.
+ */
+int tally_pg_stored_votes_open(PGconn *conn, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Unpack every journal piece into TALLY_PG_STORED_VOTES, checking each decodes, in
+ * the caller's transaction (the same snapshot as the queries that read it: a piece moved
+ * meanwhile is seen exactly once).
+ * @param info receives the counts, and on TALLY_ECORRUPT the piece that failed.
+ * @returns 0, or a tally error with errstr set (TALLY_ECORRUPT: a piece that cannot be
+ *          decoded; what was unpacked before it stays).
+ */
+int tally_pg_stored_votes_fill(PGconn *conn, tally_pg_stored_votes_info_t *info,
+                               char *errstr, size_t errstr_size);
+
 #endif /* TALLY_PG_JOURNAL_H */
