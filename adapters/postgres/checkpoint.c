@@ -254,14 +254,14 @@ tally_pg_checkpoint_write(PGconn *conn, const tally_pg_checkpoint_t *c, char *er
 	                                            errstr, errstr_size)) != 0)
 		goto fail;
 	{
-		const char *v[4] = {c->election_id, version, "false", c->state};
-		int len[4] = {0, 0, 0, (int)c->state_len};
-		int fmt[4] = {0, 0, 0, 1};
+		const char *v[3] = {c->election_id, version, c->state};
+		int len[3] = {0, 0, (int)c->state_len};
+		int fmt[3] = {0, 0, 1};
 
 		if ((rc = tally__pg_exec(conn,
-		                   "INSERT INTO checkpoints (election_id, version, is_delta, state)"
-		                   " VALUES ($1, $2, $3, $4)",
-		                   4, v, len, fmt, "could not insert checkpoint", errstr,
+		                   "INSERT INTO checkpoints (election_id, version, state)"
+		                   " VALUES ($1, $2, $3)",
+		                   3, v, len, fmt, "could not insert checkpoint", errstr,
 		                   errstr_size)) != 0)
 			goto fail;
 	}

@@ -149,6 +149,9 @@ static const struct migration migrations[] = {
 	 "  regions integer NOT NULL CHECK (regions >= 0),"
 	 "  region_names bytea NOT NULL,"
 	 "  completed_at timestamptz NOT NULL DEFAULT now());"},
+	/* Every checkpoint is a whole state; the flag saying so was written and never read. */
+	{"checkpoints without is_delta",
+	 "ALTER TABLE checkpoints DROP COLUMN is_delta;"},
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -474,7 +474,7 @@ check_checkpoint(pgctx_t *ctx, const tally_election_t *el)
 		return;
 	}
 	if ((res = query(ctx, "read the last checkpoint",
-	                 "SELECT checkpoint_id, version, is_delta, taken_at, state"
+	                 "SELECT checkpoint_id, version, taken_at, state"
 	                 " FROM checkpoints WHERE election_id = $1"
 	                 " ORDER BY checkpoint_id DESC LIMIT 1",
 	                 1)) == NULL) {
@@ -489,15 +489,8 @@ check_checkpoint(pgctx_t *ctx, const tally_election_t *el)
 	}
 	run->ckpt_id = num(res, 0, 0);
 	run->ckpt_version = num(res, 0, 1);
-	snprintf(run->ckpt_taken_at, sizeof(run->ckpt_taken_at), "%s", PQgetvalue(res, 0, 3));
-	if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
-		dq_check(run, "checkpoint.latest", DQ_FAIL, NULL,
-		         "checkpoint %" PRId64 " is a delta; tally-dq reads full states only",
-		         run->ckpt_id);
-		PQclear(res);
-		return;
-	}
-	state = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 4), &state_len);
+	snprintf(run->ckpt_taken_at, sizeof(run->ckpt_taken_at), "%s", PQgetvalue(res, 0, 2));
+	state = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 3), &state_len);
 	PQclear(res);
 	if (state == NULL) {
 		snprintf(err, sizeof(err), "out of memory");

@@ -312,8 +312,7 @@ tallyd_cut(server_t *s)
 	rc = tally_snapshot_take_into(s->core, pk->snap);
 	if (rc == 0 && (pk->snap->version != s->cut_version || s->generation != s->cut_generation ||
 	                s->pending.n > 0 || s->pending_dl.n > 0))
-		rc = tally_state_export(s->core, 0, cut.offsets, n * sizeof(*cut.offsets),
-		                        &cut.state, &cut.state_len);
+		rc = tally_state_export(s->core, 0, NULL, 0, &cut.state, &cut.state_len);
 	tally_core_resume(s->core);
 	if (rc != 0 || cut.state == NULL) {
 		free(cut.offsets);

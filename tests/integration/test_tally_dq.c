@@ -179,8 +179,8 @@ insert_checkpoint(PGconn *pg, const void *state, size_t len, uint64_t version)
 
 	snprintf(ver, sizeof(ver), "%" PRIu64, version);
 	res = PQexecParams(pg,
-	                   "INSERT INTO checkpoints (election_id, version, is_delta, state)"
-	                   " VALUES ('general', $1, false, $2::bytea)",
+	                   "INSERT INTO checkpoints (election_id, version, state)"
+	                   " VALUES ('general', $1, $2::bytea)",
 	                   2, NULL, params, lengths, formats, 0);
 	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
 	PQclear(res);
