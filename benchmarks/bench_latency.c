@@ -852,7 +852,7 @@ tally_bench_latency(int argc, char **argv)
 		printf("producing %" PRIu64 " votes at %.0f votes/s for %.1f s to \"%s\" (%d "
 		       "partitions, linger.ms %d, %" PRId64 " candidates)\n",
 		       n, o.rate, o.seconds, run.votes_topic, o.partitions, o.linger_ms, ncand);
-		fflush(stdout);
+		bench_print_load("before sending");
 		t0 = bench_now();
 		while (sent_n < n) {
 			double now = bench_now();
@@ -879,6 +879,7 @@ tally_bench_latency(int argc, char **argv)
 			}
 		}
 		t_end = bench_now();
+		bench_print_load("after sending");
 		if (rd_kafka_flush(prod, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR || acks.failed > 0) {
 			fprintf(stderr, "tally-bench: %" PRIu64 " votes not delivered (%d still queued)\n",
 			        acks.failed, rd_kafka_outq_len(prod));

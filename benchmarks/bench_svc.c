@@ -35,6 +35,22 @@ bench_now(void)
 }
 
 void
+bench_print_load(const char *label)
+{
+	char buf[128] = "";
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f != NULL) {
+		if (fgets(buf, sizeof(buf), f) == NULL)
+			buf[0] = '\0';
+		fclose(f);
+	}
+	buf[strcspn(buf, "\n")] = '\0';
+	printf("load average %s: %s\n", label, buf[0] ? buf : "unknown");
+	fflush(stdout);
+}
+
+void
 bench_sleep_ms(unsigned ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

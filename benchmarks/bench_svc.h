@@ -124,6 +124,9 @@ typedef struct bench_consume {
 int bench_bare_consume(const bench_run_t *run, const char *topic, const char *group,
                        bool prefetch, bench_consume_t *out);
 
+/* Print "load average: ..." from /proc/loadavg with a label (the machine may be shared). */
+void bench_print_load(const char *label);
+
 /* Seconds since an arbitrary point (monotonic). */
 double bench_now(void);
 

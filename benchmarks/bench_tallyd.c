@@ -252,9 +252,15 @@ run_tallyd(const bench_run_t *run, const char *group, uint64_t max_pending, run_
 			if (done >= msgs)
 				r->durable = bench_now() - t0;
 			next_poll = now + 0.1;
-		} else if (end == END_DURABLE && r->durable >= 0 && !stopping) {
-			kill(pid, SIGTERM);
-			stopping = true;
+		} else if (end == END_DURABLE && r->durable >= 0 && !stopping && now >= next_poll) {
+			/* Durable can come before the "caught up" line: stop only after both. */
+			text = bench_slurp(bench_log_path(run, log));
+			if (bench_log_find(text, "tallyd: caught up: ", false) != NULL) {
+				kill(pid, SIGTERM);
+				stopping = true;
+			}
+			free(text);
+			next_poll = now + 0.05;
 		}
 		bench_sleep_ms(20);
 	}
@@ -288,7 +294,8 @@ run_tallyd(const bench_run_t *run, const char *group, uint64_t max_pending, run_
 		        r->read, msgs);
 		return -1;
 	}
-	if (r->status != 0 || r->read != (uint64_t)msgs || r->stored != (int64_t)r->accepted) {
+	if (r->status != 0 || r->read != (uint64_t)msgs || r->stored != (int64_t)r->accepted ||
+	    r->live < 0 || r->caught_up < 0 || (end == END_DURABLE && r->durable < 0)) {
 		fprintf(stderr, "tally-bench: tallyd exited with status %d having read %" PRIu64
 		                " of %" PRId64 " messages, accepted %" PRIu64 ", %" PRId64 " stored\n",
 		        r->status, r->read, msgs, r->accepted, r->stored);
@@ -489,6 +496,8 @@ e2e_pairs(const bench_run_t *run, const opts_t *o, int64_t msgs, const bench_con
 		row_s(what, r.read, cnt[i], b[i] / cnt[i]);
 		snprintf(what, sizeof(what), "round %d: tallyd durable (live to checkpoint)", i + 1);
 		row_s(what, r.read, dur[i], b[i] / dur[i]);
+		snprintf(what, sizeof(what), "after round %d", i + 1);
+		bench_print_load(what);
 	}
 	bb = b[0], bbp = bp[0], bc = cnt[0], bd = dur[0];
 	for (int i = 0; i <= n; i++) {
@@ -561,6 +570,7 @@ tally_bench_e2e(int argc, char **argv)
 	}
 
 	if (o.pairs > 0) {
+		bench_print_load("before the rounds");
 		ok = e2e_pairs(&run, &o, msgs, &bare[0]) == 0;
 		goto out;
 	}
