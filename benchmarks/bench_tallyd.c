@@ -9,9 +9,11 @@
  * left to be live, killed with SIGKILL and started again; each start is timed from exec to
  * its "live" log line.
  *
- * Both load their data the way a user would (tally-gen, then tally-sim) into a private
- * PostgreSQL schema and topics with a private prefix, unless --reuse names a run kept
- * earlier with --keep. tally's programs run as children; their stderr goes to files that
+ * Both load their data the way a user would (tally-gen, then tally-sim, compact or with
+ * --shape full the original producers' shape) into a private PostgreSQL schema and topics
+ * with a private prefix, unless --reuse names a run kept earlier with --keep. e2e --pairs N
+ * alternates bare consumers and tallyd N times instead, for a machine shared with other
+ * work. tally's programs run as children; their stderr goes to files that
  * are parsed for tallyd's "restored in", "live", "caught up" and "stopped" lines.
  */
 #include <getopt.h>
