@@ -559,7 +559,7 @@ static void
 produce_dead_letter(tally_kafka_producer_t *p, const char *topic, const char *election,
                     const char *source, int partition, long offset)
 {
-	char part[16], off[24], key[32];
+	char part[16], off[24], key[64];
 	tally_kafka_header_t h[4] = {
 	    {"election_id", election, strlen(election)},
 	    {"source_topic", source, strlen(source)},
