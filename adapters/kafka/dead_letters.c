@@ -201,7 +201,8 @@ tally_kafka_dead_letters_scan(rd_kafka_conf_t *conf, const char *topic, const in
 		}
 		rd_kafka_message_destroy(m);
 	}
-	qsort(out->pos, out->npos, sizeof(*out->pos), pos_cmp);
+	if (out->npos > 0)      /* qsort() wants a non-null array even for none */
+		qsort(out->pos, out->npos, sizeof(*out->pos), pos_cmp);
 	{
 		size_t n = 0;
 
