@@ -47,6 +47,7 @@
 #include "bench_svc.h"
 
 #define MAX_CANDIDATES 4096
+#define MAX_TALLYD_ARGS 16
 
 /* One moment a surface's total grew. */
 typedef struct obs {
@@ -399,9 +400,13 @@ typedef struct lopts {
 	uint64_t voters;
 	const char *bindir;
 	bool keep;
+	double steady_from;
+	char *tallyd_args[MAX_TALLYD_ARGS];
+	int ntallyd_args;
 } lopts_t;
 
-enum { L_RATE = 1, L_SECONDS, L_PARTS, L_VOTERS, L_LINGER, L_KEEP, L_BIN, L_HELP };
+enum { L_RATE = 1, L_SECONDS, L_PARTS, L_VOTERS, L_LINGER, L_KEEP, L_BIN, L_STEADY, L_TARG,
+       L_HELP };
 
 static const struct option lat_long_opts[] = {
 	{"rate", required_argument, NULL, L_RATE},
@@ -411,6 +416,8 @@ static const struct option lat_long_opts[] = {
 	{"linger-ms", required_argument, NULL, L_LINGER},
 	{"keep", no_argument, NULL, L_KEEP},
 	{"bin", required_argument, NULL, L_BIN},
+	{"steady-from", required_argument, NULL, L_STEADY},
+	{"tallyd-arg", required_argument, NULL, L_TARG},
 	{"help", no_argument, NULL, L_HELP},
 	{NULL, 0, NULL, 0}};
 
@@ -437,6 +444,10 @@ latency_usage(FILE *f)
 	        "  --linger-ms N   the producer's linger.ms (default 5)\n"
 	        "  --keep          keep the schema, topics and logs at the end\n"
 	        "  --bin DIR       where tally-gen and tallyd are (default: next to tally-bench)\n"
+	        "  --steady-from S also give the percentiles of the votes sent from second S on\n"
+	        "                  (default 5: the broker's JIT and the first cuts warm up before)\n"
+	        "  --tallyd-arg A  pass A to tallyd (repeatable; e.g. --tallyd-arg\n"
+	        "                  --checkpoint.interval.ms=25)\n"
 	        "\n"
 	        "Needs TALLY_KAFKA_BROKERS and TALLY_PG_DSN: run 'eval \"$(scripts/services up)\"' "
 	        "first.\n");
@@ -631,7 +642,8 @@ produce_vote(rd_kafka_t *rk, const ballots_t *b, uint64_t i, uint64_t k, double 
 int
 tally_bench_latency(int argc, char **argv)
 {
-	lopts_t o = {.rate = 100000, .seconds = 20, .partitions = 12, .linger_ms = 5};
+	lopts_t o = {.rate = 100000, .seconds = 20, .partitions = 12, .linger_ms = 5,
+	             .steady_from = 5};
 	bench_run_t run;
 	lat_t L;
 	ballots_t b;
@@ -663,12 +675,21 @@ tally_bench_latency(int argc, char **argv)
 		case L_LINGER: o.linger_ms = atoi(optarg); break;
 		case L_KEEP: o.keep = true; break;
 		case L_BIN: o.bindir = optarg; break;
+		case L_STEADY: o.steady_from = strtod(optarg, NULL); break;
+		case L_TARG:
+			if (o.ntallyd_args == MAX_TALLYD_ARGS) {
+				fprintf(stderr, "tally-bench: at most %d --tallyd-arg\n", MAX_TALLYD_ARGS);
+				return 2;
+			}
+			o.tallyd_args[o.ntallyd_args++] = optarg;
+			break;
 		case L_HELP: latency_usage(stdout); return 0;
 		default: latency_usage(stderr); return 2;
 		}
 	}
 	if (optind < argc || !(o.rate >= 1 && o.rate <= 1e7) || !(o.seconds > 0) ||
-	    o.partitions < 1 || o.linger_ms < 0 || o.rate * o.seconds > 1e9) {
+	    o.partitions < 1 || o.linger_ms < 0 || o.rate * o.seconds > 1e9 ||
+	    !(o.steady_from >= 0 && o.steady_from < o.seconds)) {
 		latency_usage(stderr);
 		return 2;
 	}
@@ -768,10 +789,15 @@ tally_bench_latency(int argc, char **argv)
 	/* ---- tallyd ---- */
 	{
 		char group[128];
-		char *targv[] = {"tallyd", "--topic-prefix", run.prefix, run.pgopt, "--group-id", group,
-		                 "--http", "127.0.0.1:0", NULL};
+		char *targv[10 + MAX_TALLYD_ARGS] = {"tallyd", "--topic-prefix", run.prefix, run.pgopt,
+		                                     "--group-id", group, "--http", "127.0.0.1:0"};
 		double t0 = bench_now(), live, image;
 		const char *p;
+
+		for (int i = 0; i < o.ntallyd_args; i++) {
+			targv[8 + i] = o.tallyd_args[i];
+			printf("tallyd: with %s\n", o.tallyd_args[i]);
+		}
 
 		snprintf(group, sizeof(group), "%s_tallyd", run.name);
 		if ((tallyd = bench_spawn(&run, "tallyd", targv, "tallyd.log")) < 0)
@@ -944,7 +970,8 @@ tally_bench_latency(int argc, char **argv)
 		surface_t *surf[2] = {&L.results, &L.stream};
 		const char *label[2] = {"aggregated_votes_per_candidate", "/api/stream (SSE)"};
 		double *lv[2] = {NULL, NULL}, *ack = NULL, *tmp = NULL;
-		pct_t pc[2], pa;
+		pct_t pc[2], pa, ps[2], psa;
+		uint64_t steady = 0;
 		bool exact = true;
 
 		lv[0] = malloc(n * sizeof(double));
@@ -959,6 +986,9 @@ tally_bench_latency(int argc, char **argv)
 		for (uint64_t k = 0; k < n; k++)
 			ack[k] = acks.at[k] > 0 ? (acks.at[k] - sent[k]) * 1e3 : -1;
 		range_pct(ack, 0, n, tmp, &pa);
+		while (steady < n && sent[steady] - sent[0] < o.steady_from)
+			steady++;
+		range_pct(ack, steady, n, tmp, &psa);
 		printf("\n%-34s %8s %6s %12s %9s %9s %9s %9s %9s\n", "produce() to", "updates", "bad",
 		       "final total", "p50 ms", "p99 ms", "max ms", "gap ms", "max gap");
 		printf("%-34s %8s %6s %12" PRIu64 " %9.1f %9.1f %9.1f\n",
@@ -969,6 +999,7 @@ tally_bench_latency(int argc, char **argv)
 			uint64_t unseen = latencies(sf, sent, base, n, lv[i]);
 
 			range_pct(lv[i], 0, n, tmp, &pc[i]);
+			range_pct(lv[i], steady, n, tmp, &ps[i]);
 			gaps(sf, sent[0], sent[n - 1], &gmean, &gmax);
 			printf("%-34s %8" PRIu64 " %6" PRIu64 " %12" PRIu64 " %9.1f %9.1f %9.1f %9.1f "
 			       "%9.1f\n",
@@ -984,6 +1015,11 @@ tally_bench_latency(int argc, char **argv)
 		printf("(final total includes the %" PRIu64 " warm-up votes; updates: results messages "
 		       "or SSE events parsed; gap: mean and largest time between two increases of the "
 		       "total while votes were sent)\n", base);
+		printf("steady, the %" PRIu64 " votes sent from second %.1f on: ack p50 %.1f p99 %.1f "
+		       "max %.1f; topic p50 %.1f p99 %.1f max %.1f; /api/stream p50 %.1f p99 %.1f max "
+		       "%.1f (ms)\n",
+		       n - steady, o.steady_from, psa.p50, psa.p99, psa.max, ps[0].p50, ps[0].p99,
+		       ps[0].max, ps[1].p50, ps[1].p99, ps[1].max);
 		/* The same by second of sending, to see where the slow ones are. */
 		printf("\n%-8s %8s %10s %10s %10s %10s %10s %10s\n", "second", "votes", "ack p50",
 		       "ack max", "topic p50", "topic max", "sse p50", "sse max");
@@ -1012,9 +1048,10 @@ tally_bench_latency(int argc, char **argv)
 		L.rk = NULL;
 		bench_finish(&run, true, o.keep);
 		printf("latency rate=%.0f p50_ms=%.1f p99_ms=%.1f max_ms=%.1f stream_p50_ms=%.1f "
-		       "stream_p99_ms=%.1f\n",
+		       "stream_p99_ms=%.1f steady_p50_ms=%.1f steady_p99_ms=%.1f "
+		       "steady_stream_p50_ms=%.1f steady_stream_p99_ms=%.1f\n",
 		       (double)(n - 1) / (sent[n - 1] - sent[0]), pc[0].p50, pc[0].p99, pc[0].max,
-		       pc[1].p50, pc[1].p99);
+		       pc[1].p50, pc[1].p99, ps[0].p50, ps[0].p99, ps[1].p50, ps[1].p99);
 	}
 out:
 	tally_store_relaxed(&L.stop, 1);

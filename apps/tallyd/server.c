@@ -374,7 +374,7 @@ kafka_start(server_t *s, char *err, size_t errsz)
 	if ((kc = tallyd_kafka_conf(conf, err, errsz)) == NULL)
 		return TALLY_ECONFIG;
 	if ((rc = conf_set(kc, "message.timeout.ms", "0", err, errsz)) != 0 ||
-	    (rc = conf_set(kc, "linger.ms", "5", err, errsz)) != 0) {
+	    (rc = conf_set(kc, "linger.ms", "1", err, errsz)) != 0) {
 		rd_kafka_conf_destroy(kc);
 		return rc;
 	}
@@ -744,8 +744,13 @@ serve_loop(server_t *s)
 	tallyd_view_init(&view);
 
 	while (!stopping()) {
-		ssize_t got = rd_kafka_consume_batch_queue(s->queue, s->paused ? 100 : 20, msgs,
-		                                           POLL_BATCH);
+		/* What is there now, without waiting for a full batch (which would hold the first
+		 * vote back until POLL_BATCH came); when nothing is, wait for the first message. */
+		ssize_t got = rd_kafka_consume_batch_queue(s->queue, 0, msgs, POLL_BATCH);
+
+		if (got == 0 && (msgs[0] = rd_kafka_consume_queue(s->queue, s->paused ? 100 : 20)) !=
+		                    NULL)
+			got = 1;
 
 		for (ssize_t i = 0; i < got; i++) {
 			rd_kafka_message_t *m = msgs[i];
