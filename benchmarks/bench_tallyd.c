@@ -393,7 +393,7 @@ e2e_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: tally-bench e2e [options]\n\n"
-	        "With the votes already in votes_topic, times tallyd (checkpointing every 1000 ms,\n"
+	        "With the votes already in votes_topic, times tallyd (checkpointing at its defaults,\n"
 	        "--exit-idle-ms 2000) consuming and counting them all, against a bare librdkafka\n"
 	        "consumer reading the same topic before and after it (the faster is the\n"
 	        "reference). tallyd runs, each from an empty checkpoint:\n"

@@ -8,6 +8,7 @@
  * 2000-01-01; int4, int8; text: its bytes), then -1.
  */
 #include <endian.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -513,6 +514,35 @@ tally_pg_election_get(PGconn *conn, const char *election_id, tally_election_t *o
 	}
 	PQclear(res);
 	return rc;
+}
+
+int
+tally_pg_election_ensure(PGconn *conn, const char *election_id, int64_t opens_at,
+                         int64_t closes_at, char *errstr, size_t errstr_size)
+{
+	char opens[24], closes[24];
+	const char *v[3] = {election_id, opens, closes};
+	tally_election_t row;
+	int rc;
+
+	snprintf(opens, sizeof(opens), "%" PRId64, opens_at);
+	snprintf(closes, sizeof(closes), "%" PRId64, closes_at);
+	if ((rc = tally__pg_exec(conn,
+	                         "INSERT INTO elections (election_id, opens_at, closes_at)"
+	                         " VALUES ($1, to_timestamp($2::bigint), to_timestamp($3::bigint))"
+	                         " ON CONFLICT (election_id) DO NOTHING",
+	                         3, v, NULL, NULL, "could not insert the election", errstr,
+	                         errstr_size)) != 0 ||
+	    (rc = tally_pg_election_get(conn, election_id, &row, errstr, errstr_size)) != 0)
+		return rc;
+	if (row.opens_at != opens_at || row.closes_at != closes_at) {
+		snprintf(errstr, errstr_size,
+		         "election \"%s\" exists with another window (opens %" PRId64 ", closes %"
+		         PRId64 ", not %" PRId64 " and %" PRId64 ")",
+		         election_id, row.opens_at, row.closes_at, opens_at, closes_at);
+		return TALLY_EEXISTS;
+	}
+	return 0;
 }
 
 int

@@ -58,6 +58,7 @@
 #include <tally/gen.h>
 #include <tally/kafka.h>
 #include <tally/pg.h>
+#include <tally/pg_checkpoint.h>
 #include <tally/pg_registry.h>
 #include <tally/randomuser.h>
 
@@ -182,51 +183,16 @@ pg_check_empty(PGconn *pg, char *err, size_t errsz)
 	return rc;
 }
 
-/* Insert the election row unless it exists; an existing row must have the same window. */
+/* The election row, through the store's adapter: inserted unless there, same window. */
 static int
 pg_election(run_t *r, char *err, size_t errsz)
 {
 	const tally_gen_opts_t *o = tally_gen_get_opts(r->gen);
-	char opens[32], closes[32];
-	const char *params[3] = {r->conf->election_id, opens, closes};
-	PGresult *res;
-	int rc = 0;
+	int rc = tally_pg_election_ensure(r->pg, r->conf->election_id, o->opens_at, o->closes_at,
+	                                  err, errsz);
 
-	snprintf(opens, sizeof(opens), "%" PRId64, o->opens_at);
-	snprintf(closes, sizeof(closes), "%" PRId64, o->closes_at);
-	res = PQexecParams(r->pg,
-	                   "INSERT INTO elections (election_id, opens_at, closes_at)"
-	                   " VALUES ($1, to_timestamp($2::bigint), to_timestamp($3::bigint))"
-	                   " ON CONFLICT (election_id) DO NOTHING",
-	                   3, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		rc = tally_pg_err(r->pg, res);
-		snprintf(err, errsz, "could not insert election \"%s\": %s", r->conf->election_id,
-		         PQerrorMessage(r->pg));
-		err[strcspn(err, "\n")] = '\0';
-		PQclear(res);
-		return rc;
-	}
-	PQclear(res);
-	res = PQexecParams(r->pg,
-	                   "SELECT extract(epoch FROM opens_at)::bigint,"
-	                   " extract(epoch FROM closes_at)::bigint"
-	                   " FROM elections WHERE election_id = $1",
-	                   1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-		rc = tally_pg_err(r->pg, res);
-		snprintf(err, errsz, "could not read election \"%s\": %s", r->conf->election_id,
-		         PQerrorMessage(r->pg));
-		err[strcspn(err, "\n")] = '\0';
-	} else if (strcmp(PQgetvalue(res, 0, 0), opens) != 0 ||
-	           strcmp(PQgetvalue(res, 0, 1), closes) != 0) {
-		snprintf(err, errsz,
-		         "election \"%s\" exists with another window than the generator's "
-		         "(use another --election-id)",
-		         r->conf->election_id);
-		rc = TALLY_EEXISTS;
-	}
-	PQclear(res);
+	if (rc == TALLY_EEXISTS)
+		snprintf(err + strlen(err), errsz - strlen(err), ": use another --election-id");
 	return rc;
 }
 

@@ -16,6 +16,7 @@
 #include <tally/error.h>
 #include <tally/kafka.h>
 #include <tally/pg.h>
+#include <tally/pg_checkpoint.h>
 #include <tally/pg_registry.h>
 #include <tally/registry.h>
 #include <tally/regmsg.h>
@@ -219,28 +220,18 @@ int
 simreg_election_pg(PGconn *pg, const char *election_id, int64_t *opens_at, int64_t *closes_at,
                    char *errstr, size_t errstr_size)
 {
-	const char *params[1] = {election_id};
-	PGresult *res;
-	int rc;
+	tally_election_t e;
+	int rc = tally_pg_election_get(pg, election_id, &e, errstr, errstr_size);
 
-	res = pg_query(pg,
-	               "SELECT extract(epoch FROM opens_at)::bigint,"
-	               " extract(epoch FROM closes_at)::bigint FROM elections"
-	               " WHERE election_id = $1",
-	               1, params, "read table \"elections\"", &rc, errstr, errstr_size);
-	if (res == NULL)
-		return rc;
-	if (PQntuples(res) != 1) {
+	if (rc == TALLY_ENOENT)
 		snprintf(errstr, errstr_size,
 		         "election \"%s\" is not in PostgreSQL (table \"elections\"): load the "
 		         "registry with tally-gen, or give --opens-at and --closes-at",
 		         election_id);
-		PQclear(res);
-		return TALLY_ENOENT;
-	}
-	*opens_at = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	*closes_at = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	PQclear(res);
+	if (rc != 0)
+		return rc;
+	*opens_at = e.opens_at;
+	*closes_at = e.closes_at;
 	return 0;
 }
 

@@ -112,6 +112,16 @@ int tally_pg_election_get(PGconn *conn, const char *election_id, tally_election_
                           char *errstr, size_t errstr_size);
 
 /**
+ * @brief Insert an election's row (scheduled) unless one with that id exists; an existing row
+ *        must have the same window.
+ * @param opens_at, closes_at UTC seconds.
+ * @returns 0 (inserted or already there with that window), TALLY_EEXISTS if the row has
+ *          another window (errstr says so), or another tally error.
+ */
+int tally_pg_election_ensure(PGconn *conn, const char *election_id, int64_t opens_at,
+                             int64_t closes_at, char *errstr, size_t errstr_size);
+
+/**
  * @brief Record an election's status (as tallyd opens or closes it).
  * @returns 0, or a tally error with errstr set.
  */
