@@ -541,30 +541,28 @@ admin_action(server_t *s, int req)
 {
 	bool open = req - 1 == TALLY_HTTP_ACTION_OPEN;
 	tally_election_t el;
+	char err[128] = "";
 	int rc;
 
 	tallyd_settle(s);      /* everything read so far is counted before the polls close */
 	rc = open ? tally_core_election_open(s->core) : tally_core_election_close(s->core);
 	tally_core_election(s->core, &el);
 	if (rc != 0)
-		snprintf(s->admin_err, sizeof(s->admin_err), "the election is %s",
-		         tally_election_status_name(el.status));
+		snprintf(err, sizeof(err), "the election is %s", tally_election_status_name(el.status));
 	else
 		tallyd_log("election \"%s\" %s over http", s->conf->election_id,
 		           open ? "opened" : "closed");
 	s->admin_status = el.status;
-	s->admin_rc = rc;
-	sem_post(&s->admin_done);
+	tally_handoff_answer(&s->admin, rc, err);
 }
 
-/* The ingest thread: take an admin request if one waits (see ADMIN_IDLE). */
+/* The ingest thread: act on an admin request if one waits. */
 static void
 admin_poll(server_t *s)
 {
-	int req = tally_load_acquire(&s->admin_req);
+	int req = tally_handoff_take(&s->admin);
 
-	if (req > 0 && __atomic_compare_exchange_n(&s->admin_req, &req, ADMIN_TAKEN, false,
-	                                           __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+	if (req > 0)
 		admin_action(s, req);
 }
 
@@ -608,38 +606,19 @@ static int
 web_admin(void *arg, tally_http_action_t action, char *errstr, size_t errstr_size)
 {
 	server_t *s = arg;
-	struct timespec ts;
-	int expected = ADMIN_IDLE, req = 1 + (int)action, rc;
+	int rc, answer;
 
-	if (!__atomic_compare_exchange_n(&s->admin_req, &expected, req, false, __ATOMIC_ACQ_REL,
-	                                 __ATOMIC_ACQUIRE)) {
+	rc = tally_handoff_ask(&s->admin, 1 + (int)action, 10000, &answer, errstr, errstr_size);
+	if (rc == TALLY_EAGAIN)
 		snprintf(errstr, errstr_size, "another admin action is in progress");
-		return TALLY_EAGAIN;
-	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 10;
-	while (sem_timedwait(&s->admin_done, &ts) != 0) {
-		if (errno == EINTR)
-			continue;
-		/* Not taken yet: withdraw it, so no late answer is left for the next request. */
-		expected = req;
-		if (__atomic_compare_exchange_n(&s->admin_req, &expected, ADMIN_IDLE, false,
-		                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-			snprintf(errstr, errstr_size, "the server did not take the action within 10 s; "
-			         "nothing was done");
-			return TALLY_ETIMEDOUT;
-		}
-		/* Taken: the ingest thread is acting now, and answers. */
-		while (sem_wait(&s->admin_done) != 0 && errno == EINTR)
-			;
-		break;
-	}
-	rc = s->admin_rc;
+	else if (rc == TALLY_ETIMEDOUT)
+		snprintf(errstr, errstr_size, "the server did not take the action within 10 s; "
+		         "nothing was done");
 	if (rc != 0)
-		snprintf(errstr, errstr_size, "%s", s->admin_err);
-	else
+		return rc;
+	if ((rc = answer) == 0)
 		rc = admin_wait_committed(s, s->admin_status, errstr, errstr_size);
-	tally_store_release(&s->admin_req, ADMIN_IDLE);
+	tally_handoff_release(&s->admin);
 	return rc;
 }
 
@@ -876,6 +855,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	const char *dsn = getenv("TALLY_PG_DSN");
 	int rc = TALLYD_EXIT_FAILURE;
 	size_t npg = 0;
+	bool admin_ready = false;
 
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->committed_lock, NULL);
@@ -955,7 +935,11 @@ tallyd_serve(const tallyd_conf_t *conf)
 		goto out;
 	}
 	publish_all(s);
-	sem_init(&s->admin_done, 0, 0);
+	if (tally_handoff_init(&s->admin) != 0) {
+		tallyd_log("could not make the admin handoff: %s", strerror(errno));
+		goto out;
+	}
+	admin_ready = true;
 	if (conf->http != NULL) {
 		tally_http_opts_t cbs = {.ready = web_ready, .admin = web_admin,
 		                         .metrics = web_metrics, .snapshot = web_snapshot,
@@ -987,6 +971,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	           conf->results_interval_ms);
 
 	serve_loop(s);
+	tally_handoff_end(&s->admin, false, "tallyd is stopping");
 	/* The mover stops after its current piece (the rest waits for the next start), and the
 	 * image writer too: its write is worth less than a prompt exit. */
 	tally_store_stop_background(s->store);
@@ -1017,6 +1002,8 @@ out:
 	tally_snapshot_destroy(s->snap);
 	tally_snapshot_destroy(s->committed);
 	pthread_mutex_destroy(&s->committed_lock);
+	if (admin_ready)
+		tally_handoff_destroy(&s->admin);
 	tallyd_dead_letters_free(&s->pending_dl);
 	tally_kafka_dead_letters_free(&s->dl_found);
 	free(s->dl_from);

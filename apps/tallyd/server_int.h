@@ -17,6 +17,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <tally/core.h>
+#include <tally/handoff.h>
 #include <tally/kafka.h>
 #include <tally/registry.h>
 #include <tally/results.h>
@@ -30,12 +31,6 @@
 #define LAG_PARTITIONS 1024      /* partitions with a lag metric */
 #define DL_PARTITIONS 4096       /* dead-letter partitions with a stored offset */
 
-/* The admin handshake (server.c): an HTTP thread moves admin_req from ADMIN_IDLE to
- * 1 + action; the ingest thread takes it (to ADMIN_TAKEN), acts and posts admin_done; the
- * HTTP thread reads the outcome and sets ADMIN_IDLE. A request not yet taken when the HTTP
- * thread gives up is withdrawn (back to ADMIN_IDLE), so no late answer is left behind. */
-#define ADMIN_IDLE 0
-#define ADMIN_TAKEN (-1)
 
 /* ---- state ---------------------------------------------------------------------------- */
 
@@ -147,12 +142,10 @@ typedef struct server {
 	uint64_t pending_votes;          /* accepted votes not yet checkpointed */
 	int nlag;                        /* partitions with a lag figure */
 	int64_t lag[LAG_PARTITIONS];     /* per partition: high watermark - next to read */
-	int admin_req;                   /* atomic: ADMIN_IDLE, ADMIN_TAKEN or 1 + the
-	                                  * tally_http_action_t an HTTP thread asks for */
-	int admin_rc;
+	/* Admin actions: an HTTP thread asks (1 + the tally_http_action_t), the ingest thread
+	 * acts and answers; admin_status is written before the answer. */
+	tally_handoff_t admin;
 	tally_election_status_t admin_status;
-	char admin_err[256];
-	sem_t admin_done;               /* when tallyd_serve began */
 } server_t;
 
 /* ingest.c */

@@ -40,6 +40,7 @@
 #include <tally/decode.h>
 #include <tally/error.h>
 #include <tally/gen.h>
+#include <tally/handoff.h>
 #include <tally/regmsg.h>
 #include <tally/registry.h>
 #include <tally/snapshot.h>
@@ -102,8 +103,8 @@ typedef struct producer {
 	int finished;
 } producer_t;
 
-/* The admin request word (sim_t.admin_req). */
-enum { ADMIN_IDLE, ADMIN_OPEN, ADMIN_CLOSE, ADMIN_TAKEN };
+/* The admin requests (sim_t.admin). */
+enum { ADMIN_OPEN = 1, ADMIN_CLOSE };
 
 typedef struct sim {
 	const tallyd_conf_t *conf;
@@ -115,13 +116,9 @@ typedef struct sim {
 	unsigned nproducers;
 
 	/* Admin actions over HTTP (see DESIGN). */
-	int admin_req;                /* atomic: ADMIN_* */
-	int admin_ended;              /* atomic: the run is over; answer at once */
-	sem_t admin_done;
-	bool admin_sem;               /* admin_done was initialised */
+	tally_handoff_t admin;         /* HTTP threads ask, the main thread answers */
+	bool admin_init;              /* admin was initialised */
 	bool admin_taken;             /* main thread: a request taken, not yet answered */
-	int admin_rc;                 /* written by the main thread before the post */
-	char admin_err[128];
 } sim_t;
 
 static slot_t *
@@ -254,69 +251,35 @@ static int
 sim_admin(void *arg, tally_http_action_t action, char *errstr, size_t errstr_size)
 {
 	sim_t *sim = arg;
-	int req = action == TALLY_HTTP_ACTION_OPEN ? ADMIN_OPEN : ADMIN_CLOSE, expected = ADMIN_IDLE;
-	struct timespec ts;
-	int rc;
+	int req = action == TALLY_HTTP_ACTION_OPEN ? ADMIN_OPEN : ADMIN_CLOSE, rc, answer;
 
-	if (!__atomic_compare_exchange_n(&sim->admin_req, &expected, req, false, __ATOMIC_SEQ_CST,
-	                                 __ATOMIC_SEQ_CST)) {
+	rc = tally_handoff_ask(&sim->admin, req, 10000, &answer, errstr, errstr_size);
+	if (rc == TALLY_EAGAIN)
 		snprintf(errstr, errstr_size, "another admin action is in progress");
-		return TALLY_EAGAIN;
-	}
-	/* Ended meanwhile: withdraw, unless the main thread took it (then it answers). */
-	if (__atomic_load_n(&sim->admin_ended, __ATOMIC_SEQ_CST)) {
-		expected = req;
-		if (__atomic_compare_exchange_n(&sim->admin_req, &expected, ADMIN_IDLE, false,
-		                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-			snprintf(errstr, errstr_size, "the simulation is ending");
-			return TALLY_ESTATE;
-		}
-	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 10;
-	while (sem_timedwait(&sim->admin_done, &ts) != 0) {
-		if (errno == EINTR)
-			continue;
-		expected = req;
-		if (__atomic_compare_exchange_n(&sim->admin_req, &expected, ADMIN_IDLE, false,
-		                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-			snprintf(errstr, errstr_size, "the simulation did not take the action within 10 s; "
-			         "nothing was done");
-			return TALLY_ETIMEDOUT;
-		}
-		while (sem_wait(&sim->admin_done) != 0 && errno == EINTR)
-			;
-		break;
-	}
-	rc = sim->admin_rc;
+	else if (rc == TALLY_ETIMEDOUT)
+		snprintf(errstr, errstr_size, "the simulation did not take the action within 10 s; "
+		         "nothing was done");
 	if (rc != 0)
-		snprintf(errstr, errstr_size, "%s", sim->admin_err);
-	__atomic_store_n(&sim->admin_req, ADMIN_IDLE, __ATOMIC_SEQ_CST);
-	return rc;
+		return rc;
+	tally_handoff_release(&sim->admin);
+	return answer;
 }
 
-/* The main thread: the action waiting, taken (ADMIN_OPEN or ADMIN_CLOSE), or ADMIN_IDLE. */
+/* The main thread: the action waiting, taken now (ADMIN_OPEN or ADMIN_CLOSE), or 0. */
 static int
 admin_take(sim_t *sim)
 {
-	int req = __atomic_load_n(&sim->admin_req, __ATOMIC_SEQ_CST);
+	int req = tally_handoff_take(&sim->admin);
 
-	if ((req == ADMIN_OPEN || req == ADMIN_CLOSE) &&
-	    __atomic_compare_exchange_n(&sim->admin_req, &req, ADMIN_TAKEN, false, __ATOMIC_SEQ_CST,
-	                                __ATOMIC_SEQ_CST)) {
-		sim->admin_taken = true;
-		return req;
-	}
-	return ADMIN_IDLE;
+	sim->admin_taken = req > 0;
+	return req;
 }
 
 static void
 admin_answer(sim_t *sim, int rc, const char *err)
 {
-	sim->admin_rc = rc;
-	snprintf(sim->admin_err, sizeof(sim->admin_err), "%s", err);
 	sim->admin_taken = false;
-	sem_post(&sim->admin_done);
+	tally_handoff_answer(&sim->admin, rc, err);
 }
 
 /* The main thread, once the polls are closed: do what is asked, on this thread. */
@@ -325,7 +288,7 @@ admin_serve(sim_t *sim)
 {
 	int req = admin_take(sim), rc;
 
-	if (req == ADMIN_IDLE)
+	if (req == 0)
 		return;
 	rc = req == ADMIN_OPEN ? tally_core_election_open(sim->core)
 	                       : tally_core_election_close(sim->core);
@@ -341,11 +304,9 @@ admin_serve(sim_t *sim)
 static void
 admin_end(sim_t *sim)
 {
-	if (!sim->admin_sem)
-		return;
-	__atomic_store_n(&sim->admin_ended, 1, __ATOMIC_SEQ_CST);
-	if (sim->admin_taken || admin_take(sim) != ADMIN_IDLE)
-		admin_answer(sim, TALLY_ESTATE, "the simulation is ending");
+	if (sim->admin_init)
+		tally_handoff_end(&sim->admin, sim->admin_taken, "the simulation is ending");
+	sim->admin_taken = false;
 }
 
 /* ---- the progress view ----------------------------------------------------------- */
@@ -709,11 +670,11 @@ tallyd_simulate(const tallyd_conf_t *conf)
 		/* Always ready; admin actions (with a token) are done by this thread, see DESIGN. */
 		tally_http_opts_t cbs = {.admin = sim_admin, .cb_arg = &sim};
 
-		if (sem_init(&sim.admin_done, 0, 0) != 0) {
+		if (tally_handoff_init(&sim.admin) != 0) {
 			fprintf(stderr, "tallyd: could not create a semaphore: %s\n", strerror(errno));
 			goto out;
 		}
-		sim.admin_sem = true;
+		sim.admin_init = true;
 		if ((web = tallyd_web_start(conf, sim.core, &cbs, err, sizeof(err))) == NULL) {
 			fprintf(stderr, "tallyd: --http %s: %s\n", conf->http, err);
 			rc = TALLYD_EXIT_USAGE;
@@ -865,8 +826,8 @@ out:
 	fflush(stdout);
 	admin_end(&sim);
 	tallyd_web_stop(web);
-	if (sim.admin_sem)
-		sem_destroy(&sim.admin_done);
+	if (sim.admin_init)
+		tally_handoff_destroy(&sim.admin);
 	tally_snapshot_destroy(live);
 	tally_snapshot_destroy(final);
 	tally_gen_truth_destroy(truth);
