@@ -46,6 +46,10 @@ const tally_opt_t tallyd_opts[] = {
 	 "prefix of every topic name, e.g. \"test1_\" (default none)", OFF(topic_prefix), "P"},
 	{"group-id", TALLY_OPT_STRING, "tallyd", 0, 0, "Kafka consumer group of votes_topic",
 	 OFF(group_id), "G"},
+	{"instance-id", TALLY_OPT_STRING, NULL, 0, 0,
+	 "this instance's name in the consumer group, Kafka's group.instance.id: a restarted "
+	 "instance takes its partitions straight back (default: the host name; instances of one "
+	 "group on one host need different names)", OFF(instance_id), "NAME"},
 	{"checkpoint.interval.ms", TALLY_OPT_UINT, "50", 10, 3600000,
 	 "cut a checkpoint (votes, state, offsets) this often while anything changed; results "
 	 "are published only once postgres has committed one", OFF(checkpoint_interval_ms),

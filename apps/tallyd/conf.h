@@ -38,6 +38,7 @@ typedef struct tallyd_conf {
 	char *election_id;
 	char *topic_prefix;
 	char *group_id;
+	char *instance_id;
 	uint64_t checkpoint_interval_ms;
 	uint64_t results_interval_ms;
 	uint64_t max_pending_votes;

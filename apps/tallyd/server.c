@@ -424,21 +424,25 @@ kafka_start(server_t *s, char *err, size_t errsz)
 		}
 	}
 	/* Static membership: a restarted tallyd takes its partitions back at once instead of
-	 * waiting out the killed one's session. Several instances on one host each need
-	 * their own kafka.group.instance.id. */
+	 * waiting out the killed one's session. The name: --instance-id, else a
+	 * kafka.group.instance.id line, else the host name. */
 	{
-		char id[256], host[64] = "localhost";
+		char id[256] = "localhost";
 		size_t len = sizeof(id);
 
-		if (rd_kafka_conf_get(kc, "group.instance.id", id, &len) != RD_KAFKA_CONF_OK ||
-		    id[0] == '\0') {
-			gethostname(host, sizeof(host) - 1);
-			snprintf(id, sizeof(id), "%s-%s", conf->group_id, host);
-			if ((rc = conf_set(kc, "group.instance.id", id, err, errsz)) != 0) {
-				rd_kafka_conf_destroy(kc);
-				return rc;
-			}
+		if (conf->instance_id != NULL && conf->instance_id[0] != '\0') {
+			snprintf(id, sizeof(id), "%s", conf->instance_id);
+		} else if (rd_kafka_conf_get(kc, "group.instance.id", id, &len) != RD_KAFKA_CONF_OK ||
+		           id[0] == '\0') {
+			if (gethostname(id, sizeof(id) - 1) != 0 || id[0] == '\0')
+				snprintf(id, sizeof(id), "localhost");
+			id[sizeof(id) - 1] = '\0';
 		}
+		if ((rc = conf_set(kc, "group.instance.id", id, err, errsz)) != 0) {
+			rd_kafka_conf_destroy(kc);
+			return rc;
+		}
+		tallyd_log("instance \"%s\" of consumer group \"%s\"", id, conf->group_id);
 	}
 	rd_kafka_conf_set_opaque(kc, s);
 	rd_kafka_conf_set_rebalance_cb(kc, on_rebalance);
