@@ -50,6 +50,29 @@ serve(void *arg)
 	return NULL;
 }
 
+/* Ask req within timeout_ms and expect the server's answer to it; the handoff stays held. */
+static void
+ask_answered(tally_handoff_t *h, int req, unsigned timeout_ms)
+{
+	char err[128], want[32];
+	int answer = -1;
+
+	cr_assert_eq(tally_handoff_ask(h, req, timeout_ms, &answer, err, sizeof(err)), 0, "%s",
+	             err);
+	snprintf(want, sizeof(want), "done %d", req);
+	cr_assert_eq(answer, 100 + req);
+	cr_assert_str_eq(err, want);
+}
+
+/* Stop the server thread t and check it served exactly `served` requests. */
+static void
+server_join(server_t *s, pthread_t t, int served)
+{
+	__atomic_store_n(&s->stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(t, NULL);
+	cr_assert_eq(s->served, served);
+}
+
 Test(handoff, a_request_not_taken_in_time_is_withdrawn_and_never_answered_later)
 {
 	tally_handoff_t h;
@@ -70,13 +93,9 @@ Test(handoff, a_request_not_taken_in_time_is_withdrawn_and_never_answered_later)
 		pthread_t t;
 
 		cr_assert_eq(pthread_create(&t, NULL, serve, &s), 0);
-		cr_assert_eq(tally_handoff_ask(&h, 2, 5000, &answer, err, sizeof(err)), 0);
-		cr_assert_eq(answer, 102);
-		cr_assert_str_eq(err, "done 2");
+		ask_answered(&h, 2, 5000);
 		tally_handoff_release(&h);
-		__atomic_store_n(&s.stop, 1, __ATOMIC_SEQ_CST);
-		pthread_join(t, NULL);
-		cr_assert_eq(s.served, 1);
+		server_join(&s, t, 1);
 	}
 	cr_assert_eq(sem_value(&h), 0);
 	tally_handoff_destroy(&h);
@@ -94,16 +113,12 @@ Test(handoff, a_taken_request_is_answered_however_long_it_takes)
 	s.h = &h;
 	cr_assert_eq(pthread_create(&t, NULL, serve, &s), 0);
 	/* Taken within the 50 ms, answered after 200 ms: the answer, not a timeout. */
-	cr_assert_eq(tally_handoff_ask(&h, 3, 50, &answer, err, sizeof(err)), 0);
-	cr_assert_eq(answer, 103);
-	cr_assert_str_eq(err, "done 3");
+	ask_answered(&h, 3, 50);
 	/* Held until released: a second asker is refused meanwhile. */
 	cr_assert_eq(tally_handoff_ask(&h, 4, 50, &answer, err, sizeof(err)), TALLY_EAGAIN);
 	cr_assert_str_eq(err, "another request is in progress");
 	tally_handoff_release(&h);
-	__atomic_store_n(&s.stop, 1, __ATOMIC_SEQ_CST);
-	pthread_join(t, NULL);
-	cr_assert_eq(s.served, 1);
+	server_join(&s, t, 1);
 	cr_assert_eq(sem_value(&h), 0);
 	tally_handoff_destroy(&h);
 }
@@ -196,10 +211,8 @@ Test(handoff, racing_askers_each_get_the_answer_to_their_own_request, .timeout =
 		answered += a[i].answered;
 		withdrawn += a[i].withdrawn;
 	}
-	__atomic_store_n(&s.stop, 1, __ATOMIC_SEQ_CST);
-	pthread_join(ts, NULL);
 	/* Exactly the answered requests were served; nothing withdrawn was served later. */
-	cr_assert_eq(s.served, answered);
+	server_join(&s, ts, answered);
 	cr_assert_gt(answered, 0);
 	cr_assert_gt(withdrawn, 0, "the timeouts never raced the server: the test proves nothing");
 	cr_assert_eq(sem_value(&h), 0);
