@@ -358,38 +358,32 @@ sse_reader(void *arg)
 
 /* ---- the votes ------------------------------------------------------------------------ */
 
+/* Fixed-width slots for the rows of a one-column COPY ... TO STDOUT (text). */
+typedef struct column {
+	char *slots;
+	size_t width, max, rows;
+} column_t;
+
+static void
+column_row(void *arg, const char *data, int len)
+{
+	column_t *c = arg;
+
+	if (c->rows < c->max && (size_t)len <= c->width) {
+		memcpy(c->slots + c->rows * c->width, data, (size_t)len - 1);
+		c->slots[c->rows * c->width + (size_t)len - 1] = '\0';
+		c->rows++;
+	}
+}
+
 /* Every row of a one-column COPY ... TO STDOUT (text), each without its newline, into
  * fixed-width slots of width bytes; returns the rows, or -1 after printing why. */
 static int64_t
 copy_column(PGconn *conn, const char *sql, char *slots, size_t width, size_t max)
 {
-	PGresult *res = PQexec(conn, sql);
-	int64_t rows = 0;
-	char *buf;
-	int n;
+	column_t c = {slots, width, max, 0};
 
-	if (PQresultStatus(res) != PGRES_COPY_OUT) {
-		fprintf(stderr, "tally-bench: \"%s\" failed: %s", sql, PQresultErrorMessage(res));
-		PQclear(res);
-		return -1;
-	}
-	PQclear(res);
-	while ((n = PQgetCopyData(conn, &buf, 0)) > 0) {
-		if ((size_t)rows < max && (size_t)n <= width) {
-			memcpy(slots + (size_t)rows * width, buf, (size_t)n - 1);
-			slots[(size_t)rows * width + (size_t)n - 1] = '\0';
-			rows++;
-		}
-		PQfreemem(buf);
-	}
-	while ((res = PQgetResult(conn)) != NULL) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			fprintf(stderr, "tally-bench: \"%s\" failed: %s", sql, PQresultErrorMessage(res));
-			rows = -1;
-		}
-		PQclear(res);
-	}
-	return rows;
+	return bench_pg_copy_rows(conn, sql, column_row, &c, NULL) < 0 ? -1 : (int64_t)c.rows;
 }
 
 /* ---- options and the run -------------------------------------------------------------- */

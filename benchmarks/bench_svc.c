@@ -175,15 +175,18 @@ bench_pg_int1(PGconn *conn, const char *sql, const char *param)
 	return v;
 }
 
-double
-bench_pg_copy_out(PGconn *conn, const char *sql, uint64_t *bytes)
+int64_t
+bench_pg_copy_rows(PGconn *conn, const char *sql,
+                   void (*row)(void *arg, const char *data, int len), void *arg,
+                   uint64_t *bytes)
 {
-	double t0 = bench_now();
 	PGresult *res = PQexec(conn, sql);
+	int64_t rows = 0;
 	char *buf;
 	int n;
 
-	*bytes = 0;
+	if (bytes != NULL)
+		*bytes = 0;
 	if (PQresultStatus(res) != PGRES_COPY_OUT) {
 		fprintf(stderr, "tally-bench: \"%s\" failed: %s", sql, PQresultErrorMessage(res));
 		PQclear(res);
@@ -191,12 +194,33 @@ bench_pg_copy_out(PGconn *conn, const char *sql, uint64_t *bytes)
 	}
 	PQclear(res);
 	while ((n = PQgetCopyData(conn, &buf, 0)) > 0) {
-		*bytes += (uint64_t)n;
+		if (row != NULL)
+			row(arg, buf, n);
+		if (bytes != NULL)
+			*bytes += (uint64_t)n;
+		rows++;
 		PQfreemem(buf);
 	}
-	while ((res = PQgetResult(conn)) != NULL)
+	if (n != -1) {
+		fprintf(stderr, "tally-bench: \"%s\" failed: %s", sql, PQerrorMessage(conn));
+		rows = -1;
+	}
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			fprintf(stderr, "tally-bench: \"%s\" failed: %s", sql, PQresultErrorMessage(res));
+			rows = -1;
+		}
 		PQclear(res);
-	return n == -1 ? bench_now() - t0 : -1;
+	}
+	return rows;
+}
+
+double
+bench_pg_copy_out(PGconn *conn, const char *sql, uint64_t *bytes)
+{
+	double t0 = bench_now();
+
+	return bench_pg_copy_rows(conn, sql, NULL, NULL, bytes) < 0 ? -1 : bench_now() - t0;
 }
 
 int

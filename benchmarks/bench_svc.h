@@ -54,6 +54,13 @@ int64_t bench_pg_int(PGconn *conn, const char *sql);
 /* The same, for a statement with one text parameter $1. */
 int64_t bench_pg_int1(PGconn *conn, const char *sql, const char *param);
 
+/* Run a COPY ... TO STDOUT, calling row(arg, data, len) on each row (row may be NULL: the
+ * data is dropped); returns the rows, or -1 after printing why. *bytes (may be NULL) gets
+ * the bytes read. */
+int64_t bench_pg_copy_rows(PGconn *conn, const char *sql,
+                           void (*row)(void *arg, const char *data, int len), void *arg,
+                           uint64_t *bytes);
+
 /* Time a COPY ... TO STDOUT, reading and dropping the data; returns seconds or -1. */
 double bench_pg_copy_out(PGconn *conn, const char *sql, uint64_t *bytes);
 

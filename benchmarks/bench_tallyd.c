@@ -67,6 +67,23 @@ row_s(const char *what, uint64_t n, double secs, double ratio)
 	fflush(stdout);
 }
 
+/* Bare consumer number n (prefetch: with tallyd's prefetch settings) into *c, and its rows. */
+static int
+bare_rows(bench_run_t *run, int n, bool prefetch, bench_consume_t *c)
+{
+	char group[128], label[96];
+	const char *what = prefetch ? " (tallyd's prefetch)" : "";
+
+	snprintf(group, sizeof(group), "%s_bare%d", run->name, n);
+	if (bench_bare_consume(run, run->votes_topic, group, prefetch, c) != 0)
+		return -1;
+	snprintf(label, sizeof(label), "bare consumer %d%s: exec to assigned", n, what);
+	row_s(label, 0, c->assigned_s, 0);
+	snprintf(label, sizeof(label), "bare consumer %d%s: assigned to end", n, what);
+	row_s(label, c->msgs, c->total_s - c->assigned_s, 0);
+	return 0;
+}
+
 /*
  * The data: the registry (tally-gen) and the votes (tally-sim, turnout 1.0, compact), or a
  * kept run's. Returns the messages in votes_topic, or -1.
@@ -551,22 +568,14 @@ tally_bench_e2e(int argc, char **argv)
 	if ((msgs = prepare(&run, &o)) < 0)
 		goto out;
 
-	snprintf(group, sizeof(group), "%s_bare1", run.name);
-	if (bench_bare_consume(&run, run.votes_topic, group, false, &bare[0]) != 0)
+	if (bare_rows(&run, 1, false, &bare[0]) != 0)
 		goto out;
-	row_s("bare consumer 1: exec to assigned", 0, bare[0].assigned_s, 0);
-	row_s("bare consumer 1: assigned to end", bare[0].msgs,
-	      bare[0].total_s - bare[0].assigned_s, 0);
 	printf("votes_topic: %.0f bytes a message on average (%.2f GB)\n",
 	       (double)bare[0].bytes / (double)bare[0].msgs, (double)bare[0].bytes / 1e9);
 	fflush(stdout);
 	if (o.bare_only) {
-		snprintf(group, sizeof(group), "%s_bare3", run.name);
-		if (bench_bare_consume(&run, run.votes_topic, group, true, &bare[2]) != 0)
+		if (bare_rows(&run, 3, true, &bare[2]) != 0)
 			goto out;
-		row_s("bare consumer 3 (tallyd's prefetch): exec to assigned", 0, bare[2].assigned_s, 0);
-		row_s("bare consumer 3 (tallyd's prefetch): assigned to end", bare[2].msgs,
-		      bare[2].total_s - bare[2].assigned_s, 0);
 		ok = true;
 		goto out;
 	}
@@ -603,19 +612,11 @@ tally_bench_e2e(int argc, char **argv)
 	    run_tallyd(&run, group, 0, END_EXIT, msgs, "tallyd-e2e.log", &def) != 0)
 		goto out;
 
-	snprintf(group, sizeof(group), "%s_bare2", run.name);
-	if (bench_bare_consume(&run, run.votes_topic, group, false, &bare[1]) != 0)
+	if (bare_rows(&run, 2, false, &bare[1]) != 0)
 		goto out;
-	row_s("bare consumer 2: exec to assigned", 0, bare[1].assigned_s, 0);
-	row_s("bare consumer 2: assigned to end", bare[1].msgs,
-	      bare[1].total_s - bare[1].assigned_s, 0);
 	/* For comparison: the bare consumer with the prefetch tallyd sets for itself. */
-	snprintf(group, sizeof(group), "%s_bare3", run.name);
-	if (bench_bare_consume(&run, run.votes_topic, group, true, &bare[2]) != 0)
+	if (bare_rows(&run, 3, true, &bare[2]) != 0)
 		goto out;
-	row_s("bare consumer 3 (tallyd's prefetch): exec to assigned", 0, bare[2].assigned_s, 0);
-	row_s("bare consumer 3 (tallyd's prefetch): assigned to end", bare[2].msgs,
-	      bare[2].total_s - bare[2].assigned_s, 0);
 	best = bare[0].total_s - bare[0].assigned_s;
 	if (bare[1].total_s - bare[1].assigned_s < best)
 		best = bare[1].total_s - bare[1].assigned_s;

@@ -51,17 +51,13 @@ slurp(int fd, char *buf, size_t size)
 }
 
 
-/*
- * Run tallyd with args (NULL-terminated). If sigint_after is set, wait until stdout has
- * shown that line, sleep 0.3 s and send SIGINT.
- */
-static run_t *
-run_tallyd(const char *const *args, const char *sigint_after)
+/* Start tallyd with args (NULL-terminated), its stdout and stderr on pipes (*out, *err). */
+static pid_t
+spawn_tallyd(const char *const *args, int *out_fd, int *err_fd)
 {
 	const char *argv[64];
-	int out[2], err[2], status;
-	size_t n = 0, len = 0;
-	double t0 = test_now_s();
+	int out[2], err[2];
+	size_t n = 0;
 	pid_t pid;
 
 	argv[n++] = test_program_path("tallyd");
@@ -84,10 +80,27 @@ run_tallyd(const char *const *args, const char *sigint_after)
 	}
 	close(out[1]);
 	close(err[1]);
+	*out_fd = out[0];
+	*err_fd = err[0];
+	return pid;
+}
+
+/*
+ * Run tallyd with args (NULL-terminated). If sigint_after is set, wait until stdout has
+ * shown that line, sleep 0.3 s and send SIGINT.
+ */
+static run_t *
+run_tallyd(const char *const *args, const char *sigint_after)
+{
+	int out, err, status;
+	size_t len = 0;
+	double t0 = test_now_s();
+	pid_t pid = spawn_tallyd(args, &out, &err);
+
 	memset(&result, 0, sizeof(result));
 	if (sigint_after != NULL) {
 		while (strstr(result.out, sigint_after) == NULL) {
-			ssize_t k = read(out[0], result.out + len, OUT_MAX - 1 - len);
+			ssize_t k = read(out, result.out + len, OUT_MAX - 1 - len);
 
 			cr_assert_gt(k, 0, "tallyd ended before printing \"%s\"", sigint_after);
 			len += (size_t)k;
@@ -96,11 +109,11 @@ run_tallyd(const char *const *args, const char *sigint_after)
 		usleep(300000);
 		kill(pid, SIGINT);
 	}
-	slurp(out[0], result.out + len, OUT_MAX - len);
+	slurp(out, result.out + len, OUT_MAX - len);
 	/* stderr is small: tallyd writes to it only on errors. */
-	slurp(err[0], result.err, OUT_MAX);
-	close(out[0]);
-	close(err[0]);
+	slurp(err, result.err, OUT_MAX);
+	close(out);
+	close(err);
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	result.seconds = test_now_s() - t0;
@@ -376,33 +389,8 @@ typedef struct live {
 static void
 live_start(live_t *l, const char *const *args)
 {
-	const char *argv[64];
-	int out[2], err[2];
-	size_t n = 0;
-
 	memset(l, 0, sizeof(*l));
-	argv[n++] = test_program_path("tallyd");
-	for (; *args != NULL; args++)
-		argv[n++] = *args;
-	argv[n] = NULL;
-	cr_assert_eq(pipe(out), 0);
-	cr_assert_eq(pipe(err), 0);
-	l->pid = fork();
-	cr_assert_geq(l->pid, 0);
-	if (l->pid == 0) {
-		dup2(out[1], STDOUT_FILENO);
-		dup2(err[1], STDERR_FILENO);
-		close(out[0]);
-		close(out[1]);
-		close(err[0]);
-		close(err[1]);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(out[1]);
-	close(err[1]);
-	l->out = out[0];
-	l->err = err[0];
+	l->pid = spawn_tallyd(args, &l->out, &l->err);
 }
 
 /* Read the child's stdout and stderr until one of them (want_err picks) holds needle. */
