@@ -114,9 +114,15 @@ tally_opt_set(const tally_opt_t *opt, void *conf, const char *value, char *errst
 	}
 	case TALLY_OPT_STRING: {
 		char **dst = (char **)member(opt, conf);
-		char *copy = strdup(value);
+		char *copy;
 
-		if (copy == NULL)
+		/* No default means unset: an empty value is the way to write that down. */
+		if (opt->def == NULL && value[0] == '\0') {
+			free(*dst);
+			*dst = NULL;
+			return 0;
+		}
+		if ((copy = strdup(value)) == NULL)
 			return fail(errstr, errstr_size, "out of memory");
 		free(*dst);
 		*dst = copy;
@@ -233,6 +239,113 @@ tally_opt_help(FILE *f, const tally_opt_t *tab, size_t n)
 			fprintf(f, "  %-26s %s (%s)\n", left, opt->doc, extra);
 		else
 			fprintf(f, "  %-26s %s\n  %-26s (%s)\n", left, opt->doc, "", extra);
+	}
+}
+
+/* ---- an example config file ----------------------------------------------------------- */
+
+/* Config files are read by people: prose wraps before this column. */
+#define CONF_WIDTH 80
+
+/* text as "# " comment lines, words wrapped at CONF_WIDTH; a '\n' in text ends a line. */
+static void
+print_comment(FILE *f, const char *text)
+{
+	const char *p = text;
+
+	do {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol != NULL ? (size_t)(eol - p) : strlen(p), col = 1;
+
+		if (len == 0) {
+			fputs("#\n", f);
+		} else {
+			while (len > 0) {
+				size_t word = 0, gap = 0;
+
+				while (gap < len && p[gap] == ' ')
+					gap++;
+				while (gap + word < len && p[gap + word] != ' ')
+					word++;
+				if (word == 0)
+					break;
+				if (col == 1 || col + 1 + word > CONF_WIDTH) {
+					fputs(col == 1 ? "# " : "\n# ", f);
+					col = 2;
+				} else {
+					fputc(' ', f);
+					col++;
+				}
+				fwrite(p + gap, 1, word, f);
+				col += word;
+				p += gap + word;
+				len -= gap + word;
+			}
+			fputc('\n', f);
+		}
+		p = eol != NULL ? eol + 1 : NULL;
+	} while (p != NULL);
+}
+
+/* A value as a config file line spells it: quoted when reading it bare would change it. */
+static void
+print_value(FILE *f, const char *v)
+{
+	size_t len = strlen(v);
+
+	if (len > 0 && (v[0] == '"' || v[0] == ' ' || v[0] == '\t' || v[len - 1] == ' ' ||
+	                v[len - 1] == '\t')) {
+		fputc('"', f);
+		for (; *v != '\0'; v++) {
+			if (*v == '"' || *v == '\\')
+				fputc('\\', f);
+			fputc(*v, f);
+		}
+		fputc('"', f);
+	} else {
+		fputs(v, f);
+	}
+}
+
+void
+tally_opt_print_conf(FILE *f, const tally_opt_t *tab, size_t n, const char *title)
+{
+	if (title != NULL) {
+		print_comment(f, title);
+		fputc('\n', f);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const tally_opt_t *opt = &tab[i];
+		const char *meta = opt->metavar != NULL ? opt->metavar : "VALUE";
+		const char *def = opt->def;
+		char lo[32], hi[32];
+
+		print_comment(f, opt->doc);
+		switch (opt->type) {
+		case TALLY_OPT_FLAG:
+			fputs("# (true or false)\n", f);
+			def = def != NULL ? def : "false";
+			break;
+		case TALLY_OPT_UINT:
+		case TALLY_OPT_DOUBLE:
+			fprintf(f, "# (%s: %s", meta,
+			        opt->type == TALLY_OPT_UINT ? "a whole number" : "a number");
+			if (bounded(opt)) {
+				fmt_number(lo, sizeof(lo), opt->min);
+				fmt_number(hi, sizeof(hi), opt->max);
+				fprintf(f, ", %s to %s", lo, hi);
+			}
+			fputs(")\n", f);
+			def = def != NULL ? def : "0";
+			break;
+		case TALLY_OPT_STRING:
+			fprintf(f, "# (%s: text%s)\n", meta, def == NULL ? "; not set by default" : "");
+			def = def != NULL ? def : "";
+			break;
+		}
+		fprintf(f, "#%s =%s", opt->name, def[0] != '\0' ? " " : "");
+		print_value(f, def);
+		fputs(i + 1 < n ? "\n\n" : "\n", f);
 	}
 }
 

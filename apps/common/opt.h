@@ -48,7 +48,9 @@ const tally_opt_t *tally_opt_find(const tally_opt_t *tab, size_t n, const char *
 
 /**
  * @brief Parse and validate value for opt and store it in conf. Flags take
- *        true/false/yes/no/on/off/1/0.
+ *        true/false/yes/no/on/off/1/0. An empty value of a string option without a
+ *        default leaves it unset (NULL), as if it was not given, so `http =` in a file reads
+ *        as the default does.
  * @returns 0, or -1 with errstr set, e.g. `"abc" is not a whole number` or
  *          `1.5 is out of range (0 to 1)`.
  */
@@ -139,6 +141,17 @@ void tally_app_error(const char *prog, const char *fmt, ...) __attribute__((form
 
 /** @brief Print one line per option: name, metavar, doc, default and range. */
 void tally_opt_help(FILE *f, const tally_opt_t *tab, size_t n);
+
+/**
+ * @brief Print a commented example config file with every option of tab, in table order:
+ * title first (each of its lines as a "# " comment), then for each option its doc wrapped
+ * to 80 columns, what it takes (its metavar, kind and range) and a last line
+ * "#name = default" with the default as the file would spell it (false or 0 when the table
+ * has none; nothing after '=' for a string without one). Prose lines start with "# " or are
+ * a lone "#"; only the setting lines start with '#' and a letter, so removing the '#' of
+ * every such line gives a file that tally_opt_parse_file() reads back to the defaults.
+ */
+void tally_opt_print_conf(FILE *f, const tally_opt_t *tab, size_t n, const char *title);
 
 /** @brief Free the strings of TALLY_OPT_STRING options in conf. */
 void tally_opt_free(const tally_opt_t *tab, size_t n, void *conf);

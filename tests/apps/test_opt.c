@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "opt.h"
 #include "testutil.h"
 
@@ -18,6 +19,7 @@ struct conf {
 	double rate;
 	bool quiet;
 	char *name;
+	char *prefix;
 };
 
 #define OFF(m) offsetof(struct conf, m)
@@ -26,6 +28,7 @@ static const tally_opt_t tab[] = {
 	{"rate", TALLY_OPT_DOUBLE, "0", 0, 1e9, "rate", OFF(rate), "F"},
 	{"quiet", TALLY_OPT_FLAG, NULL, 0, 0, "quiet", OFF(quiet), NULL},
 	{"name", TALLY_OPT_STRING, "ge", 0, 0, "name", OFF(name), "NAME"},
+	{"prefix", TALLY_OPT_STRING, NULL, 0, 0, "prefix", OFF(prefix), "P"},
 };
 #define NTAB (sizeof(tab) / sizeof(tab[0]))
 static const char *const prefixes[] = {"kafka.", "pg.", NULL};
@@ -202,4 +205,188 @@ Test(tallyd_config, file_then_command_line)
 	snprintf(args, sizeof(args), "tallyd: %s:2: turnout: 2 is out of range (0 to 1)\n", path);
 	cr_assert_str_eq(out, args);
 	unlink(path);
+}
+
+Test(opt_file, an_empty_string_without_default_is_unset)
+{
+	tally_opt_kvlist_t extra = {0};
+	struct conf c = {0};
+	char err[256];
+	char *argv[] = {"prog", "--prefix=", NULL};
+
+	cr_assert_str_eq(parse("prefix = p_\n", &c, &extra), "");
+	cr_assert_str_eq(c.prefix, "p_");
+	/* No default: empty is the default, unset. */
+	cr_assert_str_eq(parse("prefix =\n", &c, &extra), "");
+	cr_assert_null(c.prefix);
+	cr_assert_str_eq(parse("prefix = \"\"\n", &c, &extra), "");
+	cr_assert_null(c.prefix);
+	/* A default: empty is a value like any other. */
+	cr_assert_str_eq(parse("name =\n", &c, &extra), "");
+	cr_assert_str_eq(c.name, "");
+	cr_assert_eq(tally_opt_set(&tab[4], &c, "x", err, sizeof(err)), 0);
+	cr_assert_eq(tally_opt_parse_argv(tab, NTAB, &c, 2, argv, err, sizeof(err)), 0, "%s", err);
+	cr_assert_null(c.prefix);
+	tally_opt_free(tab, NTAB, &c);
+	tally_opt_kvlist_free(&extra);
+}
+
+/* What tally_opt_print_conf() writes, as a string (malloc'd). */
+static char *
+print_conf(const tally_opt_t *t, size_t n, const char *title)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	cr_assert_not_null(f);
+	tally_opt_print_conf(f, t, n, title);
+	cr_assert_eq(fclose(f), 0);
+	return text;
+}
+
+Test(opt_conf, every_option_commented_at_its_default)
+{
+	static const tally_opt_t more[] = {
+		{"seed", TALLY_OPT_UINT, NULL, TALLY_OPT_UNBOUNDED, "seed", 0, "N"},
+		{"label", TALLY_OPT_STRING, " spaced \"x\" ", 0, 0,
+		 "a long description that goes on and on so that it has to be wrapped onto a second "
+		 "line of the comment", 0, NULL},
+	};
+	char *text = print_conf(tab, NTAB, "t.conf: a title\n\nsecond paragraph");
+
+	cr_assert_str_eq(text, "# t.conf: a title\n"
+	                       "#\n"
+	                       "# second paragraph\n"
+	                       "\n"
+	                       "# voters\n"
+	                       "# (N: a whole number, 1 to 1000)\n"
+	                       "#voters = 10\n"
+	                       "\n"
+	                       "# rate\n"
+	                       "# (F: a number, 0 to 1000000000)\n"
+	                       "#rate = 0\n"
+	                       "\n"
+	                       "# quiet\n"
+	                       "# (true or false)\n"
+	                       "#quiet = false\n"
+	                       "\n"
+	                       "# name\n"
+	                       "# (NAME: text)\n"
+	                       "#name = ge\n"
+	                       "\n"
+	                       "# prefix\n"
+	                       "# (P: text; not set by default)\n"
+	                       "#prefix =\n");
+	free(text);
+	text = print_conf(more, 2, NULL);
+	cr_assert_str_eq(text, "# seed\n"
+	                       "# (N: a whole number)\n"
+	                       "#seed = 0\n"
+	                       "\n"
+	                       "# a long description that goes on and on so that it has to be wrapped onto a\n"
+	                       "# second line of the comment\n"
+	                       "# (VALUE: text)\n"
+	                       "#label = \" spaced \\\"x\\\" \"\n");
+	free(text);
+}
+
+/* Every member an option of tallyd_opts sets is the same in a and b. */
+static void
+assert_same_settings(const tallyd_conf_t *a, const tallyd_conf_t *b)
+{
+	for (size_t i = 0; i < tallyd_nopts; i++) {
+		const tally_opt_t *opt = &tallyd_opts[i];
+		const char *pa = (const char *)a + opt->offset, *pb = (const char *)b + opt->offset;
+
+		switch (opt->type) {
+		case TALLY_OPT_FLAG:
+			cr_assert_eq(*(const bool *)pa, *(const bool *)pb, "%s", opt->name);
+			break;
+		case TALLY_OPT_UINT:
+			cr_assert_eq(*(const uint64_t *)pa, *(const uint64_t *)pb, "%s", opt->name);
+			break;
+		case TALLY_OPT_DOUBLE:
+			cr_assert_eq(*(const double *)pa, *(const double *)pb, "%s", opt->name);
+			break;
+		case TALLY_OPT_STRING: {
+			const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
+
+			cr_assert((sa == NULL) == (sb == NULL), "%s: %s against %s", opt->name,
+			          sa ? sa : "unset", sb ? sb : "unset");
+			if (sa != NULL)
+				cr_assert_str_eq(sa, sb, "%s", opt->name);
+			break;
+		}
+		}
+	}
+}
+
+Test(tallyd_config, the_example_has_every_option_once_and_reads_back_to_the_defaults)
+{
+	char *text = print_conf(tallyd_opts, tallyd_nopts, NULL), *line, *save = NULL, err[512];
+	char *uncommented = calloc(1, strlen(text) + 1), *w = uncommented;
+	unsigned *seen = calloc(tallyd_nopts, sizeof(unsigned));
+	tallyd_conf_t defaults, read;
+	size_t settings = 0;
+
+	cr_assert_not_null(uncommented);
+	cr_assert_not_null(seen);
+	for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "# ", 2) == 0 || strcmp(line, "#") == 0)
+			continue;
+		/* Anything else is a setting: '#', an option's name, " =". */
+		cr_assert_eq(line[0], '#', "%s", line);
+		{
+			const char *eq = strstr(line, " =");
+			char name[64];
+			const tally_opt_t *opt;
+
+			cr_assert_not_null(eq, "%s", line);
+			snprintf(name, sizeof(name), "%.*s", (int)(eq - line - 1), line + 1);
+			opt = tally_opt_find(tallyd_opts, tallyd_nopts, name);
+			cr_assert_not_null(opt, "not an option: %s", line);
+			seen[opt - tallyd_opts]++;
+		}
+		settings++;
+		w += sprintf(w, "%s\n", line + 1);
+	}
+	for (size_t i = 0; i < tallyd_nopts; i++)
+		cr_assert_eq(seen[i], 1, "\"%s\" is set on %u lines", tallyd_opts[i].name, seen[i]);
+	cr_assert_eq(settings, tallyd_nopts);
+
+	/* Uncommented, it reads back to exactly the defaults, with nothing passed through. */
+	memset(&defaults, 0, sizeof(defaults));
+	memset(&read, 0, sizeof(read));
+	cr_assert_eq(tally_opt_defaults(tallyd_opts, tallyd_nopts, &defaults, err, sizeof(err)), 0);
+	cr_assert_eq(tally_opt_defaults(tallyd_opts, tallyd_nopts, &read, err, sizeof(err)), 0);
+	cr_assert_eq(tally_opt_parse_file(tallyd_opts, tallyd_nopts, &read, write_conf(uncommented),
+	                                  tallyd_passthrough, &read.passthrough, err, sizeof(err)),
+	             0, "%s", err);
+	unlink(path);
+	cr_assert_eq(read.passthrough.n, 0);
+	assert_same_settings(&read, &defaults);
+	tallyd_conf_free(&read);
+	tallyd_conf_free(&defaults);
+	free(seen);
+	free(uncommented);
+	free(text);
+}
+
+Test(tallyd_config, print_config_prints_the_table)
+{
+	char *body = print_conf(tallyd_opts, tallyd_nopts, NULL);
+	static char out[65536];
+	size_t n = strlen(body);
+	int rc = run("--print-config --voters nonsense", out, sizeof(out));
+	size_t got = strlen(out);
+
+	/* The title, a blank line, then the table's part as tally_opt_print_conf() prints it. */
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert_eq(strncmp(out, "# tally.conf: tallyd's settings", 31), 0, "%s", out);
+	cr_assert_gt(got, n + 2);
+	cr_assert_str_eq(out + got - n, body);
+	cr_assert_eq(out[got - n - 1], '\n');
+	cr_assert_eq(out[got - n - 2], '\n');
+	free(body);
 }
