@@ -152,6 +152,33 @@ static const struct migration migrations[] = {
 	/* Every checkpoint is a whole state; the flag saying so was written and never read. */
 	{"checkpoints without is_delta",
 	 "ALTER TABLE checkpoints DROP COLUMN is_delta;"},
+	/*
+	 * Several tallyd instances in one consumer group (migration 7): each home partition of the
+	 * source topic has an owner and a state of its own. Claiming a partition bumps its epoch;
+	 * a cut stores a partition's state only while its owner row still names the cutting
+	 * instance at the epoch it claimed (store.h), so an instance that lost a partition can
+	 * never again commit it. A state exists only for a claimed partition (the foreign key).
+	 */
+	{"partition owners and states",
+	 "CREATE TABLE partition_owners ("
+	 "  election_id text NOT NULL REFERENCES elections,"
+	 "  topic text NOT NULL,"
+	 "  partition integer NOT NULL CHECK (partition >= 0),"
+	 "  owner text NOT NULL,"
+	 "  epoch bigint NOT NULL CHECK (epoch > 0),"
+	 "  claimed_at timestamptz NOT NULL DEFAULT now(),"
+	 "  PRIMARY KEY (election_id, topic, partition));"
+	 "CREATE TABLE partition_states ("
+	 "  election_id text NOT NULL,"
+	 "  topic text NOT NULL,"
+	 "  partition integer NOT NULL,"
+	 "  owner text NOT NULL,"
+	 "  epoch bigint NOT NULL CHECK (epoch > 0),"
+	 "  version bigint NOT NULL CHECK (version >= 0),"
+	 "  state bytea NOT NULL,"
+	 "  committed_at timestamptz NOT NULL DEFAULT now(),"
+	 "  PRIMARY KEY (election_id, topic, partition),"
+	 "  FOREIGN KEY (election_id, topic, partition) REFERENCES partition_owners);"},
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

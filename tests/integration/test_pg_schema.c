@@ -42,7 +42,7 @@ Test(pg_schema, migrates_once_and_is_idempotent)
 
 	cr_assert_eq(tally_pg_migrate(c, &applied, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(applied, tally_pg_schema_version());
-	cr_assert_eq(applied, 6);
+	cr_assert_eq(applied, 7);
 	cr_assert_eq(tally_pg_migrate(c, &applied, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(applied, 0);
 	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM tally_schema_version"),
