@@ -56,6 +56,7 @@
 #include <tally/store.h>
 #include <tally/time.h>
 
+#include "notify.h"
 #include "registrar.h"
 #include "server_int.h"
 #include "view.h"
@@ -719,7 +720,7 @@ serve_loop(server_t *s)
 	rd_kafka_message_t *msgs[POLL_BATCH];
 	uint64_t ckpt_every = conf->checkpoint_interval_ms * 1000000ull;
 	uint64_t results_every = conf->results_interval_ms * 1000000ull;
-	uint64_t now = tally_mono_ns(), next_ckpt = now + ckpt_every, next_results = now;
+	uint64_t now = tally_mono_ns(), last_cut = now, next_results = now;
 	uint64_t next_stats = now + STATS_INTERVAL_NS, idle_since = 0, next_lag = now;
 	bool live = false, was_caught_up = false;
 	tallyd_view_t view;
@@ -760,16 +761,17 @@ serve_loop(server_t *s)
 			live = true;
 			tally_store_release(&s->ready, 1);
 			tallyd_log("live %.3f s after start", (double)(tally_mono_ns() - s->start_ns) / 1e9);
+			tally_notify_or_warn("tallyd", "READY=1");
 		}
 		now = tally_mono_ns();
 		if (s->pending.n + s->pending_dl.n >= conf->max_pending_votes)
 			set_paused(s, true);
 		else if (s->paused && tallyd_ckpt_idle(s))
 			set_paused(s, false);
-		if (now >= next_ckpt && tallyd_ckpt_idle(s)) {
+		if (now >= last_cut + ckpt_every && tallyd_ckpt_idle(s)) {
 			if (tallyd_cut(s) != 0)
 				tallyd_log("could not cut a checkpoint: out of memory");
-			next_ckpt = now + ckpt_every;
+			last_cut = now;
 		}
 		if (now >= next_results) {
 			next_results = now + results_every;
@@ -975,6 +977,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	           conf->results_interval_ms);
 
 	serve_loop(s);
+	tally_notify_or_warn("tallyd", "STOPPING=1");
 	tally_handoff_end(&s->admin, false, "tallyd is stopping");
 	/* The mover stops after its current piece (the rest waits for the next start), and the
 	 * image writer too: its write is worth less than a prompt exit. */
