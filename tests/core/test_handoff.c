@@ -193,7 +193,7 @@ ask_many(void *arg)
 Test(handoff, racing_askers_each_get_the_answer_to_their_own_request, .timeout = 120)
 {
 	tally_handoff_t h;
-	server_t s = {.delay_us = 700, .answer_delay_us = 300};
+	server_t s = {.delay_us = 2000, .answer_delay_us = 300};
 	asker_t a[2] = {{.id = 1}, {.id = 2}};
 	pthread_t ts, ta[2];
 	int answered = 0, withdrawn = 0;
