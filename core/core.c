@@ -76,8 +76,7 @@ dob_cutoff(int64_t opens_at)
 }
 
 static inline tally_reason_t
-judge(struct tally_core *core, struct tally__worker *w, tally_vote_t *v, uint64_t h,
-      uint32_t status)
+judge(struct tally_core *core, uint64_t *cells, tally_vote_t *v, uint64_t h, uint32_t status)
 {
 	tally__vslot_t *s;
 	int32_t cand;
@@ -102,7 +101,7 @@ judge(struct tally_core *core, struct tally__worker *w, tally_vote_t *v, uint64_
 		return TALLY_REASON_INELIGIBLE;
 	if (__atomic_fetch_or(&s->meta, TALLY__VMETA_VOTED, __ATOMIC_ACQ_REL) & TALLY__VMETA_VOTED)
 		return TALLY_REASON_DUPLICATE;
-	tally_counter_inc_owned(&w->cells[(size_t)cand * core->cap_regions + region]);
+	tally_counter_inc_owned(&cells[(size_t)cand * core->cap_regions + region]);
 	return TALLY_REASON_ACCEPTED;
 }
 
@@ -112,6 +111,10 @@ process_batch(struct tally_core *core, struct tally__worker *w, tally_batch_t *b
 	uint64_t hs[PREFETCH_DISTANCE];
 	uint32_t status = tally_load_acquire(&core->status);
 	uint32_t n = b->count, accepted = 0;
+	/* The batch's part: its lane (below parts: checked at submit) when counters are kept
+	 * per part. */
+	uint64_t *cells = tally__slice(core, w->idx, core->parts == 1 ? 0 : b->lane % core->parts);
+	uint64_t *rejected = cells + core->cells_per_part;
 	void (*on_done)(tally_batch_t *, void *) = b->on_done;
 	void *arg = b->arg;
 
@@ -131,12 +134,12 @@ process_batch(struct tally_core *core, struct tally__worker *w, tally_batch_t *b
 			hs[i & (PREFETCH_DISTANCE - 1)] = ha;
 			tally__registry_prefetch(core->hot, ha);
 		}
-		r = judge(core, w, v, h, status);
+		r = judge(core, cells, v, h, status);
 		v->reason = (uint8_t)r;
 		if (r == TALLY_REASON_ACCEPTED)
 			accepted++;
 		else
-			tally_counter_inc_owned(&w->rejected[r]);
+			tally_counter_inc_owned(&rejected[r]);
 	}
 	b->accepted = accepted;
 	b->rejected = n - accepted;
@@ -196,6 +199,13 @@ tally_core_new(tally_registry_t *reg, const tally_core_opts_t *opts, char *errst
 		snprintf(errstr, errstr_size, "workers %u is above the limit of 256", o.workers);
 		return NULL;
 	}
+	if (o.parts == 0)
+		o.parts = 1;
+	if (o.parts > TALLY_CORE_MAX_PARTS) {
+		snprintf(errstr, errstr_size, "parts %u is above the limit of %u", o.parts,
+		         TALLY_CORE_MAX_PARTS);
+		return NULL;
+	}
 	if (o.queue_size < 4 || (o.queue_size & (o.queue_size - 1)) != 0) {
 		snprintf(errstr, errstr_size, "queue size %u is not a power of two of at least 4",
 		         o.queue_size);
@@ -219,13 +229,17 @@ tally_core_new(tally_registry_t *reg, const tally_core_opts_t *opts, char *errst
 	core->cap_candidates = ro.max_candidates;
 	core->cap_regions = ro.max_regions;
 	core->cap_parties = ro.max_parties;
-	core->cells_bytes = (size_t)ro.max_candidates * ro.max_regions * sizeof(uint64_t);
+	core->parts = o.parts;
+	core->slices = o.parts == 1 ? 1 : (o.parts + o.workers - 1) / o.workers;
+	core->cells_per_part = (size_t)ro.max_candidates * ro.max_regions;
+	core->slice_words = core->cells_per_part + TALLY_REASON__COUNT;
+	core->counters_bytes = core->slices * core->slice_words * sizeof(uint64_t);
 	core->election = o.election;
 	core->status = o.election.status;
 	core->dob_cutoff16 = dob_cutoff(o.election.opens_at);
-	core->base_cells = calloc((size_t)ro.max_candidates * ro.max_regions, sizeof(uint64_t));
+	core->base = calloc((size_t)o.parts * core->slice_words, sizeof(uint64_t));
 	core->workers = aligned_alloc(TALLY_CACHELINE, sizeof(struct tally__worker) * o.workers);
-	if (core->base_cells == NULL || core->workers == NULL)
+	if (core->base == NULL || core->workers == NULL)
 		goto nomem;
 	memset(core->workers, 0, sizeof(struct tally__worker) * o.workers);
 	for (unsigned i = 0; i < o.workers; i++) {
@@ -234,10 +248,10 @@ tally_core_new(tally_registry_t *reg, const tally_core_opts_t *opts, char *errst
 		w->idx = i;
 		w->core = core;
 		/* mmap: zeroed and backed only where written (sparse cells cost nothing). */
-		w->cells = mmap(NULL, core->cells_bytes, PROT_READ | PROT_WRITE,
-		                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (w->cells == MAP_FAILED) {
-			w->cells = NULL;
+		w->counters = mmap(NULL, core->counters_bytes, PROT_READ | PROT_WRITE,
+		                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (w->counters == MAP_FAILED) {
+			w->counters = NULL;
 			goto nomem;
 		}
 		if (tally__queue_init(&w->queue, o.queue_size) != 0)
@@ -297,13 +311,13 @@ tally_core_destroy(tally_core_t *core)
 	if (core->workers != NULL) {
 		tally_core_stop(core);
 		for (unsigned i = 0; i < core->nworkers; i++) {
-			if (core->workers[i].cells != NULL)
-				munmap(core->workers[i].cells, core->cells_bytes);
+			if (core->workers[i].counters != NULL)
+				munmap(core->workers[i].counters, core->counters_bytes);
 			tally__queue_fini(&core->workers[i].queue);
 		}
 	}
 	free(core->workers);
-	free(core->base_cells);
+	free(core->base);
 	tally_snapshot_destroy(core->final);
 	free(core);
 }
@@ -320,6 +334,12 @@ tally_core_workers(const tally_core_t *core)
 	return core->nworkers;
 }
 
+unsigned
+tally_core_parts(const tally_core_t *core)
+{
+	return core->parts;
+}
+
 int
 tally_core_try_submit(tally_core_t *core, tally_batch_t *batch)
 {
@@ -327,6 +347,8 @@ tally_core_try_submit(tally_core_t *core, tally_batch_t *batch)
 
 	if (!tally_load_acquire(&core->running))
 		return TALLY_ESTATE;
+	if (core->parts > 1 && batch->lane >= core->parts)
+		return TALLY_EINVAL;
 	w = &core->workers[batch->lane % core->nworkers];
 	batch->done = 0;
 	batch->accepted = batch->rejected = 0;
@@ -353,7 +375,12 @@ tally_core_submit(tally_core_t *core, tally_batch_t *batch)
 void
 tally_core_process(tally_core_t *core, unsigned worker, tally_batch_t *batch)
 {
-	struct tally__worker *w = &core->workers[worker % core->nworkers];
+	struct tally__worker *w;
+
+	/* With counters per part, a part has one worker: the lane's, whatever was asked. */
+	if (core->parts > 1)
+		worker = batch->lane % core->parts % core->nworkers;   /* see process_batch() */
+	w = &core->workers[worker % core->nworkers];
 
 	batch->done = 0;
 	tally_add_acq_rel(&w->submitted, 1);

@@ -79,11 +79,8 @@ tally__snapshot_fill(struct tally_core *core, tally_snapshot_t *snap)
 	snap->accepted = 0;
 	for (uint32_t c = 0; c < nc; c++) {
 		for (uint32_t r = 0; r < nr; r++) {
-			size_t cell = (size_t)c * core->cap_regions + r;
-			uint64_t v = core->base_cells[cell];
+			uint64_t v = tally__word(core, (size_t)c * core->cap_regions + r);
 
-			for (unsigned w = 0; w < core->nworkers; w++)
-				v += tally_load_relaxed(&core->workers[w].cells[cell]);
 			snap->cand_region[(size_t)c * nr + r] = v;
 			snap->candidates[c] += v;
 			snap->regions[r] += v;
@@ -96,10 +93,8 @@ tally__snapshot_fill(struct tally_core *core, tally_snapshot_t *snap)
 
 	snap->rejected_total = 0;
 	for (int k = 0; k < TALLY_REASON__COUNT; k++) {
-		uint64_t v = core->base_rejected[k];
+		uint64_t v = tally__word(core, core->cells_per_part + (size_t)k);
 
-		for (unsigned w = 0; w < core->nworkers; w++)
-			v += tally_load_relaxed(&core->workers[w].rejected[k]);
 		snap->rejected[k] = k == TALLY_REASON_ACCEPTED ? 0 : v;
 		snap->rejected_total += snap->rejected[k];
 	}

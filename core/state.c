@@ -348,6 +348,11 @@ tally_state_import(tally_core_t *core, const void *buf, size_t len, void **posit
 
 	if (tally_load_acquire(&core->running))
 		return TALLY_ESTATE;
+	if (core->parts > 1) {
+		snprintf(errstr, errstr_size, "this core keeps %u parts: import each part's state",
+		         core->parts);
+		return TALLY_ESTATE;
+	}
 	if (len < sizeof(magic) + 4 || memcmp(buf, magic, sizeof(magic)) != 0) {
 		snprintf(errstr, errstr_size, "not a tally state (bad magic or format version)");
 		return TALLY_ECORRUPT;
@@ -454,23 +459,21 @@ tally_state_import(tally_core_t *core, const void *buf, size_t len, void **posit
 		}
 	}
 
-	/* Everything parsed: replace the counters. */
-	for (unsigned w = 0; w < core->nworkers; w++) {
-		memset(core->workers[w].cells, 0, core->cells_bytes);
-		memset(core->workers[w].rejected, 0, sizeof(core->workers[w].rejected));
-	}
-	memcpy(core->base_cells, cells, ncells_total * sizeof(uint64_t));
-	memcpy(core->base_rejected, rejected, sizeof(rejected));
+	/* Everything parsed: replace the counters (one part: the whole election). */
+	for (unsigned w = 0; w < core->nworkers; w++)
+		memset(core->workers[w].counters, 0, core->counters_bytes);
+	memcpy(core->base, cells, ncells_total * sizeof(uint64_t));
+	memcpy(core->base + core->cells_per_part, rejected, sizeof(rejected));
 	core->status = el.status;
 	core->election.status = el.status;
 	if (has_final) {
 		uint64_t saved[TALLY_REASON__COUNT];
 
 		/* The accepted cells did not change after the close; only rejections did. */
-		memcpy(saved, core->base_rejected, sizeof(saved));
-		memcpy(core->base_rejected, final_rejected, sizeof(final_rejected));
+		memcpy(saved, core->base + core->cells_per_part, sizeof(saved));
+		memcpy(core->base + core->cells_per_part, final_rejected, sizeof(final_rejected));
 		final = tally_snapshot_take(core);
-		memcpy(core->base_rejected, saved, sizeof(saved));
+		memcpy(core->base + core->cells_per_part, saved, sizeof(saved));
 		if (final == NULL) {
 			rc = TALLY_ENOMEM;
 			goto out;
@@ -495,5 +498,187 @@ tally_state_import(tally_core_t *core, const void *buf, size_t len, void **posit
 	rc = 0;
 out:
 	free(cells);
+	return rc;
+}
+
+/* ---- one part ------------------------------------------------------------------------ */
+
+static const char part_magic[8] = {'T', 'A', 'L', 'L', 'Y', 'P', 'T', '1'};
+
+uint64_t
+tally_state_part_read(const tally_core_t *core, unsigned part)
+{
+	uint32_t nc = tally_registry_candidate_count(core->reg);
+	uint32_t nr = tally_registry_region_count(core->reg);
+	uint64_t n = 0;
+
+	if (part >= core->parts)
+		return 0;
+	/* Cells of unregistered candidates or regions are never counted into. */
+	for (uint32_t c = 0; c < nc; c++)
+		for (uint32_t r = 0; r < nr; r++)
+			n += tally__part_word(core, part, (size_t)c * core->cap_regions + r);
+	for (int k = 1; k < TALLY_REASON__COUNT; k++)
+		n += tally__part_word(core, part, core->cells_per_part + (size_t)k);
+	return n;
+}
+
+int
+tally_state_export_part(tally_core_t *core, unsigned part, void **out, size_t *out_len)
+{
+	uint32_t nc = tally_registry_candidate_count(core->reg);
+	uint32_t nr = tally_registry_region_count(core->reg);
+	uint64_t rejected[TALLY_REASON__COUNT];
+	struct wbuf b = {0};
+	uint32_t ncells = 0;
+	size_t count_at;
+
+	if (part >= core->parts)
+		return TALLY_EINVAL;
+	if (!tally__core_quiescent(core))
+		return TALLY_ESTATE;
+	put(&b, part_magic, sizeof(part_magic));
+	put_str(&b, core->election.id);
+	put_u32(&b, part);
+	put_u64(&b, tally_state_part_read(core, part));
+	for (int k = 0; k < TALLY_REASON__COUNT; k++)
+		rejected[k] = tally__part_word(core, part, core->cells_per_part + (size_t)k);
+	put_reasons(&b, rejected);
+	count_at = b.len;
+	put_u32(&b, 0);
+	for (uint32_t c = 0; c < nc; c++) {
+		tally_candidate_info_t info;
+
+		tally_registry_candidate_get(core->reg, c, &info);
+		for (uint32_t r = 0; r < nr; r++) {
+			uint64_t v = tally__part_word(core, part, (size_t)c * core->cap_regions + r);
+
+			if (v == 0)
+				continue;
+			put_uuid(&b, &info.id);
+			put_str(&b, tally_registry_region_name(core->reg, r));
+			put_u64(&b, v);
+			ncells++;
+		}
+	}
+	if (!b.err)
+		for (int i = 0; i < 4; i++)
+			b.p[count_at + i] = (unsigned char)(ncells >> (8 * i));
+	if (!b.err)
+		put_u32(&b, crc32c(b.p, b.len));
+	if (b.err) {
+		free(b.p);
+		return b.err;
+	}
+	*out = b.p;
+	*out_len = b.len;
+	return 0;
+}
+
+/* Part p's counters: base[p] = from (slice_words words, or zeros), the workers' slice zeroed
+ * (relaxed stores: the workers are parked, and write these cells only with relaxed ones). */
+static void
+part_set(tally_core_t *core, unsigned part, const uint64_t *from)
+{
+	for (unsigned w = 0; w < core->nworkers; w++) {
+		uint64_t *slice = tally__slice(core, w, part);
+
+		if (slice != NULL)
+			for (size_t i = 0; i < core->slice_words; i++)
+				tally_store_relaxed(&slice[i], 0);
+	}
+	if (from != NULL)
+		memcpy(tally__base(core, part), from, core->slice_words * sizeof(uint64_t));
+	else
+		memset(tally__base(core, part), 0, core->slice_words * sizeof(uint64_t));
+}
+
+int
+tally_state_reset_part(tally_core_t *core, unsigned part)
+{
+	if (part >= core->parts)
+		return TALLY_EINVAL;
+	if (!tally__core_quiescent(core))
+		return TALLY_ESTATE;
+	part_set(core, part, NULL);
+	return 0;
+}
+
+int
+tally_state_import_part(tally_core_t *core, unsigned part, const void *buf, size_t len,
+                        uint64_t *version, char *errstr, size_t errstr_size)
+{
+	struct rbuf r = {buf, len, 0, 0};
+	char name[TALLY_NAME_MAX + 1], id[TALLY_ELECTION_ID_MAX + 1];
+	uint64_t *words = NULL, v, sum = 0;
+	uint32_t n, stored_part;
+	int rc = TALLY_ECORRUPT;
+
+	if (part >= core->parts)
+		return TALLY_EINVAL;
+	if (!tally__core_quiescent(core))
+		return TALLY_ESTATE;
+	if (len < sizeof(part_magic) + 4 || memcmp(buf, part_magic, sizeof(part_magic)) != 0) {
+		snprintf(errstr, errstr_size, "not a tally part state (bad magic or format version)");
+		return TALLY_ECORRUPT;
+	}
+	if (get_u32(&(struct rbuf){(const unsigned char *)buf + len - 4, 4, 0, 0}) !=
+	    crc32c(buf, len - 4)) {
+		snprintf(errstr, errstr_size, "part state checksum mismatch (truncated or damaged)");
+		return TALLY_ECORRUPT;
+	}
+	r.len = len - 4;
+	take(&r, sizeof(part_magic));
+	get_str(&r, id, sizeof(id));
+	stored_part = get_u32(&r);
+	v = get_u64(&r);
+	if (!r.bad && (strcmp(id, core->election.id) != 0 || stored_part != part)) {
+		snprintf(errstr, errstr_size, "part state is part %u of election \"%s\", not part %u "
+		         "of \"%s\"", stored_part, id, part, core->election.id);
+		return TALLY_ECORRUPT;
+	}
+	if ((words = calloc(core->slice_words, sizeof(uint64_t))) == NULL)
+		return TALLY_ENOMEM;
+	if ((rc = get_reasons(&r, words + core->cells_per_part, errstr, errstr_size)) != 0)
+		goto out;
+	rc = TALLY_ECORRUPT;
+	n = get_u32(&r);
+	for (uint32_t i = 0; i < n && !r.bad; i++) {
+		tally_uuid_t cid;
+		int32_t c, reg;
+
+		get_uuid(&r, &cid);
+		get_str(&r, name, sizeof(name));
+		if (r.bad)
+			break;
+		if ((c = tally_registry_candidate_find(core->reg, &cid)) < 0 ||
+		    (reg = tally_registry_region_find(core->reg, name)) < 0) {
+			char idtext[TALLY_UUID_STRLEN + 1];
+
+			snprintf(errstr, errstr_size,
+			         "part state counts votes for %s \"%s\", which is not registered",
+			         c < 0 ? "candidate" : "region", c < 0 ? tally_uuid_format(&cid, idtext) : name);
+			rc = TALLY_ENOENT;
+			goto out;
+		}
+		words[(size_t)c * core->cap_regions + (uint32_t)reg] = get_u64(&r);
+	}
+	if (r.bad || r.off != r.len) {
+		snprintf(errstr, errstr_size, "part state is truncated or malformed at byte %zu", r.off);
+		goto out;
+	}
+	for (size_t i = 0; i < core->slice_words; i++)
+		sum += i == core->cells_per_part ? 0 : words[i];
+	if (sum != v) {
+		snprintf(errstr, errstr_size, "part state's counts (%llu) do not add up to its "
+		         "version (%llu)", (unsigned long long)sum, (unsigned long long)v);
+		goto out;
+	}
+	part_set(core, part, words);
+	if (version != NULL)
+		*version = v;
+	rc = 0;
+out:
+	free(words);
 	return rc;
 }

@@ -12,6 +12,11 @@
  * other figure (per candidate, region, party, totals) is derived from those cells when a
  * snapshot is taken, so every snapshot is internally consistent by construction. No mutex
  * anywhere on this path; idle workers back off by spinning, yielding, then sleeping.
+ *
+ * Parts (opts.parts > 1, e.g. one per home partition when several servers share an
+ * election): a batch's lane is its part, and part p is counted only by worker p % N, into
+ * a slice of cells of its own; so a part's counters can be exported, reset and imported
+ * apart from the others (include/tally/state.h) while the voted bits stay one set.
  */
 #ifndef TALLY_CORE_H
 #define TALLY_CORE_H
@@ -64,7 +69,15 @@ typedef struct tally_core_opts {
 	unsigned workers;            /**< default: online CPUs */
 	unsigned queue_size;         /**< batches per worker queue, power of two, default 1024 */
 	tally_election_t election;
+	/** Counters kept apart per part, at most TALLY_CORE_MAX_PARTS (0 or 1: one part, the
+	 *  whole election). With parts > 1 a batch counts into part batch->lane (which must be
+	 *  below parts), counted by worker lane % workers only; each part's counters can be
+	 *  exported, imported and reset on their own (include/tally/state.h), e.g. one part
+	 *  per home partition when several servers share an election. Snapshots sum them. */
+	unsigned parts;
 } tally_core_opts_t;
+
+#define TALLY_CORE_MAX_PARTS 4096u
 
 /**
  * @brief Create a core counting into reg (which must outlive it).
@@ -92,10 +105,14 @@ tally_registry_t *tally_core_registry(tally_core_t *core);
 /** @brief Number of worker threads. */
 unsigned tally_core_workers(const tally_core_t *core);
 
+/** @brief Number of counter parts (1 unless opts.parts said more). */
+unsigned tally_core_parts(const tally_core_t *core);
+
 /**
  * @brief Hand a batch to its worker. Thread-safe for any number of producers.
  * Waits (spinning, then sleeping) while that worker's queue is full.
- * @returns 0, or TALLY_ESTATE if the core is not running.
+ * @returns 0, TALLY_ESTATE if the core is not running, or TALLY_EINVAL if the core keeps
+ *          parts and batch->lane is not one of them.
  */
 int tally_core_submit(tally_core_t *core, tally_batch_t *batch);
 
@@ -103,8 +120,9 @@ int tally_core_submit(tally_core_t *core, tally_batch_t *batch);
 int tally_core_try_submit(tally_core_t *core, tally_batch_t *batch);
 
 /**
- * @brief Process a batch on the calling thread as worker `worker` would.
- * Only for a core that is not started (tests, replay); never concurrently with workers.
+ * @brief Process a batch on the calling thread as worker `worker` would (with parts > 1:
+ * as the lane's worker, whatever worker says). Only for a core that is not started (tests,
+ * replay); never concurrently with workers.
  */
 void tally_core_process(tally_core_t *core, unsigned worker, tally_batch_t *batch);
 

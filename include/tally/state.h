@@ -43,4 +43,40 @@ int tally_state_export(tally_core_t *core, unsigned flags, const void *positions
 int tally_state_import(tally_core_t *core, const void *buf, size_t len, void **positions,
                        size_t *positions_len, char *errstr, size_t errstr_size);
 
+/* ---- one part (tally_core_opts_t.parts) ------------------------------------------------- */
+
+/**
+ * @brief Serialise one part's counters: accepted votes per candidate and region, rejected
+ * per reason, and the part's version, the number of votes it has judged (which only
+ * grows, so a later state of a part always has a higher version). Layout: "TALLYPT1", the
+ * election id, the part, the version, rejections by reason name, the non-zero cells keyed
+ * by candidate id and region name, a CRC-32C. The core must be paused or stopped.
+ * @param out receives a malloc'd buffer the caller frees.
+ * @returns 0, TALLY_ESTATE if workers are running, TALLY_EINVAL (no such part) or
+ *          TALLY_ENOMEM.
+ */
+int tally_state_export_part(tally_core_t *core, unsigned part, void **out, size_t *out_len);
+
+/**
+ * @brief Replace one part's counters with an exported part's (of this election; the
+ * registry may be loaded in another order). The core must be paused or stopped, and no
+ * snapshot taken meanwhile (take them on the same thread).
+ * @param version receives the state's version (may be NULL).
+ * @returns 0, TALLY_ECORRUPT (damaged, another election or another part), TALLY_ENOENT
+ *          (an unregistered candidate or region; errstr says which), TALLY_EINVAL (no such
+ *          part) or TALLY_ESTATE; on error the part is unchanged.
+ */
+int tally_state_import_part(tally_core_t *core, unsigned part, const void *buf, size_t len,
+                            uint64_t *version, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Zero one part's counters (e.g. its partition moved to another server, which
+ * restores it from the store). Same conditions as tally_state_import_part().
+ * @returns 0, TALLY_EINVAL (no such part) or TALLY_ESTATE.
+ */
+int tally_state_reset_part(tally_core_t *core, unsigned part);
+
+/** @brief Votes one part has judged, accepted or rejected (its version). Core paused. */
+uint64_t tally_state_part_read(const tally_core_t *core, unsigned part);
+
 #endif /* TALLY_STATE_H */
