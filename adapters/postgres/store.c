@@ -20,9 +20,24 @@
  * - Retries: every thread goes through retry_t: reconnect with a 2 s timeout, back off
  *   100 ms doubling to 2 s, log the first failure of a run, and "postgres is back" when
  *   it works again.
+ *
+ * Several instances in one consumer group (store.h DESIGN has the contract):
+ * - Claims run on the caller's thread and the main connection (tally_store_claim()).
+ * - Fenced cuts are the writer's, as any cut: the SQL is tally_pg_checkpoint_write()'s
+ *   (checkpoint.c); here a TALLY_EFENCED answer is a refusal, not a failure: PostgreSQL
+ *   answered, so it is not counted down and not retried.
+ * - The watcher (thread tally:watch, own connection): st->watch is written by the caller
+ *   before the thread starts and only read after. st->watch_quit (atomic) is set by the
+ *   caller, who then writes a byte to st->watch_wake; the watcher sleeps in poll() on its
+ *   connection's socket (notifications) and that pipe, so it stops at once, even in a
+ *   backoff. Its seen set (the last parts read) is its own; w->parts gets a view of it.
+ *   Leadership is the advisory lock on its connection: it calls w->leader(false) before it
+ *   closes that connection at stop, and as soon as it finds the connection lost.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdarg.h>
@@ -93,6 +108,13 @@ struct tally_store {
 	const tally_registry_t *reg;
 	int64_t image_generation;        /* > 0: to be written (the restore read every row) */
 
+	/* The watcher. */
+	tally_store_watch_t watch;
+	pthread_t watcher;
+	bool watcher_started;
+	int watch_quit;                  /* atomic */
+	int watch_wake[2];               /* a pipe: the caller writes, the watcher polls */
+
 	/* Figures (relaxed atomics). */
 	uint64_t checkpoints, checkpoint_failures, checkpointed_votes;
 	uint64_t last_checkpoint_ns, last_checkpoint_ms;
@@ -100,6 +122,7 @@ struct tally_store {
 	uint64_t pg_down_since;
 	int64_t journal_votes;
 	uint64_t moved_votes;
+	uint64_t fenced;
 };
 
 /* ---- logging and the one retry policy --------------------------------------------------- */
@@ -175,12 +198,19 @@ retry_failed(retry_t *r, const char *err)
 	r->failing = true;
 }
 
+/* The next wait: doubled, up to BACKOFF_MAX_MS. */
+static void
+retry_grow(retry_t *r)
+{
+	r->backoff_ms = r->backoff_ms * 2 < BACKOFF_MAX_MS ? r->backoff_ms * 2 : BACKOFF_MAX_MS;
+}
+
 /* Wait before the next attempt. */
 static void
 retry_backoff(retry_t *r)
 {
 	nap_ms(r->backoff_ms);
-	r->backoff_ms = r->backoff_ms * 2 < BACKOFF_MAX_MS ? r->backoff_ms * 2 : BACKOFF_MAX_MS;
+	retry_grow(r);
 }
 
 /* An attempt worked. */
@@ -236,6 +266,7 @@ tally_store_stats(const tally_store_t *st, tally_store_stats_t *out)
 	out->postgres_down_since = tally_load_relaxed(&st->pg_down_since);
 	out->journal_votes = tally_load_relaxed(&st->journal_votes);
 	out->moved_votes = tally_load_relaxed(&st->moved_votes);
+	out->fenced = tally_load_relaxed(&st->fenced);
 }
 
 void
@@ -451,6 +482,9 @@ cut_free(tally_store_t *st, tally_store_cut_t *cut)
 	free(cut->votes);
 	free(cut->state);
 	free(cut->offsets);
+	for (size_t i = 0; i < cut->nparts; i++)
+		free(cut->parts[i].state);
+	free(cut->parts);
 	if (st->hooks.release != NULL)
 		st->hooks.release(st->hooks.arg, cut->app);
 	free(cut);
@@ -467,6 +501,7 @@ tally_store_abandoning(const tally_store_t *st)
 static int
 write_cut(tally_store_t *st, retry_t *r, tally_store_cut_t *cut)
 {
+	int64_t xact = 0;   /* a fenced cut's transaction id, for an uncertain COMMIT */
 	tally_pg_checkpoint_t c = {
 	    .election_id = st->o.election_id,
 	    .topic = st->o.topic,
@@ -480,6 +515,9 @@ write_cut(tally_store_t *st, retry_t *r, tally_store_cut_t *cut)
 	    .state_len = cut->state_len,
 	    .offsets = cut->offsets,
 	    .noffsets = cut->noffsets,
+	    .parts = cut->parts,
+	    .nparts = cut->nparts,
+	    .xact = &xact,
 	};
 	bool uncertain = false;
 	tally_pg_offset_t *extra = NULL;
@@ -511,6 +549,18 @@ write_cut(tally_store_t *st, retry_t *r, tally_store_cut_t *cut)
 				uncertain = true;
 		} else {
 			rc = TALLY_EIO;
+		}
+		if (rc == TALLY_EFENCED) {
+			/* PostgreSQL answered: not a failure to retry, and not an outage. */
+			tally_add_relaxed(&st->fenced, 1);
+			if (tally_load_relaxed(&st->pg_down)) {
+				tally_store_relaxed(&st->pg_down_since, 0);
+				tally_store_relaxed(&st->pg_down, 0);
+				retry_ok(r);
+			}
+			slog(st, "checkpoint refused: %s", err);
+			free(extra);
+			return rc;
 		}
 		tally_add_relaxed(&st->checkpoint_failures, 1);
 		if (!tally_load_relaxed(&st->pg_down)) {
@@ -630,6 +680,321 @@ tally_store_abandon(tally_store_t *st)
 {
 	tally_store_relaxed(&st->quit, QUIT_ABANDON);
 	sem_post(&st->go);
+}
+
+/* ---- claims ----------------------------------------------------------------------------- */
+
+int
+tally_store_claim(tally_store_t *st, const int32_t *partitions, size_t n,
+                  tally_store_claimed_t *out, char *err, size_t errsz)
+{
+	char list[256];
+	size_t len = 0;
+	retry_t r;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	retry_init(&r, st, "claiming partitions", "", "partitions claimed");
+	for (;;) {
+		if (retry_conn(&r, &st->main, err, errsz) == NULL)
+			rc = TALLY_EIO;
+		else if ((rc = tally_pg_partitions_claim(st->main, st->o.election_id, st->o.topic,
+		                                         st->o.owner, partitions, n, out, err,
+		                                         errsz)) == 0)
+			break;
+		if (rc != TALLY_EIO && rc != TALLY_EAGAIN)
+			return rc;
+		retry_failed(&r, err);
+		if (st->o.cancel != NULL && st->o.cancel(st->o.cancel_arg))
+			return rc;
+		retry_backoff(&r);
+	}
+	retry_ok(&r);
+	list[0] = '\0';
+	for (size_t i = 0; i < n && len < sizeof(list) - 32; i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d@%" PRId64,
+		                        i ? ", " : "", (int)out[i].partition, out[i].epoch);
+	slog(st, "claimed %zu partitions of \"%s\" for \"%s\" (partition@epoch): %s%s", n,
+	     st->o.topic, st->o.owner, list, len >= sizeof(list) - 32 ? ", ..." : "");
+	return 0;
+}
+
+/* ---- the watcher ----------------------------------------------------------------------- */
+
+/* The leader lock's key (store.h): FNV-1a 64 over the schema, a zero byte, the election. */
+static int64_t
+leader_key(const char *schema, const char *election_id)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	const char *parts[2] = {schema, election_id};
+
+	for (int k = 0; k < 2; k++) {
+		for (const unsigned char *p = (const unsigned char *)parts[k]; *p != '\0'; p++)
+			h = (h ^ *p) * 0x100000001b3ull;
+		if (k == 0)
+			h = (h ^ 0u) * 0x100000001b3ull;
+	}
+	return (int64_t)h;
+}
+
+static bool
+watch_quitting(const tally_store_t *st)
+{
+	return tally_load_relaxed(&st->watch_quit) != QUIT_NO;
+}
+
+/* Sleep up to ms, or until the caller wakes the watcher to stop. */
+static void
+watch_nap(tally_store_t *st, unsigned ms)
+{
+	struct pollfd fd = {.fd = st->watch_wake[0], .events = POLLIN};
+
+	if (!watch_quitting(st))
+		(void)poll(&fd, 1, (int)ms);
+}
+
+/* A new connection: LISTEN first (no commit after the first read goes unnoticed), then
+ * the lock's key from its schema. */
+static int
+watch_listen(tally_store_t *st, PGconn *conn, int64_t *key, char *err, size_t errsz)
+{
+	PGresult *res;
+	int rc;
+
+	if ((rc = tally__pg_exec(conn, "LISTEN " TALLY_PG_PARTS_CHANNEL, 0, NULL, NULL, NULL,
+	                         "could not listen for partition states", err, errsz)) != 0)
+		return rc;
+	res = PQexecParams(conn, "SELECT coalesce(current_schema(), '')", 0, NULL, NULL, NULL,
+	                   NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		rc = tally__pg_failed(conn, res, "could not read the schema", err, errsz);
+		PQclear(res);
+		return rc;
+	}
+	*key = leader_key(PQgetvalue(res, 0, 0), st->o.election_id);
+	PQclear(res);
+	return 0;
+}
+
+/* Take in what arrived; true if a notification for this election came. */
+static bool
+watch_drain(const tally_store_t *st, PGconn *conn)
+{
+	PGnotify *nf;
+	bool ours = false;
+
+	while ((nf = PQnotifies(conn)) != NULL) {
+		if (strcmp(nf->relname, TALLY_PG_PARTS_CHANNEL) == 0 &&
+		    strcmp(nf->extra, st->o.election_id) == 0)
+			ours = true;
+		PQfreemem(nf);
+	}
+	return ours;
+}
+
+static void
+watch_set_leader(tally_store_t *st, bool *leader, bool now, const char *why)
+{
+	if (*leader == now)
+		return;
+	*leader = now;
+	if (now)
+		slog(st, "results leader of election \"%s\"", st->o.election_id);
+	else
+		slog(st, "no longer the results leader of election \"%s\": %s", st->o.election_id,
+		     why);
+	if (st->watch.leader != NULL)
+		st->watch.leader(st->watch.arg, now);
+}
+
+/* The connection is gone, and with it the lock (PostgreSQL releases a session's locks). */
+static void
+watch_lost(tally_store_t *st, PGconn **conn, bool *leader)
+{
+	if (*conn != NULL)
+		PQfinish(*conn);
+	*conn = NULL;
+	watch_set_leader(st, leader, false, "the connection to postgres was lost");
+}
+
+static bool
+parts_equal(const tally_pg_part_t *a, size_t na, const tally_pg_part_t *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (a[i].partition != b[i].partition || a[i].epoch != b[i].epoch ||
+		    a[i].version != b[i].version || a[i].state_len != b[i].state_len ||
+		    (a[i].state_len > 0 && memcmp(a[i].state, b[i].state, a[i].state_len) != 0))
+			return false;
+	return true;
+}
+
+/* What the watcher read last. */
+typedef struct watch_seen {
+	tally_pg_part_t *parts;
+	size_t n;
+	bool read;                       /* a first read happened */
+} watch_seen_t;
+
+/* One round: try the lock unless held, read the parts, tell the caller what changed. */
+static int
+watch_round(tally_store_t *st, PGconn *conn, int64_t key, bool *leader, watch_seen_t *seen,
+            char *err, size_t errsz)
+{
+	tally_pg_part_t *parts;
+	size_t n;
+	int rc;
+
+	if (!*leader) {
+		char k[24];
+		const char *v[1] = {k};
+		PGresult *res;
+
+		snprintf(k, sizeof(k), "%" PRId64, key);
+		res = PQexecParams(conn, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL, v, NULL,
+		                   NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+			rc = tally__pg_failed(conn, res, "could not try the results leader lock", err,
+			                      errsz);
+			PQclear(res);
+			return rc;
+		}
+		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+			watch_set_leader(st, leader, true, NULL);
+		PQclear(res);
+	}
+	if ((rc = tally_pg_parts_read(conn, st->o.election_id, st->o.topic, &parts, &n, err,
+	                              errsz)) != 0)
+		return rc;
+	if (seen->read && parts_equal(parts, n, seen->parts, seen->n)) {
+		tally_pg_parts_free(parts, n);
+		return 0;
+	}
+	tally_pg_parts_free(seen->parts, seen->n);
+	seen->parts = parts;
+	seen->n = n;
+	seen->read = true;
+	if (st->watch.parts != NULL)
+		st->watch.parts(st->watch.arg, parts, n);
+	return 0;
+}
+
+static void *
+watcher_main(void *arg)
+{
+	tally_store_t *st = arg;
+	uint64_t interval_ns = (uint64_t)(st->watch.interval_ms ? st->watch.interval_ms : 1000u) *
+	                       1000000ull;
+	uint64_t last = 0;
+	watch_seen_t seen = {0};
+	PGconn *conn = NULL;
+	int64_t key = 0;
+	bool leader = false, pending = true;
+	retry_t r;
+	char err[512];
+
+	retry_init(&r, st, "watching partition states", "", "watching partition states");
+	while (!watch_quitting(st)) {
+		struct pollfd fds[2];
+		uint64_t now;
+
+		if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+			watch_lost(st, &conn, &leader);
+			if ((conn = connect_ms(st, CONNECT_TIMEOUT_MS, err, sizeof(err))) == NULL ||
+			    watch_listen(st, conn, &key, err, sizeof(err)) != 0) {
+				watch_lost(st, &conn, &leader);
+				retry_failed(&r, err);
+				watch_nap(st, r.backoff_ms);
+				retry_grow(&r);
+				continue;
+			}
+			pending = true;
+		}
+		now = tally_mono_ns();
+		if (pending || now - last >= interval_ns) {
+			pending = false;
+			last = now;
+			if (watch_round(st, conn, key, &leader, &seen, err, sizeof(err)) != 0) {
+				if (PQstatus(conn) != CONNECTION_OK)
+					watch_lost(st, &conn, &leader);
+				retry_failed(&r, err);
+				watch_nap(st, r.backoff_ms);
+				retry_grow(&r);
+				pending = true;
+				continue;
+			}
+			retry_ok(&r);
+		}
+		/* Notifications that came in with the round's answers: another round at once. */
+		if (watch_drain(st, conn)) {
+			pending = true;
+			continue;
+		}
+		now = tally_mono_ns();
+		fds[0] = (struct pollfd){.fd = PQsocket(conn), .events = POLLIN};
+		fds[1] = (struct pollfd){.fd = st->watch_wake[0], .events = POLLIN};
+		if (poll(fds, 2, now - last >= interval_ns ? 0
+		                 : (int)((interval_ns - (now - last) + 999999) / 1000000)) > 0 &&
+		    fds[0].revents != 0) {
+			if (!PQconsumeInput(conn)) {
+				tally__pg_set_error(conn, NULL, "could not wait for notifications", err,
+				                    sizeof(err));
+				watch_lost(st, &conn, &leader);
+				retry_failed(&r, err);
+				continue;
+			}
+			pending = watch_drain(st, conn);
+		}
+	}
+	/* Resign before the lock goes with the connection: never two leaders by our doing. */
+	watch_set_leader(st, &leader, false, "stopping");
+	if (conn != NULL)
+		PQfinish(conn);
+	tally_pg_parts_free(seen.parts, seen.n);
+	return NULL;
+}
+
+int
+tally_store_watch_start(tally_store_t *st, const tally_store_watch_t *w, char *err,
+                        size_t errsz)
+{
+	int rc;
+
+	if (st->watcher_started) {
+		tally_errstr_set(err, errsz, "the watcher of election \"%s\" is running already",
+		                 st->o.election_id);
+		return TALLY_ESTATE;
+	}
+	if (pipe2(st->watch_wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+		tally_errstr_set(err, errsz, "could not start the watcher: %s", strerror(errno));
+		return TALLY_EIO;
+	}
+	st->watch = *w;
+	tally_store_relaxed(&st->watch_quit, QUIT_NO);
+	if ((rc = tally_thread_start(&st->watcher, "tally:watch", watcher_main, st, err,
+	                             errsz)) != 0) {
+		close(st->watch_wake[0]);
+		close(st->watch_wake[1]);
+		return rc;
+	}
+	st->watcher_started = true;
+	return 0;
+}
+
+void
+tally_store_watch_stop(tally_store_t *st)
+{
+	if (!st->watcher_started)
+		return;
+	tally_store_relaxed(&st->watch_quit, QUIT_WHEN_IDLE);
+	(void)!write(st->watch_wake[1], "", 1);
+	pthread_join(st->watcher, NULL);
+	close(st->watch_wake[0]);
+	close(st->watch_wake[1]);
+	st->watcher_started = false;
+	slog(st, "watcher stopped");
 }
 
 /* ---- the mover ----------------------------------------------------------------------- */
@@ -822,6 +1187,7 @@ tally_store_stop(tally_store_t *st)
 		st->writer_started = false;
 		slog(st, "checkpointer stopped");
 	}
+	tally_store_watch_stop(st);
 }
 
 void

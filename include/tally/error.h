@@ -22,7 +22,8 @@
 	XX(IO,       -9, "input/output error")                           \
 	XX(CORRUPT, -10, "data is corrupt or has the wrong version")     \
 	XX(CONFIG,  -11, "invalid configuration")                        \
-	XX(TIMEDOUT,-12, "timed out")
+	XX(TIMEDOUT,-12, "timed out")                                    \
+	XX(FENCED,  -13, "fenced off by a newer owner")
 
 typedef enum tally_err {
 	TALLY_OK = 0,

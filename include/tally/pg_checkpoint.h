@@ -9,6 +9,14 @@
  * leaves the database at one cut or the next, never between: restarting from it loses
  * nothing and counts nothing twice.
  *
+ * With parts (several instances in one consumer group, store.h), a checkpoint stores one
+ * state per home partition instead of the election's one: each partition has an owner row
+ * (partition_owners: owner, epoch) and a state row (partition_states). Claiming a partition
+ * bumps its epoch; a checkpoint with parts first locks its partitions' owner rows and is
+ * refused (TALLY_EFENCED, nothing written) unless every one still names its writer at the
+ * part's epoch. Locks are always taken in ascending partition order (claims and
+ * checkpoints alike), so two instances never deadlock on them.
+ *
  * Every statement is fixed or parameterised; votes go in with binary COPY.
  */
 #ifndef TALLY_PG_CHECKPOINT_H
@@ -45,7 +53,16 @@ typedef struct tally_pg_checkpoint {
 	size_t ndl_offsets;
 	bool set_status;                   /**< also record status in the elections row */
 	tally_election_status_t status;
+	const tally_pg_part_t *parts;      /**< > 0 of them: the fenced per-partition form
+	                                        (state is then not stored; see above) */
+	size_t nparts;
+	int64_t *xact;                     /**< with parts, if not NULL: set to 0 when a write
+	                                        begins, to its transaction's id just before
+	                                        its COMMIT (for tally_pg_checkpoint_committed) */
 } tally_pg_checkpoint_t;
+
+/** The channel a checkpoint with parts notifies at its commit, the election id as payload. */
+#define TALLY_PG_PARTS_CHANNEL "tally_parts"
 
 /** Checkpoints kept per election; older ones are deleted as new ones commit. */
 #define TALLY_PG_CHECKPOINTS_KEPT 20
@@ -55,20 +72,34 @@ typedef struct tally_pg_checkpoint {
  * append them to the vote journal), insert the state, upsert the offsets, prune old
  * checkpoints.
  *
+ * With parts (nparts > 0): first lock every part's owner row (SELECT ... FOR UPDATE, in
+ * ascending partition order) and check it names ckpt->owner at the part's epoch; then the
+ * votes, each part's row of partition_states (upserted), the offsets (upserted: only the
+ * partitions given, never deleting another's), the status, and NOTIFY
+ * TALLY_PG_PARTS_CHANNEL with the election id; no checkpoints row. Every source offset must
+ * be of a partition among the parts, and no partition may come twice (else TALLY_EINVAL,
+ * before anything is sent).
+ *
  * If the outcome of a previous attempt is unknown (the connection broke during COMMIT),
  * call tally_pg_checkpoint_committed() first: writing the same votes twice fails on the
  * votes' primary key (TALLY_EEXISTS) rather than count them twice.
  *
  * @returns 0; or a tally error with errstr set: tally_pg_err() of the failing statement
- *          (TALLY_EIO when the connection is lost: reconnect and retry). On error the
- *          transaction is rolled back if the connection still works.
+ *          (TALLY_EIO when the connection is lost: reconnect and retry); TALLY_EFENCED with
+ *          errstr `fenced: partition P of "TOPIC" is owned by "OWNER" at epoch E, not
+ *          "WRITER" at epoch E'` (not to be retried). On error the transaction is rolled
+ *          back if the connection still works.
  */
 int tally_pg_checkpoint_write(PGconn *conn, const tally_pg_checkpoint_t *ckpt, char *errstr,
                               size_t errstr_size);
 
 /**
  * @brief Whether the checkpoint ckpt describes is the one committed last: the newest
- * checkpoint of its election has its version and state bytes.
+ * checkpoint of its election has its version and state bytes. With parts and ckpt->xact:
+ * whether the transaction *xact names committed (txid_status(): exact even when another
+ * owner has overwritten the parts since; 0 if the write never came to its COMMIT, and
+ * TALLY_EAGAIN while that transaction is still in progress); with parts and no xact:
+ * whether every part's stored row has its epoch, version and state bytes.
  * @returns 1 yes, 0 no, or a tally error with errstr set.
  */
 int tally_pg_checkpoint_committed(PGconn *conn, const tally_pg_checkpoint_t *ckpt,
@@ -82,6 +113,33 @@ int tally_pg_checkpoint_committed(PGconn *conn, const tally_pg_checkpoint_t *ckp
 int tally_pg_checkpoint_latest(PGconn *conn, const char *election_id, void **state,
                                size_t *state_len, uint64_t *version, char *errstr,
                                size_t errstr_size);
+
+/**
+ * @brief Claim partitions of topic for owner, in one transaction: each owner row is
+ * inserted (epoch 1) or taken over (epoch + 1), which fences off any previous owner; then,
+ * in a snapshot taken after those rows are locked (so a cut of the previous owner that
+ * committed meanwhile is seen), each partition's stored state and topic's next offset.
+ * @param partitions n distinct partitions (>= 0), in any order.
+ * @param out n entries, out[i] for partitions[i]; each state malloc'd (caller frees) or
+ *        NULL. On error nothing is left to free.
+ * @returns 0; TALLY_EINVAL (a negative or repeated partition, errstr says which, nothing
+ *          sent), or the failing statement's tally error with errstr set (rolled back).
+ */
+int tally_pg_partitions_claim(PGconn *conn, const char *election_id, const char *topic,
+                              const char *owner, const int32_t *partitions, size_t n,
+                              tally_pg_claimed_t *out, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Every stored partition state of an election's topic, in one statement, ascending
+ * by partition.
+ * @param parts receives a malloc'd array (tally_pg_parts_free(); NULL when there is none).
+ * @returns 0, or a tally error with errstr set (*parts NULL).
+ */
+int tally_pg_parts_read(PGconn *conn, const char *election_id, const char *topic,
+                        tally_pg_part_t **parts, size_t *n, char *errstr, size_t errstr_size);
+
+/** @brief Free an array of n parts and each part's state. NULL is a no-op. */
+void tally_pg_parts_free(tally_pg_part_t *parts, size_t n);
 
 /**
  * @brief The stored next offset of each partition of topic, for an election.

@@ -6,6 +6,7 @@
 #ifndef TALLY_PG_TYPES_H
 #define TALLY_PG_TYPES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <tally/uuid.h>
@@ -31,5 +32,27 @@ typedef struct tally_pg_offset {
 	int32_t partition;
 	int64_t next_offset;
 } tally_pg_offset_t;
+
+/**
+ * One home partition's state in a cut, or as read back (several instances in one consumer
+ * group: store.h). A part is stored only while its owner row names the writer at epoch.
+ */
+typedef struct tally_pg_part {
+	int32_t partition;         /**< the home partition of the source topic */
+	int64_t epoch;             /**< the epoch of the claim the state was counted under */
+	uint64_t version;          /**< the state's snapshot version */
+	void *state;               /**< the core's bytes for the partition */
+	size_t state_len;
+} tally_pg_part_t;
+
+/** What claiming one partition read (tally_pg_partitions_claim(), tally_store_claim()). */
+typedef struct tally_pg_claimed {
+	int32_t partition;
+	int64_t epoch;             /**< the new epoch: 1 on the first claim, then one more each */
+	void *state;               /**< the stored state (malloc'd, the caller frees), or NULL */
+	size_t state_len;
+	uint64_t version;          /**< the stored state's version, 0 without one */
+	int64_t next_offset;       /**< the source topic's stored next offset, -1 without one */
+} tally_pg_claimed_t;
 
 #endif /* TALLY_PG_TYPES_H */

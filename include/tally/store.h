@@ -39,6 +39,40 @@
  *   any thread.
  * Every thread is started with tally_thread_start() (named, every signal blocked) and
  * stopped flag, wake, join, log.
+ *
+ * Several instances in one consumer group (each counting the home partitions of opts.topic
+ * Kafka assigns it; single-instance mode, cuts without parts, is all of the above as it is):
+ * - Claims (tally_store_claim(), the caller's thread, the main connection and the retry
+ *   policy, waiting while PostgreSQL is away until opts.cancel says stop): one transaction
+ *   per call takes each partition for opts.owner, epoch = the stored epoch + 1 (1 at first),
+ *   then reads its stored state and opts.topic's next offset in a snapshot taken after its
+ *   owner rows are locked. The new epoch fences off every earlier owner, this instance's own
+ *   earlier claims included.
+ * - Fenced cuts (a cut with nparts > 0, the writer as above, in the cut's one transaction):
+ *   the parts' owner rows are locked (SELECT ... FOR UPDATE, ascending, as claims lock
+ *   them) and each must name opts.owner at the part's epoch; else the cut is refused, rolled
+ *   back with nothing of it stored (not retried), and hooks.refused gets TALLY_EFENCED (the
+ *   log says `fenced: partition P of "TOPIC" is owned by "OWNER" at epoch E, not "OWNER'" at
+ *   epoch E'`). Otherwise: the votes, each part's state (partition_states, upserted), the
+ *   cut's own offsets (upserted, never another partition's: other instances own them; each
+ *   must be of a partition among the parts), the extra offsets and the status, and
+ *   pg_notify('tally_parts', election id), delivered at the commit. No checkpoints row
+ *   (cut.state is not stored and may be NULL). A claim waits for a cut in flight on its
+ *   rows and then reads what it stored; a cut after a claim sees the new epoch.
+ * - The watcher (tally_store_watch_start(), thread tally:watch, own connection): LISTENs on
+ *   tally_parts, and at start, on each notification for its election and at least every
+ *   interval_ms, reads every partition's state of the election's opts.topic in one query;
+ *   w->parts is called (on its thread) at the first read and after a read that differs
+ *   (a partition, epoch, version or state byte) from the one before. It also keeps the
+ *   election's one results publisher: pg_try_advisory_lock(key) on its own connection each
+ *   round until it holds it; the lock is the session's, so closing or losing the connection
+ *   releases it server-side. key = FNV-1a 64 (offset basis 0xcbf29ce484222325, prime
+ *   0x100000001b3) over the connection's current_schema(), one zero byte and the election
+ *   id, as a signed 64-bit integer: the schema is in it because advisory locks are the
+ *   database's, and two elections collide with probability about 2^-64 a pair. w->leader is
+ *   called on its thread whenever that changes: true once it holds the lock, false when its
+ *   connection is lost (PostgreSQL has released the lock) or, before the connection closes,
+ *   at stop.
  */
 #ifndef TALLY_STORE_H
 #define TALLY_STORE_H
@@ -62,6 +96,11 @@ typedef struct tally_store_cut {
 	size_t state_len;
 	tally_pg_offset_t *offsets;        /**< next offset of each source partition read */
 	size_t noffsets;
+	tally_pg_part_t *parts;            /**< nparts > 0: one state per home partition, the
+	                                        cut fenced by each part's epoch (DESIGN); the
+	                                        array and each part's state malloc'd, the store
+	                                        frees them. 0: the election's one state */
+	size_t nparts;
 	uint64_t version;                  /**< the snapshot version of the cut */
 	int64_t generation;                /**< the caller's assignment generation */
 	tally_election_status_t status;    /**< the election's status in the state */
@@ -82,8 +121,9 @@ typedef struct tally_store_hooks {
 	/** When the time committed (or timer) asked for has come, or once at stop if still
 	 *  pending (sooner cuts go first). Returns the next time, or 0. May be NULL. */
 	uint64_t (*timer)(void *arg);
-	/** The cut was refused by PostgreSQL (not unreachable: e.g. a constraint), logged;
-	 *  nothing is retried. May be NULL. */
+	/** The cut was refused by PostgreSQL (not unreachable: e.g. a constraint; or
+	 *  TALLY_EFENCED: a part's partition has been claimed by another since), logged;
+	 *  nothing is retried, nothing of the cut is stored. May be NULL. */
 	void (*refused)(void *arg, int rc);
 	/** Frees cut->app (whatever happened to the cut). May be NULL. */
 	void (*release)(void *arg, void *app);
@@ -98,14 +138,16 @@ typedef struct tally_store_opts {
 	const char *election_id;
 	const char *topic;                 /**< the source topic the cuts' offsets are for */
 	const char *extra_topic;           /**< the topic of the prepare hook's offsets, or NULL */
-	const char *owner;                 /**< the writer, e.g. "tallyd@host:pid" */
+	const char *owner;                 /**< the writer, e.g. "tallyd@host:pid"; with parts,
+	                                        the claiming instance */
 	size_t journal_above;              /**< a cut of more votes goes to the vote journal */
 	unsigned image_delay_ms;           /**< the image writer starts this long after
 	                                        catching up */
 	/** One log line (no newline, no personal data); any thread. */
 	void (*log)(void *arg, const char *line);
 	void *log_arg;
-	/** Polled while the restore waits for PostgreSQL: true gives up. May be NULL. */
+	/** Polled while the restore or a claim waits for PostgreSQL: true gives up. May be
+	 *  NULL. */
 	bool (*cancel)(void *arg);
 	void *cancel_arg;
 } tally_store_opts_t;
@@ -135,7 +177,25 @@ typedef struct tally_store_stats {
 	uint64_t postgres_down_since;      /**< tally_mono_ns() of the first failure in a row */
 	int64_t journal_votes;             /**< stored votes in the journal, not yet moved */
 	uint64_t moved_votes;              /**< moved from the journal since start */
+	uint64_t fenced;                   /**< cuts refused with TALLY_EFENCED */
 } tally_store_stats_t;
+
+/** What claiming a partition read (tally_store_claim()). */
+typedef tally_pg_claimed_t tally_store_claimed_t;
+
+/** The watcher's side of the caller, both called on the watcher's thread. */
+typedef struct tally_store_watch {
+	/** Every stored partition state of the election's opts.topic, ascending by partition
+	 *  (parts and their bytes valid only during the call): after the first read, then
+	 *  only when a read differs from the one before. May be NULL. */
+	void (*parts)(void *arg, const tally_pg_part_t *parts, size_t n);
+	/** This store now is (true) or no longer is (false) the election's one results
+	 *  publisher. May be NULL. */
+	void (*leader)(void *arg, bool is_leader);
+	void *arg;
+	unsigned interval_ms;              /**< read and try the lock at least this often,
+	                                        notified or not (0: 1000) */
+} tally_store_watch_t;
 
 /**
  * @brief Check extra libpq keywords (pg.* settings) without connecting.
@@ -181,6 +241,39 @@ int tally_store_election_set_status(tally_store_t *st, tally_election_status_t s
                                     char *errstr, size_t errstr_size);
 
 /**
+ * @brief Claim home partitions of opts.topic for opts.owner (Kafka assigned them), in one
+ * transaction: each epoch becomes the stored one + 1 (1 at first), which fences off every
+ * earlier owner; then each partition's stored state and next offset are read (DESIGN).
+ * Waits while PostgreSQL is away (logged once, the store's retry policy) until
+ * opts.cancel says stop.
+ * @param partitions n distinct partitions (>= 0).
+ * @param out n entries: out[i] for partitions[i]: its epoch (for the cuts' parts), the
+ *        stored state (malloc'd, the caller frees; NULL and version 0 when none) and the
+ *        stored next offset of opts.topic (-1 when none).
+ * @returns 0; TALLY_EINVAL (a negative or repeated partition), another refusal (e.g.
+ *          TALLY_ENOENT: no such election), or TALLY_EIO when cancelled, with errstr set
+ *          (out then holds nothing to free).
+ * @note The thread that restored (the main connection), after tally_store_restore().
+ */
+int tally_store_claim(tally_store_t *st, const int32_t *partitions, size_t n,
+                      tally_store_claimed_t *out, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Start the watcher (thread tally:watch, own connection; DESIGN): the election's
+ * partition states to w->parts, the results leadership to w->leader. Copies *w.
+ * @returns 0; TALLY_ESTATE if it is running already, or a tally error with errstr set
+ *          (the thread could not start).
+ * @note The caller's thread, after tally_store_restore() (the schema is migrated); the
+ *       watcher keeps retrying while PostgreSQL is away.
+ */
+int tally_store_watch_start(tally_store_t *st, const tally_store_watch_t *w, char *errstr,
+                            size_t errstr_size);
+
+/** @brief Stop the watcher: flag, wake, join, log; w->leader(false) first if it led.
+ * Idempotent; tally_store_stop() does it too. */
+void tally_store_watch_stop(tally_store_t *st);
+
+/**
  * @brief Start the writer (tally:ckpt), the mover (tally:mover; if it cannot start, the
  * journal waits for the next start, logged) and, after a restore that read every voters
  * row, the image writer (tally:imager) of reg (which must outlive the store's threads).
@@ -216,7 +309,8 @@ void tally_store_stop_background(tally_store_t *st);
 void tally_store_abandon(tally_store_t *st);
 
 /** @brief Stop every thread of the store: the writer after the cut in hand (unless
- * abandoned), calling a pending timer once. Flag, wake, join, log. Idempotent. */
+ * abandoned), calling a pending timer once, then the watcher. Flag, wake, join, log.
+ * Idempotent. */
 void tally_store_stop(tally_store_t *st);
 
 /** @brief The figures (any thread). */

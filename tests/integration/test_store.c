@@ -16,6 +16,7 @@
 
 #include <tally/error.h>
 #include <tally/pg.h>
+#include <tally/pg_checkpoint.h>
 #include <tally/store.h>
 #include <tally/time.h>
 
@@ -36,6 +37,7 @@ static const tally_uuid_t cand = {0x3f0b2c1e8d5a4f3bULL, 0x9c2d1a2b3c4d5e6fULL};
 typedef struct hooks_seen {
 	PGconn *pg;                  /* the test's own connection */
 	int prepared, committed, released;
+	int refused, refused_rc;     /* refused cuts, and the last one's error */
 	sem_t *hold;                 /* set: the prepare hook waits for it (Kafka away) */
 	long checkpoints_at_commit;  /* checkpoints stored when the committed hook ran */
 	char log[8192];
@@ -90,12 +92,22 @@ on_release(void *arg, void *app)
 	h->released++;
 }
 
+static void
+on_refused(void *arg, int rc)
+{
+	hooks_seen_t *h = arg;
+
+	h->refused++;
+	h->refused_rc = rc;
+}
+
+/* A store of election ge-2026 writing as owner (the string must outlive it). */
 static tally_store_t *
-store_new(hooks_seen_t *h, const tally_pg_param_t *param)
+store_new_as(hooks_seen_t *h, const tally_pg_param_t *param, const char *owner)
 {
 	tally_store_opts_t o = {.dsn = tally_test_service("TALLY_PG_DSN"), .params = param, .nparams = 1,
 	                        .election_id = "ge-2026", .topic = "votes_topic",
-	                        .extra_topic = "votes_rejected", .owner = "test",
+	                        .extra_topic = "votes_rejected", .owner = owner,
 	                        .journal_above = 10, .image_delay_ms = 0, .log = on_log,
 	                        .log_arg = h};
 	char err[512];
@@ -103,6 +115,12 @@ store_new(hooks_seen_t *h, const tally_pg_param_t *param)
 
 	cr_assert_not_null(st, "%s", err);
 	return st;
+}
+
+static tally_store_t *
+store_new(hooks_seen_t *h, const tally_pg_param_t *param)
+{
+	return store_new_as(h, param, "test");
 }
 
 static bool
@@ -329,5 +347,518 @@ Test(store, a_prepare_hook_that_waits_never_holds_the_caller, .timeout = 120)
 	tally_registry_destroy(rs.reg);
 	sem_destroy(&hold);
 	PQfinish(h.pg);
+	pgtest_schema_drop();
+}
+
+/* ---- several instances: claims, fenced cuts, the watcher -------------------------------- */
+
+/* One part of a fenced cut: its partition, claim epoch, version, state and next offset. */
+typedef struct part_spec {
+	int32_t partition;
+	int64_t epoch;
+	uint64_t version;
+	const char *state;
+	int64_t next;
+} part_spec_t;
+
+/* The extra offsets: votes_rejected partition 0 at 100 times the cuts prepared so far. */
+static int
+on_prepare_parts(void *arg, tally_store_cut_t *cut, tally_pg_offset_t **extra, size_t *nextra)
+{
+	hooks_seen_t *h = arg;
+
+	cr_assert_eq(cut->app, h);
+	h->prepared++;
+	*extra = calloc(1, sizeof(**extra));
+	(*extra)[0] = (tally_pg_offset_t){0, 100 * h->prepared};
+	*nextra = 1;
+	return 0;
+}
+
+/* A fenced cut: voters [from, to) voting on the parts' partitions in turn (offset = the
+ * voter's number), each part's state and its partition's next offset. */
+static void
+cut_parts(tally_store_cut_t *cut, size_t from, size_t to, const part_spec_t *ps, size_t nps,
+          void *app)
+{
+	memset(cut, 0, sizeof(*cut));
+	cut->nvotes = to - from;
+	cut->votes = calloc(cut->nvotes, sizeof(*cut->votes));
+	for (size_t i = from; i < to; i++)
+		cut->votes[i - from] = (tally_pg_vote_row_t){.voter_id = voter(i), .candidate_id = cand,
+		                                             .voting_time = 1778140800,
+		                                             .offset = (int64_t)i,
+		                                             .partition = ps[i % nps].partition};
+	cut->parts = calloc(nps, sizeof(*cut->parts));
+	cut->offsets = calloc(nps, sizeof(*cut->offsets));
+	for (size_t k = 0; k < nps; k++) {
+		cut->parts[k] = (tally_pg_part_t){.partition = ps[k].partition, .epoch = ps[k].epoch,
+		                                  .version = ps[k].version,
+		                                  .state = strdup(ps[k].state),
+		                                  .state_len = strlen(ps[k].state)};
+		cut->offsets[k] = (tally_pg_offset_t){ps[k].partition, ps[k].next};
+	}
+	cut->nparts = nps;
+	cut->noffsets = nps;
+	cut->version = ps[0].version;
+	cut->generation = 1;
+	cut->status = TALLY_ELECTION_OPEN;
+	cut->cut_ns = tally_mono_ns();
+	cut->app = app;
+}
+
+/* Hand a cut over and wait until the writer is done with it (committed or refused). */
+static void
+commit_wait(tally_store_t *st, const tally_store_cut_t *cut)
+{
+	cr_assert_eq(tally_store_commit(st, cut), 0);
+	for (int i = 0; i < 1000 && !tally_store_idle(st); i++)
+		usleep(10000);
+	cr_assert(tally_store_idle(st));
+}
+
+/* A store that restored and whose writer runs. */
+static tally_store_t *
+store_started(hooks_seen_t *h, const tally_pg_param_t *param, const char *owner,
+              const tally_store_hooks_t *hooks, tally_store_restored_t *rs)
+{
+	tally_registry_opts_t ro = {0};
+	tally_store_t *st = store_new_as(h, param, owner);
+	char err[512];
+
+	cr_assert_eq(tally_store_restore(st, &ro, rs, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tally_store_start(st, hooks, rs->reg, err, sizeof(err)), 0, "%s", err);
+	return st;
+}
+
+static void
+restored_free(tally_store_restored_t *rs)
+{
+	tally_registry_destroy(rs->reg);
+	free(rs->state);
+	free(rs->voted);
+}
+
+/*
+ * Instance A claims partitions 0 and 1 and stores a cut of both; instance B claims 1 and
+ * reads exactly what A stored of it; A's next cut of both is refused (fenced) and nothing
+ * of it is stored, not even partition 0's part, the votes or the dead-letter offsets; A's
+ * cut of partition 0 alone then commits, and so does B's of partition 1.
+ */
+Test(store, claims_fence_off_a_lost_partition, .timeout = 120)
+{
+	tally_pg_param_t param = {"options", NULL};
+	hooks_seen_t ha = {0}, hb = {0};
+	tally_store_hooks_t hooks_a = {.prepare = on_prepare_parts, .committed = on_committed,
+	                               .refused = on_refused, .release = on_release, .arg = &ha};
+	tally_store_hooks_t hooks_b = {.prepare = on_prepare_parts, .committed = on_committed,
+	                               .refused = on_refused, .release = on_release, .arg = &hb};
+	tally_store_restored_t ra, rb;
+	tally_store_claimed_t cl[2];
+	tally_store_stats_t fig;
+	tally_store_cut_t cut;
+	tally_store_t *a, *b;
+	int32_t both[2] = {1, 0}, dup[2] = {0, 0}, one[1] = {1};
+	char err[512];
+
+	setup_db(&ha, &param);
+	pthread_mutex_init(&hb.lock, NULL);
+	hb.pg = ha.pg;
+	a = store_started(&ha, &param, "a", &hooks_a, &ra);
+
+	/* A fresh election: epoch 1, no state, no offset; out[i] is partitions[i]'s. */
+	cr_assert_eq(tally_store_claim(a, both, 2, cl, err, sizeof(err)), 0, "%s", err);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(cl[i].partition, both[i]);
+		cr_assert_eq(cl[i].epoch, 1);
+		cr_assert_null(cl[i].state);
+		cr_assert_eq(cl[i].state_len, 0);
+		cr_assert_eq(cl[i].version, 0);
+		cr_assert_eq(cl[i].next_offset, -1);
+	}
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_owners WHERE owner = 'a'"
+	                                 " AND epoch = 1 AND topic = 'votes_topic'"), 2);
+	cr_assert_eq(tally_store_claim(a, dup, 2, cl, err, sizeof(err)), TALLY_EINVAL);
+	cr_assert_str_eq(err, "partition 0 of \"votes_topic\" is given twice");
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_owners WHERE epoch = 1"), 2);
+
+	/* A's first cut: 10 votes (row by row), both parts, both offsets; no checkpoints row. */
+	cut_parts(&cut, 0, 10, (part_spec_t[]){{0, 1, 1, "a p0 v1", 5}, {1, 1, 1, "a p1 v1", 5}}, 2,
+	          &ha);
+	commit_wait(a, &cut);
+	cr_assert_eq(ha.committed, 1, "%s", ha.log);
+	cr_assert_eq(ha.refused, 0);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM votes"), 10);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM checkpoints"), 0);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_states"), 2);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_states WHERE partition = 0"
+	                                 " AND owner = 'a' AND epoch = 1 AND version = 1"
+	                                 " AND state = 'a p0 v1'::bytea"), 1);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_states WHERE partition = 1"
+	                                 " AND owner = 'a' AND epoch = 1 AND version = 1"
+	                                 " AND state = 'a p1 v1'::bytea"), 1);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM checkpoint_offsets WHERE"
+	                                 " topic = 'votes_topic' AND next_offset = 5 AND owner = 'a'"),
+	             2);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT next_offset FROM checkpoint_offsets WHERE"
+	                                 " topic = 'votes_rejected' AND partition = 0"), 100);
+
+	/* B claims partition 1: epoch 2, and reads A's state and offset of it exactly. */
+	b = store_started(&hb, &param, "b", &hooks_b, &rb);
+	cr_assert_eq(tally_store_claim(b, one, 1, cl, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(cl[0].partition, 1);
+	cr_assert_eq(cl[0].epoch, 2);
+	cr_assert_eq(cl[0].version, 1);
+	cr_assert_eq(cl[0].state_len, 7);
+	cr_assert_eq(memcmp(cl[0].state, "a p1 v1", 7), 0);
+	cr_assert_eq(cl[0].next_offset, 5);
+	free(cl[0].state);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_owners WHERE"
+	                                 " (partition = 1 AND owner = 'b' AND epoch = 2)"
+	                                 " OR (partition = 0 AND owner = 'a' AND epoch = 1)"), 2);
+
+	/* A's next cut of both (12 votes: for the journal) is refused, and stores nothing. */
+	cut_parts(&cut, 10, 22, (part_spec_t[]){{0, 1, 2, "a p0 v2", 11}, {1, 1, 2, "a p1 v2", 11}},
+	          2, &ha);
+	commit_wait(a, &cut);
+	cr_assert_eq(ha.prepared, 2);
+	cr_assert_eq(ha.refused, 1);
+	cr_assert_eq(ha.refused_rc, TALLY_EFENCED);
+	cr_assert_eq(ha.committed, 1);
+	cr_assert_eq(ha.released, 2);
+	cr_assert_not_null(strstr(ha.log, "checkpoint refused: fenced: partition 1 of \"votes_topic\""
+	                                  " is owned by \"b\" at epoch 2, not \"a\" at epoch 1\n"),
+	                   "%s", ha.log);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM votes"), 10);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM vote_journal"), 0);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM checkpoints"), 0);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_states WHERE owner = 'a'"
+	                                 " AND epoch = 1 AND version = 1 AND state ="
+	                                 " convert_to('a p' || partition || ' v1', 'UTF8')"), 2);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM checkpoint_offsets WHERE"
+	                                 " topic = 'votes_topic' AND next_offset = 5 AND owner = 'a'"),
+	             2);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT next_offset FROM checkpoint_offsets WHERE"
+	                                 " topic = 'votes_rejected' AND partition = 0"), 100);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM elections WHERE status = 'open'"), 1);
+	tally_store_stats(a, &fig);
+	cr_assert_eq(fig.fenced, 1);
+	cr_assert_eq(fig.checkpoints, 1);
+	cr_assert_eq(fig.checkpoint_failures, 0);
+	cr_assert(fig.postgres_up);
+
+	/* A's cut of partition 0 alone commits; partition 1 stays as it was. */
+	cut_parts(&cut, 22, 28, (part_spec_t[]){{0, 1, 3, "a p0 v3", 28}}, 1, &ha);
+	commit_wait(a, &cut);
+	cr_assert_eq(ha.committed, 2, "%s", ha.log);
+	cr_assert_eq(ha.refused, 1);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM votes"), 16);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_states WHERE partition = 0"
+	                                 " AND owner = 'a' AND epoch = 1 AND version = 3"
+	                                 " AND state = 'a p0 v3'::bytea"), 1);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_states WHERE partition = 1"
+	                                 " AND owner = 'a' AND epoch = 1 AND version = 1"
+	                                 " AND state = 'a p1 v1'::bytea"), 1);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT next_offset FROM checkpoint_offsets WHERE"
+	                                 " topic = 'votes_topic' AND partition = 0"), 28);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT next_offset FROM checkpoint_offsets WHERE"
+	                                 " topic = 'votes_topic' AND partition = 1"), 5);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT next_offset FROM checkpoint_offsets WHERE"
+	                                 " topic = 'votes_rejected' AND partition = 0"), 300);
+
+	/* B's cut of partition 1 commits under epoch 2. */
+	cut_parts(&cut, 30, 34, (part_spec_t[]){{1, 2, 2, "b p1 v2", 34}}, 1, &hb);
+	commit_wait(b, &cut);
+	cr_assert_eq(hb.committed, 1, "%s", hb.log);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM votes"), 20);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_states WHERE partition = 1"
+	                                 " AND owner = 'b' AND epoch = 2 AND version = 2"
+	                                 " AND state = 'b p1 v2'::bytea"), 1);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM checkpoint_offsets WHERE"
+	                                 " topic = 'votes_topic' AND partition = 1 AND owner = 'b'"
+	                                 " AND next_offset = 34"), 1);
+
+	/* Is a fenced cut the one committed (an uncertain COMMIT)? Its parts' rows say. */
+	{
+		char bytes[] = "a p0 v3";
+		tally_pg_part_t pt = {.partition = 0, .epoch = 1, .version = 3, .state = bytes,
+		                      .state_len = 7};
+		tally_pg_checkpoint_t c = {.election_id = "ge-2026", .topic = "votes_topic",
+		                           .owner = "a", .parts = &pt, .nparts = 1};
+
+		cr_assert_eq(tally_pg_checkpoint_committed(ha.pg, &c, err, sizeof(err)), 1, "%s", err);
+		pt.version = 2;
+		cr_assert_eq(tally_pg_checkpoint_committed(ha.pg, &c, err, sizeof(err)), 0, "%s", err);
+	}
+	/* By its transaction's id, what the writer asks: still known as committed after a new
+	 * owner has overwritten its part; a refused one never came to its COMMIT. */
+	{
+		char bytes[] = "a p0 v4";
+		int64_t xact = -1;
+		int32_t zero[1] = {0};
+		tally_pg_part_t pt = {.partition = 0, .epoch = 1, .version = 4, .state = bytes,
+		                      .state_len = 7};
+		tally_pg_offset_t off = {0, 30};
+		tally_pg_checkpoint_t c = {.election_id = "ge-2026", .topic = "votes_topic",
+		                           .owner = "a", .generation = 1, .version = 4,
+		                           .offsets = &off, .noffsets = 1, .parts = &pt, .nparts = 1,
+		                           .xact = &xact};
+
+		cr_assert_eq(tally_pg_checkpoint_write(ha.pg, &c, err, sizeof(err)), 0, "%s", err);
+		cr_assert_gt(xact, 0);
+		cr_assert_eq(tally_pg_checkpoint_committed(ha.pg, &c, err, sizeof(err)), 1, "%s", err);
+		cr_assert_eq(tally_store_claim(b, zero, 1, cl, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(cl[0].epoch, 2);
+		cr_assert_eq(cl[0].version, 4);
+		cr_assert_eq(cl[0].next_offset, 30);
+		free(cl[0].state);
+		cut_parts(&cut, 34, 36, (part_spec_t[]){{0, 2, 5, "b p0 v5", 36}}, 1, &hb);
+		commit_wait(b, &cut);
+		cr_assert_eq(hb.committed, 2, "%s", hb.log);
+		cr_assert_eq(tally_pg_checkpoint_committed(ha.pg, &c, err, sizeof(err)), 1, "%s", err);
+		c.xact = NULL;
+		cr_assert_eq(tally_pg_checkpoint_committed(ha.pg, &c, err, sizeof(err)), 0, "%s", err);
+		c.xact = &xact;
+		cr_assert_eq(tally_pg_checkpoint_write(ha.pg, &c, err, sizeof(err)), TALLY_EFENCED);
+		cr_assert_str_eq(err, "fenced: partition 0 of \"votes_topic\" is owned by \"b\" at"
+		                      " epoch 2, not \"a\" at epoch 1");
+		cr_assert_eq(xact, 0);
+		cr_assert_eq(tally_pg_checkpoint_committed(ha.pg, &c, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_states WHERE"
+		                                 " owner = 'b' AND epoch = 2"), 2);
+	}
+	tally_store_destroy(a);
+	tally_store_destroy(b);
+	restored_free(&ra);
+	restored_free(&rb);
+	PQfinish(ha.pg);
+	pgtest_schema_drop();
+}
+
+/* What a watcher's hooks were told, under its lock. */
+typedef struct watch_view {
+	int calls;                   /* parts calls */
+	size_t n;                    /* the last call's parts, their bytes in bytes[] */
+	tally_pg_part_t parts[4];
+	char bytes[4][32];
+	int leader;                  /* the last leader call's value */
+	int leader_calls;
+} watch_view_t;
+
+typedef struct watched {
+	pthread_mutex_t lock;
+	watch_view_t v;
+} watched_t;
+
+static void
+on_parts(void *arg, const tally_pg_part_t *parts, size_t n)
+{
+	watched_t *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	w->v.calls++;
+	w->v.n = n;
+	for (size_t i = 0; i < n && i < 4; i++) {
+		size_t len = parts[i].state_len < 31 ? parts[i].state_len : 31;
+
+		w->v.parts[i] = parts[i];
+		memcpy(w->v.bytes[i], parts[i].state, len);
+		w->v.bytes[i][len] = '\0';
+		w->v.parts[i].state = NULL;
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void
+on_leader(void *arg, bool is_leader)
+{
+	watched_t *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	w->v.leader = is_leader;
+	w->v.leader_calls++;
+	pthread_mutex_unlock(&w->lock);
+}
+
+static watch_view_t
+view(watched_t *w)
+{
+	watch_view_t v;
+
+	pthread_mutex_lock(&w->lock);
+	v = w->v;
+	pthread_mutex_unlock(&w->lock);
+	return v;
+}
+
+/* Wait up to ms for a watcher's parts calls, its leader calls and its leadership. */
+static bool
+wait_view(watched_t *w, int calls, int leader_calls, int leader, int ms)
+{
+	for (int waited = 0; waited <= ms; waited += 20) {
+		watch_view_t v = view(w);
+
+		if (v.calls == calls && v.leader_calls == leader_calls && v.leader == leader)
+			return true;
+		usleep(20000);
+	}
+	return false;
+}
+
+/* The last parts call's part i is (partition, epoch, version, state). */
+static void
+assert_part(const watch_view_t *v, size_t i, int32_t partition, int64_t epoch,
+            uint64_t version, const char *state)
+{
+	cr_assert_eq(v->parts[i].partition, partition);
+	cr_assert_eq(v->parts[i].epoch, epoch, "part %zu", i);
+	cr_assert_eq(v->parts[i].version, version, "part %zu", i);
+	cr_assert_eq(v->parts[i].state_len, strlen(state), "part %zu", i);
+	cr_assert_str_eq(v->bytes[i], state);
+}
+
+/* store.h's leader key: FNV-1a 64 over the schema, a zero byte and the election id. */
+static uint64_t
+leader_key(const char *schema, const char *election_id)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (const char *p = schema; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+	h = (h ^ 0u) * 0x100000001b3ull;
+	for (const char *p = election_id; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+	return h;
+}
+
+/*
+ * Two watchers of one election: W1 polls only every 60 s, so what it sees within seconds
+ * came by NOTIFY; W2 polls every 200 ms. Each sees every committed part after each commit
+ * and is called only on a change (not for a poll that finds nothing new, not for a refused
+ * cut, not for a claim). Exactly one leads; stopping the leader's store makes the other
+ * lead; a leader whose connection is killed is told at once, and leads again once back.
+ */
+Test(store, a_watcher_sees_every_committed_part_and_one_leads, .timeout = 120)
+{
+	tally_pg_param_t param = {"options", NULL};
+	hooks_seen_t ha = {0}, hb = {0};
+	tally_store_hooks_t hooks_a = {.prepare = on_prepare_parts, .committed = on_committed,
+	                               .refused = on_refused, .release = on_release, .arg = &ha};
+	tally_store_hooks_t hooks_b = {.prepare = on_prepare_parts, .committed = on_committed,
+	                               .refused = on_refused, .release = on_release, .arg = &hb};
+	watched_t w1 = {.lock = PTHREAD_MUTEX_INITIALIZER}, w2 = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	tally_store_watch_t watch1 = {.parts = on_parts, .leader = on_leader, .arg = &w1,
+	                              .interval_ms = 60000};
+	tally_store_watch_t watch2 = {.parts = on_parts, .leader = on_leader, .arg = &w2,
+	                              .interval_ms = 200};
+	tally_store_restored_t ra, rb;
+	tally_store_claimed_t cl[2];
+	tally_store_cut_t cut;
+	tally_store_t *a, *b, *s1, *s2;
+	int32_t both[2] = {0, 1}, one[1] = {1};
+	uint64_t key;
+	char err[512], sql[512];
+	watch_view_t v;
+
+	setup_db(&ha, &param);
+	pthread_mutex_init(&hb.lock, NULL);
+	hb.pg = ha.pg;
+	a = store_started(&ha, &param, "a", &hooks_a, &ra);
+	cr_assert_eq(tally_store_claim(a, both, 2, cl, err, sizeof(err)), 0, "%s", err);
+
+	/* W1 alone: told of no part at its first read, and leads. */
+	s1 = store_new_as(&ha, &param, "w1");
+	cr_assert_eq(tally_store_watch_start(s1, &watch1, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tally_store_watch_start(s1, &watch1, err, sizeof(err)), TALLY_ESTATE);
+	cr_assert(wait_view(&w1, 1, 1, 1, 5000), "%s", ha.log);
+	cr_assert_eq(view(&w1).n, 0);
+	/* The lock is the documented key's, held by one backend. */
+	key = leader_key(pgtest_schema(), "ge-2026");
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND"
+	         " granted AND classid = %u AND objid = %u AND objsubid = 1",
+	         (unsigned)(key >> 32), (unsigned)(key & 0xffffffffu));
+	cr_assert_eq(pgtest_count(ha.pg, sql), 1);
+
+	/* W2: reads the same, never leads while W1 does, and polls without calling. */
+	s2 = store_new_as(&ha, &param, "w2");
+	cr_assert_eq(tally_store_watch_start(s2, &watch2, err, sizeof(err)), 0, "%s", err);
+	cr_assert(wait_view(&w2, 1, 0, 0, 5000), "%s", ha.log);
+	usleep(1000000);
+	cr_assert(wait_view(&w1, 1, 1, 1, 0));
+	cr_assert(wait_view(&w2, 1, 0, 0, 0), "a poll that finds nothing new calls nothing");
+
+	/* A's cut of both: each watcher is told of both parts, once. */
+	cut_parts(&cut, 0, 10, (part_spec_t[]){{0, 1, 1, "a p0 v1", 5}, {1, 1, 1, "a p1 v1", 5}}, 2,
+	          &ha);
+	commit_wait(a, &cut);
+	cr_assert_eq(ha.committed, 1, "%s", ha.log);
+	cr_assert(wait_view(&w1, 2, 1, 1, 5000), "notified: %d calls", view(&w1).calls);
+	cr_assert(wait_view(&w2, 2, 0, 0, 5000));
+	v = view(&w1);
+	cr_assert_eq(v.n, 2);
+	assert_part(&v, 0, 0, 1, 1, "a p0 v1");
+	assert_part(&v, 1, 1, 1, 1, "a p1 v1");
+	v = view(&w2);
+	cr_assert_eq(v.n, 2);
+	assert_part(&v, 0, 0, 1, 1, "a p0 v1");
+	assert_part(&v, 1, 1, 1, 1, "a p1 v1");
+
+	/* A's cut of partition 0: the new part 0, the old part 1. */
+	cut_parts(&cut, 10, 14, (part_spec_t[]){{0, 1, 2, "a p0 v2", 14}}, 1, &ha);
+	commit_wait(a, &cut);
+	cr_assert(wait_view(&w1, 3, 1, 1, 5000), "notified: %d calls", view(&w1).calls);
+	cr_assert(wait_view(&w2, 3, 0, 0, 5000));
+	v = view(&w1);
+	cr_assert_eq(v.n, 2);
+	assert_part(&v, 0, 0, 1, 2, "a p0 v2");
+	assert_part(&v, 1, 1, 1, 1, "a p1 v1");
+
+	/* B claims partition 1 and A's cut of it is refused: nothing new to tell. */
+	b = store_started(&hb, &param, "b", &hooks_b, &rb);
+	cr_assert_eq(tally_store_claim(b, one, 1, cl, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(cl[0].epoch, 2);
+	free(cl[0].state);
+	cut_parts(&cut, 14, 18, (part_spec_t[]){{0, 1, 3, "a p0 v3", 18}, {1, 1, 3, "a p1 v3", 18}},
+	          2, &ha);
+	commit_wait(a, &cut);
+	cr_assert_eq(ha.refused_rc, TALLY_EFENCED);
+	usleep(1000000);
+	cr_assert(wait_view(&w1, 3, 1, 1, 0));
+	cr_assert(wait_view(&w2, 3, 0, 0, 0));
+
+	/* B's cut of partition 1, at epoch 2. */
+	cut_parts(&cut, 20, 24, (part_spec_t[]){{1, 2, 2, "b p1 v2", 24}}, 1, &hb);
+	commit_wait(b, &cut);
+	cr_assert_eq(hb.committed, 1, "%s", hb.log);
+	cr_assert(wait_view(&w1, 4, 1, 1, 5000), "notified: %d calls", view(&w1).calls);
+	cr_assert(wait_view(&w2, 4, 0, 0, 5000));
+	v = view(&w2);
+	cr_assert_eq(v.n, 2);
+	assert_part(&v, 0, 0, 1, 2, "a p0 v2");
+	assert_part(&v, 1, 1, 2, 2, "b p1 v2");
+
+	/* The leader's store stops: it resigns, and W2 leads within a few seconds. */
+	tally_store_destroy(s1);
+	cr_assert(wait_view(&w1, 4, 2, 0, 0));
+	cr_assert(wait_view(&w2, 4, 1, 1, 5000), "%s", ha.log);
+	cr_assert_eq(pgtest_count(ha.pg, sql), 1);
+
+	/* W2's connection is killed: it is told it no longer leads, then leads again. */
+	snprintf(sql, sizeof(sql), "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE"
+	         " locktype = 'advisory' AND granted AND classid = %u AND objid = %u AND"
+	         " objsubid = 1", (unsigned)(key >> 32), (unsigned)(key & 0xffffffffu));
+	cr_assert_eq(pgtest_count(ha.pg, sql), 1);
+	cr_assert(wait_view(&w2, 4, 3, 1, 10000), "%d leader calls: %s", view(&w2).leader_calls,
+	          ha.log);
+	cr_assert_not_null(strstr(ha.log, "no longer the results leader of election \"ge-2026\": "
+	                                  "the connection to postgres was lost"), "%s", ha.log);
+
+	tally_store_destroy(s2);
+	cr_assert(wait_view(&w2, 4, 4, 0, 0));
+	tally_store_destroy(a);
+	tally_store_destroy(b);
+	restored_free(&ra);
+	restored_free(&rb);
+	PQfinish(ha.pg);
 	pgtest_schema_drop();
 }
