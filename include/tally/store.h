@@ -263,8 +263,9 @@ int tally_store_claim(tally_store_t *st, const int32_t *partitions, size_t n,
  * partition states to w->parts, the results leadership to w->leader. Copies *w.
  * @returns 0; TALLY_ESTATE if it is running already, or a tally error with errstr set
  *          (the thread could not start).
- * @note The caller's thread, after tally_store_restore() (the schema is migrated); the
- *       watcher keeps retrying while PostgreSQL is away.
+ * @note The caller's thread. Needs no restore of this store, but a migrated schema (e.g.
+ *       by another store's restore); until then, and while PostgreSQL is away, the watcher
+ *       retries (the store's policy, logged once).
  */
 int tally_store_watch_start(tally_store_t *st, const tally_store_watch_t *w, char *errstr,
                             size_t errstr_size);
