@@ -707,7 +707,7 @@ tally_store_claim(tally_store_t *st, const int32_t *partitions, size_t n,
 			return rc;
 		retry_failed(&r, err);
 		if (st->o.cancel != NULL && st->o.cancel(st->o.cancel_arg))
-			return rc;
+			return TALLY_EIO;      /* errstr says what failed last */
 		retry_backoff(&r);
 	}
 	retry_ok(&r);
