@@ -68,7 +68,6 @@
 #define BACKOFF_MIN_MS 100u
 #define BACKOFF_MAX_MS 2000u
 #define SLOW_CHECKPOINT_NS 1000000000ull   /* a checkpoint slower than this is logged */
-#define MOVER_QUIET_NS 1000000000ull       /* the mover waits this long after a journalled cut */
 #define MOVER_IDLE_MS 50u
 #define IMAGE_PART_BYTES (16u << 20)
 #define IMAGE_PAUSE_MS 100u                /* between parts: about 16 MB per 0.2 s at most */
@@ -124,7 +123,6 @@ struct tally_store {
 	int64_t journal_votes;
 	uint64_t moved_votes;
 	uint64_t fenced;
-	uint64_t last_journal_ns;        /* tally_mono_ns() of the last journalled cut */
 };
 
 /* ---- logging and the one retry policy --------------------------------------------------- */
@@ -638,10 +636,8 @@ writer_main(void *arg)
 			now = tally_mono_ns();
 			tally_add_relaxed(&st->checkpoints, 1);
 			tally_add_relaxed(&st->checkpointed_votes, cut->nvotes);
-			if (cut->nvotes > st->o.journal_above) {
+			if (cut->nvotes > st->o.journal_above)
 				tally_add_relaxed(&st->journal_votes, (int64_t)cut->nvotes);
-				tally_store_relaxed(&st->last_journal_ns, now);
-			}
 			tally_store_relaxed(&st->last_checkpoint_ns, now);
 			tally_store_relaxed(&st->last_checkpoint_ms, (now - cut->cut_ns) / 1000000);
 			if (st->hooks.committed != NULL)
@@ -1023,13 +1019,8 @@ mover_main(void *arg)
 	while (tally_load_relaxed(&st->mover_quit) == QUIT_NO) {
 		size_t n = 0;
 
-		/* Only once reading has caught up, and while no cut has gone to the journal for a
-		 * second: at a rate that journals every cut (over 20,000 votes/s at the defaults)
-		 * the move, ~35-40 k votes/s, would run without end beside the commits, competing
-		 * with them for PostgreSQL; the journal is as durable, and every reader reads both. */
 		if (tally_load_relaxed(&st->journal_votes) <= 0 ||
-		    !tally_load_relaxed(&st->caught_up) ||
-		    tally_mono_ns() - tally_load_relaxed(&st->last_journal_ns) < MOVER_QUIET_NS) {
+		    !tally_load_relaxed(&st->caught_up)) {
 			nap_ms(MOVER_IDLE_MS);
 			continue;
 		}

@@ -28,8 +28,7 @@
  *   published means committed) and only then is idle again.
  * - The mover (thread tally:mover, own connection): moves journalled votes into the votes
  *   table, a piece per transaction, only while the caller says reading has caught up
- *   (tally_store_set_caught_up()) and no cut has gone to the journal for a second (at a
- *   rate that journals every cut, moving would never end beside the commits).
+ *   (tally_store_set_caught_up()).
  * - The image writer (thread tally:imager, own connection, nice 10): started by
  *   tally_store_start() only after a restore that read every voters row; it writes the
  *   registry image for the next start part by part, only while caught up, 1 s after
