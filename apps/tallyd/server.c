@@ -117,6 +117,14 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 {
 	server_t *s = opaque;
 
+	if (s->cluster) {
+		(void)rk;
+		if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+			tallyd_cluster_assign(s, list);
+		else
+			tallyd_cluster_revoke(s, list);
+		return;
+	}
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		int maxp = 0;
 
@@ -263,11 +271,18 @@ restore(server_t *s, size_t npg, char *err, size_t errsz)
 	s->reg = rs.reg;
 	co.workers = (unsigned)conf->workers;
 	co.election = rs.election;
+	/* --cluster: one part per partition of votes_topic; each part's state and offset come
+	 * with its claim (cluster.c), not from the election's checkpoint. */
+	if (s->cluster) {
+		if ((rc = tallyd_cluster_parts(s, err, errsz)) != 0)
+			goto out;
+		co.parts = (unsigned)s->nvotes_parts;
+	}
 	if ((s->core = tally_core_new(s->reg, &co, err, errsz)) == NULL) {
 		rc = TALLY_ENOMEM;
 		goto out;
 	}
-	if (rs.state != NULL &&
+	if (!s->cluster && rs.state != NULL &&
 	    (rc = tally_state_import(s->core, rs.state, rs.state_len, NULL, NULL, err, errsz)) != 0)
 		goto out;
 	t_mark = tally_mono_ns();
@@ -286,7 +301,7 @@ restore(server_t *s, size_t npg, char *err, size_t errsz)
 		rc = stored;
 		goto out;
 	}
-	for (int p = 0; p < 4096; p++) {
+	for (int p = 0; p < 4096 && !s->cluster; p++) {
 		if (offsets[p] >= 0) {
 			if ((rc = tallyd_parts_fit(s, p + 1)) != 0)
 				goto out;
@@ -395,7 +410,9 @@ kafka_start(server_t *s, char *err, size_t errsz)
 	    (rc = conf_set(kc, "enable.auto.commit", "false", err, errsz)) != 0 ||
 	    (rc = conf_set(kc, "enable.auto.offset.store", "false", err, errsz)) != 0 ||
 	    (rc = conf_set(kc, "auto.offset.reset", "earliest", err, errsz)) != 0 ||
-	    (rc = conf_set(kc, "enable.partition.eof", "true", err, errsz)) != 0) {
+	    (rc = conf_set(kc, "enable.partition.eof", "true", err, errsz)) != 0 ||
+	    (conf->cluster && (rc = conf_set(kc, "partition.assignment.strategy",
+	                                     "cooperative-sticky", err, errsz)) != 0)) {
 		rd_kafka_conf_destroy(kc);
 		return rc;
 	}
@@ -476,6 +493,11 @@ publish_all(server_t *s)
 {
 	size_t n;
 
+	if (s->cluster) {
+		/* Only the leader publishes, the merged committed view (cluster.c). */
+		tallyd_cluster_publish(s, true);
+		return;
+	}
 	if (tally_results_publish(s->results, s->reg, s->committed, true, &n) != 0)
 		tallyd_log("could not queue results");
 }
@@ -775,6 +797,8 @@ serve_loop(server_t *s)
 		}
 		if (now >= next_results) {
 			next_results = now + results_every;
+			if (s->cluster)
+				tallyd_cluster_publish(s, false);
 			if (conf->live_view)
 				draw(s, &view, false);
 		}
@@ -867,6 +891,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	pthread_mutex_init(&s->committed_lock, NULL);
 	s->start_ns = tally_mono_ns();
 	s->conf = conf;
+	s->cluster = conf->cluster;
 	gethostname(host, sizeof(host) - 1);
 	snprintf(s->owner, sizeof(s->owner), "tallyd@%s:%d", host, (int)getpid());
 	memset(&sa, 0, sizeof(sa));
@@ -940,7 +965,8 @@ tallyd_serve(const tallyd_conf_t *conf)
 		tallyd_log("%s", err);
 		goto out;
 	}
-	publish_all(s);
+	if (!s->cluster)
+		publish_all(s);
 	if (tally_handoff_init(&s->admin) != 0) {
 		tallyd_log("could not make the admin handoff: %s", strerror(errno));
 		goto out;
@@ -968,6 +994,10 @@ tallyd_serve(const tallyd_conf_t *conf)
 		tallyd_log("%s", err);
 		goto out;
 	}
+	if (s->cluster && tallyd_cluster_start(s, err, sizeof(err)) != 0) {
+		tallyd_log("%s", err);
+		goto out;
+	}
 	registrar = tallyd_registrar_start(conf, s->reg, &s->topics, s->store, err, sizeof(err));
 	if (registrar == NULL)
 		tallyd_log("registrations from Kafka are off: %s", err);
@@ -985,10 +1015,28 @@ tallyd_serve(const tallyd_conf_t *conf)
 	tally_store_set_caught_up(s->store, false);
 	/* Let go of the partitions (the revoke settles what was read), then the last cut. */
 	rd_kafka_consumer_close(s->rk);
+	if (tallyd_fenced(s) || s->give_up) {
+		/* A zombie commits and publishes nothing more: no final checkpoint. */
+		tallyd_cluster_stop(s);
+		tally_store_abandon(s->store);
+		rc = tallyd_fenced(s) ? TALLYD_EXIT_FENCED : TALLYD_EXIT_FAILURE;
+		tallyd_log(tallyd_fenced(s) ? "fenced: stopped without a final checkpoint"
+		                            : "stopped without a final checkpoint");
+		goto out;
+	}
 	rc = shutdown_cleanly(s) == 0 ? 0 : TALLYD_EXIT_FAILURE;
-	tally_store_stop(s->store);
-	if (publish_final(s) != 0)
-		rc = TALLYD_EXIT_FAILURE;
+	if (s->cluster) {
+		/* The last commit shown (and, as leader, published) before letting go. */
+		tallyd_cluster_wait_seen(s, 3000);
+		if (publish_final(s) != 0)
+			rc = TALLYD_EXIT_FAILURE;
+		tallyd_cluster_stop(s);
+		tally_store_stop(s->store);
+	} else {
+		tally_store_stop(s->store);
+		if (publish_final(s) != 0)
+			rc = TALLYD_EXIT_FAILURE;
+	}
 out:
 	if (s->store != NULL) {
 		/* On a failed start: the cut in hand, if any, is given up. */
@@ -998,6 +1046,10 @@ out:
 	tallyd_web_stop(web);
 	tallyd_registrar_stop(registrar);
 	tally_store_destroy(s->store);
+	tally_core_destroy(s->view);     /* after the watcher, its only user */
+	free(s->view_seen);
+	free(s->part_committed);
+	tally_snapshot_destroy(s->pub_snap);
 	if (s->core != NULL)
 		tally_core_stop(s->core);
 	if (s->queue != NULL)
