@@ -276,7 +276,6 @@ on_refused(void *arg, int rc)
 		tallyd_log("fenced: another instance owns a partition this one was counting; "
 		           "stopping at once, without a final checkpoint, publishing nothing more "
 		           "(exit status 3)");
-		tally_store_abandon(s->store);
 		tallyd_request_stop();
 		return;
 	}
@@ -455,6 +454,9 @@ ckpt_wait(server_t *s, unsigned unreachable_ms)
 		tally_store_stats_t fig;
 		uint64_t since;
 
+		if (s->cluster && tallyd_fenced(s))
+			return false;
+
 		tally_store_stats(s->store, &fig);
 		since = fig.postgres_down_since;
 
@@ -471,6 +473,7 @@ tallyd_checkpoint_now(server_t *s, unsigned unreachable_ms)
 {
 	if (!ckpt_wait(s, unreachable_ms) || tallyd_cut(s) != 0)
 		return false;
-	return ckpt_wait(s, unreachable_ms);
+	/* Fenced: the cut was refused (the writer is idle again, nothing stored). */
+	return ckpt_wait(s, unreachable_ms) && !(s->cluster && tallyd_fenced(s));
 }
 

@@ -108,13 +108,15 @@ tallyd_cluster_parts(server_t *s, char *err, size_t errsz)
 /*
  * The view's version: the sum of the parts' versions seen (votes judged; each only grows)
  * plus the registrations and election changes the view's core counts (which only grow too;
- * its own figure is votes read + those). So it never goes down, and a registration still
- * makes a new version.
+ * its own figure is votes read + those), plus view_offset (fixed at start: the first view
+ * is never below the snapshot HTTP may have shown before it). So it never goes down, and a
+ * registration still makes a new version.
  */
 static void
-view_version(tally_snapshot_t *snap, uint64_t sum)
+view_version(server_t *s, tally_snapshot_t *snap, uint64_t sum)
 {
-	snap->version = sum + (snap->version >= snap->read ? snap->version - snap->read : 0);
+	snap->version = s->view_offset + sum +
+	                (snap->version >= snap->read ? snap->version - snap->read : 0);
 }
 
 /* The watcher thread: every partition's committed state, into the view; publish it. */
@@ -158,7 +160,7 @@ on_parts(void *arg, const tally_pg_part_t *parts, size_t n)
 		tallyd_log("could not take the election's snapshot: out of memory");
 		return;
 	}
-	view_version(snap, sum);
+	view_version(s, snap, sum);
 	pthread_mutex_lock(&s->committed_lock);
 	old = s->committed;
 	s->committed = snap;
@@ -206,9 +208,14 @@ tallyd_cluster_start(server_t *s, char *err, size_t errsz)
 			snprintf(err, errsz, "out of memory");
 			return TALLY_ENOMEM;
 		}
-		view_version(snap, 0);
+		view_version(s, snap, 0);
 		pthread_mutex_lock(&s->committed_lock);
 		old = s->committed;
+		/* HTTP may have shown the core's first snapshot already: never below it. */
+		if (old != NULL && old->version > snap->version) {
+			s->view_offset = old->version - snap->version;
+			snap->version = old->version;
+		}
 		s->committed = snap;
 		pthread_mutex_unlock(&s->committed_lock);
 		tally_snapshot_destroy(old);
@@ -378,7 +385,7 @@ tallyd_cluster_revoke(server_t *s, rd_kafka_topic_partition_list_t *list)
 	/* Count what was read from these partitions and commit it before letting them go, so
 	 * whoever claims them next starts where this count ends. Lost ones too: if another has
 	 * claimed them since, the cut is refused (fenced) and this instance stops. */
-	if (!tallyd_fenced(s)) {
+	if (!tallyd_fenced(s) && !s->give_up) {
 		tallyd_settle(s);
 		s->force_cut = lost;
 		if (!tallyd_checkpoint_now(s, 30000) && !tallyd_fenced(s)) {

@@ -873,6 +873,34 @@ publish_final(server_t *s)
 	return rc;
 }
 
+/*
+ * --cluster: a PostgreSQL session left idle inside a transaction (an instance stopped
+ * between two statements of a cut, e.g. SIGSTOP, holding its partitions' owner rows) is
+ * ended by the server after CLUSTER_IDLE_TX, so a claim by the instance that took the
+ * partitions over waits that long at most. Added as libpq's options unless pg.options or
+ * the DSN already set options (then it is the operator's to set; README).
+ */
+#define CLUSTER_IDLE_TX "-c idle_in_transaction_session_timeout=10000"
+
+static void
+cluster_pg_options(server_t *s, size_t *npg, const char *dsn)
+{
+	for (size_t i = 0; i < *npg; i++)
+		if (strcmp(s->pg_params[i].key, "options") == 0) {
+			tallyd_log("pg.options is set: make sure it sets idle_in_transaction_session_"
+			           "timeout (or the role does), so a stopped instance cannot hold its "
+			           "partitions' rows");
+			return;
+		}
+	if (dsn != NULL && strstr(dsn, "options") != NULL) {
+		tallyd_log("TALLY_PG_DSN sets options: make sure they set idle_in_transaction_"
+		           "session_timeout (or the role does), so a stopped instance cannot hold its "
+		           "partitions' rows");
+		return;
+	}
+	s->pg_params[(*npg)++] = (tally_pg_param_t){"options", CLUSTER_IDLE_TX};
+}
+
 int
 tallyd_serve(const tallyd_conf_t *conf)
 {
@@ -900,7 +928,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	sigaction(SIGTERM, &sa, NULL);
 
 	/* Every pg.* line is checked here, naming its FILE:LINE; none is ever dropped. */
-	if ((s->pg_params = calloc(conf->passthrough.n + 1, sizeof(*s->pg_params))) == NULL) {
+	if ((s->pg_params = calloc(conf->passthrough.n + 2, sizeof(*s->pg_params))) == NULL) {
 		tallyd_log("could not read the pg.* settings: out of memory");
 		goto out;
 	}
@@ -925,6 +953,8 @@ tallyd_serve(const tallyd_conf_t *conf)
 		rc = TALLYD_EXIT_USAGE;
 		goto out;
 	}
+	if (conf->cluster)
+		cluster_pg_options(s, &npg, dsn);
 	{
 		/* A bad kafka.* line fails now, naming its file:line, not after the restore. */
 		rd_kafka_conf_t *kc = tallyd_kafka_conf(conf, err, sizeof(err));

@@ -159,6 +159,8 @@ typedef struct server {
 	int nvotes_parts;
 	tally_core_t *view;
 	uint64_t *view_seen;             /* [nvotes_parts], the watcher's */
+	uint64_t view_offset;            /* added to the view's versions (set before the
+	                                    watcher starts) */
 	uint64_t *part_committed;        /* [nvotes_parts], atomics: versions this run committed */
 	int leader, results_all_cluster; /* atomics */
 	int fenced;                      /* atomic */
