@@ -309,14 +309,15 @@ tallyd_cluster_assign(server_t *s, rd_kafka_topic_partition_list_t *list)
 	}
 	if (rc != 0 || tallyd_parts_fit(s, maxp) != 0) {
 		/* Nothing counted of them: an empty assignment, and we stop. */
-		for (int i = 0; rc == 0 && i < list->cnt; i++)
-			free(cl[i].state);
 		rd_kafka_topic_partition_list_t *none = rd_kafka_topic_partition_list_new(0);
-
 		rd_kafka_error_t *e = rd_kafka_incremental_assign(s->rk, none);
+
 		if (e != NULL)
 			rd_kafka_error_destroy(e);
 		rd_kafka_topic_partition_list_destroy(none);
+		for (int i = 0; i < list->cnt; i++)
+			free(cl[i].state);           /* NULL unless the claim read them */
+		tallyd_request_stop();
 		free(voted);
 		free(ids);
 		free(cl);
@@ -385,8 +386,10 @@ tallyd_cluster_revoke(server_t *s, rd_kafka_topic_partition_list_t *list)
 	/* Count what was read from these partitions and commit it before letting them go, so
 	 * whoever claims them next starts where this count ends. Lost ones too: if another has
 	 * claimed them since, the cut is refused (fenced) and this instance stops. */
+	/* Settled in any case: a batch holds its Kafka messages until harvested, and the
+	 * consumer's close waits for every message held. */
+	tallyd_settle(s);
 	if (!tallyd_fenced(s) && !s->give_up) {
-		tallyd_settle(s);
 		s->force_cut = lost;
 		if (!tallyd_checkpoint_now(s, 30000) && !tallyd_fenced(s)) {
 			/* Their votes would otherwise go out with a later cut, without their
