@@ -29,6 +29,11 @@
  * Dead letters travel with the cut that moves past them and are written by the
  * checkpointer before it commits; on start, those a crashed run wrote after the newest
  * committed cut are read back and not written again (exactly once; checkpointer.c).
+ *
+ * --cluster (cluster.c has its DESIGN): one of several instances of one consumer group;
+ * the rebalance callback claims and lets go of partitions, cuts carry one fenced state per
+ * assigned partition, and the published snapshot is the store's watcher's merge of every
+ * partition's committed state, not this instance's cuts.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -19,7 +19,8 @@
 /**
  * @brief Serve until SIGTERM or SIGINT (or --exit-idle-ms): restore the newest checkpoint,
  * count votes_topic, checkpoint, publish results and dead letters; then write a final
- * checkpoint. @returns 0 after a clean stop, TALLYD_EXIT_FAILURE or TALLYD_EXIT_USAGE.
+ * checkpoint. @returns 0 after a clean stop, TALLYD_EXIT_FAILURE, TALLYD_EXIT_USAGE or
+ * (--cluster) TALLYD_EXIT_FENCED.
  */
 int tallyd_serve(const tallyd_conf_t *conf);
 
