@@ -1304,3 +1304,30 @@ tally_store_registrations_write(tally_store_t *st, const tally_store_registratio
 	retry_ok(&r);
 	return 0;
 }
+
+/* ---- the voted set, again ---------------------------------------------------------------- */
+
+int
+tally_store_voted(tally_store_t *st, tally_uuid_t **ids, size_t *n, char *err, size_t errsz)
+{
+	retry_t r;
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	retry_init(&r, st, "reading the stored votes' voters", "", "stored votes' voters read");
+	for (;;) {
+		if (retry_conn(&r, &st->main, err, errsz) == NULL)
+			rc = TALLY_EIO;
+		else if ((rc = tally_pg_votes_voters(st->main, ids, n, err, errsz)) == 0)
+			break;
+		if (rc != TALLY_EIO && rc != TALLY_EAGAIN)
+			return rc;
+		retry_failed(&r, err);
+		if (st->o.cancel != NULL && st->o.cancel(st->o.cancel_arg))
+			return TALLY_EIO;
+		retry_backoff(&r);
+	}
+	retry_ok(&r);
+	return 0;
+}

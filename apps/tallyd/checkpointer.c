@@ -234,6 +234,17 @@ on_committed(void *arg, tally_store_cut_t *cut)
 	server_t *s = arg;
 	uint64_t now = tally_mono_ns(), every = s->conf->results_interval_ms * 1000000ull;
 
+	if (s->cluster) {
+		/* What this run committed per partition: the watcher publishes it (cluster.c). */
+		for (size_t i = 0; i < cut->nparts; i++) {
+			int32_t p = cut->parts[i].partition;
+
+			if (p >= 0 && p < s->nvotes_parts &&
+			    cut->parts[i].version > tally_load_relaxed(&s->part_committed[p]))
+				tally_store_relaxed(&s->part_committed[p], cut->parts[i].version);
+		}
+		return 0;
+	}
 	commit_snapshot(s, cut->app);
 	if (now >= s->last_results + every) {
 		publish_results(s);
@@ -256,8 +267,18 @@ on_timer(void *arg)
 static void
 on_refused(void *arg, int rc)
 {
-	(void)arg;
-	(void)rc;
+	server_t *s = arg;
+
+	if (s->cluster && rc == TALLY_EFENCED) {
+		/* Another instance claimed a partition this one counted: a zombie commits and
+		 * publishes nothing more. */
+		tally_store_release(&s->fenced, 1);
+		tallyd_log("fenced: another instance owns a partition this one was counting; "
+		           "stopping at once, without a final checkpoint, publishing nothing more "
+		           "(exit status 3)");
+		tallyd_request_stop();
+		return;
+	}
 	tallyd_log("stopping: a checkpoint cannot be written; nothing is lost, the votes since "
 	           "the last checkpoint are read again on restart");
 	tallyd_request_stop();
@@ -284,6 +305,69 @@ tallyd_ckpt_idle(server_t *s)
 	return tally_store_idle(s->store);
 }
 
+static int cut_hand_over(server_t *s, package_t *pk, tally_store_cut_t *cutp);
+
+/*
+ * --cluster: one part per assigned partition {partition, epoch, version, state} and only
+ * their offsets, taken in one pause; no state of the whole (the store writes none). No
+ * partition assigned: no cut (a cut without parts would be a single instance's).
+ */
+static int
+cut_parts(server_t *s, package_t *pk, tally_store_cut_t *cut)
+{
+	size_t n = 0, np = 0;
+	int rc = 0;
+	bool force = s->force_cut;
+
+	s->force_cut = false;
+	for (int i = 0; i < s->nparts; i++)
+		np += s->parts[i].assigned;
+	if (np == 0) {
+		if (s->pending.n > 0 || s->pending_dl.n > 0)
+			tallyd_log("%zu votes held with no partition assigned (not stored)",
+			           s->pending.n + s->pending_dl.n);
+		free(cut->offsets);
+		package_free(pk);
+		return 0;
+	}
+	if ((cut->parts = calloc(np, sizeof(*cut->parts))) == NULL) {
+		free(cut->offsets);
+		package_free(pk);
+		return TALLY_ENOMEM;
+	}
+	tally_core_pause(s->core);
+	tallyd_harvest(s);
+	rc = tally_snapshot_take_into(s->core, pk->snap);
+	if (rc == 0 && !force && pk->snap->version == s->cut_version &&
+	    s->generation == s->cut_generation && s->pending.n == 0 && s->pending_dl.n == 0)
+		rc = -1;   /* nothing changed */
+	for (int i = 0; rc == 0 && i < s->nparts; i++) {
+		part_t *p = &s->parts[i];
+		tally_pg_part_t *pt;
+
+		if (!p->assigned)
+			continue;
+		pt = &cut->parts[cut->nparts++];
+		pt->partition = i;
+		pt->epoch = p->epoch;
+		pt->version = tally_state_part_read(s->core, (unsigned)i);
+		rc = tally_state_export_part(s->core, (unsigned)i, &pt->state, &pt->state_len);
+		if (p->next_offset >= 0)
+			cut->offsets[n++] = (tally_pg_offset_t){i, p->next_offset};
+	}
+	cut->noffsets = n;
+	tally_core_resume(s->core);
+	if (rc != 0) {
+		for (size_t i = 0; i < cut->nparts; i++)
+			free(cut->parts[i].state);
+		free(cut->parts);
+		free(cut->offsets);
+		package_free(pk);
+		return rc < 0 ? 0 : rc;
+	}
+	return cut_hand_over(s, pk, cut);
+}
+
 /*
  * Cut a checkpoint: pause, harvest, export, snapshot, resume; hand it to the checkpointer.
  * Nothing here waits on Kafka or PostgreSQL: the dead letters harvested go with the cut.
@@ -303,6 +387,8 @@ tallyd_cut(server_t *s)
 		package_free(pk);
 		return TALLY_ENOMEM;
 	}
+	if (s->cluster)
+		return cut_parts(s, pk, &cut);
 	tally_core_pause(s->core);
 	tallyd_harvest(s);
 	for (int i = 0; i < s->nparts; i++)
@@ -320,6 +406,16 @@ tallyd_cut(server_t *s)
 		package_free(pk);
 		return rc;
 	}
+	return cut_hand_over(s, pk, &cut);
+}
+
+/* The cut (cut.offsets allocated for s->nparts + 1) with its package, to the store. */
+static int
+cut_hand_over(server_t *s, package_t *pk, tally_store_cut_t *cutp)
+{
+	tally_store_cut_t cut = *cutp;
+	int rc;
+
 	cut.version = pk->snap->version;
 	cut.status = pk->snap->election.status;
 	cut.votes = s->pending.v;
@@ -333,6 +429,9 @@ tallyd_cut(server_t *s)
 		pk->dl = (dead_letters_t){0};
 		free(cut.offsets);
 		free(cut.state);
+		for (size_t i = 0; i < cut.nparts; i++)
+			free(cut.parts[i].state);
+		free(cut.parts);
 		package_free(pk);
 		return rc;
 	}
@@ -355,6 +454,9 @@ ckpt_wait(server_t *s, unsigned unreachable_ms)
 		tally_store_stats_t fig;
 		uint64_t since;
 
+		if (s->cluster && tallyd_fenced(s))
+			return false;
+
 		tally_store_stats(s->store, &fig);
 		since = fig.postgres_down_since;
 
@@ -371,6 +473,7 @@ tallyd_checkpoint_now(server_t *s, unsigned unreachable_ms)
 {
 	if (!ckpt_wait(s, unreachable_ms) || tallyd_cut(s) != 0)
 		return false;
-	return ckpt_wait(s, unreachable_ms);
+	/* Fenced: the cut was refused (the writer is idle again, nothing stored). */
+	return ckpt_wait(s, unreachable_ms) && !(s->cluster && tallyd_fenced(s));
 }
 

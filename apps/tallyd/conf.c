@@ -50,6 +50,10 @@ const tally_opt_t tallyd_opts[] = {
 	 "this instance's name in the consumer group, Kafka's group.instance.id: a restarted "
 	 "instance takes its partitions straight back (default: the host name; instances of one "
 	 "group on one host need different names)", OFF(instance_id), "NAME"},
+	{"cluster", TALLY_OPT_FLAG, NULL, 0, 0,
+	 "count as one of several instances of one consumer group: state per partition in "
+	 "postgres, fenced; every instance serves the whole election (exit status 3 when fenced "
+	 "off)", OFF(cluster), NULL},
 	{"checkpoint.interval.ms", TALLY_OPT_UINT, "50", 10, 3600000,
 	 "cut a checkpoint (votes, state, offsets) this often while anything changed; results "
 	 "are published only once postgres has committed one", OFF(checkpoint_interval_ms),

@@ -39,6 +39,7 @@ typedef struct tallyd_conf {
 	char *topic_prefix;
 	char *group_id;
 	char *instance_id;
+	bool cluster;                    /* one of several instances (state per partition) */
 	uint64_t checkpoint_interval_ms;
 	uint64_t results_interval_ms;
 	uint64_t max_pending_votes;

@@ -29,6 +29,11 @@
  * Dead letters travel with the cut that moves past them and are written by the
  * checkpointer before it commits; on start, those a crashed run wrote after the newest
  * committed cut are read back and not written again (exactly once; checkpointer.c).
+ *
+ * --cluster (cluster.c has its DESIGN): one of several instances of one consumer group;
+ * the rebalance callback claims and lets go of partitions, cuts carry one fenced state per
+ * assigned partition, and the published snapshot is the store's watcher's merge of every
+ * partition's committed state, not this instance's cuts.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -117,6 +122,14 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 {
 	server_t *s = opaque;
 
+	if (s->cluster) {
+		(void)rk;
+		if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+			tallyd_cluster_assign(s, list);
+		else
+			tallyd_cluster_revoke(s, list);
+		return;
+	}
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		int maxp = 0;
 
@@ -263,11 +276,18 @@ restore(server_t *s, size_t npg, char *err, size_t errsz)
 	s->reg = rs.reg;
 	co.workers = (unsigned)conf->workers;
 	co.election = rs.election;
+	/* --cluster: one part per partition of votes_topic; each part's state and offset come
+	 * with its claim (cluster.c), not from the election's checkpoint. */
+	if (s->cluster) {
+		if ((rc = tallyd_cluster_parts(s, err, errsz)) != 0)
+			goto out;
+		co.parts = (unsigned)s->nvotes_parts;
+	}
 	if ((s->core = tally_core_new(s->reg, &co, err, errsz)) == NULL) {
 		rc = TALLY_ENOMEM;
 		goto out;
 	}
-	if (rs.state != NULL &&
+	if (!s->cluster && rs.state != NULL &&
 	    (rc = tally_state_import(s->core, rs.state, rs.state_len, NULL, NULL, err, errsz)) != 0)
 		goto out;
 	t_mark = tally_mono_ns();
@@ -286,7 +306,7 @@ restore(server_t *s, size_t npg, char *err, size_t errsz)
 		rc = stored;
 		goto out;
 	}
-	for (int p = 0; p < 4096; p++) {
+	for (int p = 0; p < 4096 && !s->cluster; p++) {
 		if (offsets[p] >= 0) {
 			if ((rc = tallyd_parts_fit(s, p + 1)) != 0)
 				goto out;
@@ -395,7 +415,9 @@ kafka_start(server_t *s, char *err, size_t errsz)
 	    (rc = conf_set(kc, "enable.auto.commit", "false", err, errsz)) != 0 ||
 	    (rc = conf_set(kc, "enable.auto.offset.store", "false", err, errsz)) != 0 ||
 	    (rc = conf_set(kc, "auto.offset.reset", "earliest", err, errsz)) != 0 ||
-	    (rc = conf_set(kc, "enable.partition.eof", "true", err, errsz)) != 0) {
+	    (rc = conf_set(kc, "enable.partition.eof", "true", err, errsz)) != 0 ||
+	    (conf->cluster && (rc = conf_set(kc, "partition.assignment.strategy",
+	                                     "cooperative-sticky", err, errsz)) != 0)) {
 		rd_kafka_conf_destroy(kc);
 		return rc;
 	}
@@ -476,6 +498,11 @@ publish_all(server_t *s)
 {
 	size_t n;
 
+	if (s->cluster) {
+		/* Only the leader publishes, the merged committed view (cluster.c). */
+		tallyd_cluster_publish(s, true);
+		return;
+	}
 	if (tally_results_publish(s->results, s->reg, s->committed, true, &n) != 0)
 		tallyd_log("could not queue results");
 }
@@ -775,6 +802,8 @@ serve_loop(server_t *s)
 		}
 		if (now >= next_results) {
 			next_results = now + results_every;
+			if (s->cluster)
+				tallyd_cluster_publish(s, false);
 			if (conf->live_view)
 				draw(s, &view, false);
 		}
@@ -849,6 +878,34 @@ publish_final(server_t *s)
 	return rc;
 }
 
+/*
+ * --cluster: a PostgreSQL session left idle inside a transaction (an instance stopped
+ * between two statements of a cut, e.g. SIGSTOP, holding its partitions' owner rows) is
+ * ended by the server after CLUSTER_IDLE_TX, so a claim by the instance that took the
+ * partitions over waits that long at most. Added as libpq's options unless pg.options or
+ * the DSN already set options (then it is the operator's to set; README).
+ */
+#define CLUSTER_IDLE_TX "-c idle_in_transaction_session_timeout=10000"
+
+static void
+cluster_pg_options(server_t *s, size_t *npg, const char *dsn)
+{
+	for (size_t i = 0; i < *npg; i++)
+		if (strcmp(s->pg_params[i].key, "options") == 0) {
+			tallyd_log("pg.options is set: make sure it sets idle_in_transaction_session_"
+			           "timeout (or the role does), so a stopped instance cannot hold its "
+			           "partitions' rows");
+			return;
+		}
+	if (dsn != NULL && strstr(dsn, "options") != NULL) {
+		tallyd_log("TALLY_PG_DSN sets options: make sure they set idle_in_transaction_"
+		           "session_timeout (or the role does), so a stopped instance cannot hold its "
+		           "partitions' rows");
+		return;
+	}
+	s->pg_params[(*npg)++] = (tally_pg_param_t){"options", CLUSTER_IDLE_TX};
+}
+
 int
 tallyd_serve(const tallyd_conf_t *conf)
 {
@@ -867,6 +924,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	pthread_mutex_init(&s->committed_lock, NULL);
 	s->start_ns = tally_mono_ns();
 	s->conf = conf;
+	s->cluster = conf->cluster;
 	gethostname(host, sizeof(host) - 1);
 	snprintf(s->owner, sizeof(s->owner), "tallyd@%s:%d", host, (int)getpid());
 	memset(&sa, 0, sizeof(sa));
@@ -875,7 +933,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	sigaction(SIGTERM, &sa, NULL);
 
 	/* Every pg.* line is checked here, naming its FILE:LINE; none is ever dropped. */
-	if ((s->pg_params = calloc(conf->passthrough.n + 1, sizeof(*s->pg_params))) == NULL) {
+	if ((s->pg_params = calloc(conf->passthrough.n + 2, sizeof(*s->pg_params))) == NULL) {
 		tallyd_log("could not read the pg.* settings: out of memory");
 		goto out;
 	}
@@ -900,6 +958,8 @@ tallyd_serve(const tallyd_conf_t *conf)
 		rc = TALLYD_EXIT_USAGE;
 		goto out;
 	}
+	if (conf->cluster)
+		cluster_pg_options(s, &npg, dsn);
 	{
 		/* A bad kafka.* line fails now, naming its file:line, not after the restore. */
 		rd_kafka_conf_t *kc = tallyd_kafka_conf(conf, err, sizeof(err));
@@ -940,7 +1000,8 @@ tallyd_serve(const tallyd_conf_t *conf)
 		tallyd_log("%s", err);
 		goto out;
 	}
-	publish_all(s);
+	if (!s->cluster)
+		publish_all(s);
 	if (tally_handoff_init(&s->admin) != 0) {
 		tallyd_log("could not make the admin handoff: %s", strerror(errno));
 		goto out;
@@ -968,6 +1029,10 @@ tallyd_serve(const tallyd_conf_t *conf)
 		tallyd_log("%s", err);
 		goto out;
 	}
+	if (s->cluster && tallyd_cluster_start(s, err, sizeof(err)) != 0) {
+		tallyd_log("%s", err);
+		goto out;
+	}
 	registrar = tallyd_registrar_start(conf, s->reg, &s->topics, s->store, err, sizeof(err));
 	if (registrar == NULL)
 		tallyd_log("registrations from Kafka are off: %s", err);
@@ -985,10 +1050,28 @@ tallyd_serve(const tallyd_conf_t *conf)
 	tally_store_set_caught_up(s->store, false);
 	/* Let go of the partitions (the revoke settles what was read), then the last cut. */
 	rd_kafka_consumer_close(s->rk);
+	if (tallyd_fenced(s) || s->give_up) {
+		/* A zombie commits and publishes nothing more: no final checkpoint. */
+		tallyd_cluster_stop(s);
+		tally_store_abandon(s->store);
+		rc = tallyd_fenced(s) ? TALLYD_EXIT_FENCED : TALLYD_EXIT_FAILURE;
+		tallyd_log(tallyd_fenced(s) ? "fenced: stopped without a final checkpoint"
+		                            : "stopped without a final checkpoint");
+		goto out;
+	}
 	rc = shutdown_cleanly(s) == 0 ? 0 : TALLYD_EXIT_FAILURE;
-	tally_store_stop(s->store);
-	if (publish_final(s) != 0)
-		rc = TALLYD_EXIT_FAILURE;
+	if (s->cluster) {
+		/* The last commit shown (and, as leader, published) before letting go. */
+		tallyd_cluster_wait_seen(s, 3000);
+		if (publish_final(s) != 0)
+			rc = TALLYD_EXIT_FAILURE;
+		tallyd_cluster_stop(s);
+		tally_store_stop(s->store);
+	} else {
+		tally_store_stop(s->store);
+		if (publish_final(s) != 0)
+			rc = TALLYD_EXIT_FAILURE;
+	}
 out:
 	if (s->store != NULL) {
 		/* On a failed start: the cut in hand, if any, is given up. */
@@ -998,6 +1081,10 @@ out:
 	tallyd_web_stop(web);
 	tallyd_registrar_stop(registrar);
 	tally_store_destroy(s->store);
+	tally_core_destroy(s->view);     /* after the watcher, its only user */
+	free(s->view_seen);
+	free(s->part_committed);
+	tally_snapshot_destroy(s->pub_snap);
 	if (s->core != NULL)
 		tally_core_stop(s->core);
 	if (s->queue != NULL)

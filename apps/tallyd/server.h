@@ -12,10 +12,15 @@
 /** Exit status of a server run that failed (TALLYD_EXIT_USAGE for bad settings). */
 #define TALLYD_EXIT_FAILURE 1
 
+/** Exit status of a --cluster instance fenced off: another instance claimed a partition it
+ * was counting; it stopped at once, without a final checkpoint. */
+#define TALLYD_EXIT_FENCED 3
+
 /**
  * @brief Serve until SIGTERM or SIGINT (or --exit-idle-ms): restore the newest checkpoint,
  * count votes_topic, checkpoint, publish results and dead letters; then write a final
- * checkpoint. @returns 0 after a clean stop, TALLYD_EXIT_FAILURE or TALLYD_EXIT_USAGE.
+ * checkpoint. @returns 0 after a clean stop, TALLYD_EXIT_FAILURE, TALLYD_EXIT_USAGE or
+ * (--cluster) TALLYD_EXIT_FENCED.
  */
 int tallyd_serve(const tallyd_conf_t *conf);
 

@@ -50,6 +50,7 @@ typedef struct part {
 	int64_t read_offset;     /* polled up to here (exclusive); -1: nothing read yet */
 	slot_t *fill;            /* being filled, not yet submitted */
 	slot_t *head, *tail;     /* submitted, in order */
+	int64_t epoch;           /* --cluster: the epoch this instance claimed it at */
 } part_t;
 
 typedef struct rows {
@@ -146,6 +147,28 @@ typedef struct server {
 	 * acts and answers; admin_status is written before the answer. */
 	tally_handoff_t admin;
 	tally_election_status_t admin_status;
+
+	/* --cluster (server.c, cluster.c): one of several instances of the consumer group. The
+	 * core keeps one part per partition of votes_topic (nvotes_parts). The watcher thread
+	 * (the store's tally:watch) owns the view core and view_seen: it imports every
+	 * partition's committed state there, keeps only the highest version seen per partition
+	 * and swaps the view's snapshot in as s->committed. Results topics: the ingest thread
+	 * publishes only while leader (atomic, the watcher's hook). fenced (atomic): a cut was
+	 * refused with TALLY_EFENCED; from then on nothing is committed or published. */
+	bool cluster;
+	int nvotes_parts;
+	tally_core_t *view;
+	uint64_t *view_seen;             /* [nvotes_parts], the watcher's */
+	uint64_t view_offset;            /* added to the view's versions (set before the
+	                                    watcher starts) */
+	uint64_t *part_committed;        /* [nvotes_parts], atomics: versions this run committed */
+	int leader, results_all_cluster; /* atomics */
+	int fenced;                      /* atomic */
+	bool give_up;                    /* stop with no final checkpoint (a revocation's
+	                                    checkpoint failed) */
+	bool force_cut;                  /* the next cut is handed over even if unchanged */
+	tally_snapshot_t *pub_snap;      /* the ingest thread's copy, published as leader */
+	uint64_t pub_version;
 } server_t;
 
 /* ingest.c */
@@ -163,6 +186,16 @@ bool tallyd_ckpt_idle(server_t *s);           /* any thread */
 int tallyd_cut(server_t *s);
 bool tallyd_checkpoint_now(server_t *s, unsigned unreachable_ms);
 int tallyd_committed_copy(server_t *s, tally_snapshot_t *into); /* any thread */
+
+/* cluster.c */
+int tallyd_cluster_parts(server_t *s, char *err, size_t errsz);     /* votes_topic's */
+int tallyd_cluster_start(server_t *s, char *err, size_t errsz);     /* view, watcher */
+void tallyd_cluster_assign(server_t *s, rd_kafka_topic_partition_list_t *list);
+void tallyd_cluster_revoke(server_t *s, rd_kafka_topic_partition_list_t *list);
+void tallyd_cluster_publish(server_t *s, bool force);               /* as leader */
+void tallyd_cluster_wait_seen(server_t *s, unsigned ms);
+void tallyd_cluster_stop(server_t *s);
+bool tallyd_fenced(server_t *s);                                    /* any thread */
 
 /* server.c */
 void tallyd_sleep_ms(unsigned ms);

@@ -346,4 +346,16 @@ int tally_store_registrations_write(tally_store_t *st, const tally_store_registr
 /** @brief Stop every thread, close every connection, free. NULL is a no-op. */
 void tally_store_destroy(tally_store_t *st);
 
+/**
+ * @brief Every stored vote's voter (the votes table and the vote journal, one snapshot), as
+ * tally_store_restore() reads them for its voted set: e.g. the votes other instances have
+ * committed since, to mark before counting partitions claimed from them.
+ * Waits while PostgreSQL is away (the store's retry policy) until opts.cancel says stop.
+ * @param ids receives a malloc'd array (the caller frees; NULL when there are none).
+ * @returns 0, or a tally error with errstr set (TALLY_EIO when cancelled).
+ * @note The thread that restored (the main connection), after tally_store_restore().
+ */
+int tally_store_voted(tally_store_t *st, tally_uuid_t **ids, size_t *n, char *errstr,
+                      size_t errstr_size);
+
 #endif /* TALLY_STORE_H */

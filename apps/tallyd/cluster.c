@@ -1,0 +1,428 @@
+/*
+ * tallyd --cluster (server_int.h): one of several instances of one consumer group, each
+ * counting the partitions of votes_topic Kafka assigns it, every one serving the whole
+ * election.
+ *
+ * DESIGN: who writes, who reads, what is published when.
+ * - The core keeps one part per partition of votes_topic (lane = partition). The ingest
+ *   thread (the rebalance callback runs on it) claims what Kafka assigns
+ *   (tally_store_claim(): epoch + 1 fences off every earlier owner), imports each claimed
+ *   part's state with the core paused, marks the voters of every vote stored since (other
+ *   instances' too), and reads each partition from its claimed next offset. On revocation
+ *   it settles, cuts and waits for the commit, then zeroes the revoked parts.
+ * - Cuts (checkpointer.c) carry one part per assigned partition {partition, epoch,
+ *   version, state} and only those partitions' offsets; PostgreSQL checks the epochs in
+ *   the cut's own transaction. A cut refused with TALLY_EFENCED (another instance claimed
+ *   a partition since) stops this instance at once: no final checkpoint, nothing more
+ *   published, exit status 3.
+ * - The whole election: the store's watcher (thread tally:watch) hands every partition's
+ *   committed state to on_parts(), which imports it into s->view (a core with the same
+ *   parts, never started, touched by that thread only) unless its version is not above
+ *   the highest seen for that partition (a published part never goes back), takes the
+ *   view's snapshot with version = the sum of the versions seen (each only grows, so the
+ *   sum does too) and swaps it in as s->committed under committed_lock (HTTP and the live
+ *   view show it as in single mode). Everything shown is committed.
+ * - Results topics: only the election's leader (the watcher's advisory lock; s->leader,
+ *   atomic) publishes, from the ingest thread (tallyd_cluster_publish(), at most every
+ *   results.interval.ms, changes only; everything once when it becomes leader).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tally/atomic.h>
+#include <tally/core.h>
+#include <tally/error.h>
+#include <tally/kafka.h>
+#include <tally/results.h>
+#include <tally/snapshot.h>
+#include <tally/state.h>
+#include <tally/store.h>
+#include <tally/time.h>
+
+#include "server_int.h"
+
+#define META_TIMEOUT_MS 10000
+
+bool
+tallyd_fenced(server_t *s)
+{
+	return tally_load_acquire(&s->fenced) != 0;
+}
+
+/* ---- start -------------------------------------------------------------------------------- */
+
+/* votes_topic's partition count from the cluster's metadata (a producer handle of its own,
+ * before anything else of Kafka is up); retried while the topic has no metadata yet. */
+int
+tallyd_cluster_parts(server_t *s, char *err, size_t errsz)
+{
+	for (int attempt = 0;; attempt++) {
+		rd_kafka_conf_t *kc = tallyd_kafka_conf(s->conf, err, errsz);
+		const struct rd_kafka_metadata *md = NULL;
+		rd_kafka_topic_t *rkt;
+		rd_kafka_resp_err_t e;
+		rd_kafka_t *rk;
+		int n = 0;
+
+		if (kc == NULL)
+			return TALLY_ECONFIG;
+		if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, errsz)) == NULL) {
+			rd_kafka_conf_destroy(kc);
+			return TALLY_ECONFIG;
+		}
+		rkt = rd_kafka_topic_new(rk, s->votes_topic, NULL);
+		e = rd_kafka_metadata(rk, 0, rkt, &md, META_TIMEOUT_MS);
+		if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
+		    md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			n = md->topics[0].partition_cnt;
+		else if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
+			e = md->topics[0].err;
+		if (md != NULL)
+			rd_kafka_metadata_destroy(md);
+		rd_kafka_topic_destroy(rkt);
+		rd_kafka_destroy(rk);
+		if (n > 0) {
+			if ((unsigned)n > TALLY_CORE_MAX_PARTS) {
+				snprintf(err, errsz, "\"%s\" has %d partitions, more than the %u --cluster "
+				         "counts", s->votes_topic, n, TALLY_CORE_MAX_PARTS);
+				return TALLY_EINVAL;
+			}
+			s->nvotes_parts = n;
+			return 0;
+		}
+		if (attempt >= 5) {
+			snprintf(err, errsz, "could not read the partitions of \"%s\": %s",
+			         s->votes_topic, rd_kafka_err2str(e));
+			return tally_kafka_err(e);
+		}
+		tallyd_log("reading the partitions of \"%s\", retrying in 1 s: %s", s->votes_topic,
+		           rd_kafka_err2str(e));
+		tallyd_sleep_ms(1000);
+	}
+}
+
+/* ---- the whole election: the watcher's side ------------------------------------------------ */
+
+/*
+ * The view's version: the sum of the parts' versions seen (votes judged; each only grows)
+ * plus the registrations and election changes the view's core counts (which only grow too;
+ * its own figure is votes read + those), plus view_offset (fixed at start: the first view
+ * is never below the snapshot HTTP may have shown before it). So it never goes down, and a
+ * registration still makes a new version.
+ */
+static void
+view_version(server_t *s, tally_snapshot_t *snap, uint64_t sum)
+{
+	snap->version = s->view_offset + sum +
+	                (snap->version >= snap->read ? snap->version - snap->read : 0);
+}
+
+/* The watcher thread: every partition's committed state, into the view; publish it. */
+static void
+on_parts(void *arg, const tally_pg_part_t *parts, size_t n)
+{
+	server_t *s = arg;
+	tally_snapshot_t *snap, *old;
+	uint64_t sum = 0;
+	bool changed = false;
+	char err[256];
+
+	for (size_t i = 0; i < n; i++) {
+		const tally_pg_part_t *pt = &parts[i];
+		uint64_t version = 0;
+		int rc;
+
+		if (pt->partition < 0 || pt->partition >= s->nvotes_parts || pt->state == NULL ||
+		    pt->version <= s->view_seen[pt->partition])
+			continue;
+		rc = tally_state_import_part(s->view, (unsigned)pt->partition, pt->state,
+		                             pt->state_len, &version, err, sizeof(err));
+		if (rc != 0) {
+			/* E.g. a candidate registered elsewhere, not here yet: the next read tries
+			 * again; the view keeps this partition's previous state meanwhile. */
+			tallyd_log("partition %d's state (version %" PRIu64 ") not shown yet: %s",
+			           (int)pt->partition, pt->version, rc == TALLY_ENOENT ? err
+			           : tally_err2str(rc));
+			continue;
+		}
+		pthread_mutex_lock(&s->committed_lock);
+		s->view_seen[pt->partition] = version > pt->version ? version : pt->version;
+		pthread_mutex_unlock(&s->committed_lock);
+		changed = true;
+	}
+	if (!changed)
+		return;
+	for (int p = 0; p < s->nvotes_parts; p++)
+		sum += s->view_seen[p];
+	if ((snap = tally_snapshot_take(s->view)) == NULL) {
+		tallyd_log("could not take the election's snapshot: out of memory");
+		return;
+	}
+	view_version(s, snap, sum);
+	pthread_mutex_lock(&s->committed_lock);
+	old = s->committed;
+	s->committed = snap;
+	pthread_mutex_unlock(&s->committed_lock);
+	tally_snapshot_destroy(old);
+}
+
+static void
+on_leader(void *arg, bool is_leader)
+{
+	server_t *s = arg;
+
+	if (is_leader)
+		tally_store_release(&s->results_all_cluster, 1);
+	tally_store_release(&s->leader, is_leader ? 1 : 0);
+	tallyd_log(is_leader ? "results leader of election \"%s\": publishing the results topics"
+	                     : "no longer the results leader of election \"%s\"",
+	           s->conf->election_id);
+}
+
+int
+tallyd_cluster_start(server_t *s, char *err, size_t errsz)
+{
+	tally_core_opts_t co = {0};
+	tally_store_watch_t w = {.parts = on_parts, .leader = on_leader, .arg = s,
+	                         .interval_ms = 1000};
+
+	co.workers = 1;
+	co.parts = (unsigned)s->nvotes_parts;
+	tally_core_election(s->core, &co.election);
+	if ((s->view = tally_core_new(s->reg, &co, err, errsz)) == NULL)
+		return TALLY_ENOMEM;
+	if ((s->view_seen = calloc((size_t)s->nvotes_parts, sizeof(*s->view_seen))) == NULL ||
+	    (s->part_committed = calloc((size_t)s->nvotes_parts,
+	                                sizeof(*s->part_committed))) == NULL ||
+	    (s->pub_snap = calloc(1, sizeof(*s->pub_snap))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return TALLY_ENOMEM;
+	}
+	/* What is shown until the first read: the view, empty (so versions go on from it). */
+	{
+		tally_snapshot_t *snap = tally_snapshot_take(s->view), *old;
+
+		if (snap == NULL) {
+			snprintf(err, errsz, "out of memory");
+			return TALLY_ENOMEM;
+		}
+		view_version(s, snap, 0);
+		pthread_mutex_lock(&s->committed_lock);
+		old = s->committed;
+		/* HTTP may have shown the core's first snapshot already: never below it. */
+		if (old != NULL && old->version > snap->version) {
+			s->view_offset = old->version - snap->version;
+			snap->version = old->version;
+		}
+		s->committed = snap;
+		pthread_mutex_unlock(&s->committed_lock);
+		tally_snapshot_destroy(old);
+	}
+	return tally_store_watch_start(s->store, &w, err, errsz);
+}
+
+/* Wait (up to ms) until the view shows every version this run committed. */
+void
+tallyd_cluster_wait_seen(server_t *s, unsigned ms)
+{
+	uint64_t until = tally_mono_ns() + (uint64_t)ms * 1000000ull;
+
+	while (tally_mono_ns() < until) {
+		bool all = true;
+
+		pthread_mutex_lock(&s->committed_lock);
+		for (int p = 0; p < s->nvotes_parts; p++)
+			all &= s->view_seen[p] >= tally_load_relaxed(&s->part_committed[p]);
+		pthread_mutex_unlock(&s->committed_lock);
+		if (all)
+			return;
+		tallyd_sleep_ms(10);
+	}
+}
+
+void
+tallyd_cluster_stop(server_t *s)
+{
+	if (s->store != NULL)
+		tally_store_watch_stop(s->store);
+}
+
+/* The ingest thread: as leader, the merged snapshot's changes to the results topics. */
+void
+tallyd_cluster_publish(server_t *s, bool force)
+{
+	bool all;
+	size_t n;
+
+	if (tallyd_fenced(s) || !tally_load_acquire(&s->leader))
+		return;
+	all = tally_load_acquire(&s->results_all_cluster) != 0;
+	if (tallyd_committed_copy(s, s->pub_snap) != 0 && !all && !force)
+		return;
+	if (s->pub_snap->taken_at_us == 0)
+		return;
+	if (all)
+		tally_store_release(&s->results_all_cluster, 0);
+	if (tally_results_publish(s->results, s->reg, s->pub_snap, all, &n) != 0)
+		tallyd_log("could not queue results");
+}
+
+/* ---- rebalancing: the ingest thread ---------------------------------------------------------- */
+
+void
+tallyd_cluster_assign(server_t *s, rd_kafka_topic_partition_list_t *list)
+{
+	int32_t *ids = calloc((size_t)list->cnt + 1, sizeof(*ids));
+	tally_store_claimed_t *cl = calloc((size_t)list->cnt + 1, sizeof(*cl));
+	tally_uuid_t *voted = NULL;
+	size_t nvoted = 0, failed = 0;
+	char err[512];
+	int rc = 0, maxp = 0;
+
+	if (ids == NULL || cl == NULL) {
+		tallyd_log("out of memory");
+		abort();
+	}
+	for (int i = 0; i < list->cnt; i++) {
+		ids[i] = list->elems[i].partition;
+		if (ids[i] >= s->nvotes_parts) {
+			tallyd_log("assigned partition %d of \"%s\", beyond the %d it had at start: "
+			           "stopping (restart to count it)", (int)ids[i], s->votes_topic,
+			           s->nvotes_parts);
+			tallyd_request_stop();
+			rc = TALLY_EINVAL;
+		}
+		if (ids[i] + 1 > maxp)
+			maxp = ids[i] + 1;
+	}
+	if (rc == 0 && list->cnt > 0 &&
+	    (rc = tally_store_claim(s->store, ids, (size_t)list->cnt, cl, err, sizeof(err))) != 0) {
+		tallyd_log("could not claim the assigned partitions: %s", err);
+		tallyd_request_stop();
+	}
+	if (rc == 0 && list->cnt > 0 &&
+	    (rc = tally_store_voted(s->store, &voted, &nvoted, err, sizeof(err))) != 0) {
+		tallyd_log("could not read the stored votes' voters: %s", err);
+		tallyd_request_stop();
+	}
+	if (rc != 0 || tallyd_parts_fit(s, maxp) != 0) {
+		/* Nothing counted of them: an empty assignment, and we stop. */
+		rd_kafka_topic_partition_list_t *none = rd_kafka_topic_partition_list_new(0);
+		rd_kafka_error_t *e = rd_kafka_incremental_assign(s->rk, none);
+
+		if (e != NULL)
+			rd_kafka_error_destroy(e);
+		rd_kafka_topic_partition_list_destroy(none);
+		for (int i = 0; i < list->cnt; i++)
+			free(cl[i].state);           /* NULL unless the claim read them */
+		tallyd_request_stop();
+		free(voted);
+		free(ids);
+		free(cl);
+		return;
+	}
+	s->generation++;
+	if (list->cnt > 0) {
+		tally_core_pause(s->core);
+		for (int i = 0; i < list->cnt; i++) {
+			unsigned p = (unsigned)cl[i].partition;
+
+			if (cl[i].state != NULL)
+				rc = tally_state_import_part(s->core, p, cl[i].state, cl[i].state_len, NULL,
+				                             err, sizeof(err));
+			else
+				rc = tally_state_reset_part(s->core, p);
+			if (rc != 0) {
+				tallyd_log("could not restore partition %u's state: %s", p,
+				           rc == TALLY_ENOENT ? err : tally_err2str(rc));
+				abort();   /* never count a partition from a wrong state */
+			}
+		}
+		if ((rc = tally_core_mark_voted_many(s->core, voted, nvoted, &failed)) != 0) {
+			tallyd_log("could not mark the stored votes' voters: a stored vote's voter is not "
+			           "registered here (%s)", tally_err2str(rc));
+			abort();
+		}
+		tally_core_resume(s->core);
+	}
+	for (int i = 0; i < list->cnt; i++) {
+		part_t *p = &s->parts[cl[i].partition];
+
+		p->assigned = true;
+		p->eof = false;
+		p->epoch = cl[i].epoch;
+		p->next_offset = cl[i].next_offset;
+		p->read_offset = -1;
+		list->elems[i].offset =
+		    p->next_offset >= 0 ? p->next_offset : RD_KAFKA_OFFSET_BEGINNING;
+		free(cl[i].state);
+	}
+	tallyd_log("assigned %d more partition%s of \"%s\" (generation %" PRId64 "; %zu stored "
+	           "votes' voters marked)", list->cnt, list->cnt == 1 ? "" : "s", s->votes_topic,
+	           s->generation, nvoted);
+	{
+		rd_kafka_error_t *e = rd_kafka_incremental_assign(s->rk, list);
+
+		if (e != NULL) {
+			tallyd_log("could not take the assignment: %s", rd_kafka_error_string(e));
+			rd_kafka_error_destroy(e);
+			tallyd_request_stop();
+		}
+	}
+	s->paused = false;
+	free(voted);
+	free(ids);
+	free(cl);
+}
+
+void
+tallyd_cluster_revoke(server_t *s, rd_kafka_topic_partition_list_t *list)
+{
+	rd_kafka_error_t *e;
+	bool lost = rd_kafka_assignment_lost(s->rk) != 0;
+
+	/* Count what was read from these partitions and commit it before letting them go, so
+	 * whoever claims them next starts where this count ends. Lost ones too: if another has
+	 * claimed them since, the cut is refused (fenced) and this instance stops. */
+	/* Settled in any case: a batch holds its Kafka messages until harvested, and the
+	 * consumer's close waits for every message held. */
+	tallyd_settle(s);
+	if (!tallyd_fenced(s) && !s->give_up) {
+		s->force_cut = lost;
+		if (!tallyd_checkpoint_now(s, 30000) && !tallyd_fenced(s)) {
+			/* Their votes would otherwise go out with a later cut, without their
+			 * partitions: stop instead, with no final checkpoint. */
+			tallyd_log("revoking: the checkpoint could not be written (postgres unreachable "
+			           "for 30 s); stopping without a final checkpoint: the votes since the "
+			           "last one are read again by the next owner");
+			s->give_up = true;
+			tally_store_abandon(s->store);
+			tallyd_request_stop();
+		}
+	}
+	tally_core_pause(s->core);
+	for (int i = 0; i < list->cnt; i++) {
+		int32_t p = list->elems[i].partition;
+
+		if (p < s->nparts) {
+			part_t *pt = &s->parts[p];
+
+			pt->assigned = false;
+			pt->eof = false;
+			pt->epoch = 0;
+			pt->next_offset = -1;
+			pt->read_offset = -1;
+		}
+		if (p >= 0 && p < s->nvotes_parts)
+			tally_state_reset_part(s->core, (unsigned)p);
+	}
+	tally_core_resume(s->core);
+	tallyd_log("revoked %d partition%s%s", list->cnt, list->cnt == 1 ? "" : "s",
+	           lost ? " (lost: the group went on without this instance)" : "");
+	if ((e = rd_kafka_incremental_unassign(s->rk, list)) != NULL) {
+		tallyd_log("could not let go of the partitions: %s", rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	}
+}
