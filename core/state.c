@@ -325,6 +325,37 @@ get_reasons(struct rbuf *r, uint64_t *counts, char *errstr, size_t errstr_size)
 	return 0;
 }
 
+/* The non-zero cells (u32 n, n x (uuid candidate, str region, u64 count)) into cells, by
+ * this registry's indexes. r->bad is left for the caller to check. */
+static int
+get_cells(tally_core_t *core, struct rbuf *r, uint64_t *cells, const char *what, char *errstr,
+          size_t errstr_size)
+{
+	char name[TALLY_NAME_MAX + 1];
+	uint32_t n = get_u32(r);
+
+	for (uint32_t i = 0; i < n && !r->bad; i++) {
+		tally_uuid_t id;
+		int32_t c, reg = -1;
+
+		get_uuid(r, &id);
+		get_str(r, name, sizeof(name));
+		if (r->bad)
+			break;
+		if ((c = tally_registry_candidate_find(core->reg, &id)) < 0 ||
+		    (reg = tally_registry_region_find(core->reg, name)) < 0) {
+			char idtext[TALLY_UUID_STRLEN + 1];
+
+			snprintf(errstr, errstr_size, "%s counts votes for %s \"%s\", which is not "
+			         "registered", what, c < 0 ? "candidate" : "region",
+			         c < 0 ? tally_uuid_format(&id, idtext) : name);
+			return TALLY_ENOENT;
+		}
+		cells[(size_t)c * core->cap_regions + (uint32_t)reg] = get_u64(r);
+	}
+	return 0;
+}
+
 static void
 clear_voted(tally__vslot_t *s, void *arg)
 {
@@ -342,7 +373,6 @@ tally_state_import(tally_core_t *core, const void *buf, size_t len, void **posit
 	uint64_t version, final_read = 0, nvoted;
 	tally_election_t el;
 	tally_snapshot_t *final = NULL;
-	char name[TALLY_NAME_MAX + 1];
 	uint32_t flags, n, crc;
 	int has_final, rc = TALLY_ECORRUPT;
 
@@ -382,26 +412,8 @@ tally_state_import(tally_core_t *core, const void *buf, size_t len, void **posit
 	}
 	if ((cells = calloc(ncells_total, sizeof(uint64_t))) == NULL)
 		return TALLY_ENOMEM;
-	n = get_u32(&r);
-	for (uint32_t i = 0; i < n && !r.bad; i++) {
-		tally_uuid_t id;
-		int32_t c, reg;
-
-		get_uuid(&r, &id);
-		get_str(&r, name, sizeof(name));
-		if (r.bad)
-			break;
-		if ((c = tally_registry_candidate_find(core->reg, &id)) < 0 ||
-		    (reg = tally_registry_region_find(core->reg, name)) < 0) {
-			char idtext[TALLY_UUID_STRLEN + 1];
-
-			snprintf(errstr, errstr_size, "state counts votes for %s \"%s\", which is not registered",
-			         c < 0 ? "candidate" : "region", c < 0 ? tally_uuid_format(&id, idtext) : name);
-			rc = TALLY_ENOENT;
-			goto out;
-		}
-		cells[(size_t)c * core->cap_regions + (uint32_t)reg] = get_u64(&r);
-	}
+	if ((rc = get_cells(core, &r, cells, "state", errstr, errstr_size)) != 0)
+		goto out;
 	has_final = 0;
 	if (!r.bad) {
 		const unsigned char *p = take(&r, 1);
@@ -609,9 +621,9 @@ tally_state_import_part(tally_core_t *core, unsigned part, const void *buf, size
                         uint64_t *version, char *errstr, size_t errstr_size)
 {
 	struct rbuf r = {buf, len, 0, 0};
-	char name[TALLY_NAME_MAX + 1], id[TALLY_ELECTION_ID_MAX + 1];
+	char id[TALLY_ELECTION_ID_MAX + 1];
 	uint64_t *words = NULL, v, sum = 0;
-	uint32_t n, stored_part;
+	uint32_t stored_part;
 	int rc = TALLY_ECORRUPT;
 
 	if (part >= core->parts)
@@ -641,28 +653,9 @@ tally_state_import_part(tally_core_t *core, unsigned part, const void *buf, size
 		return TALLY_ENOMEM;
 	if ((rc = get_reasons(&r, words + core->cells_per_part, errstr, errstr_size)) != 0)
 		goto out;
+	if ((rc = get_cells(core, &r, words, "part state", errstr, errstr_size)) != 0)
+		goto out;
 	rc = TALLY_ECORRUPT;
-	n = get_u32(&r);
-	for (uint32_t i = 0; i < n && !r.bad; i++) {
-		tally_uuid_t cid;
-		int32_t c, reg;
-
-		get_uuid(&r, &cid);
-		get_str(&r, name, sizeof(name));
-		if (r.bad)
-			break;
-		if ((c = tally_registry_candidate_find(core->reg, &cid)) < 0 ||
-		    (reg = tally_registry_region_find(core->reg, name)) < 0) {
-			char idtext[TALLY_UUID_STRLEN + 1];
-
-			snprintf(errstr, errstr_size,
-			         "part state counts votes for %s \"%s\", which is not registered",
-			         c < 0 ? "candidate" : "region", c < 0 ? tally_uuid_format(&cid, idtext) : name);
-			rc = TALLY_ENOENT;
-			goto out;
-		}
-		words[(size_t)c * core->cap_regions + (uint32_t)reg] = get_u64(&r);
-	}
 	if (r.bad || r.off != r.len) {
 		snprintf(errstr, errstr_size, "part state is truncated or malformed at byte %zu", r.off);
 		goto out;
