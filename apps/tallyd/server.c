@@ -770,6 +770,18 @@ serve_loop(server_t *s)
 				if (m->partition < s->nparts)
 					s->parts[m->partition].eof = true;
 				rd_kafka_message_destroy(m);
+			} else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+				/* E.g. a static member fenced by a newer one with its instance id: this
+				 * consumer reads nothing more. Stop (the last cut is still committed, or
+				 * refused if the partitions were claimed since) and exit non-zero, so
+				 * that the service manager starts a new one. */
+				char why[512];
+
+				rd_kafka_fatal_error(s->rk, why, sizeof(why));
+				tallyd_log("kafka: fatal: %s: stopping", why);
+				s->kafka_fatal = true;
+				tallyd_request_stop();
+				rd_kafka_message_destroy(m);
 			} else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
 				tallyd_log("kafka: %s", rd_kafka_message_errstr(m));
 				rd_kafka_message_destroy(m);
@@ -1059,7 +1071,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 		                            : "stopped without a final checkpoint");
 		goto out;
 	}
-	rc = shutdown_cleanly(s) == 0 ? 0 : TALLYD_EXIT_FAILURE;
+	rc = shutdown_cleanly(s) == 0 && !s->kafka_fatal ? 0 : TALLYD_EXIT_FAILURE;
 	if (s->cluster) {
 		/* The last commit shown (and, as leader, published) before letting go. */
 		tallyd_cluster_wait_seen(s, 3000);

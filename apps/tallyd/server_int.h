@@ -164,6 +164,7 @@ typedef struct server {
 	uint64_t *part_committed;        /* [nvotes_parts], atomics: versions this run committed */
 	int leader, results_all_cluster; /* atomics */
 	int fenced;                      /* atomic */
+	bool kafka_fatal;                /* the ingest thread: the consumer had a fatal error */
 	bool give_up;                    /* stop with no final checkpoint (a revocation's
 	                                    checkpoint failed) */
 	bool force_cut;                  /* the next cut is handed over even if unchanged */
