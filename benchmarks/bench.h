@@ -12,5 +12,6 @@ int tally_bench_recover(int argc, char **argv);
 int tally_bench_clean(int argc, char **argv);
 int tally_bench_http(int argc, char **argv);
 int tally_bench_latency(int argc, char **argv);
+int tally_bench_failover(int argc, char **argv);
 
 #endif

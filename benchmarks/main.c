@@ -18,6 +18,7 @@ static const struct {
 	{"clean", tally_bench_clean, "drop the schema and topics of a run kept with --keep"},
 	{"http", tally_bench_http, "scrape latency at ~10k series, counting rate with and without serving"},
 	{"latency", tally_bench_latency, "produce to visible on the results topic and /api/stream, at a steady rate"},
+	{"failover", tally_bench_failover, "tallyd --cluster: SIGKILL one of two instances, time until the other counts its partitions"},
 };
 
 static void
