@@ -89,7 +89,7 @@ fo_usage(FILE *f)
 	        "  --partitions N          partitions of votes_topic (default 12)\n"
 	        "  --rate N                votes a second from tally-sim (default 20000)\n"
 	        "  --session-timeout-ms N  kafka.session.timeout.ms for both instances (default:\n"
-	        "                          not set, tallyd's default, librdkafka's 45000)\n"
+	        "                          not set: tallyd's --cluster default, 6000)\n"
 	        "  --kill-after S          seconds of streaming before the kill (default 10)\n"
 	        "  --keep                  keep the schema, topics and logs (drop: tally-bench clean)\n"
 	        "  --bin DIR               where tally-gen, tally-sim and tallyd are\n\n"
@@ -285,9 +285,9 @@ tally_bench_failover(int argc, char **argv)
 	/* tallyd adds this itself unless pg.options is set, as it is here (search_path). */
 	snprintf(pgopt, sizeof(pgopt), "%s -cidle_in_transaction_session_timeout=10000", run.pgopt);
 	snprintf(truth_path, sizeof(truth_path), "%s", bench_log_path(&run, "truth.json"));
-	session_s = o.session_ms ? o.session_ms / 1000.0 : 45.0;
+	session_s = o.session_ms ? o.session_ms / 1000.0 : 6.0;
 	printf("run \"%s\"; session timeout %s\n", run.name,
-	       o.session_ms ? "set by --session-timeout-ms" : "tallyd's default (librdkafka's 45 s)");
+	       o.session_ms ? "set by --session-timeout-ms" : "tallyd's --cluster default (6 s)");
 	bench_print_load("at start");
 	printf("\n" STEP_FMT, "step", "at s", "from kill");
 
@@ -620,7 +620,7 @@ tally_bench_failover(int argc, char **argv)
 	printf("failover seconds=%.3f claimed_s=%.3f first_counted_s=%.3f partitions=%d/%d "
 	       "session_timeout_ms=%u rate=%" PRIu64 " voters=%" PRIu64 " exact=yes\n",
 	       t_count - t_kill, t_claim - t_kill, t_count1 - t_kill, nvictim, np,
-	       o.session_ms ? o.session_ms : 45000, o.rate, o.voters);
+	       o.session_ms ? o.session_ms : 6000, o.rate, o.voters);
 	ok = true;
 	goto out;
 fail_logs:
