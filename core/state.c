@@ -135,6 +135,34 @@ put_reasons(struct wbuf *b, const uint64_t *counts)
 	}
 }
 
+/* The non-zero cells of a [nc][nr] array as u32 n, n x (uuid candidate, str region, u64). */
+static void
+put_cells(tally_core_t *core, struct wbuf *b, const uint64_t *cells, uint32_t nc, uint32_t nr)
+{
+	size_t count_at = b->len;
+	uint32_t n = 0;
+
+	put_u32(b, 0);
+	for (uint32_t c = 0; c < nc; c++) {
+		tally_candidate_info_t info;
+
+		tally_registry_candidate_get(core->reg, c, &info);
+		for (uint32_t r = 0; r < nr; r++) {
+			uint64_t v = cells[(size_t)c * nr + r];
+
+			if (v == 0)
+				continue;
+			put_uuid(b, &info.id);
+			put_str(b, tally_registry_region_name(core->reg, r));
+			put_u64(b, v);
+			n++;
+		}
+	}
+	if (!b->err)
+		for (int i = 0; i < 4; i++)
+			b->p[count_at + i] = (unsigned char)(n >> (8 * i));
+}
+
 struct voted_ctx {
 	struct wbuf *b;
 	uint64_t n;
@@ -159,7 +187,6 @@ tally_state_export(tally_core_t *core, unsigned flags, const void *positions,
 {
 	tally_snapshot_t *snap;
 	struct wbuf b = {0};
-	uint32_t ncells = 0;
 	size_t count_at;
 
 	if (!tally__core_quiescent(core))
@@ -176,26 +203,7 @@ tally_state_export(tally_core_t *core, unsigned flags, const void *positions,
 	put_u64(&b, snap->version);
 	put_reasons(&b, snap->rejected);
 
-	count_at = b.len;
-	put_u32(&b, 0);
-	for (uint32_t c = 0; c < snap->ncandidates; c++) {
-		tally_candidate_info_t info;
-
-		tally_registry_candidate_get(core->reg, c, &info);
-		for (uint32_t r = 0; r < snap->nregions; r++) {
-			uint64_t v = snap->cand_region[(size_t)c * snap->nregions + r];
-
-			if (v == 0)
-				continue;
-			put_uuid(&b, &info.id);
-			put_str(&b, tally_registry_region_name(core->reg, r));
-			put_u64(&b, v);
-			ncells++;
-		}
-	}
-	if (!b.err)
-		for (int i = 0; i < 4; i++)
-			b.p[count_at + i] = (unsigned char)(ncells >> (8 * i));
+	put_cells(core, &b, snap->cand_region, snap->ncandidates, snap->nregions);
 
 	if (core->final != NULL) {
 		put(&b, "\1", 1);
@@ -540,10 +548,8 @@ tally_state_export_part(tally_core_t *core, unsigned part, void **out, size_t *o
 {
 	uint32_t nc = tally_registry_candidate_count(core->reg);
 	uint32_t nr = tally_registry_region_count(core->reg);
-	uint64_t rejected[TALLY_REASON__COUNT];
+	uint64_t rejected[TALLY_REASON__COUNT], *cells;
 	struct wbuf b = {0};
-	uint32_t ncells = 0;
-	size_t count_at;
 
 	if (part >= core->parts)
 		return TALLY_EINVAL;
@@ -556,26 +562,16 @@ tally_state_export_part(tally_core_t *core, unsigned part, void **out, size_t *o
 	for (int k = 0; k < TALLY_REASON__COUNT; k++)
 		rejected[k] = tally__part_word(core, part, core->cells_per_part + (size_t)k);
 	put_reasons(&b, rejected);
-	count_at = b.len;
-	put_u32(&b, 0);
-	for (uint32_t c = 0; c < nc; c++) {
-		tally_candidate_info_t info;
-
-		tally_registry_candidate_get(core->reg, c, &info);
-		for (uint32_t r = 0; r < nr; r++) {
-			uint64_t v = tally__part_word(core, part, (size_t)c * core->cap_regions + r);
-
-			if (v == 0)
-				continue;
-			put_uuid(&b, &info.id);
-			put_str(&b, tally_registry_region_name(core->reg, r));
-			put_u64(&b, v);
-			ncells++;
-		}
+	if ((cells = calloc((size_t)nc * nr + 1, sizeof(uint64_t))) == NULL) {
+		free(b.p);
+		return TALLY_ENOMEM;
 	}
-	if (!b.err)
-		for (int i = 0; i < 4; i++)
-			b.p[count_at + i] = (unsigned char)(ncells >> (8 * i));
+	for (uint32_t c = 0; c < nc; c++)
+		for (uint32_t r = 0; r < nr; r++)
+			cells[(size_t)c * nr + r] =
+			    tally__part_word(core, part, (size_t)c * core->cap_regions + r);
+	put_cells(core, &b, cells, nc, nr);
+	free(cells);
 	if (!b.err)
 		put_u32(&b, crc32c(b.p, b.len));
 	if (b.err) {
