@@ -755,7 +755,7 @@ cmdline_has(const char *pid, const char *word)
 }
 
 void
-bench_cpu_sample(bench_cpu_t *out)
+bench_cpu_sample(bench_cpu_t *out, PGconn *conn, const char *app)
 {
 	double hz = (double)sysconf(_SC_CLK_TCK);
 	DIR *d = opendir("/proc");
@@ -801,5 +801,17 @@ bench_cpu_sample(bench_cpu_t *out)
 			out->machine_busy = (all - (double)v[3] - (double)v[4]) / hz;
 		}
 		fclose(f);
+	}
+	if (conn != NULL && app != NULL) {
+		PGresult *res = PQexecParams(conn, "SELECT pid FROM pg_stat_activity WHERE "
+		                                   "application_name = $1", 1, NULL, &app, NULL, NULL, 0);
+
+		for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++) {
+			double t = bench_cpu_pid((pid_t)atoi(PQgetvalue(res, i, 0)));
+
+			if (t > 0)
+				out->backends += t;
+		}
+		PQclear(res);
 	}
 }

@@ -184,8 +184,14 @@ double bench_cpu_pid(pid_t pid);
  */
 typedef struct bench_cpu {
 	double broker, postgres, machine_busy, machine_all;
+	double backends;   /* the PostgreSQL backends of the connections named app (below) */
 } bench_cpu_t;
 
-void bench_cpu_sample(bench_cpu_t *out);
+/*
+ * Sample the above. With conn and app not NULL, also the backends whose application_name
+ * is app (pg_stat_activity: the bench starts tallyd with --pg.application_name=app), so
+ * that PostgreSQL's work for tallyd is told from other clients' of shared services.
+ */
+void bench_cpu_sample(bench_cpu_t *out, PGconn *conn, const char *app);
 
 #endif
