@@ -870,7 +870,9 @@ e2e_pairs(const bench_run_t *run, const opts_t *o, int64_t msgs, const bench_con
 
 			cpu_rows("CPU, live to durable: tallyd", r.self0, r.self1, &r.cpu0, &r.cpu1,
 			         dur[i], msgs);
-			snprintf(tag, sizeof(tag), "c%d", o->instances);
+			/* A group of its own each round: static members of the last round's group
+			 * stay in it until their session times out. */
+			snprintf(tag, sizeof(tag), "c%dr%d", o->instances, i + 1);
 			snprintf(what, sizeof(what), "round %d: cluster of %d", i + 1, o->instances);
 			if (run_cluster(run, o->instances, tag, msgs, &cr) != 0)
 				goto out;
