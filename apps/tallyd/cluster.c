@@ -331,8 +331,10 @@ on_parts(void *arg, const tally_pg_part_t *parts, size_t n)
 		pthread_mutex_unlock(&s->committed_lock);
 		changed = true;
 	}
-	if (!changed)
+	if (!changed) {
+		tally_store_release(&s->view_read, 1);
 		return;
+	}
 	for (int p = 0; p < s->nvotes_parts; p++)
 		sum += s->view_seen[p];
 	if ((snap = tally_snapshot_take(s->view)) == NULL) {
@@ -345,6 +347,7 @@ on_parts(void *arg, const tally_pg_part_t *parts, size_t n)
 	s->committed = snap;
 	pthread_mutex_unlock(&s->committed_lock);
 	tally_snapshot_destroy(old);
+	tally_store_release(&s->view_read, 1);
 }
 
 static void
@@ -379,7 +382,8 @@ tallyd_cluster_start(server_t *s, char *err, size_t errsz)
 		snprintf(err, errsz, "out of memory");
 		return TALLY_ENOMEM;
 	}
-	/* What is shown until the first read: the view, empty (so versions go on from it). */
+	/* Until the first read nothing is shown: HTTP starts after it (tallyd_cluster_wait_view()),
+	 * and the results topics are published from it. */
 	{
 		tally_snapshot_t *snap = tally_snapshot_take(s->view), *old;
 
@@ -390,16 +394,31 @@ tallyd_cluster_start(server_t *s, char *err, size_t errsz)
 		view_version(s, snap, 0);
 		pthread_mutex_lock(&s->committed_lock);
 		old = s->committed;
-		/* HTTP may have shown the core's first snapshot already: never below it. */
-		if (old != NULL && old->version > snap->version) {
-			s->view_offset = old->version - snap->version;
-			snap->version = old->version;
-		}
 		s->committed = snap;
 		pthread_mutex_unlock(&s->committed_lock);
 		tally_snapshot_destroy(old);
 	}
 	return tally_store_watch_start(s->store, &w, err, errsz);
+}
+
+/* Wait until the watcher has read every partition's committed state once (so what is
+ * shown from then on is never below what any instance showed before). false: stopping. */
+bool
+tallyd_cluster_wait_view(server_t *s)
+{
+	uint64_t t0 = tally_mono_ns(), next_log = t0 + 5000000000ull;
+
+	while (!tally_load_acquire(&s->view_read)) {
+		if (tallyd_stopping())
+			return false;
+		if (tally_mono_ns() > next_log) {
+			tallyd_log("waiting for the partitions' committed states (%.0f s) before serving",
+			           (double)(tally_mono_ns() - t0) / 1e9);
+			next_log += 5000000000ull;
+		}
+		tallyd_sleep_ms(10);
+	}
+	return true;
 }
 
 /* Wait (up to ms) until the view shows every version this run committed. */

@@ -304,9 +304,19 @@ tallyd_registrar_start(const tallyd_conf_t *conf, tally_registry_t *reg,
 			 * tally-gen already wrote to both would only cost start-up time. */
 			if (tp->next[p] < 0) {
 				int64_t lo, hi;
-				rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(r->rk, tp->name, p,
-				                                                         &lo, &hi, 10000);
+				rd_kafka_resp_err_t e;
 
+				/* A topic just created may not have its leaders yet: retried for 30 s. */
+				for (int attempt = 0;; attempt++) {
+					struct timespec second = {1, 0};
+
+					e = rd_kafka_query_watermark_offsets(r->rk, tp->name, p, &lo, &hi, 10000);
+					if (e == RD_KAFKA_RESP_ERR_NO_ERROR || attempt == 30)
+						break;
+					tallyd_log("registrar: reading the end of \"%s\" [%d], retrying in 1 s: "
+					           "%s", tp->name, p, rd_kafka_err2str(e));
+					nanosleep(&second, NULL);
+				}
 				if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 					snprintf(errstr, errstr_size, "could not read the end of \"%s\" [%d]: %s",
 					         tp->name, p, rd_kafka_err2str(e));

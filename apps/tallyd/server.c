@@ -106,6 +106,12 @@ tallyd_log(const char *fmt, ...)
 	fprintf(stderr, "%s tallyd: %s\n", ts, line);
 }
 
+bool
+tallyd_stopping(void)
+{
+	return stopping();
+}
+
 void
 tallyd_sleep_ms(unsigned ms)
 {
@@ -754,6 +760,21 @@ web_metrics(void *arg, tally_metrics_builder_t *b)
 	}
 }
 
+/* The HTTP surfaces (NULL without --http, or on failure: logged). */
+static tally_http_t *
+web_start(server_t *s, char *err, size_t errsz)
+{
+	tally_http_opts_t cbs = {.ready = web_ready, .admin = web_admin, .metrics = web_metrics,
+	                         .snapshot = web_snapshot, .cb_arg = s};
+	tally_http_t *web;
+
+	if (s->conf->http == NULL)
+		return NULL;
+	if ((web = tallyd_web_start(s->conf, s->core, &cbs, err, errsz)) == NULL)
+		tallyd_log("--http %s: %s", s->conf->http, err);
+	return web;
+}
+
 static void
 draw(server_t *s, tallyd_view_t *view, bool final)
 {
@@ -783,6 +804,8 @@ serve_loop(server_t *s)
 	uint64_t now = tally_mono_ns(), last_cut = now, next_results = now;
 	uint64_t next_stats = now + STATS_INTERVAL_NS, idle_since = 0, next_lag = now;
 	bool live = false, was_caught_up = false;
+	uint64_t behind_since = now;
+	int64_t logged_gen = -1;
 	tallyd_view_t view;
 
 	tallyd_view_init(&view);
@@ -865,11 +888,17 @@ serve_loop(server_t *s)
 		if (caught_up(s) != was_caught_up) {
 			was_caught_up = !was_caught_up;
 			tally_store_set_caught_up(s->store, was_caught_up);
-			if (was_caught_up)
+			/* At a trickle it is caught up again after every vote: logged the first time,
+			 * after a new assignment, or after a second or more of reading. */
+			if (!was_caught_up)
+				behind_since = now;
+			else if (logged_gen != s->generation || now - behind_since >= 1000000000ull) {
+				logged_gen = s->generation;
 				tallyd_log("caught up: read %" PRIu64 ", accepted %" PRIu64 ", rejected %" PRIu64
 				           " (%.3f s since start)", tally_load_relaxed(&s->read),
 				           tally_load_relaxed(&s->accepted), tally_load_relaxed(&s->rejected),
 				           (double)(now - s->start_ns) / 1e9);
+			}
 		}
 		if (conf->exit_idle_ms > 0) {
 			/* Idle means nothing left to do: the journal moved into votes too. */
@@ -1054,16 +1083,10 @@ tallyd_serve(const tallyd_conf_t *conf)
 		goto out;
 	}
 	admin_ready = true;
-	if (conf->http != NULL) {
-		tally_http_opts_t cbs = {.ready = web_ready, .admin = web_admin,
-		                         .metrics = web_metrics, .snapshot = web_snapshot,
-		                         .cb_arg = s};
-
-		if ((web = tallyd_web_start(conf, s->core, &cbs, err, sizeof(err))) == NULL) {
-			tallyd_log("--http %s: %s", conf->http, err);
-			goto out;
-		}
-	}
+	/* --cluster: HTTP once the whole election's committed state is read (below), so a
+	 * restarted instance never shows less than it did before. */
+	if (!s->cluster && (web = web_start(s, err, sizeof(err))) == NULL && conf->http != NULL)
+		goto out;
 	if ((rc = tally_core_start(s->core)) != 0) {
 		tallyd_log("could not start the core's workers: %s", tally_err2str(rc));
 		rc = TALLYD_EXIT_FAILURE;
@@ -1076,9 +1099,14 @@ tallyd_serve(const tallyd_conf_t *conf)
 		tallyd_log("%s", err);
 		goto out;
 	}
-	if (s->cluster && tallyd_cluster_start(s, err, sizeof(err)) != 0) {
-		tallyd_log("%s", err);
-		goto out;
+	if (s->cluster) {
+		if (tallyd_cluster_start(s, err, sizeof(err)) != 0) {
+			tallyd_log("%s", err);
+			goto out;
+		}
+		if (!tallyd_cluster_wait_view(s) ||
+		    ((web = web_start(s, err, sizeof(err))) == NULL && conf->http != NULL))
+			goto out;
 	}
 	registrar = tallyd_registrar_start(conf, s->reg, &s->topics, s->store, err, sizeof(err));
 	if (registrar == NULL)

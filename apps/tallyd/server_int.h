@@ -178,6 +178,7 @@ typedef struct server {
 	uint64_t *part_committed;        /* [nvotes_parts], atomics: versions this run committed */
 	int leader, results_all_cluster; /* atomics */
 	int fenced;                      /* atomic */
+	int view_read;                   /* atomic: the watcher has read the parts once */
 	bool kafka_fatal;                /* the ingest thread: the consumer had a fatal error */
 	bool give_up;                    /* stop with no final checkpoint (a revocation's
 	                                    checkpoint failed) */
@@ -224,6 +225,7 @@ void tallyd_cluster_assign(server_t *s, rd_kafka_topic_partition_list_t *list);
 void tallyd_cluster_revoke(server_t *s, rd_kafka_topic_partition_list_t *list);
 void tallyd_cluster_publish(server_t *s, bool force);               /* as leader */
 void tallyd_cluster_wait_seen(server_t *s, unsigned ms);
+bool tallyd_cluster_wait_view(server_t *s);
 void tallyd_cluster_stop(server_t *s);
 int tallyd_forward_start(server_t *s, char *err, size_t errsz);     /* fwd_topic, fwd */
 void *tallyd_forward_pack(const part_t *fp, int nsrc, size_t *len);
@@ -233,5 +235,6 @@ bool tallyd_fenced(server_t *s);                                    /* any threa
 /* server.c */
 void tallyd_sleep_ms(unsigned ms);
 void tallyd_request_stop(void);              /* any thread: stop as on SIGTERM */
+bool tallyd_stopping(void);                  /* any thread: a stop was asked for */
 
 #endif /* TALLYD_SERVER_INT_H */

@@ -42,7 +42,7 @@ Test(pg_schema, migrates_once_and_is_idempotent)
 
 	cr_assert_eq(tally_pg_migrate(c, &applied, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(applied, tally_pg_schema_version());
-	cr_assert_eq(applied, 7);
+	cr_assert_eq(applied, 8);
 	cr_assert_eq(tally_pg_migrate(c, &applied, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(applied, 0);
 	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM tally_schema_version"),
@@ -52,6 +52,10 @@ Test(pg_schema, migrates_once_and_is_idempotent)
 	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM information_schema.columns WHERE "
 	                             "table_schema = current_schema() AND table_name = 'checkpoints' "
 	                             "AND column_name = 'is_delta'"), 0);
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM information_schema.columns WHERE "
+	                             "table_schema = current_schema() AND table_name = "
+	                             "'partition_states' AND column_name = 'forward' AND "
+	                             "data_type = 'bytea' AND is_nullable = 'YES'"), 1);
 	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM information_schema.tables WHERE "
 	                             "table_schema = current_schema() AND table_name IN ('parties', "
 	                             "'candidates', 'voters', 'votes', 'elections', 'checkpoints', "

@@ -408,6 +408,14 @@ cut_parts(tally_store_cut_t *cut, size_t from, size_t to, const part_spec_t *ps,
 		                                  .version = ps[k].version,
 		                                  .state = strdup(ps[k].state),
 		                                  .state_len = strlen(ps[k].state)};
+		/* Odd partitions carry forward bytes ("f:" and the state), even ones none. */
+		if (ps[k].partition % 2 == 1) {
+			char *f = malloc(strlen(ps[k].state) + 3);
+
+			sprintf(f, "f:%s", ps[k].state);
+			cut->parts[k].forward = f;
+			cut->parts[k].forward_len = strlen(f);
+		}
 		cut->offsets[k] = (tally_pg_offset_t){ps[k].partition, ps[k].next};
 	}
 	cut->nparts = nps;
@@ -485,6 +493,7 @@ Test(store, claims_fence_off_a_lost_partition, .timeout = 120)
 		cr_assert_eq(cl[i].epoch, 1);
 		cr_assert_null(cl[i].state);
 		cr_assert_eq(cl[i].state_len, 0);
+		cr_assert_null(cl[i].forward);
 		cr_assert_eq(cl[i].version, 0);
 		cr_assert_eq(cl[i].next_offset, -1);
 	}
@@ -508,7 +517,10 @@ Test(store, claims_fence_off_a_lost_partition, .timeout = 120)
 	                                 " AND state = 'a p0 v1'::bytea"), 1);
 	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_states WHERE partition = 1"
 	                                 " AND owner = 'a' AND epoch = 1 AND version = 1"
-	                                 " AND state = 'a p1 v1'::bytea"), 1);
+	                                 " AND state = 'a p1 v1'::bytea"
+	                                 " AND forward = 'f:a p1 v1'::bytea"), 1);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_states WHERE partition = 0"
+	                                 " AND forward IS NULL"), 1);
 	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM checkpoint_offsets WHERE"
 	                                 " topic = 'votes_topic' AND next_offset = 5 AND owner = 'a'"),
 	             2);
@@ -524,7 +536,10 @@ Test(store, claims_fence_off_a_lost_partition, .timeout = 120)
 	cr_assert_eq(cl[0].state_len, 7);
 	cr_assert_eq(memcmp(cl[0].state, "a p1 v1", 7), 0);
 	cr_assert_eq(cl[0].next_offset, 5);
+	cr_assert_eq(cl[0].forward_len, 9);
+	cr_assert_eq(memcmp(cl[0].forward, "f:a p1 v1", 9), 0);
 	free(cl[0].state);
+	free(cl[0].forward);
 	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_owners WHERE"
 	                                 " (partition = 1 AND owner = 'b' AND epoch = 2)"
 	                                 " OR (partition = 0 AND owner = 'a' AND epoch = 1)"), 2);
@@ -569,7 +584,10 @@ Test(store, claims_fence_off_a_lost_partition, .timeout = 120)
 	                                 " AND state = 'a p0 v3'::bytea"), 1);
 	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_states WHERE partition = 1"
 	                                 " AND owner = 'a' AND epoch = 1 AND version = 1"
-	                                 " AND state = 'a p1 v1'::bytea"), 1);
+	                                 " AND state = 'a p1 v1'::bytea"
+	                                 " AND forward = 'f:a p1 v1'::bytea"), 1);
+	cr_assert_eq(pgtest_count(ha.pg, "SELECT count(*) FROM partition_states WHERE partition = 0"
+	                                 " AND forward IS NULL"), 1);
 	cr_assert_eq(pgtest_count(ha.pg, "SELECT next_offset FROM checkpoint_offsets WHERE"
 	                                 " topic = 'votes_topic' AND partition = 0"), 28);
 	cr_assert_eq(pgtest_count(ha.pg, "SELECT next_offset FROM checkpoint_offsets WHERE"
@@ -622,6 +640,7 @@ Test(store, claims_fence_off_a_lost_partition, .timeout = 120)
 		cr_assert_eq(cl[0].epoch, 2);
 		cr_assert_eq(cl[0].version, 4);
 		cr_assert_eq(cl[0].next_offset, 30);
+		cr_assert_null(cl[0].forward);
 		free(cl[0].state);
 		cut_parts(&cut, 34, 36, (part_spec_t[]){{0, 2, 5, "b p0 v5", 36}}, 1, &hb);
 		commit_wait(b, &cut);
@@ -830,6 +849,7 @@ Test(store, a_watcher_sees_every_committed_part_and_one_leads, .timeout = 120)
 	cr_assert_eq(tally_store_claim(b, one, 1, cl, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(cl[0].epoch, 2);
 	free(cl[0].state);
+	free(cl[0].forward);
 	cut_parts(&cut, 14, 18, (part_spec_t[]){{0, 1, 3, "a p0 v3", 18}, {1, 1, 3, "a p1 v3", 18}},
 	          2, &ha);
 	commit_wait(a, &cut);
