@@ -42,14 +42,6 @@ typedef struct fo_opts {
 	bool keep;
 } fo_opts_t;
 
-typedef struct inst {
-	const char *id;
-	char log[32];
-	char owner[160];   /* how its claims name it in PostgreSQL: "tallyd@HOST:PID" */
-	pid_t pid;
-	int port;
-} inst_t;
-
 /* One partition's rows: its owner (partition_owners) and its last committed state. */
 typedef struct part_row {
 	char owner[64], sowner[64];
@@ -141,52 +133,14 @@ fo_parse(int argc, char **argv, fo_opts_t *o)
 }
 
 static pid_t
-spawn_tallyd(const bench_run_t *run, const fo_opts_t *o, inst_t *in, const char *group,
+spawn_tallyd(const bench_run_t *run, const fo_opts_t *o, bench_inst_t *in, const char *group,
              const char *pgopt)
 {
 	char session[64];
-	char *argv[] = {"tallyd", "--cluster", "--topic-prefix", (char *)run->prefix,
-	                (char *)pgopt, "--group-id", (char *)group, "--instance-id",
-	                (char *)in->id, "--http", "127.0.0.1:0", o->session_ms ? session : NULL,
-	                NULL};
+	char *extra[] = {o->session_ms ? session : NULL, NULL};
 
 	snprintf(session, sizeof(session), "--kafka.session.timeout.ms=%u", o->session_ms);
-	snprintf(in->log, sizeof(in->log), "tallyd-%s.log", in->id);
-	in->port = 0;
-	if ((in->pid = bench_spawn(run, "tallyd", argv, in->log)) > 0) {
-		char host[128] = "";
-
-		gethostname(host, sizeof(host) - 1);
-		snprintf(in->owner, sizeof(in->owner), "tallyd@%s:%d", host, (int)in->pid);
-	}
-	return in->pid;
-}
-
-/* Partitions the instance holds now, from its log: assigned minus revoked. */
-static long
-owned(const bench_run_t *run, const inst_t *in)
-{
-	char path[4300];
-
-	snprintf(path, sizeof(path), "%s", bench_log_path(run, in->log));
-	return tt_log_sum_after(path, 0, "tallyd: assigned ") -
-	       tt_log_sum_after(path, 0, "tallyd: revoked ");
-}
-
-static bool
-alive(inst_t *in)
-{
-	int st;
-
-	if (in->pid <= 0)
-		return false;
-	if (waitpid(in->pid, &st, WNOHANG) == in->pid) {
-		fprintf(stderr, "tally-bench: tallyd \"%s\" exited (status %d)\n", in->id,
-		        WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
-		in->pid = 0;
-		return false;
-	}
-	return true;
+	return bench_inst_spawn(run, in, group, pgopt, extra);
 }
 
 /* Both tables for every partition of votes_topic into rows[0..np); 0 or -1. */
@@ -237,19 +191,10 @@ count_owner(const part_row_t *rows, int np, const char *id)
 
 /* One reading of the instance's /api/results into its monotonic reader; the JSON or NULL. */
 static json_t *
-read_results(const bench_run_t *run, inst_t *in, tt_monotonic_t *mono)
+read_results(const bench_run_t *run, bench_inst_t *in, tt_monotonic_t *mono)
 {
-	char *body = NULL;
-	json_t *res;
+	json_t *res = bench_inst_results(run, in);
 
-	if (in->port == 0 && (in->port = tt_log_port(bench_log_path(run, in->log), 0)) == 0)
-		return NULL;
-	if (tt_http_get(in->port, "/api/results", &body) != 200 || body == NULL) {
-		free(body);
-		return NULL;
-	}
-	res = json_loads(body, 0, NULL);
-	free(body);
 	if (res != NULL && mono != NULL)
 		tt_monotonic_feed(mono, res);
 	return res;
@@ -261,7 +206,7 @@ tally_bench_failover(int argc, char **argv)
 	bench_run_t run;
 	fo_opts_t o;
 	int rc = fo_parse(argc, argv, &o), np = 0;
-	inst_t inst[2] = {{.id = "a"}, {.id = "b"}}, *victim, *surv;
+	bench_inst_t inst[2] = {{.id = "a"}, {.id = "b"}}, *victim, *surv;
 	part_row_t rows[MAX_PARTS], at_kill[MAX_PARTS];
 	bool mine[MAX_PARTS] = {false};
 	char group[128], pgopt[256], truth_path[4400], why[512];
@@ -324,7 +269,7 @@ tally_bench_failover(int argc, char **argv)
 		for (;;) {
 			char *text;
 
-			if (!alive(&inst[i]))
+			if (!bench_inst_alive(&inst[i]))
 				goto fail_logs;
 			text = bench_slurp(bench_log_path(&run, inst[i].log));
 			if (bench_log_find(text, "tallyd: live ", false) != NULL)
@@ -351,12 +296,12 @@ tally_bench_failover(int argc, char **argv)
 			long na, nb;
 			size_t off = 0;
 
-			if (!alive(&inst[0]) || !alive(&inst[1]))
+			if (!bench_inst_alive(&inst[0]) || !bench_inst_alive(&inst[1]))
 				goto fail_logs;
 			if (read_parts(conn, run.votes_topic, rows, np) != 0)
 				goto fail_logs;
-			na = owned(&run, &inst[0]);
-			nb = owned(&run, &inst[1]);
+			na = bench_inst_owned(&run, &inst[0]);
+			nb = bench_inst_owned(&run, &inst[1]);
 			for (int p = 0; p < np; p++)
 				off += (size_t)snprintf(now_s + off, sizeof(now_s) - off, "%s%" PRId64 ",",
 				                        rows[p].owner, rows[p].epoch);
@@ -419,7 +364,7 @@ tally_bench_failover(int argc, char **argv)
 		if (read_parts(conn, run.votes_topic, before, np) != 0)
 			goto fail_logs;
 		bench_sleep_ms(1000);
-		if (!alive(&inst[0]) || !alive(&inst[1]) ||
+		if (!bench_inst_alive(&inst[0]) || !bench_inst_alive(&inst[1]) ||
 		    read_parts(conn, run.votes_topic, rows, np) != 0)
 			goto fail_logs;
 		na = count_owner(rows, np, inst[0].owner);
@@ -460,7 +405,7 @@ tally_bench_failover(int argc, char **argv)
 			double now = bench_now();
 			int nclaim = 0, ncount = 0;
 
-			if (!alive(surv))
+			if (!bench_inst_alive(surv))
 				goto fail_logs;
 			if (t_log < 0 &&
 			    tt_log_count(bench_log_path(&run, surv->log), log_from, "tallyd: assigned ") > 0)
@@ -544,7 +489,7 @@ tally_bench_failover(int argc, char **argv)
 		t0 = bench_now();
 		snprintf(why, sizeof(why), "no reading");
 		for (;;) {
-			if (!alive(surv))
+			if (!bench_inst_alive(surv))
 				goto fail_logs;
 			res = read_results(&run, surv, &mono);
 			if (res != NULL && tt_results_equal_truth(res, truth, why, sizeof(why)))
@@ -630,11 +575,7 @@ fail_logs:
 			bench_log_tail(bench_log_path(&run, inst[i].log), 15);
 		}
 out:
-	for (int i = 0; i < 2; i++)
-		if (inst[i].pid > 0) {
-			kill(inst[i].pid, SIGKILL);
-			bench_wait(inst[i].pid);
-		}
+	bench_inst_kill_all(inst, 2);
 	if (sim > 0) {
 		kill(sim, SIGKILL);
 		bench_wait(sim);

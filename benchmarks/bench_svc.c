@@ -22,6 +22,7 @@
 #include <tally/pg.h>
 
 #include "bench_svc.h"
+#include "tallydtest.h"
 
 extern char **environ;
 
@@ -615,5 +616,202 @@ bench_finish(const bench_run_t *run, bool ok, bool keep_logs)
 			fprintf(stderr, "tally-bench: could not remove \"%s\"\n", run->logdir);
 	} else {
 		printf("logs in %s\n", run->logdir);
+	}
+}
+
+/* ---- tallyd --cluster instances ---------------------------------------------------------- */
+
+pid_t
+bench_inst_spawn(const bench_run_t *run, bench_inst_t *in, const char *group, const char *pgopt,
+                 char *const extra[])
+{
+	char *argv[32] = {"tallyd", "--cluster", "--topic-prefix", (char *)run->prefix,
+	                  (char *)pgopt, "--group-id", (char *)group, "--instance-id", in->id,
+	                  "--http", "127.0.0.1:0"};
+	int n = 11;
+
+	for (int i = 0; extra != NULL && extra[i] != NULL && n < 31; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	snprintf(in->log, sizeof(in->log), "tallyd-%s.log", in->id);
+	in->port = 0;
+	in->owner[0] = '\0';
+	in->t_exec = bench_now();
+	if ((in->pid = bench_spawn(run, "tallyd", argv, in->log)) > 0) {
+		char host[128] = "";
+
+		gethostname(host, sizeof(host) - 1);
+		snprintf(in->owner, sizeof(in->owner), "tallyd@%s:%d", host, (int)in->pid);
+	}
+	return in->pid;
+}
+
+bool
+bench_inst_alive(bench_inst_t *in)
+{
+	int st;
+
+	if (in->pid <= 0)
+		return false;
+	if (waitpid(in->pid, &st, WNOHANG) == in->pid) {
+		fprintf(stderr, "tally-bench: tallyd \"%s\" exited (status %d)\n", in->id,
+		        WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+		in->pid = 0;
+		return false;
+	}
+	return true;
+}
+
+long
+bench_inst_owned(const bench_run_t *run, const bench_inst_t *in)
+{
+	char path[4600];
+
+	snprintf(path, sizeof(path), "%s", bench_log_path(run, in->log));
+	return tt_log_sum_after(path, 0, "tallyd: assigned ") -
+	       tt_log_sum_after(path, 0, "tallyd: revoked ");
+}
+
+json_t *
+bench_inst_results(const bench_run_t *run, bench_inst_t *in)
+{
+	char *body = NULL;
+	json_t *res;
+
+	if (in->port == 0 && (in->port = tt_log_port(bench_log_path(run, in->log), 0)) == 0)
+		return NULL;
+	if (tt_http_get(in->port, "/api/results", &body) != 200 || body == NULL) {
+		free(body);
+		return NULL;
+	}
+	res = json_loads(body, 0, NULL);
+	free(body);
+	return res;
+}
+
+void
+bench_inst_kill_all(bench_inst_t *insts, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (insts[i].pid > 0) {
+			kill(insts[i].pid, SIGKILL);
+			bench_wait(insts[i].pid);
+			insts[i].pid = 0;
+		}
+}
+
+/* ---- CPU time per process ---------------------------------------------------------------- */
+
+/* utime + stime in clock ticks from a /proc/PID/stat line; -1 if it cannot be parsed. */
+static double
+stat_ticks(const char *path)
+{
+	char buf[1024];
+	unsigned long long ut = 0, st = 0;
+	const char *p;
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* The command name may hold spaces and parentheses: the fields start after the last ')'. */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st);
+}
+
+double
+bench_cpu_pid(pid_t pid)
+{
+	char path[64];
+	double t;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	t = stat_ticks(path);
+	return t < 0 ? -1 : t / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Whether /proc/PID/cmdline contains word (its arguments are NUL-separated). */
+static bool
+cmdline_has(const char *pid, const char *word)
+{
+	char path[300], buf[8192];
+	size_t n, wl = strlen(word);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%s/cmdline", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	for (size_t i = 0; i + wl <= n; i++)
+		if (memcmp(buf + i, word, wl) == 0)
+			return true;
+	return false;
+}
+
+void
+bench_cpu_sample(bench_cpu_t *out, PGconn *conn, const char *app)
+{
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	FILE *f;
+
+	memset(out, 0, sizeof(*out));
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		char path[300], comm[64] = "";
+		double t;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		if (fgets(comm, sizeof(comm), f) == NULL)
+			comm[0] = '\0';
+		fclose(f);
+		comm[strcspn(comm, "\n")] = '\0';
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		if (strcmp(comm, "postgres") == 0) {
+			if ((t = stat_ticks(path)) > 0)
+				out->postgres += t / hz;
+		} else if (strcmp(comm, "java") == 0 && cmdline_has(e->d_name, "kafka.Kafka")) {
+			if ((t = stat_ticks(path)) > 0)
+				out->broker += t / hz;
+		}
+	}
+	if (d != NULL)
+		closedir(d);
+	if ((f = fopen("/proc/stat", "r")) != NULL) {
+		unsigned long long v[10] = {0};
+
+		if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+		           &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) >= 8) {
+			/* user nice system idle iowait irq softirq steal (guest is in user already) */
+			double all = 0;
+
+			for (int i = 0; i < 8; i++)
+				all += (double)v[i];
+			out->machine_all = all / hz;
+			out->machine_busy = (all - (double)v[3] - (double)v[4]) / hz;
+		}
+		fclose(f);
+	}
+	if (conn != NULL && app != NULL) {
+		PGresult *res = PQexecParams(conn, "SELECT pid FROM pg_stat_activity WHERE "
+		                                   "application_name = $1", 1, NULL, &app, NULL, NULL, 0);
+
+		for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++) {
+			double t = bench_cpu_pid((pid_t)atoi(PQgetvalue(res, i, 0)));
+
+			if (t > 0)
+				out->backends += t;
+		}
+		PQclear(res);
 	}
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
@@ -138,5 +139,59 @@ void bench_print_load(const char *label);
 double bench_now(void);
 
 void bench_sleep_ms(unsigned ms);
+
+/* ---- tallyd --cluster instances (failover, e2e --instances) ------------------------------ */
+
+/* One tallyd --cluster instance the bench runs. */
+typedef struct bench_inst {
+	char id[32];       /* --instance-id */
+	char log[48];      /* its stderr, in the run's log directory */
+	char owner[160];   /* how its claims name it in PostgreSQL: "tallyd@HOST:PID" */
+	pid_t pid;         /* 0 once it has exited and been reaped */
+	int port;          /* its --http port, from its log (0: not seen yet) */
+	double t_exec;     /* bench_now() when it was started */
+} bench_inst_t;
+
+/*
+ * Start in->id as "tallyd --cluster --instance-id ID --group-id group --http 127.0.0.1:0"
+ * with the run's topic prefix, pgopt as its pg.options argument and extra (NULL-terminated,
+ * may be NULL) appended; its stderr goes to "tallyd-ID.log". Returns the pid, or -1.
+ */
+pid_t bench_inst_spawn(const bench_run_t *run, bench_inst_t *in, const char *group,
+                       const char *pgopt, char *const extra[]);
+
+/* Whether the instance still runs; reaps it and says so on stderr when it has exited. */
+bool bench_inst_alive(bench_inst_t *in);
+
+/* Partitions the instance holds now, from its log: assigned minus revoked. */
+long bench_inst_owned(const bench_run_t *run, const bench_inst_t *in);
+
+/* One reading of the instance's /api/results (caller frees with json_decref), or NULL. */
+json_t *bench_inst_results(const bench_run_t *run, bench_inst_t *in);
+
+/* SIGKILL and reap every instance still running (at the end of a failed run). */
+void bench_inst_kill_all(bench_inst_t *insts, int n);
+
+/* ---- CPU time per process, from /proc ------------------------------------------------ */
+
+/* utime + stime of a process in seconds, from /proc/PID/stat; -1 if it cannot be read. */
+double bench_cpu_pid(pid_t pid);
+
+/*
+ * The CPU seconds, so far, of the processes the bench shares the machine with: the Kafka
+ * broker (a java process running kafka.Kafka), every postgres process together, and the
+ * whole machine (busy and all, from /proc/stat, summed over the CPUs).
+ */
+typedef struct bench_cpu {
+	double broker, postgres, machine_busy, machine_all;
+	double backends;   /* the PostgreSQL backends of the connections named app (below) */
+} bench_cpu_t;
+
+/*
+ * Sample the above. With conn and app not NULL, also the backends whose application_name
+ * is app (pg_stat_activity: the bench starts tallyd with --pg.application_name=app), so
+ * that PostgreSQL's work for tallyd is told from other clients' of shared services.
+ */
+void bench_cpu_sample(bench_cpu_t *out, PGconn *conn, const char *app);
 
 #endif

@@ -27,6 +27,7 @@
 
 #include "bench.h"
 #include "bench_svc.h"
+#include "tallydtest.h"
 
 #define ROW_FMT "%-54s %12s %10s %12s %8s\n"
 
@@ -41,6 +42,7 @@ typedef struct opts {
 	bool full;              /* load votes in the original full shape, not compact */
 	bool bare_only;         /* e2e: only the bare consumers (e.g. to profile them) */
 	int pairs;              /* e2e: alternate bare consumers and tallyd this many times */
+	int instances;          /* e2e: 0, or also this many tallyd --cluster instances */
 } opts_t;
 
 typedef struct tallyd_result {
@@ -48,6 +50,9 @@ typedef struct tallyd_result {
 	double live, restored, caught_up, durable, exit;   /* seconds from exec; -1: not seen */
 	uint64_t read, accepted, rejected;
 	int64_t stored;                                       /* rows in votes afterwards */
+	/* CPU seconds so far, sampled when the bench saw "live" (0) and durable (1). */
+	bench_cpu_t cpu0, cpu1;
+	double self0, self1;                                  /* tallyd's own; -1: not taken */
 } tallyd_result_t;
 
 static void
@@ -220,9 +225,11 @@ run_tallyd(const bench_run_t *run, const char *group, uint64_t max_pending, run_
            int64_t msgs, const char *log, tallyd_result_t *r)
 {
 	bool no_ckpt = end == END_NO_CKPT, stopping = false;
-	char mp[32];
+	double next_live;
+	char mp[32], app[BENCH_NAME_MAX + 32];
+	/* The application name tells its PostgreSQL backends from other clients' (CPU rows). */
 	char *argv[] = {"tallyd", "--topic-prefix", (char *)run->prefix, (char *)run->pgopt,
-	                "--group-id", (char *)group, "--exit-idle-ms", "2000",
+	                "--group-id", (char *)group, "--exit-idle-ms", "2000", app,
 	                "--max-pending-votes", mp, no_ckpt ? "--checkpoint.interval.ms" : NULL,
 	                "3600000", NULL};
 	PGconn *conn = bench_pg(run, true);
@@ -234,15 +241,17 @@ run_tallyd(const bench_run_t *run, const char *group, uint64_t max_pending, run_
 	memset(r, 0, sizeof(*r));
 	r->live = r->restored = r->caught_up = r->durable = r->exit = -1;
 	r->stored = -1;
+	r->self0 = r->self1 = -1;
 	if (conn == NULL)
 		return -1;
 	snprintf(mp, sizeof(mp), "%" PRIu64, max_pending ? max_pending : 4000000);
+	snprintf(app, sizeof(app), "--pg.application_name=%s", run->name);
 	t0 = bench_now();
 	if ((pid = bench_spawn(run, "tallyd", argv, log)) < 0) {
 		PQfinish(conn);
 		return -1;
 	}
-	next_poll = t0;
+	next_poll = next_live = t0;
 	for (;;) {
 		pid_t w = waitpid(pid, &st, WNOHANG);
 		double now = bench_now();
@@ -250,6 +259,16 @@ run_tallyd(const bench_run_t *run, const char *group, uint64_t max_pending, run_
 		if (w == pid) {
 			r->exit = now - t0;
 			break;
+		}
+		if (r->self0 < 0 && now >= next_live) {
+			/* The CPU the processes have used so far, when counting begins. */
+			text = bench_slurp(bench_log_path(run, log));
+			if (bench_log_find(text, "tallyd: live ", false) != NULL) {
+				bench_cpu_sample(&r->cpu0, conn, run->name);
+				r->self0 = bench_cpu_pid(pid);
+			}
+			free(text);
+			next_live = now + 0.02;
 		}
 		if (no_ckpt && now >= next_poll) {
 			/* The diagnostic run: no checkpoint until the end, killed once caught up. */
@@ -268,8 +287,11 @@ run_tallyd(const bench_run_t *run, const char *group, uint64_t max_pending, run_
 			if (done < 0 && PQstatus(conn) != CONNECTION_OK)
 				PQreset(conn);
 
-			if (done >= msgs)
+			if (done >= msgs) {
 				r->durable = bench_now() - t0;
+				bench_cpu_sample(&r->cpu1, conn, run->name);
+				r->self1 = bench_cpu_pid(pid);
+			}
 			next_poll = now + 0.1;
 		} else if (end == END_DURABLE && r->durable >= 0 && !stopping && now >= next_poll) {
 			/* Durable can come before the "caught up" line: stop only after both. */
@@ -324,7 +346,318 @@ run_tallyd(const bench_run_t *run, const char *group, uint64_t max_pending, run_
 	return 0;
 }
 
-enum { O_DIAG = 100, O_SHAPE, O_BARE, O_PAIRS, O_VOTES = 1, O_VOTERS, O_PARTS, O_MAXP, O_REPEAT, O_REUSE, O_KEEP, O_DROP, O_BIN, O_HELP };
+
+/* ---- e2e --instances: tallyd --cluster ---------------------------------------------------- */
+
+#define MAX_INST 16
+
+typedef struct cluster_result {
+	int n;
+	double first_live;     /* seconds from the first exec to the first "live" line */
+	double counted;        /* first live to the last "caught up" line of any instance */
+	double durable;        /* first live to the checkpointed offsets covering every message */
+	double shown;          /* first live to every instance's /api/results reading them all */
+	double exec_shown;     /* the first exec to the same */
+	double settled;        /* first live to every instance holding partitions (-1: never) */
+	int64_t at_settled;    /* messages the checkpointed offsets covered then */
+	double live[MAX_INST];              /* each one's "live", seconds from the first exec */
+	double self0[MAX_INST], self1[MAX_INST];   /* CPU seconds at first live and durable */
+	long parts[MAX_INST];               /* partitions each held at the end */
+	uint64_t own_read[MAX_INST];        /* messages each read ("stopped: read N") */
+	bench_cpu_t cpu0, cpu1;
+	uint64_t read, accepted, rejected;  /* the whole election, from /api/results */
+	int64_t stored;
+	bool truth_checked;
+} cluster_result_t;
+
+static int64_t
+json_int(json_t *o, const char *field)
+{
+	json_t *v = json_object_get(o, field);
+
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+}
+
+/*
+ * n tallyd --cluster instances (one group, instance ids TAG-1..TAG-n, each its own --http
+ * port), started together on the whole topic from an empty store, until every instance's
+ * /api/results shows every message read (and, when this run loaded the data, equals
+ * tally-sim's truth); then stopped with SIGTERM, and each must exit 0. Times are from the
+ * first instance's "live" line (the earliest start of counting): counted = to the last
+ * "caught up" line of any instance (each partition's last owner has read it to its end),
+ * durable = the checkpointed offsets cover every message (polled every 50 ms), shown = the
+ * whole election on every instance's /api/results (polled every 100 ms per instance).
+ */
+static int
+run_cluster(const bench_run_t *run, int n, const char *tag, int64_t msgs, cluster_result_t *r)
+{
+	bench_inst_t inst[MAX_INST];
+	char group[128], pgopt[256], log[4400], app[BENCH_NAME_MAX + 32];
+	double t0, first_live = -1, next_poll = 0, next_http = 0;
+	bool shown[MAX_INST] = {false};
+	json_t *truth, *res = NULL;
+	PGconn *conn;
+	double settled_at = -1;
+	int rc = -1, nshown = 0, np = 0;
+
+	memset(r, 0, sizeof(*r));
+	memset(inst, 0, sizeof(inst));
+	r->n = n;
+	r->first_live = r->counted = r->durable = r->shown = r->exec_shown = r->settled = -1;
+	for (int i = 0; i < n; i++)
+		r->live[i] = r->self0[i] = r->self1[i] = -1;
+	if (bench_topic_messages(run, run->votes_topic, &np) < 0 || reset_tallyd(run, false) != 0 ||
+	    (conn = bench_pg(run, true)) == NULL)
+		return -1;
+	/* The cluster's own tables: every partition unclaimed, no state stored. */
+	if (bench_pg_exec(conn, "TRUNCATE partition_states, partition_owners") != 0) {
+		PQfinish(conn);
+		return -1;
+	}
+	snprintf(log, sizeof(log), "%s", bench_log_path(run, "truth.json"));
+	truth = json_load_file(log, 0, NULL);   /* only when this run loaded the data */
+	r->truth_checked = truth != NULL;
+	snprintf(group, sizeof(group), "%s_%s", run->name, tag);
+	/* tallyd adds this itself unless pg.options is set, as it is here (search_path). */
+	snprintf(pgopt, sizeof(pgopt), "%s -cidle_in_transaction_session_timeout=10000", run->pgopt);
+	snprintf(app, sizeof(app), "--pg.application_name=%s", run->name);
+	t0 = bench_now();
+	for (int i = 0; i < n; i++) {
+		char *extra[] = {app, NULL};
+
+		snprintf(inst[i].id, sizeof(inst[i].id), "%s-%d", tag, i + 1);
+		if (bench_inst_spawn(run, &inst[i], group, pgopt, extra) < 0)
+			goto out;
+	}
+	for (;;) {
+		double now = bench_now();
+
+		for (int i = 0; i < n; i++)
+			if (!bench_inst_alive(&inst[i]))
+				goto fail;
+		if (first_live < 0) {
+			for (int i = 0; i < n; i++) {
+				char *text = bench_slurp(bench_log_path(run, inst[i].log));
+
+				if (bench_log_find(text, "tallyd: live ", false) != NULL && first_live < 0) {
+					first_live = now;
+					bench_cpu_sample(&r->cpu0, conn, run->name);
+					for (int j = 0; j < n; j++)
+						r->self0[j] = bench_cpu_pid(inst[j].pid);
+				}
+				free(text);
+			}
+		}
+		if (first_live >= 0 && r->durable < 0 && now >= next_poll) {
+			int64_t done = bench_pg_int1(conn, "SELECT coalesce(sum(next_offset), 0) "
+			                                   "FROM checkpoint_offsets WHERE topic = $1",
+			                             run->votes_topic);
+
+			if (done < 0 && PQstatus(conn) != CONNECTION_OK)
+				PQreset(conn);
+			if (r->settled < 0 && done >= 0) {
+				/* Every instance holds partitions (logs: assigned minus revoked). */
+				long sum = 0, each = 1;
+
+				for (int i = 0; i < n; i++) {
+					long k = bench_inst_owned(run, &inst[i]);
+
+					sum += k;
+					each = k > 0 ? each : 0;
+				}
+				if (each && sum == np) {
+					r->settled = now - first_live;
+					r->at_settled = done;
+				}
+			}
+			if (done >= msgs) {
+				r->durable = bench_now() - first_live;
+				bench_cpu_sample(&r->cpu1, conn, run->name);
+				for (int j = 0; j < n; j++)
+					r->self1[j] = bench_cpu_pid(inst[j].pid);
+			}
+			next_poll = now + 0.05;
+		}
+		if (first_live >= 0 && now >= next_http) {
+			for (int i = 0; i < n; i++) {
+				char why[256];
+
+				if (shown[i])
+					continue;
+				json_decref(res);
+				if ((res = bench_inst_results(run, &inst[i])) == NULL ||
+				    json_int(res, "read") != msgs)
+					continue;
+				if (truth != NULL && !tt_results_equal_truth(res, truth, why, sizeof(why))) {
+					fprintf(stderr, "tally-bench: %s's /api/results read every message but "
+					                "is not tally-sim's truth: %s\n", inst[i].id, why);
+					goto fail;
+				}
+				shown[i] = true;
+				nshown++;
+				r->read = (uint64_t)json_int(res, "read");
+				r->accepted = (uint64_t)json_int(res, "accepted");
+				r->rejected = (uint64_t)json_int(res, "rejected_total");
+			}
+			if (nshown == n) {
+				r->shown = bench_now() - first_live;
+				r->exec_shown = bench_now() - t0;
+			}
+			next_http = now + 0.1;
+		}
+		if (r->shown >= 0 && r->durable >= 0 && settled_at < 0)
+			settled_at = now;
+		/* Each instance holding partitions logs "caught up" once it has seen their ends
+		 * (up to a fetch wait later): wait for that line after its last assignment, so that
+		 * counted can be read from the logs, as for one tallyd. */
+		if (settled_at >= 0) {
+			int ncaught = 0;
+
+			for (int i = 0; i < n; i++) {
+				char *text = bench_slurp(bench_log_path(run, inst[i].log));
+				const char *a = bench_log_find(text, "tallyd: assigned ", true);
+				const char *c = bench_log_find(text, "tallyd: caught up: ", true);
+
+				ncaught += bench_inst_owned(run, &inst[i]) == 0 || (c != NULL && c > a);
+				free(text);
+			}
+			if (ncaught == n)
+				break;
+			if (now - settled_at > 10) {
+				fprintf(stderr, "tally-bench: warning: %d of %d instances logged no \"caught "
+				                "up\" after their last assignment within 10 s of durable\n",
+				        n - ncaught, n);
+				break;
+			}
+		}
+		if (now - t0 > 900) {
+			fprintf(stderr, "tally-bench: the cluster of %d had not counted every message "
+			                "after 900 s (%d instances show them all)\n", n, nshown);
+			goto fail;
+		}
+		bench_sleep_ms(20);
+	}
+	for (int i = 0; i < n; i++)
+		r->parts[i] = bench_inst_owned(run, &inst[i]);
+	for (int i = 0; i < n; i++)
+		kill(inst[i].pid, SIGTERM);
+	rc = 0;
+	for (int i = 0; i < n; i++) {
+		tallyd_result_t one;
+		int st = bench_wait(inst[i].pid);
+		char *text = bench_slurp(bench_log_path(run, inst[i].log));
+
+		inst[i].pid = 0;
+		memset(&one, 0, sizeof(one));
+		one.live = one.caught_up = -1;
+		parse_tallyd_log(text, &one);
+		free(text);
+		r->own_read[i] = one.read;
+		if (one.live >= 0)
+			r->live[i] = inst[i].t_exec - t0 + one.live;
+		/* Seconds since that instance's start, made relative to the first live. */
+		if (one.caught_up >= 0 && inst[i].t_exec + one.caught_up - first_live > r->counted)
+			r->counted = inst[i].t_exec + one.caught_up - first_live;
+		if (st != 0) {
+			fprintf(stderr, "tally-bench: %s exited with status %d after SIGTERM\n",
+			        inst[i].id, st);
+			rc = -1;
+		}
+	}
+	r->first_live = first_live - t0;
+	if (PQstatus(conn) != CONNECTION_OK)
+		PQreset(conn);
+	r->stored = bench_pg_int(conn, STORED_VOTES_SQL);
+	if (rc == 0 && (r->stored != (int64_t)r->accepted || r->counted < 0)) {
+		fprintf(stderr, "tally-bench: the cluster of %d: %" PRId64 " votes stored, %" PRIu64
+		                " accepted%s\n", n, r->stored, r->accepted,
+		        r->counted < 0 ? ", no \"caught up\" line" : "");
+		rc = -1;
+	}
+	if (rc == 0)
+		goto out;
+fail:
+	rc = -1;
+	for (int i = 0; i < n; i++)
+		if (inst[i].log[0] != '\0') {
+			fprintf(stderr, "--- %s\n", bench_log_path(run, inst[i].log));
+			bench_log_tail(bench_log_path(run, inst[i].log), 15);
+		}
+out:
+	bench_inst_kill_all(inst, n);
+	json_decref(res);
+	json_decref(truth);
+	PQfinish(conn);
+	return rc;
+}
+
+/* CPU seconds a message, in microseconds, between two samples. */
+static double
+us_per_msg(double a, double b, int64_t msgs)
+{
+	return a < 0 || b < 0 ? -1 : (b - a) * 1e6 / (double)msgs;
+}
+
+/* Where the CPU went between "live" and durable: tallyd's processes, the broker, PostgreSQL. */
+static void
+cpu_rows(const char *label, double tallyd0, double tallyd1, const bench_cpu_t *c0,
+         const bench_cpu_t *c1, double window, int64_t msgs)
+{
+	double busy = c1->machine_busy - c0->machine_busy, all = c1->machine_all - c0->machine_all;
+
+	printf("%-54s %9.2f CPU-s %6.2f us/msg\n", label, tallyd1 - tallyd0,
+	       us_per_msg(tallyd0, tallyd1, msgs));
+	printf("%-54s %9.2f CPU-s %6.2f us/msg\n", "  Kafka broker (shared: all its clients)", c1->broker - c0->broker,
+	       us_per_msg(c0->broker, c1->broker, msgs));
+	printf("%-54s %9.2f CPU-s %6.2f us/msg\n", "  PostgreSQL: tallyd's backends",
+	       c1->backends - c0->backends, us_per_msg(c0->backends, c1->backends, msgs));
+	printf("%-54s %9.2f CPU-s %6.2f us/msg\n", "  PostgreSQL: every postgres process",
+	       c1->postgres - c0->postgres, us_per_msg(c0->postgres, c1->postgres, msgs));
+	printf("%-54s %9.2f CPU-s of %.2f (%.0f %% busy over %.3f s)\n", "  the whole machine",
+	       busy, all, all > 0 ? 100 * busy / all : 0, window);
+	fflush(stdout);
+}
+
+static void
+cluster_rows(const char *label, const cluster_result_t *r, int64_t msgs, double bare)
+{
+	char what[128];
+	double t0 = 0, t1 = 0;
+
+	printf("\n");
+	for (int i = 0; i < r->n; i++) {
+		printf("%s, instance %d: live at %.3f s, %ld partitions at the end, read %" PRIu64
+		       ", %.2f CPU-s counting\n", label, i + 1, r->live[i], r->parts[i], r->own_read[i],
+		       r->self1[i] - r->self0[i]);
+		t0 += r->self0[i];
+		t1 += r->self1[i];
+	}
+	snprintf(what, sizeof(what), "%s: exec to first live", label);
+	row_s(what, 0, r->first_live, 0);
+	snprintf(what, sizeof(what), "%s: counted (first live to last caught up)", label);
+	row_s(what, msgs, r->counted, bare / r->counted);
+	snprintf(what, sizeof(what), "%s: every instance holding partitions", label);
+	row_s(what, r->settled >= 0 ? (uint64_t)r->at_settled : 0, r->settled, 0);
+	if (r->settled >= 0 && r->settled < r->durable) {
+		snprintf(what, sizeof(what), "%s: from then to durable", label);
+		row_s(what, (uint64_t)(msgs - r->at_settled), r->durable - r->settled, 0);
+	} else {
+		printf("%s: the backlog was counted before every instance held partitions\n", label);
+	}
+	snprintf(what, sizeof(what), "%s: durable (first live to checkpoint)", label);
+	row_s(what, msgs, r->durable, bare / r->durable);
+	snprintf(what, sizeof(what), "%s: shown (first live to every /api/results)", label);
+	row_s(what, msgs, r->shown, bare / r->shown);
+	snprintf(what, sizeof(what), "%s: exec to shown", label);
+	row_s(what, 0, r->exec_shown, 0);
+	printf("%s: read %" PRIu64 ", accepted %" PRIu64 ", rejected %" PRIu64 ", %" PRId64
+	       " votes stored%s\n", label, r->read, r->accepted, r->rejected, r->stored,
+	       r->truth_checked ? "; every instance's /api/results = tally-sim's truth" : "");
+	snprintf(what, sizeof(what), "CPU, first live to durable: %d tallyd", r->n);
+	cpu_rows(what, t0, t1, &r->cpu0, &r->cpu1, r->durable, msgs);
+}
+
+enum { O_DIAG = 100, O_SHAPE, O_BARE, O_PAIRS, O_INST, O_VOTES = 1, O_VOTERS, O_PARTS, O_MAXP, O_REPEAT, O_REUSE, O_KEEP, O_DROP, O_BIN, O_HELP };
 
 static const struct option long_opts[] = {
 	{"votes", required_argument, NULL, O_VOTES},
@@ -340,6 +673,7 @@ static const struct option long_opts[] = {
 	{"shape", required_argument, NULL, O_SHAPE},
 	{"bare-only", no_argument, NULL, O_BARE},
 	{"pairs", required_argument, NULL, O_PAIRS},
+	{"instances", required_argument, NULL, O_INST},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0}};
 
@@ -383,6 +717,7 @@ parse(int argc, char **argv, opts_t *o, void (*usage)(FILE *))
 		case O_DIAG: o->diag = true; break;
 		case O_BARE: o->bare_only = true; break;
 		case O_PAIRS: o->pairs = atoi(optarg); break;
+		case O_INST: o->instances = atoi(optarg); break;
 		case O_SHAPE:
 			if (strcmp(optarg, "full") == 0) {
 				o->full = true;
@@ -396,6 +731,7 @@ parse(int argc, char **argv, opts_t *o, void (*usage)(FILE *))
 		}
 	}
 	if (optind < argc || o->votes == 0 || o->partitions < 1 || o->repeat < 1 || o->pairs < 0 ||
+	    o->instances < 0 || o->instances > MAX_INST ||
 	    (o->max_pending != 0 && o->max_pending < 1000)) {
 		usage(stderr);
 		return 2;
@@ -436,8 +772,18 @@ e2e_usage(FILE *f)
 	        "                  stopped with SIGTERM once durable, the journal left unmoved);\n"
 	        "                  the last line compares the fastest of each (on a shared\n"
 	        "                  machine the fastest run is the least disturbed)\n"
+	        "  --instances N   also run N tallyd --cluster instances (one group, instance ids\n"
+	        "                  cN-1..cN-N, --http on free ports) together on the same topic,\n"
+	        "                  after B (B then stops once durable) or in each --pairs round\n"
+	        "                  after tallyd, until every instance's /api/results shows every\n"
+	        "                  message; the last line reports the cluster (same fields, from\n"
+	        "                  the first instance's live line; counted = to the last\n"
+	        "                  \"caught up\" line of any instance) plus instances=N,\n"
+	        "                  shown_ratio (to every /api/results) and vs_plain (the plain\n"
+	        "                  tallyd's durable seconds / the cluster's, in the same run);\n"
+	        "                  N at most the partitions of votes_topic (1 to %d)\n"
 	        "%s",
-	        common_help);
+	        MAX_INST, common_help);
 }
 
 static void
@@ -480,11 +826,15 @@ e2e_pairs(const bench_run_t *run, const opts_t *o, int64_t msgs, const bench_con
 	double *b = calloc((size_t)n + 1, sizeof(double)), *bp = calloc((size_t)n, sizeof(double));
 	double *cnt = calloc((size_t)n, sizeof(double)), *dur = calloc((size_t)n, sizeof(double));
 	double *rat = calloc((size_t)n, sizeof(double));
-	double bb, bbp, bc, bd, mb, mbp, mc, md;
+	double *ccnt = calloc((size_t)n, sizeof(double)), *cdur = calloc((size_t)n, sizeof(double));
+	double *cshow = calloc((size_t)n, sizeof(double));
+	double bb, bbp, bc, bd, mb, mbp, mc, md, cc = 0, cd = 0, cs = 0;
 	tallyd_result_t r = {0};
+	cluster_result_t cr = {0};
 	int rc = -1;
 
-	if (b == NULL || bp == NULL || cnt == NULL || dur == NULL || rat == NULL)
+	if (b == NULL || bp == NULL || cnt == NULL || dur == NULL || rat == NULL || ccnt == NULL ||
+	    cdur == NULL || cshow == NULL)
 		goto out;
 	b[n] = bare1->total_s - bare1->assigned_s;
 	for (int i = 0; i < n; i++) {
@@ -515,6 +865,26 @@ e2e_pairs(const bench_run_t *run, const opts_t *o, int64_t msgs, const bench_con
 		row_s(what, r.read, cnt[i], b[i] / cnt[i]);
 		snprintf(what, sizeof(what), "round %d: tallyd durable (live to checkpoint)", i + 1);
 		row_s(what, r.read, dur[i], b[i] / dur[i]);
+		if (o->instances > 0) {
+			char tag[32];
+
+			cpu_rows("CPU, live to durable: tallyd", r.self0, r.self1, &r.cpu0, &r.cpu1,
+			         dur[i], msgs);
+			/* A group of its own each round: static members of the last round's group
+			 * stay in it until their session times out. */
+			snprintf(tag, sizeof(tag), "c%dr%d", o->instances, i + 1);
+			snprintf(what, sizeof(what), "round %d: cluster of %d", i + 1, o->instances);
+			if (run_cluster(run, o->instances, tag, msgs, &cr) != 0)
+				goto out;
+			cluster_rows(what, &cr, msgs, b[i] < bp[i] ? b[i] : bp[i]);
+			if (cr.accepted != r.accepted || cr.rejected != r.rejected) {
+				fprintf(stderr, "tally-bench: the cluster accepted %" PRIu64 " and rejected %"
+				                PRIu64 ", tallyd %" PRIu64 " and %" PRIu64 "\n", cr.accepted,
+				        cr.rejected, r.accepted, r.rejected);
+				goto out;
+			}
+			ccnt[i] = cr.counted, cdur[i] = cr.durable, cshow[i] = cr.shown;
+		}
 		snprintf(what, sizeof(what), "after round %d", i + 1);
 		bench_print_load(what);
 	}
@@ -527,23 +897,47 @@ e2e_pairs(const bench_run_t *run, const opts_t *o, int64_t msgs, const bench_con
 			bd = dur[i] < bd ? dur[i] : bd;
 		}
 	}
+	for (int i = 0; o->instances > 0 && i < n; i++) {
+		cc = i == 0 || ccnt[i] < cc ? ccnt[i] : cc;
+		cd = i == 0 || cdur[i] < cd ? cdur[i] : cd;
+		cs = i == 0 || cshow[i] < cs ? cshow[i] : cs;
+	}
 	mb = median(b, n + 1), mbp = median(bp, n), mc = median(cnt, n), md = median(dur, n);
 	printf("\n%-54s %12s %10s %10s\n", "fastest and median of", "runs", "fastest", "median");
 	printf("%-54s %12d %10.3f %10.3f\n", "bare consumer: assigned to end", n + 1, bb, mb);
 	printf("%-54s %12d %10.3f %10.3f\n", "bare consumer (tallyd's prefetch)", n, bbp, mbp);
 	printf("%-54s %12d %10.3f %10.3f\n", "tallyd counted (live to caught up)", n, bc, mc);
 	printf("%-54s %12d %10.3f %10.3f\n", "tallyd durable (live to checkpoint)", n, bd, md);
+	if (o->instances > 0) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "%d tallyd --cluster counted (to last caught up)",
+		         o->instances);
+		printf("%-54s %12d %10.3f %10.3f\n", what, n, cc, median(ccnt, n));
+		snprintf(what, sizeof(what), "%d tallyd --cluster durable", o->instances);
+		printf("%-54s %12d %10.3f %10.3f\n", what, n, cd, median(cdur, n));
+		snprintf(what, sizeof(what), "%d tallyd --cluster shown (every /api/results)",
+		         o->instances);
+		printf("%-54s %12d %10.3f %10.3f\n", what, n, cs, median(cshow, n));
+	}
 	printf("median over the rounds of (faster bare consumer of the round / tallyd counted): "
 	       "%.2f\n", median(rat, n));
 	printf("tallyd: read %" PRIu64 ", accepted %" PRIu64 ", rejected %" PRIu64 ", %" PRId64
 	       " votes stored (last round)\n", r.read, r.accepted, r.rejected, r.stored);
-	printf("e2e votes_per_s=%.0f consumer_ratio=%.2f durable_votes_per_s=%.0f "
-	       "durable_ratio=%.2f prefetch_consumer_ratio=%.2f bytes_per_msg=%.0f\n",
-	       (double)msgs / bc, bb / bc, (double)msgs / bd, bb / bd, bbp / bc,
-	       (double)bare1->bytes / (double)bare1->msgs);
+	if (o->instances > 0)
+		printf("e2e votes_per_s=%.0f consumer_ratio=%.2f durable_votes_per_s=%.0f "
+		       "durable_ratio=%.2f prefetch_consumer_ratio=%.2f bytes_per_msg=%.0f "
+		       "instances=%d shown_ratio=%.2f vs_plain=%.2f\n",
+		       (double)msgs / cc, bb / cc, (double)msgs / cd, bb / cd, bbp / cc,
+		       (double)bare1->bytes / (double)bare1->msgs, o->instances, bb / cs, bd / cd);
+	else
+		printf("e2e votes_per_s=%.0f consumer_ratio=%.2f durable_votes_per_s=%.0f "
+		       "durable_ratio=%.2f prefetch_consumer_ratio=%.2f bytes_per_msg=%.0f\n",
+		       (double)msgs / bc, bb / bc, (double)msgs / bd, bb / bd, bbp / bc,
+		       (double)bare1->bytes / (double)bare1->msgs);
 	rc = 0;
 out:
-	free(b), free(bp), free(cnt), free(dur), free(rat);
+	free(b), free(bp), free(cnt), free(dur), free(rat), free(ccnt), free(cdur), free(cshow);
 	return rc;
 }
 
@@ -556,6 +950,7 @@ tally_bench_e2e(int argc, char **argv)
 	int64_t msgs;
 	bench_consume_t bare[3];
 	tallyd_result_t def = {0}, big = {0}, nock = {0}, first = {0};
+	cluster_result_t clu = {0};
 	char group[128];
 	double best;
 	bool ok = false;
@@ -567,6 +962,18 @@ tally_bench_e2e(int argc, char **argv)
 	printf(ROW_FMT, "phase", "messages", "seconds", "msgs/s", "ratio");
 	if ((msgs = prepare(&run, &o)) < 0)
 		goto out;
+	if (o.instances > 0) {
+		int np = 0;
+
+		if (bench_topic_messages(&run, run.votes_topic, &np) < 0)
+			goto out;
+		if (o.instances > np) {
+			fprintf(stderr, "tally-bench: \"%s\" has %d partitions, fewer than --instances %d "
+			                "(load with --partitions %d or more)\n", run.votes_topic, np,
+			        o.instances, o.instances);
+			goto out;
+		}
+	}
 
 	if (bare_rows(&run, 1, false, &bare[0]) != 0)
 		goto out;
@@ -606,11 +1013,21 @@ tally_bench_e2e(int argc, char **argv)
 		                      &big) != 0)
 			goto out;
 	}
-	/* B, the one the last line reports: registrations already followed. */
+	/* B, the one the last line reports: registrations already followed. With --instances
+	 * it is stopped once durable, as the cluster is, and the cluster is reported. */
 	snprintf(group, sizeof(group), "%s_tallyd_b", run.name);
 	if (reset_tallyd(&run, false) != 0 ||
-	    run_tallyd(&run, group, 0, END_EXIT, msgs, "tallyd-e2e.log", &def) != 0)
+	    run_tallyd(&run, group, 0, o.instances > 0 ? END_DURABLE : END_EXIT, msgs,
+	               "tallyd-e2e.log", &def) != 0)
 		goto out;
+	if (o.instances > 0) {
+		char tag[32];
+
+		bench_print_load("before the cluster");
+		snprintf(tag, sizeof(tag), "c%d", o.instances);
+		if (run_cluster(&run, o.instances, tag, msgs, &clu) != 0)
+			goto out;
+	}
 
 	if (bare_rows(&run, 2, false, &bare[1]) != 0)
 		goto out;
@@ -637,6 +1054,30 @@ tally_bench_e2e(int argc, char **argv)
 	printf("tallyd: read %" PRIu64 ", accepted %" PRIu64 ", rejected %" PRIu64 ", %" PRId64
 	       " votes stored; bare consumer %.3f s (best of 2)\n",
 	       def.read, def.accepted, def.rejected, def.stored, best);
+	if (o.instances > 0) {
+		char label[64];
+		double bare3 = bare[2].total_s - bare[2].assigned_s;
+
+		cpu_rows("CPU, live to durable: tallyd B", def.self0, def.self1, &def.cpu0, &def.cpu1,
+		         def.durable - def.live, msgs);
+		snprintf(label, sizeof(label), "cluster of %d", o.instances);
+		cluster_rows(label, &clu, msgs, best);
+		if (clu.accepted != def.accepted || clu.rejected != def.rejected) {
+			fprintf(stderr, "tally-bench: the cluster accepted %" PRIu64 " and rejected %"
+			                PRIu64 ", tallyd B %" PRIu64 " and %" PRIu64 "\n", clu.accepted,
+			        clu.rejected, def.accepted, def.rejected);
+			goto out;
+		}
+		printf("e2e votes_per_s=%.0f consumer_ratio=%.2f durable_votes_per_s=%.0f "
+		       "durable_ratio=%.2f prefetch_consumer_ratio=%.2f bytes_per_msg=%.0f "
+		       "instances=%d shown_ratio=%.2f vs_plain=%.2f\n",
+		       (double)msgs / clu.counted, best / clu.counted, (double)msgs / clu.durable,
+		       best / clu.durable, bare3 / clu.counted,
+		       (double)bare[0].bytes / (double)bare[0].msgs, o.instances, best / clu.shown,
+		       (def.durable - def.live) / clu.durable);
+		ok = true;
+		goto out;
+	}
 	printf("e2e votes_per_s=%.0f consumer_ratio=%.2f durable_votes_per_s=%.0f "
 	       "durable_ratio=%.2f prefetch_consumer_ratio=%.2f bytes_per_msg=%.0f\n",
 	       (double)def.read / (def.caught_up - def.live), best / (def.caught_up - def.live),

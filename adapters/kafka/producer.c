@@ -119,6 +119,14 @@ tally_kafka_produce_headers(tally_kafka_producer_t *p, const char *topic, const 
                             size_t klen, const void *val, size_t vlen,
                             const tally_kafka_header_t *h, size_t nh)
 {
+	return tally_kafka_produce_to(p, topic, RD_KAFKA_PARTITION_UA, key, klen, val, vlen, h, nh);
+}
+
+int
+tally_kafka_produce_to(tally_kafka_producer_t *p, const char *topic, int32_t partition,
+                       const void *key, size_t klen, const void *val, size_t vlen,
+                       const tally_kafka_header_t *h, size_t nh)
+{
 	size_t key_len = key != NULL ? klen : 0;
 	rd_kafka_resp_err_t e;
 
@@ -132,6 +140,7 @@ tally_kafka_produce_headers(tally_kafka_producer_t *p, const char *topic, const 
 		}
 		/* On success librdkafka owns the headers; on failure they stay ours. */
 		e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic),
+		                      RD_KAFKA_V_PARTITION(partition),
 		                      RD_KAFKA_V_KEY((void *)key, key_len),
 		                      RD_KAFKA_V_VALUE((void *)val, vlen),
 		                      RD_KAFKA_V_HEADERS(hdrs),

@@ -425,22 +425,23 @@ parts_store(PGconn *conn, const tally_pg_checkpoint_t *c, char *errstr, size_t e
 	for (size_t i = 0; i < c->nparts && rc == 0; i++) {
 		const tally_pg_part_t *pt = &c->parts[i];
 		char part[16], epoch[24], version[24];
-		const char *v[7] = {c->election_id, c->topic, part, c->owner, epoch, version,
-		                    pt->state != NULL ? pt->state : ""};
-		int len[7] = {0, 0, 0, 0, 0, 0, (int)pt->state_len};
-		int fmt[7] = {0, 0, 0, 0, 0, 0, 1};
+		const char *v[8] = {c->election_id, c->topic, part, c->owner, epoch, version,
+		                    pt->state != NULL ? pt->state : "", pt->forward};
+		int len[8] = {0, 0, 0, 0, 0, 0, (int)pt->state_len, (int)pt->forward_len};
+		int fmt[8] = {0, 0, 0, 0, 0, 0, 1, 1};
 
 		snprintf(part, sizeof(part), "%d", (int)pt->partition);
 		snprintf(epoch, sizeof(epoch), "%" PRId64, pt->epoch);
 		snprintf(version, sizeof(version), "%" PRIu64, pt->version);
 		rc = tally__pg_exec(conn,
 		                    "INSERT INTO partition_states (election_id, topic, partition, owner,"
-		                    " epoch, version, state) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+		                    " epoch, version, state, forward)"
+		                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 		                    " ON CONFLICT (election_id, topic, partition) DO UPDATE SET"
 		                    " owner = EXCLUDED.owner, epoch = EXCLUDED.epoch,"
 		                    " version = EXCLUDED.version, state = EXCLUDED.state,"
-		                    " committed_at = now()",
-		                    7, v, len, fmt, "could not store a partition's state", errstr,
+		                    " forward = EXCLUDED.forward, committed_at = now()",
+		                    8, v, len, fmt, "could not store a partition's state", errstr,
 		                    errstr_size);
 	}
 	return rc;
@@ -506,7 +507,7 @@ tally_pg_partitions_claim(PGconn *conn, const char *election_id, const char *top
 		/* A new statement, a new snapshot: it sees a cut that committed while the claim
 		 * waited for its rows, and no later cut of theirs can commit (they are ours). */
 		res = PQexecParams(conn,
-		                   "SELECT t.p, s.version, s.state, o.next_offset"
+		                   "SELECT t.p, s.version, s.state, o.next_offset, s.forward"
 		                   " FROM unnest($3::integer[]) AS t(p)"
 		                   " LEFT JOIN partition_states AS s ON s.election_id = $1"
 		                   " AND s.topic = $2 AND s.partition = t.p"
@@ -534,6 +535,12 @@ tally_pg_partitions_claim(PGconn *conn, const char *election_id, const char *top
 				}
 				if (!PQgetisnull(res, r, 3))
 					out[i].next_offset = get_i64(res, r, 3);
+				if (rc == 0 && !PQgetisnull(res, r, 4) &&
+				    (out[i].forward = get_bytes(res, r, 4, &out[i].forward_len)) == NULL) {
+					tally_errstr_set(errstr, errstr_size, "could not read the claimed "
+					                 "partitions: out of memory");
+					rc = TALLY_ENOMEM;
+				}
 			}
 		}
 		PQclear(res);
@@ -552,6 +559,7 @@ fail:
 	free(arr);
 	for (size_t i = 0; i < n; i++) {
 		free(out[i].state);
+		free(out[i].forward);
 		out[i] = (tally_pg_claimed_t){.partition = partitions[i], .next_offset = -1};
 	}
 	return rc;
@@ -562,8 +570,10 @@ tally_pg_parts_free(tally_pg_part_t *parts, size_t n)
 {
 	if (parts == NULL)
 		return;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(parts[i].state);
+		free(parts[i].forward);
+	}
 	free(parts);
 }
 

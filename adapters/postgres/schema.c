@@ -179,6 +179,14 @@ static const struct migration migrations[] = {
 	 "  committed_at timestamptz NOT NULL DEFAULT now(),"
 	 "  PRIMARY KEY (election_id, topic, partition),"
 	 "  FOREIGN KEY (election_id, topic, partition) REFERENCES partition_owners);"},
+	/*
+	 * Votes forwarded to their voter's home partition (migration 8): a home partition's
+	 * position in the forward topic and, per source partition, the last source offset it
+	 * let in (the app's bytes, stored with the part's state in the same row, so they are
+	 * fenced and committed with it). NULL: nothing forwarded yet.
+	 */
+	{"partition states with their forwarding position",
+	 "ALTER TABLE partition_states ADD COLUMN forward bytea;"},
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

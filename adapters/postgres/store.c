@@ -482,8 +482,10 @@ cut_free(tally_store_t *st, tally_store_cut_t *cut)
 	free(cut->votes);
 	free(cut->state);
 	free(cut->offsets);
-	for (size_t i = 0; i < cut->nparts; i++)
+	for (size_t i = 0; i < cut->nparts; i++) {
 		free(cut->parts[i].state);
+		free(cut->parts[i].forward);
+	}
 	free(cut->parts);
 	if (st->hooks.release != NULL)
 		st->hooks.release(st->hooks.arg, cut->app);
@@ -845,6 +847,7 @@ watch_round(tally_store_t *st, PGconn *conn, int64_t key, bool *leader, watch_se
 {
 	tally_pg_part_t *parts;
 	size_t n;
+	bool won = false;
 	int rc;
 
 	if (!*leader) {
@@ -861,23 +864,27 @@ watch_round(tally_store_t *st, PGconn *conn, int64_t key, bool *leader, watch_se
 			PQclear(res);
 			return rc;
 		}
-		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-			watch_set_leader(st, leader, true, NULL);
+		won = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 		PQclear(res);
 	}
+	/* Read after the lock is won and handed over before the news: a new leader publishes
+	 * from states read after every earlier leader's last read (it held the lock until
+	 * then), so what it publishes is never below what they did. */
 	if ((rc = tally_pg_parts_read(conn, st->o.election_id, st->o.topic, &parts, &n, err,
 	                              errsz)) != 0)
-		return rc;
+		return rc;   /* a session's advisory lock is taken again by the next round's try */
 	if (seen->read && parts_equal(parts, n, seen->parts, seen->n)) {
 		tally_pg_parts_free(parts, n);
-		return 0;
+	} else {
+		tally_pg_parts_free(seen->parts, seen->n);
+		seen->parts = parts;
+		seen->n = n;
+		seen->read = true;
+		if (st->watch.parts != NULL)
+			st->watch.parts(st->watch.arg, parts, n);
 	}
-	tally_pg_parts_free(seen->parts, seen->n);
-	seen->parts = parts;
-	seen->n = n;
-	seen->read = true;
-	if (st->watch.parts != NULL)
-		st->watch.parts(st->watch.arg, parts, n);
+	if (won)
+		watch_set_leader(st, leader, true, NULL);
 	return 0;
 }
 

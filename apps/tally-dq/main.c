@@ -13,7 +13,8 @@
  *   votes.journal                every vote journal piece decodes (its votes count as
  *                                stored votes in every other check)
  *   checkpoint.offsets           checkpoint_offsets rows for the election
- *   checkpoint.latest            the last checkpoint imports into a core and adds up
+ *   checkpoint.latest            the last checkpoint (tallyd --cluster: every partition's
+ *                                state) imports into a core and adds up
  *   topics.results               the results topics read to their end, none malformed
  *   topics.dead_letters          votes_rejected read to its end, every header there
  *   rows.*                       voters, candidates, parties, votes (= the truth if given)

@@ -465,6 +465,8 @@ check_checkpoint(pgctx_t *ctx, const tally_election_t *el)
 	tally_core_t *core = NULL;
 	tally_snapshot_t *snap = NULL;
 	tally_core_opts_t co;
+	PGresult *parts = NULL;   /* tallyd --cluster: the partitions' states */
+	unsigned nparts = 1;
 	char err[512];
 	int rc;
 
@@ -482,19 +484,49 @@ check_checkpoint(pgctx_t *ctx, const tally_election_t *el)
 		return;
 	}
 	if (PQntuples(res) == 0) {
-		dq_check(run, "checkpoint.latest", DQ_FAIL, NULL, "no checkpoint of election \"%s\"",
-		         ctx->election);
+		/* tallyd --cluster stores no checkpoints row: one state per partition instead. */
 		PQclear(res);
-		return;
-	}
-	run->ckpt_id = num(res, 0, 0);
-	run->ckpt_version = num(res, 0, 1);
-	snprintf(run->ckpt_taken_at, sizeof(run->ckpt_taken_at), "%s", PQgetvalue(res, 0, 2));
-	state = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 3), &state_len);
-	PQclear(res);
-	if (state == NULL) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto fail;
+		if ((parts = query(ctx, "read the partitions' states",
+		                   "SELECT partition, version, committed_at, state,"
+		                   " (SELECT count(DISTINCT topic) FROM partition_states"
+		                   "  WHERE election_id = $1) FROM partition_states"
+		                   " WHERE election_id = $1 ORDER BY partition", 1)) == NULL) {
+			dq_check(run, "checkpoint.latest", DQ_FAIL, NULL, "%s", ctx->err);
+			return;
+		}
+		if (PQntuples(parts) == 0) {
+			dq_check(run, "checkpoint.latest", DQ_FAIL, NULL, "no checkpoint of election "
+			         "\"%s\" (nor partition states of tallyd --cluster)", ctx->election);
+			PQclear(parts);
+			return;
+		}
+		if (num(parts, 0, 4) != 1) {
+			dq_check(run, "checkpoint.latest", DQ_FAIL, NULL, "partition states of election "
+			         "\"%s\" for %" PRId64 " topics: not read yet", ctx->election,
+			         num(parts, 0, 4));
+			PQclear(parts);
+			return;
+		}
+		run->ckpt_id = 0;
+		run->ckpt_version = 0;
+		nparts = (unsigned)num(parts, PQntuples(parts) - 1, 0) + 1;
+		for (int i = 0; i < PQntuples(parts); i++) {
+			run->ckpt_version += num(parts, i, 1);
+			/* The same time zone in every row: the text sorts as the time. */
+			if (strcmp(PQgetvalue(parts, i, 2), run->ckpt_taken_at) > 0)
+				snprintf(run->ckpt_taken_at, sizeof(run->ckpt_taken_at), "%s",
+				         PQgetvalue(parts, i, 2));
+		}
+	} else {
+		run->ckpt_id = num(res, 0, 0);
+		run->ckpt_version = num(res, 0, 1);
+		snprintf(run->ckpt_taken_at, sizeof(run->ckpt_taken_at), "%s", PQgetvalue(res, 0, 2));
+		state = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 3), &state_len);
+		PQclear(res);
+		if (state == NULL) {
+			snprintf(err, sizeof(err), "out of memory");
+			goto fail;
+		}
 	}
 
 	/* The registry the state names its candidates and regions against. */
@@ -514,9 +546,30 @@ check_checkpoint(pgctx_t *ctx, const tally_election_t *el)
 	memset(&co, 0, sizeof(co));
 	co.workers = 1;
 	co.election = *el;
+	co.parts = nparts;
 	if ((core = tally_core_new(reg, &co, err, sizeof(err))) == NULL)
 		goto fail;
-	if ((rc = tally_state_import(core, state, state_len, NULL, NULL, err, sizeof(err))) != 0) {
+	for (int i = 0; parts != NULL && i < PQntuples(parts); i++) {
+		unsigned char *ps = PQunescapeBytea((const unsigned char *)PQgetvalue(parts, i, 3),
+		                                    &state_len);
+		char why[400];
+
+		if (ps == NULL) {
+			snprintf(err, sizeof(err), "out of memory");
+			goto fail;
+		}
+		rc = tally_state_import_part(core, (unsigned)num(parts, i, 0), ps, state_len, NULL, err,
+		                             sizeof(err));
+		PQfreemem(ps);
+		if (rc != 0) {
+			snprintf(why, sizeof(why), "%.390s", err[0] != '\0' ? err : tally_err2str(rc));
+			snprintf(err, sizeof(err), "partition %s's state cannot be read: %s",
+			         PQgetvalue(parts, i, 0), why);
+			goto fail;
+		}
+	}
+	if (parts == NULL &&
+	    (rc = tally_state_import(core, state, state_len, NULL, NULL, err, sizeof(err))) != 0) {
 		char why[400];
 
 		snprintf(why, sizeof(why), "%.390s", err[0] != '\0' ? err : tally_err2str(rc));
@@ -557,6 +610,7 @@ out:
 	tally_snapshot_destroy(snap);
 	tally_core_destroy(core);
 	tally_registry_destroy(reg);
+	PQclear(parts);
 	PQfreemem(state);
 }
 

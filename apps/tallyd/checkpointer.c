@@ -175,11 +175,14 @@ dead_letters_write(server_t *s, const tally_store_cut_t *cut, package_t *pk,
 	return 0;
 }
 
-/* The prepare hook (the store's writer thread): the cut's dead letters first. */
+/* The prepare hook (the store's writer thread): every vote forwarded so far delivered
+ * (--cluster), then the cut's dead letters. */
 static int
 on_prepare(void *arg, tally_store_cut_t *cut, tally_pg_offset_t **extra, size_t *nextra)
 {
-	return dead_letters_write(arg, cut, cut->app, extra, nextra);
+	int rc = tallyd_forward_flush(arg);
+
+	return rc != 0 ? rc : dead_letters_write(arg, cut, cut->app, extra, nextra);
 }
 
 /* Make pk's snapshot the published one (HTTP and the live view show it from now on). */
@@ -339,7 +342,8 @@ cut_parts(server_t *s, package_t *pk, tally_store_cut_t *cut)
 	tallyd_harvest(s);
 	rc = tally_snapshot_take_into(s->core, pk->snap);
 	if (rc == 0 && !force && pk->snap->version == s->cut_version &&
-	    s->generation == s->cut_generation && s->pending.n == 0 && s->pending_dl.n == 0)
+	    s->generation == s->cut_generation && s->pending.n == 0 && s->pending_dl.n == 0 &&
+	    s->passed == s->cut_passed)
 		rc = -1;   /* nothing changed */
 	for (int i = 0; rc == 0 && i < s->nparts; i++) {
 		part_t *p = &s->parts[i];
@@ -352,19 +356,26 @@ cut_parts(server_t *s, package_t *pk, tally_store_cut_t *cut)
 		pt->epoch = p->epoch;
 		pt->version = tally_state_part_read(s->core, (unsigned)i);
 		rc = tally_state_export_part(s->core, (unsigned)i, &pt->state, &pt->state_len);
+		if (rc == 0 && s->fparts != NULL && i < s->nvotes_parts &&
+		    (pt->forward = tallyd_forward_pack(&s->fparts[i], s->nvotes_parts,
+		                                       &pt->forward_len)) == NULL)
+			rc = TALLY_ENOMEM;
 		if (p->next_offset >= 0)
 			cut->offsets[n++] = (tally_pg_offset_t){i, p->next_offset};
 	}
 	cut->noffsets = n;
 	tally_core_resume(s->core);
 	if (rc != 0) {
-		for (size_t i = 0; i < cut->nparts; i++)
+		for (size_t i = 0; i < cut->nparts; i++) {
 			free(cut->parts[i].state);
+			free(cut->parts[i].forward);
+		}
 		free(cut->parts);
 		free(cut->offsets);
 		package_free(pk);
 		return rc < 0 ? 0 : rc;
 	}
+	s->cut_passed = s->passed;
 	return cut_hand_over(s, pk, cut);
 }
 
@@ -429,8 +440,10 @@ cut_hand_over(server_t *s, package_t *pk, tally_store_cut_t *cutp)
 		pk->dl = (dead_letters_t){0};
 		free(cut.offsets);
 		free(cut.state);
-		for (size_t i = 0; i < cut.nparts; i++)
+		for (size_t i = 0; i < cut.nparts; i++) {
 			free(cut.parts[i].state);
+			free(cut.parts[i].forward);
+		}
 		free(cut.parts);
 		package_free(pk);
 		return rc;

@@ -25,6 +25,22 @@
  * - Results topics: only the election's leader (the watcher's advisory lock; s->leader,
  *   atomic) publishes, from the ingest thread (tallyd_cluster_publish(), at most every
  *   results.interval.ms, changes only; everything once when it becomes leader).
+ * - One vote per voter across instances: every vote is judged in its voter's home part
+ *   (include/tally/home.h), whoever read it. A vote read elsewhere is forwarded through
+ *   fwd_topic (`<votes_topic>-by-voter`, as many partitions) to partition home, with its
+ *   source position in a header, and let pass where it was read; the owner of home
+ *   partition h also reads fwd_topic's h (assigned with votes_topic's h, from the offset
+ *   stored with part h) into lane h. Forwarding is at least once (a cut commits a source
+ *   offset only once every vote forwarded below it is delivered; an instance that dies
+ *   before its cut forwards them again from there), counting exactly once: forwards from
+ *   one source partition reach one home in source order (an idempotent producer), so
+ *   home h lets in a forward only above the highest source offset it let in from that
+ *   source before, and stores those offsets with part h's state, in the same row and
+ *   transaction, fenced alike (the part's forward bytes: tallyd_forward_pack()). Two
+ *   senders of one source (a zombie and the new owner) each send an ordered run of the
+ *   same sequence, the new one from the committed offset, below which the old one's
+ *   forwards were all delivered; so whichever copy arrives first is let in, and every
+ *   one is.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -34,6 +50,7 @@
 #include <tally/atomic.h>
 #include <tally/core.h>
 #include <tally/error.h>
+#include <tally/home.h>
 #include <tally/kafka.h>
 #include <tally/results.h>
 #include <tally/snapshot.h>
@@ -101,6 +118,168 @@ tallyd_cluster_parts(server_t *s, char *err, size_t errsz)
 		           rd_kafka_err2str(e));
 		tallyd_sleep_ms(1000);
 	}
+}
+
+/* ---- forwarding ----------------------------------------------------------------------------- */
+
+/* The forward topic (as many partitions as votes_topic: at least, as an existing one may
+ * have more; homes are below votes_topic's count) and its producer (idempotent: each
+ * partition gets one sender's forwards in the order sent; it never gives up on one). */
+int
+tallyd_forward_start(server_t *s, char *err, size_t errsz)
+{
+	tally_kafka_topic_t t = {.name = s->fwd_topic, .partitions = s->nvotes_parts,
+	                         .replication_factor = 1};
+	rd_kafka_conf_t *kc;
+	char msg[256];
+	int rc;
+
+	snprintf(s->fwd_topic, sizeof(s->fwd_topic), "%s-by-voter", s->votes_topic);
+	if ((s->fparts = calloc((size_t)s->nvotes_parts, sizeof(*s->fparts))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return TALLY_ENOMEM;
+	}
+	for (int i = 0; i < s->nvotes_parts; i++)
+		s->fparts[i] = (part_t){.forward = true, .next_offset = -1, .read_offset = -1};
+	if ((kc = tallyd_kafka_conf(s->conf, err, errsz)) == NULL)
+		return TALLY_ECONFIG;
+	if (rd_kafka_conf_set(kc, "message.timeout.ms", "0", msg, sizeof(msg)) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(kc, "linger.ms", "1", msg, sizeof(msg)) != RD_KAFKA_CONF_OK) {
+		snprintf(err, errsz, "forward producer: %s", msg);
+		rd_kafka_conf_destroy(kc);
+		return TALLY_ECONFIG;
+	}
+	if ((s->fwd = tally_kafka_producer_new(kc, err, errsz)) == NULL)
+		return TALLY_ECONFIG;
+	if ((rc = tally_kafka_ensure_topics(tally_kafka_producer_handle(s->fwd), &t, 1, 30000, err,
+	                                    errsz)) != 0)
+		return rc;
+	tallyd_log("votes read off their voter's home partition go through \"%s\"", s->fwd_topic);
+	return 0;
+}
+
+/*
+ * A home part's forward bytes, stored with its state: "TFW1", the next offset of fwd_topic's
+ * partition (-1: none), the count of source partitions let in from, then each one's
+ * partition and highest source offset let in; big-endian.
+ */
+#define FWD_MAGIC "TFW1"
+
+static void
+be_put(unsigned char **at, uint64_t v, int bytes)
+{
+	for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+		(*at)[i] = (unsigned char)v;
+	*at += bytes;
+}
+
+static uint64_t
+be_get(const unsigned char **at, int bytes)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < bytes; i++)
+		v = v << 8 | (*at)[i];
+	*at += bytes;
+	return v;
+}
+
+void *
+tallyd_forward_pack(const part_t *fp, int nsrc, size_t *len)
+{
+	unsigned char *buf, *at;
+	uint32_t n = 0;
+
+	for (int i = 0; i < nsrc; i++)
+		n += fp->seen_done != NULL && fp->seen_done[i] >= 0;
+	*len = 4 + 8 + 4 + (size_t)n * 12;
+	if ((buf = malloc(*len)) == NULL)
+		return NULL;
+	memcpy(buf, FWD_MAGIC, 4);
+	at = buf + 4;
+	be_put(&at, (uint64_t)fp->next_offset, 8);
+	be_put(&at, n, 4);
+	for (int i = 0; i < nsrc; i++) {
+		if (fp->seen_done == NULL || fp->seen_done[i] < 0)
+			continue;
+		be_put(&at, (uint32_t)i, 4);
+		be_put(&at, (uint64_t)fp->seen_done[i], 8);
+	}
+	return buf;
+}
+
+/* Restore fwd_topic's partition p (claimed with home p) from its stored bytes (NULL: from
+ * the beginning, nothing let in yet). */
+static int
+forward_claim(server_t *s, int p, const void *bytes, size_t len, char *err, size_t errsz)
+{
+	part_t *fp = &s->fparts[p];
+	const unsigned char *at = bytes;
+	uint32_t n;
+
+	if (fp->seen == NULL &&
+	    ((fp->seen = malloc((size_t)s->nvotes_parts * sizeof(*fp->seen))) == NULL ||
+	     (fp->seen_done = malloc((size_t)s->nvotes_parts * sizeof(*fp->seen_done))) == NULL)) {
+		snprintf(err, errsz, "out of memory");
+		return TALLY_ENOMEM;
+	}
+	for (int i = 0; i < s->nvotes_parts; i++)
+		fp->seen[i] = fp->seen_done[i] = -1;
+	fp->next_offset = -1;
+	if (bytes != NULL) {
+		if (len < 16 || memcmp(at, FWD_MAGIC, 4) != 0)
+			goto corrupt;
+		at += 4;
+		fp->next_offset = (int64_t)be_get(&at, 8);
+		n = (uint32_t)be_get(&at, 4);
+		if (len != 16 + (size_t)n * 12)
+			goto corrupt;
+		for (uint32_t k = 0; k < n; k++) {
+			uint32_t src = (uint32_t)be_get(&at, 4);
+			int64_t off = (int64_t)be_get(&at, 8);
+
+			if (src >= (uint32_t)s->nvotes_parts)
+				goto corrupt;
+			fp->seen[src] = fp->seen_done[src] = off;
+		}
+	}
+	fp->assigned = true;
+	fp->eof = false;
+	fp->read_offset = -1;
+	return 0;
+corrupt:
+	snprintf(err, errsz, "partition %d's stored forward position is not one tallyd wrote "
+	         "(%zu bytes)", p, len);
+	return TALLY_ECORRUPT;
+}
+
+/*
+ * The prepare hook (the store's writer thread), before a cut is written: every vote
+ * forwarded so far delivered, so that no source offset the cut commits is past an
+ * undelivered forward. Waits while Kafka is away (the producer never gives up); a
+ * forward that failed for good fails this cut and every later one (the instance stops).
+ */
+int
+tallyd_forward_flush(server_t *s)
+{
+	char err[512];
+	int rc;
+
+	if (s->fwd == NULL)
+		return 0;
+	while (tally_load_acquire(&s->fwd_failed) == 0 &&
+	       (rc = tally_kafka_producer_flush(s->fwd, 1000, err, sizeof(err))) != 0) {
+		if (rc == TALLY_ETIMEDOUT) {
+			if (tally_store_abandoning(s->store))
+				return rc;
+			continue;
+		}
+		tallyd_log("forwarding: %s; no cut commits from now on: stopping without a final "
+		           "checkpoint (the next owner forwards them again)", err);
+		tally_store_release(&s->fwd_failed, 1);
+		tallyd_request_stop();
+	}
+	return tally_load_acquire(&s->fwd_failed) != 0 ? TALLY_EIO : 0;
 }
 
 /* ---- the whole election: the watcher's side ------------------------------------------------ */
@@ -276,6 +455,7 @@ tallyd_cluster_assign(server_t *s, rd_kafka_topic_partition_list_t *list)
 {
 	int32_t *ids = calloc((size_t)list->cnt + 1, sizeof(*ids));
 	tally_store_claimed_t *cl = calloc((size_t)list->cnt + 1, sizeof(*cl));
+	rd_kafka_topic_partition_list_t *all;
 	tally_uuid_t *voted = NULL;
 	size_t nvoted = 0, failed = 0;
 	char err[512];
@@ -315,8 +495,10 @@ tallyd_cluster_assign(server_t *s, rd_kafka_topic_partition_list_t *list)
 		if (e != NULL)
 			rd_kafka_error_destroy(e);
 		rd_kafka_topic_partition_list_destroy(none);
-		for (int i = 0; i < list->cnt; i++)
+		for (int i = 0; i < list->cnt; i++) {
 			free(cl[i].state);           /* NULL unless the claim read them */
+			free(cl[i].forward);
+		}
 		tallyd_request_stop();
 		free(voted);
 		free(ids);
@@ -347,6 +529,8 @@ tallyd_cluster_assign(server_t *s, rd_kafka_topic_partition_list_t *list)
 		}
 		tally_core_resume(s->core);
 	}
+	/* With each home partition, its partition of the forward topic. */
+	all = rd_kafka_topic_partition_list_copy(list);
 	for (int i = 0; i < list->cnt; i++) {
 		part_t *p = &s->parts[cl[i].partition];
 
@@ -355,15 +539,28 @@ tallyd_cluster_assign(server_t *s, rd_kafka_topic_partition_list_t *list)
 		p->epoch = cl[i].epoch;
 		p->next_offset = cl[i].next_offset;
 		p->read_offset = -1;
-		list->elems[i].offset =
+		all->elems[i].offset =
 		    p->next_offset >= 0 ? p->next_offset : RD_KAFKA_OFFSET_BEGINNING;
+		if (s->fparts != NULL) {
+			if ((rc = forward_claim(s, cl[i].partition, cl[i].forward, cl[i].forward_len,
+			                        err, sizeof(err))) != 0) {
+				tallyd_log("could not restore partition %d's forwarded votes: %s",
+				           (int)cl[i].partition, err);
+				abort();   /* never count a partition from a wrong state */
+			}
+			rd_kafka_topic_partition_list_add(all, s->fwd_topic, cl[i].partition)->offset =
+			    s->fparts[cl[i].partition].next_offset >= 0
+			        ? s->fparts[cl[i].partition].next_offset
+			        : RD_KAFKA_OFFSET_BEGINNING;
+		}
 		free(cl[i].state);
+		free(cl[i].forward);
 	}
 	tallyd_log("assigned %d more partition%s of \"%s\" (generation %" PRId64 "; %zu stored "
 	           "votes' voters marked)", list->cnt, list->cnt == 1 ? "" : "s", s->votes_topic,
 	           s->generation, nvoted);
 	{
-		rd_kafka_error_t *e = rd_kafka_incremental_assign(s->rk, list);
+		rd_kafka_error_t *e = rd_kafka_incremental_assign(s->rk, all);
 
 		if (e != NULL) {
 			tallyd_log("could not take the assignment: %s", rd_kafka_error_string(e));
@@ -371,6 +568,7 @@ tallyd_cluster_assign(server_t *s, rd_kafka_topic_partition_list_t *list)
 			tallyd_request_stop();
 		}
 	}
+	rd_kafka_topic_partition_list_destroy(all);
 	s->paused = false;
 	free(voted);
 	free(ids);
@@ -380,6 +578,7 @@ tallyd_cluster_assign(server_t *s, rd_kafka_topic_partition_list_t *list)
 void
 tallyd_cluster_revoke(server_t *s, rd_kafka_topic_partition_list_t *list)
 {
+	rd_kafka_topic_partition_list_t *all;
 	rd_kafka_error_t *e;
 	bool lost = rd_kafka_assignment_lost(s->rk) != 0;
 
@@ -402,10 +601,13 @@ tallyd_cluster_revoke(server_t *s, rd_kafka_topic_partition_list_t *list)
 			tallyd_request_stop();
 		}
 	}
+	all = rd_kafka_topic_partition_list_copy(list);
 	tally_core_pause(s->core);
 	for (int i = 0; i < list->cnt; i++) {
 		int32_t p = list->elems[i].partition;
 
+		if (strcmp(list->elems[i].topic, s->votes_topic) != 0)
+			continue;                /* the forward topic's: let go with its home's */
 		if (p < s->nparts) {
 			part_t *pt = &s->parts[p];
 
@@ -415,14 +617,26 @@ tallyd_cluster_revoke(server_t *s, rd_kafka_topic_partition_list_t *list)
 			pt->next_offset = -1;
 			pt->read_offset = -1;
 		}
-		if (p >= 0 && p < s->nvotes_parts)
+		if (p >= 0 && p < s->nvotes_parts) {
 			tally_state_reset_part(s->core, (unsigned)p);
+			if (s->fparts != NULL && s->fparts[p].assigned) {
+				part_t *fp = &s->fparts[p];
+
+				fp->assigned = false;
+				fp->eof = false;
+				fp->next_offset = -1;
+				fp->read_offset = -1;
+				if (rd_kafka_topic_partition_list_find(all, s->fwd_topic, p) == NULL)
+					rd_kafka_topic_partition_list_add(all, s->fwd_topic, p);
+			}
+		}
 	}
 	tally_core_resume(s->core);
 	tallyd_log("revoked %d partition%s%s", list->cnt, list->cnt == 1 ? "" : "s",
 	           lost ? " (lost: the group went on without this instance)" : "");
-	if ((e = rd_kafka_incremental_unassign(s->rk, list)) != NULL) {
+	if ((e = rd_kafka_incremental_unassign(s->rk, all)) != NULL) {
 		tallyd_log("could not let go of the partitions: %s", rd_kafka_error_string(e));
 		rd_kafka_error_destroy(e);
 	}
+	rd_kafka_topic_partition_list_destroy(all);
 }

@@ -407,6 +407,8 @@ kafka_start(server_t *s, char *err, size_t errsz)
 		return rc;
 	if ((s->results = tally_results_new(s->producer, &s->topics)) == NULL)
 		return TALLY_ENOMEM;
+	if (conf->cluster && (rc = tallyd_forward_start(s, err, errsz)) != 0)
+		return rc;
 
 	/* The consumer: offsets live in PostgreSQL, never committed to Kafka. */
 	if ((kc = tallyd_kafka_conf(conf, err, errsz)) == NULL)
@@ -531,6 +533,16 @@ stats_line(server_t *s, const char *what)
 	           fig.checkpoints, fig.checkpointed_votes,
 	           last ? (double)(tally_mono_ns() - last) / 1e9 : 0.0, fig.last_checkpoint_ms,
 	           fig.postgres_up ? "" : "; postgres unreachable");
+	if (s->fwd != NULL)
+		tallyd_log("%s: forwarded %" PRIu64 " votes to their voter's home partition; %" PRIu64
+		           " forwards let pass as sent twice", what, tally_load_relaxed(&s->forwarded),
+		           tally_load_relaxed(&s->fwd_twice));
+}
+
+static bool
+part_caught_up(const part_t *p)
+{
+	return !p->assigned || (p->eof && p->head == NULL && p->fill == NULL);
 }
 
 static bool
@@ -542,9 +554,12 @@ caught_up(server_t *s)
 		if (!s->parts[i].assigned)
 			continue;
 		any = true;
-		if (!s->parts[i].eof || s->parts[i].head != NULL || s->parts[i].fill != NULL)
+		if (!part_caught_up(&s->parts[i]))
 			return false;
 	}
+	for (int i = 0; s->fparts != NULL && i < s->nvotes_parts; i++)
+		if (!part_caught_up(&s->fparts[i]))
+			return false;
 	return any;
 }
 
@@ -686,6 +701,16 @@ web_metrics(void *arg, tally_metrics_builder_t *b)
 	tally_metrics_counter(b, "tally_dead_letter_failures_total",
 	                      "Rejected votes Kafka refused as dead letters (logged).", NULL,
 	                      (double)tally_load_relaxed(&s->dead_letter_failed));
+	if (s->fwd != NULL) {
+		tally_metrics_counter(b, "tally_votes_forwarded_total",
+		                      "--cluster: votes read off their voter's home partition and "
+		                      "forwarded there.", NULL,
+		                      (double)tally_load_relaxed(&s->forwarded));
+		tally_metrics_counter(b, "tally_forwards_twice_total",
+		                      "--cluster: forwarded votes received again (sent twice, e.g. "
+		                      "by an instance that stopped before its checkpoint), let pass.",
+		                      NULL, (double)tally_load_relaxed(&s->fwd_twice));
+	}
 	tally_metrics_counter(b, "tally_checkpoints_total", "Checkpoints written to PostgreSQL.",
 	                      NULL, (double)fig.checkpoints);
 	tally_metrics_counter(b, "tally_checkpoint_failures_total",
@@ -775,8 +800,10 @@ serve_loop(server_t *s)
 			rd_kafka_message_t *m = msgs[i];
 
 			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-				if (m->partition < s->nparts)
-					s->parts[m->partition].eof = true;
+				part_t *p = m->partition >= 0 ? tallyd_part_of(s, m) : NULL;
+
+				if (p != NULL)
+					p->eof = true;
 				rd_kafka_message_destroy(m);
 			} else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
 				/* E.g. a static member fenced by a newer one with its instance id: this
@@ -1070,7 +1097,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 	tally_store_set_caught_up(s->store, false);
 	/* Let go of the partitions (the revoke settles what was read), then the last cut. */
 	rd_kafka_consumer_close(s->rk);
-	if (tallyd_fenced(s) || s->give_up) {
+	if (tallyd_fenced(s) || s->give_up || tally_load_acquire(&s->fwd_failed) != 0) {
 		/* A zombie commits and publishes nothing more: no final checkpoint. */
 		tallyd_cluster_stop(s);
 		tally_store_abandon(s->store);
@@ -1113,6 +1140,12 @@ out:
 		rd_kafka_destroy(s->rk);
 	tally_results_destroy(s->results);
 	tally_kafka_producer_destroy(s->producer);
+	tally_kafka_producer_destroy(s->fwd);
+	for (int i = 0; s->fparts != NULL && i < s->nvotes_parts; i++) {
+		free(s->fparts[i].seen);
+		free(s->fparts[i].seen_done);
+	}
+	free(s->fparts);
 	tally_snapshot_destroy(s->snap);
 	tally_snapshot_destroy(s->committed);
 	pthread_mutex_destroy(&s->committed_lock);

@@ -34,23 +34,37 @@
 
 /* ---- state ---------------------------------------------------------------------------- */
 
+/* A vote's position in votes_topic. */
+typedef struct srcpos {
+	int32_t partition;
+	int64_t offset;
+} srcpos_t;
+
 typedef struct slot {
 	tally_batch_t batch;
 	struct slot *next;
-	int32_t partition;
+	int32_t partition;       /* of its part's topic */
 	uint32_t n;
+	int64_t pass_to;         /* messages let pass while it filled or waited (forwarded, or
+	                            a forwarded vote delivered twice): its part's next offset
+	                            once harvested is at least this; -1: none */
 	rd_kafka_message_t *msgs[SLOT_VOTES];
 	tally_vote_t votes[SLOT_VOTES];
+	srcpos_t src[SLOT_VOTES];  /* forward parts: each vote's position in votes_topic */
 } slot_t;
 
 typedef struct part {
 	bool assigned;
 	bool eof;
+	bool forward;            /* --cluster: a partition of the forward topic */
 	int64_t next_offset;     /* harvested up to here (exclusive); -1: nothing known */
 	int64_t read_offset;     /* polled up to here (exclusive); -1: nothing read yet */
 	slot_t *fill;            /* being filled, not yet submitted */
 	slot_t *head, *tail;     /* submitted, in order */
 	int64_t epoch;           /* --cluster: the epoch this instance claimed it at */
+	/* Forward parts: per source partition of votes_topic, the highest source offset let in
+	 * (seen: when polled; seen_done: harvested, what the cut stores); -1: none. */
+	int64_t *seen, *seen_done;
 } part_t;
 
 typedef struct rows {
@@ -100,7 +114,7 @@ typedef struct server {
 	tally_results_t *results;
 	tally_snapshot_t *snap;
 
-	part_t *parts;
+	part_t *parts;                   /* by partition of votes_topic */
 	int nparts;
 	int64_t generation;              /* assignments so far */
 	slot_t *slots, *free_slots;
@@ -170,6 +184,20 @@ typedef struct server {
 	bool force_cut;                  /* the next cut is handed over even if unchanged */
 	tally_snapshot_t *pub_snap;      /* the ingest thread's copy, published as leader */
 	uint64_t pub_version;
+
+	/* --cluster, forwarding (ingest.c, cluster.c): a vote read on a partition other than
+	 * its voter's home (include/tally/home.h) is produced to partition home of fwd_topic
+	 * (header "tally-source": its source partition and offset) and let pass here; fparts
+	 * [home] reads it there, owned with parts[home], and lets in each source partition's
+	 * offsets only above the highest it let in before (a forward sent twice, e.g. by an
+	 * instance killed before its cut, counts once). The cut commits a source offset only
+	 * after every vote forwarded below it is delivered (the prepare hook flushes fwd). */
+	char fwd_topic[TALLY_KAFKA_TOPIC_NAME_MAX + 16];
+	tally_kafka_producer_t *fwd;
+	part_t *fparts;                  /* [nvotes_parts]: by partition of fwd_topic */
+	uint64_t passed, cut_passed;     /* messages let pass; as of the last cut */
+	uint64_t forwarded, fwd_twice;   /* atomics: votes forwarded; forwards let pass twice */
+	int fwd_failed;                  /* atomic: a forward failed delivery: no cut commits */
 } server_t;
 
 /* ingest.c */
@@ -179,6 +207,7 @@ void tallyd_submit_all(server_t *s);
 void tallyd_harvest(server_t *s);
 void tallyd_settle(server_t *s);
 void tallyd_ingest(server_t *s, rd_kafka_message_t *m);
+part_t *tallyd_part_of(server_t *s, const rd_kafka_message_t *m);
 void tallyd_dead_letters_free(dead_letters_t *dl);
 
 /* checkpointer.c */
@@ -196,6 +225,9 @@ void tallyd_cluster_revoke(server_t *s, rd_kafka_topic_partition_list_t *list);
 void tallyd_cluster_publish(server_t *s, bool force);               /* as leader */
 void tallyd_cluster_wait_seen(server_t *s, unsigned ms);
 void tallyd_cluster_stop(server_t *s);
+int tallyd_forward_start(server_t *s, char *err, size_t errsz);     /* fwd_topic, fwd */
+void *tallyd_forward_pack(const part_t *fp, int nsrc, size_t *len);
+int tallyd_forward_flush(server_t *s);                              /* prepare hook */
 bool tallyd_fenced(server_t *s);                                    /* any thread */
 
 /* server.c */

@@ -186,6 +186,14 @@ int tally_kafka_produce_headers(tally_kafka_producer_t *p, const char *topic, co
                                 const tally_kafka_header_t *h, size_t nh);
 
 /**
+ * @brief As tally_kafka_produce_headers(), to the given partition (RD_KAFKA_PARTITION_UA:
+ *        the partitioner's choice).
+ */
+int tally_kafka_produce_to(tally_kafka_producer_t *p, const char *topic, int32_t partition,
+                           const void *key, size_t klen, const void *val, size_t vlen,
+                           const tally_kafka_header_t *h, size_t nh);
+
+/**
  * @brief Wait until every queued message is delivered or has failed, then report.
  *
  * Failures are counted from the producer's creation or the last flush that reported them;

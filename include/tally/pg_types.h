@@ -43,6 +43,9 @@ typedef struct tally_pg_part {
 	uint64_t version;          /**< the state's snapshot version */
 	void *state;               /**< the core's bytes for the partition */
 	size_t state_len;
+	void *forward;             /**< the app's bytes stored with it (tallyd: the forwarded
+	                                votes' position), or NULL; malloc'd like state */
+	size_t forward_len;
 } tally_pg_part_t;
 
 /** What claiming one partition read (tally_pg_partitions_claim(), tally_store_claim()). */
@@ -53,6 +56,9 @@ typedef struct tally_pg_claimed {
 	size_t state_len;
 	uint64_t version;          /**< the stored state's version, 0 without one */
 	int64_t next_offset;       /**< the source topic's stored next offset, -1 without one */
+	void *forward;             /**< the part's stored forward bytes (malloc'd, the caller
+	                                frees them), or NULL */
+	size_t forward_len;
 } tally_pg_claimed_t;
 
 #endif /* TALLY_PG_TYPES_H */

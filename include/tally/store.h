@@ -98,8 +98,9 @@ typedef struct tally_store_cut {
 	size_t noffsets;
 	tally_pg_part_t *parts;            /**< nparts > 0: one state per home partition, the
 	                                        cut fenced by each part's epoch (DESIGN); the
-	                                        array and each part's state malloc'd, the store
-	                                        frees them. 0: the election's one state */
+	                                        array and each part's state and forward
+	                                        malloc'd, the store frees them. 0: the
+	                                        election's one state */
 	size_t nparts;
 	uint64_t version;                  /**< the snapshot version of the cut */
 	int64_t generation;                /**< the caller's assignment generation */

@@ -2,11 +2,13 @@
  * The shared value types and enum strings of core/common.c.
  */
 #include <criterion/criterion.h>
+#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <tally/decode.h>
 #include <tally/error.h>
+#include <tally/home.h>
 #include <tally/registry.h>
 #include <tally/uuid.h>
 #include <tally/vote.h>
@@ -79,4 +81,40 @@ Test(names, enums_have_stable_names)
 	cr_assert_str_eq(tally_decode_err_name(TALLY_DECODE_ERR_DUPLICATE), "duplicate");
 	for (int r = 0; r < TALLY_REASON__COUNT; r++)
 		cr_assert_eq(tally_reason_from_name(tally_reason_name(r)), r);
+}
+
+Test(home, crc32_is_the_ieee_one)
+{
+	cr_assert_eq(tally_crc32("123456789", 9), 0xcbf43926u);
+	cr_assert_eq(tally_crc32("", 0), 0u);
+	cr_assert_eq(tally_crc32("a", 1), 0xe8b7be43u);
+}
+
+/* A vote keyed by its voter_id's text is produced to its home partition by librdkafka's
+ * default partitioner, so such votes need no forwarding. */
+Test(home, is_librdkafkas_partition_for_the_voter_key)
+{
+	uint64_t x = 0x243f6a8885a308d3ull;
+	char text[TALLY_UUID_STRLEN + 1];
+	unsigned counts[12] = {0};
+
+	for (int i = 0; i < 20000; i++) {
+		tally_uuid_t id;
+		int32_t n = 1 + i % 64;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		id.hi = x;
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		id.lo = x;
+		tally_uuid_format(&id, text);
+		cr_assert_eq((int32_t)tally_home_partition(&id, (uint32_t)n),
+		             rd_kafka_msg_partitioner_consistent(NULL, text, TALLY_UUID_STRLEN, n, NULL,
+		                                                 NULL),
+		             "voter %s among %d partitions", text, n);
+		counts[tally_home_partition(&id, 12)]++;
+	}
+	/* Spread: 20,000 voters over 12 homes, none far from 1,667. */
+	for (int p = 0; p < 12; p++)
+		cr_assert(counts[p] > 1400 && counts[p] < 1950, "home %d has %u voters", p, counts[p]);
+	cr_assert_eq(tally_home_partition(&(tally_uuid_t){1, 2}, 0), 0u);
 }
