@@ -45,6 +45,14 @@ const tally_opt_t tallysim_opts[] = {
 	 "share of messages with voting_time at or after closes_at", OFF(late_rate), "F"},
 	{"early-rate", TALLY_OPT_DOUBLE, "0.002", 0, 0.9,
 	 "share of messages with voting_time before opens_at", OFF(early_rate), "F"},
+	{"rekey-rate", TALLY_OPT_DOUBLE, "0", 0, 1,
+	 "share of messages keyed by a random uuid-like key instead of their voter_id (so the "
+	 "default partitioner puts them on a random partition), drawn for every message, a "
+	 "voter's first vote and duplicates alike; when above 0, a duplicate always names the "
+	 "voter's counted candidate: Kafka orders nothing across partitions, so either of a "
+	 "voter's two votes may be the one counted, and every figure of the truth is the same "
+	 "whichever it is",
+	 OFF(rekey_rate), "F"},
 	{"opens-at", TALLY_OPT_STRING, NULL, 0, 0,
 	 "election window start, UTC \"YYYY-MM-DD HH:MM:SS\" or ISO-8601 (with --closes-at: "
 	 "then the elections table is not read)",

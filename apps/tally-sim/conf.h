@@ -34,6 +34,7 @@ typedef struct tallysim_conf {
 	double unknown_candidate_rate;
 	double late_rate;
 	double early_rate;
+	double rekey_rate;               /* share of messages keyed by a random key */
 	char *opens_at;                  /* override the election row's window (both or none) */
 	char *closes_at;
 	char *truth;

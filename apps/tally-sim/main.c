@@ -6,6 +6,14 @@
  * count from exactly these messages (accepted per candidate, party and region; rejected per
  * reason).
  *
+ * --rekey-rate R keys a share R of the messages (first votes, duplicates and faults alike)
+ * by a random uuid-like key from the seeded stream instead of voter_id, so they land on a
+ * random partition, as a producer keying by something else would do. Kafka orders nothing
+ * across partitions, so of a voter's vote and duplicate on different partitions either may
+ * be counted: with R > 0 a duplicate always names the voter's counted candidate, and every
+ * figure of the truth is the same whichever one is (simvotes.h). The truth's format does
+ * not change; the summary adds a line with the number of messages rekeyed.
+ *
  * Steps: read the election window (the elections row, or --opens-at/--closes-at); open the
  * registry (PostgreSQL: one REPEATABLE READ READ ONLY snapshot for the small tables, the
  * per-region counts and a COPY stream of the full voters rows; Kafka: candidates_topic
@@ -88,8 +96,11 @@ usage(FILE *f)
 	        "second or flat out. Fault rates are shares of all messages: duplicates (a counted\n"
 	        "voter votes again), malformed messages of 11 kinds, unregistered voter_ids, unknown\n"
 	        "candidate_ids, voting_time before opens_at or at/after closes_at; under-18 voters\n"
-	        "who turn out are rejected as ineligible. Writes the ground truth (--truth): what\n"
-	        "tally's core will count from exactly these messages, with the election open.\n"
+	        "who turn out are rejected as ineligible. --rekey-rate keys a share of messages by a\n"
+	        "random key instead of voter_id (a random partition); a duplicate then keeps the\n"
+	        "voter's candidate, so the truth holds whichever of the two is counted. Writes the\n"
+	        "ground truth (--truth): what tally's core will count from exactly these messages,\n"
+	        "with the election open.\n"
 	        "PostgreSQL and Kafka come from TALLY_PG_DSN and TALLY_KAFKA_BROKERS; pg.KEY and\n"
 	        "kafka.KEY settings (config file, or --pg.KEY=VALUE / --kafka.KEY=VALUE) go to libpq\n"
 	        "and librdkafka (the producer, and with --source kafka the consumer too). Memory does\n"
@@ -460,7 +471,7 @@ run(const tallysim_conf_t *conf)
 
 	vo = (simvotes_opts_t){conf->seed, conf->turnout, conf->dup_rate, conf->invalid_rate,
 	                       conf->unknown_rate, conf->unknown_candidate_rate, conf->late_rate,
-	                       conf->early_rate, conf->compact};
+	                       conf->early_rate, conf->compact, conf->rekey_rate};
 	if ((sv = simvotes_new(&reg, &vo, err, sizeof(err))) == NULL) {
 		die_msg("%s", err);
 		goto out;
@@ -542,6 +553,9 @@ run(const tallysim_conf_t *conf)
 	       t.messages, r.topic, t_end - r.t0,
 	       t_end > r.t0 ? (double)t.messages / (t_end - r.t0) : 0.0, t.accepted,
 	       t.rejected_total, t.faults, conf->truth);
+	if (conf->rekey_rate > 0)
+		printf("tally-sim: %" PRIu64 " of the %" PRIu64 " messages keyed by another key than "
+		       "their voter_id (--rekey-rate %g)\n", t.rekeyed, t.messages, conf->rekey_rate);
 	if (kafka_src && (reg.skipped > 0 || reg.repeated > 0))
 		fprintf(stderr, "tally-sim: voters_topic: %" PRIu64 " messages the registry would "
 		        "refuse and %" PRIu64 " repeated registrations were not voters\n",

@@ -238,8 +238,19 @@ make(simvotes_t *sv, const intent_t *in, simvotes_emit_fn emit, void *arg, int *
 {
 	uint64_t noise = rng_next(sv);
 	size_t len;
+	char rekey[TALLY_UUID_STRLEN + 1];
+	const char *key = in->f->voter_id;
+	bool rekeyed = false;
 	int r, rc;
 
+	/* Drawn only when asked for, so that without it the stream is the one it always was. */
+	if (sv->o.rekey_rate > 0 && tally_mix_u01(rng_next(sv)) < sv->o.rekey_rate) {
+		tally_uuid_t id;
+
+		random_uuid(sv, &id);
+		key = tally_uuid_format(&id, rekey);
+		rekeyed = true;
+	}
 	while ((len = tally_gen_vote_json(in->f, in->c, in->time, in->malformed, noise,
 	                                  sv->o.compact, sv->buf, sv->cap)) >= sv->cap) {
 		size_t ncap = sv->cap * 2;
@@ -256,9 +267,11 @@ make(simvotes_t *sv, const intent_t *in, simvotes_emit_fn emit, void *arg, int *
 	/* The region's counters exist before the message leaves. */
 	if (r == TALLY_REASON_ACCEPTED && region_choice(sv, in->region) == NULL)
 		return TALLY_ENOMEM;
-	if ((rc = emit(in->f->voter_id, strlen(in->f->voter_id), sv->buf, len, arg)) != 0)
+	if ((rc = emit(key, strlen(key), sv->buf, len, arg)) != 0)
 		return rc;
 	sv->t.messages++;
+	if (rekeyed)
+		sv->t.rekeyed++;
 	if (in->fault)
 		sv->t.faults++;
 	if (r == TALLY_REASON_ACCEPTED) {
@@ -422,8 +435,9 @@ make_fault(simvotes_t *sv, enum kind k, const simreg_voter_t *v, double progress
 		in.dob_days = e->dob_days;
 		in.region = e->region;
 		in.voted = true;
-		/* Half the repeat votes change their mind. */
-		if (rng_next(sv) & 1) {
+		/* Half the repeat votes change their mind; none when a key may differ (see
+		 * simvotes.h: either of the two may be the one counted). */
+		if (sv->o.rekey_rate > 0 || (rng_next(sv) & 1)) {
 			in.cand = (int32_t)e->cand;
 			in.c = &reg->cands[in.cand].row;
 		}

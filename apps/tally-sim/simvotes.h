@@ -11,6 +11,15 @@
  * only from voters whose vote was accepted (a ring of the last 4096), with the same key, so
  * Kafka delivers them after it in the same partition.
  *
+ * --rekey-rate R: each message, with probability R, is keyed by a random uuid-like key
+ * (from the seeded stream) instead of its voter_id, so it lands on a random partition and
+ * a voter's vote and duplicate may travel on different partitions. Kafka has no order
+ * across partitions, so which of the two a consumer (or tallyd's repartition topic) meets
+ * first is not defined: with R > 0 a duplicate never changes its mind (it names the
+ * candidate of the voter's counted vote), so whichever of the two is counted, every figure
+ * of the truth (accepted and rejected per reason, per candidate, party and region) is the
+ * same. With R = 0 nothing is drawn for it: the messages are those of earlier versions.
+ *
  * Memory: the ring of recent accepted voters (4096 copies of a voter record, about 2 MiB at
  * most for the original shape) and per region one counter and one choice weight per
  * candidate. Nothing per voter.
@@ -35,6 +44,7 @@ typedef struct simvotes_opts {
 	double turnout;
 	double dup_rate, invalid_rate, unknown_rate, unknown_candidate_rate, late_rate, early_rate;
 	bool compact;
+	double rekey_rate;           /* share of messages keyed by a random key, not voter_id */
 } simvotes_opts_t;
 
 /**
@@ -63,6 +73,7 @@ typedef struct simvotes_truth {
 	uint64_t rejected[TALLY_REASON__COUNT];
 	uint64_t rejected_total;
 	uint64_t faults;             /* messages made as a fault (not a voter's own vote) */
+	uint64_t rekeyed;            /* messages keyed by a random key (--rekey-rate) */
 } simvotes_truth_t;
 
 /** @brief The totals so far. */

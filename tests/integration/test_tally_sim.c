@@ -9,8 +9,10 @@
  * topic's size), accepted per candidate, party and region, registered per region, rejected
  * per reason. The same from --source kafka with --compact. The full shape is checked field
  * by field against the PostgreSQL rows. SIGINT with --rate stops early, exits 130 and leaves
- * a truth that still equals the core's count of what was produced. Bad options exit 2; an
- * unknown election or an empty registry exits 1 with the reason.
+ * a truth that still equals the core's count of what was produced. --rekey-rate: the share
+ * of messages keyed by another key than their voter_id is the one asked and the one
+ * tally-sim reports, and no repeat vote changes its mind (without it, half do). Bad options
+ * exit 2; an unknown election or an empty registry exits 1 with the reason.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -326,6 +328,109 @@ check_core_equals_truth(const world_t *w, const topic_copy_t *tc, bool all_reaso
 	return truth;
 }
 
+/* ---- keys and repeat votes --------------------------------------------------------- */
+
+typedef struct voter_slot {
+	tally_uuid_t voter, cand;
+	uint32_t votes;              /* countable-shaped messages of this voter */
+	bool changed;                /* one of them names another candidate */
+	bool split;                  /* they travelled under different keys */
+	char key[TALLY_UUID_STRLEN + 1];
+} voter_slot_t;
+
+typedef struct repeats {
+	long decoded;                /* messages that decode */
+	long rekeyed;                /* of those, keyed by something else than their voter_id */
+	long repeats;                /* countable-shaped messages after a voter's first */
+	long voters_repeating, changed, split;
+} repeats_t;
+
+/*
+ * Every message that decodes: is its key its voter_id? And per voter, the messages shaped
+ * to count (voting_time in the window, a registered candidate): the ones after the first
+ * are its duplicates (an unregistered voter has one, an ineligible one too), so their
+ * number equals the truth's duplicates; do they name the same candidate, under one key?
+ */
+static void
+count_repeats(const topic_copy_t *tc, repeats_t *out)
+{
+	const size_t cap = 1u << 16;
+	voter_slot_t *slots = calloc(cap, sizeof(*slots));
+	tally_uuid_t *cands = NULL;
+	int ncands = 0;
+	int64_t opens, closes;
+	PGconn *c = pgtest_connect();
+	PGresult *res;
+
+	cr_assert_not_null(slots);
+	memset(out, 0, sizeof(*out));
+	res = PQexec(c, "SELECT extract(epoch FROM opens_at)::bigint,"
+	                " extract(epoch FROM closes_at)::bigint FROM elections"
+	                " WHERE election_id = 'general'");
+	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s",
+	          PQerrorMessage(c));
+	opens = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	closes = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	res = PQexec(c, "SELECT candidate_id::text FROM candidates");
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+	ncands = PQntuples(res);
+	cands = calloc((size_t)ncands + 1, sizeof(*cands));
+	cr_assert_not_null(cands);
+	for (int i = 0; i < ncands; i++)
+		cr_assert(tally_uuid_parse(PQgetvalue(res, i, 0), strlen(PQgetvalue(res, i, 0)),
+		                           &cands[i]));
+	PQclear(res);
+	PQfinish(c);
+
+	for (int p = 0; p < N_PARTITIONS; p++)
+		for (size_t i = 0; i < tc->n[p]; i++) {
+			const pmsg_t *m = &tc->m[p][i];
+			tally_vote_t vote;
+			tally_uuid_t kid;
+			bool registered = false;
+			size_t h;
+
+			if (tally_decode_vote(NULL, m->val, m->vlen, &vote, NULL) != 0)
+				continue;
+			out->decoded++;
+			if (!tally_uuid_parse(m->key, m->klen, &kid) ||
+			    !tally_uuid_equal(&kid, &vote.voter_id))
+				out->rekeyed++;
+			for (int k = 0; k < ncands && !registered; k++)
+				registered = tally_uuid_equal(&cands[k], &vote.candidate_id);
+			if (!registered || vote.voting_time < opens || vote.voting_time >= closes)
+				continue;
+			h = (size_t)(vote.voter_id.hi ^ vote.voter_id.lo * 0x9E3779B97F4A7C15ull);
+			for (h &= cap - 1;; h = (h + 1) & (cap - 1)) {
+				voter_slot_t *v = &slots[h];
+
+				if (v->votes == 0) {
+					v->voter = vote.voter_id;
+					v->cand = vote.candidate_id;
+					v->votes = 1;
+					snprintf(v->key, sizeof(v->key), "%s", m->key);
+					break;
+				}
+				if (tally_uuid_equal(&v->voter, &vote.voter_id)) {
+					v->votes++;
+					out->repeats++;
+					v->changed |= !tally_uuid_equal(&v->cand, &vote.candidate_id);
+					v->split |= strcmp(v->key, m->key) != 0;
+					break;
+				}
+			}
+		}
+	for (size_t h = 0; h < cap; h++)
+		if (slots[h].votes > 1) {
+			out->voters_repeating++;
+			out->changed += slots[h].changed;
+			out->split += slots[h].split;
+		}
+	free(cands);
+	free(slots);
+}
+
 /* ---- the full shape ---------------------------------------------------------------- */
 
 static void
@@ -506,6 +611,79 @@ Test(tally_sim, postgres_source_truth_equals_core)
 	cr_assert(jint(truth, "messages") > 13000 && jint(truth, "messages") < 17000, "%llu",
 	          (unsigned long long)jint(truth, "messages"));
 	check_full_shape(&tc);
+	/* Without --rekey-rate every key is the voter_id, and half the repeat votes change
+	 * their mind (so the check that they do not, with --rekey-rate, can fail). */
+	{
+		repeats_t rp;
+
+		count_repeats(&tc, &rp);
+		cr_assert_eq(rp.rekeyed, 0, "%ld messages keyed by another key", rp.rekeyed);
+		cr_assert_eq(rp.repeats, (long)jint(json_object_get(truth, "rejected"), "duplicate"));
+		cr_assert_gt(rp.changed, 0, "no repeat vote changed its mind (of %ld voters)",
+		             rp.voters_repeating);
+		cr_assert_eq(rp.split, 0);
+	}
+	json_decref(truth);
+	topic_copy_free(&tc);
+	world_fini(w);
+}
+
+/*
+ * --rekey-rate 0.2 (no malformed messages, so every message decodes and names its
+ * voter_id): the messages keyed by another key than their voter_id are as many as
+ * tally-sim reports, about 20 % of all; every partition still gets votes; no repeat vote
+ * changes its mind, and some travel under another key than the vote before them; the truth
+ * still equals a real core's count (which reads partition after partition, so it often
+ * meets a rekeyed duplicate before the vote it repeats).
+ */
+Test(tally_sim, rekey_rate_keys_a_share_and_duplicates_keep_their_candidate)
+{
+	world_t *w = &the_world;
+	topic_copy_t tc;
+	char out[8192];
+	json_t *truth;
+	repeats_t rp;
+	const char *line;
+	unsigned long long said, of;
+	double share;
+
+	world_init(w, "rekey");
+	make_registry(w);
+	{
+		const char *args[] = {"--topic-prefix", w->prefix, w->pgopt, "--seed", "6", "--truth",
+		                      w->truth, "--dup-rate", "0.1", "--invalid-rate", "0",
+		                      "--unknown-rate", "0.02", "--unknown-candidate-rate", "0.02",
+		                      "--late-rate", "0.02", "--early-rate", "0.02", "--rekey-rate",
+		                      "0.2", "--quiet", NULL};
+
+		cr_assert_eq(run_prog("tally-sim", args, out, sizeof(out)), 0, "%s", out);
+	}
+	for (line = strstr(out, "tally-sim: "); line != NULL; line = strstr(line + 1, "tally-sim: "))
+		if (sscanf(line, "tally-sim: %llu of the %llu messages keyed by another key than "
+		           "their voter_id", &said, &of) == 2)
+			break;
+	cr_assert_not_null(line, "no rekey line in: %s", out);
+	read_votes(w, &tc);
+	for (int p = 0; p < N_PARTITIONS; p++)
+		cr_assert_gt(tc.n[p], 0, "partition %d is empty", p);
+	truth = check_core_equals_truth(w, &tc, false, N_VOTERS, N_PARTIES);
+	count_repeats(&tc, &rp);
+	cr_assert_eq(of, jint(truth, "messages"));
+	cr_assert_eq(rp.decoded, tc.total, "%ld of %ld messages decode", rp.decoded, tc.total);
+	cr_assert_eq((unsigned long long)rp.rekeyed, said, "%ld messages keyed by another key, "
+	             "tally-sim said %llu", rp.rekeyed, said);
+	share = (double)rp.rekeyed / (double)tc.total;
+	cr_assert(share > 0.18 && share < 0.22, "rekeyed share %.4f (%ld of %ld)", share,
+	          rp.rekeyed, tc.total);
+	cr_assert_eq(rp.repeats, (long)jint(json_object_get(truth, "rejected"), "duplicate"));
+	cr_assert_gt(rp.voters_repeating, 500, "%ld voters voted again", rp.voters_repeating);
+	cr_assert_eq(rp.changed, 0, "%ld of %ld repeat voters changed their candidate",
+	             rp.changed, rp.voters_repeating);
+	cr_assert_gt(rp.split, 100, "only %ld repeat voters' votes travelled under two keys",
+	             rp.split);
+	fprintf(stderr, "rekey: %ld of %ld messages rekeyed (%.1f %%); %ld voters voted again, "
+	        "%ld of them under two keys\n", rp.rekeyed, tc.total, 100 * share,
+	        rp.voters_repeating, rp.split);
 	json_decref(truth);
 	topic_copy_free(&tc);
 	world_fini(w);

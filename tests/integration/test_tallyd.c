@@ -35,6 +35,7 @@
 #include "kafkatest.h"
 #include "pgtest.h"
 #include "services.h"
+#include "tallydtest.h"
 #include "testutil.h"
 
 #define SEED 11
@@ -802,18 +803,8 @@ static int
 logged_port(run_t *r)
 {
 	for (double t0 = test_now_s(); test_now_s() - t0 < 60; usleep(50000)) {
-		FILE *f = fopen(r->log, "r");
-		char line[1024];
-		int port = 0;
+		int port = tt_log_port(r->log, 0);
 
-		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-			const char *p = strstr(line, "(port ");
-
-			if (p != NULL)
-				port = atoi(p + 6);
-		}
-		if (f != NULL)
-			fclose(f);
 		if (port > 0)
 			return port;
 	}
@@ -950,16 +941,7 @@ Test(tallyd, http, .timeout = 300)
 static int
 log_count(run_t *r, const char *needle)
 {
-	FILE *f = fopen(r->log, "r");
-	char line[2048];
-	int n = 0;
-
-	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, needle) != NULL)
-			n++;
-	if (f != NULL)
-		fclose(f);
-	return n;
+	return tt_log_count(r->log, 0, needle);
 }
 
 /*

@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +48,7 @@
 #include "kafkatest.h"
 #include "pgtest.h"
 #include "services.h"
+#include "tallydtest.h"
 #include "testutil.h"
 
 #define GEN_SEED "23"
@@ -618,14 +618,6 @@ wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static long
-file_size(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 ? (long)st.st_size : 0;
-}
-
 static void
 log_mark(const char *log, const char *fmt, ...)
 {
@@ -652,26 +644,9 @@ spawn_tallyd(run_t *r, reader_t *rd, const char *exit_idle)
 	r->start_ms[rd->start] = wall_ms();
 	log_mark(r->log, "==== test: tallyd start %d (after %d kills)\n", rd->start, rd->kills);
 	http_drop(rd);
-	rd->log_from = file_size(r->log);
+	rd->log_from = tt_file_size(r->log);
 	r->tallyd = test_spawn("tallyd", args, r->log);
 	cr_assert(r->tallyd > 0);
-}
-
-static void
-dump_tail(const char *path, long bytes)
-{
-	FILE *f = fopen(path, "r");
-	char line[2048];
-	long size = file_size(path);
-
-	if (f == NULL)
-		return;
-	fprintf(stderr, "---- %s (last %ld bytes) ----\n", path, bytes);
-	if (size > bytes)
-		fseek(f, size - bytes, SEEK_SET);
-	while (fgets(line, sizeof(line), f) != NULL)
-		fputs(line, stderr);
-	fclose(f);
 }
 
 /* A violation seen: stop the programs, show tallyd's log, fail the test. */
@@ -692,7 +667,7 @@ check_reader(run_t *r, reader_t *rd)
 		waitpid(r->sim, &status, 0);
 		r->sim = 0;
 	}
-	dump_tail(r->log, 16384);
+	tt_dump_tail(r->log, 16384);
 	fprintf(stderr, "tallyd's log: %s\n", r->log);
 	cr_assert_fail("%s", rd->failure);
 }
@@ -709,7 +684,7 @@ sim_done(run_t *r)
 		return false;
 	r->sim = 0;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		dump_tail(r->simlog, 4096);
+		tt_dump_tail(r->simlog, 4096);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "tally-sim: status %d", status);
 	return true;
 }
@@ -1141,7 +1116,7 @@ Test(tallyd_kill, with_reader, .timeout = 600)
 			check_reader(&r, &rd);
 			if (waitpid(r.tallyd, &status, WNOHANG) == r.tallyd) {
 				r.tallyd = 0;
-				dump_tail(r.log, 16384);
+				tt_dump_tail(r.log, 16384);
 				cr_assert_fail("tallyd start %d exited by itself (status %d)", rd.start,
 				               status);
 			}
@@ -1185,7 +1160,7 @@ Test(tallyd_kill, with_reader, .timeout = 600)
 	}
 	r.tallyd = 0;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		dump_tail(r.log, 16384);
+		tt_dump_tail(r.log, 16384);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the last tallyd: status %d",
 	          status);
 	fprintf(stderr, "the last tallyd finished in %.1f s\n", test_now_s() - t_final);

@@ -1,10 +1,14 @@
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
+#include <librdkafka/rdkafka.h>
 
 #include <tally/core.h>
 #include <tally/pg_checkpoint.h>
@@ -458,4 +462,415 @@ tt_pg_equal_truth(PGconn *c, json_t *truth, int nparts, char *why, size_t whysz)
 		return false;
 	}
 	return ok && states_equal(c, truth, nparts, why, whysz);
+}
+
+/* ---- Server-Sent Events ---------------------------------------------------------------------- */
+
+struct tt_sse {
+	CURLM *multi;
+	CURL *h;
+	struct curl_slist *headers;
+	tt_sse_fn fn;
+	void *arg;
+	char *buf, *data;
+	size_t len, cap, dlen, dcap;
+	int64_t id;
+	char head[256];
+	size_t head_len;
+	long events;
+	bool done;
+};
+
+static void
+grow(char **p, size_t *cap, size_t need)
+{
+	char *q;
+	size_t n = *cap;
+
+	if (need <= n)
+		return;
+	while (n < need)
+		n = n ? n * 2 : 4096;
+	if ((q = realloc(*p, n)) == NULL) {
+		fprintf(stderr, "tallydtest: out of memory\n");
+		abort();
+	}
+	*p = q;
+	*cap = n;
+}
+
+/* One line of the stream: "id: N", "data: ...", "event: ...", ": comment"; a blank line
+ * ends an event. */
+static void
+sse_line(tt_sse_t *e, const char *line, size_t n)
+{
+	if (n == 0) {
+		if (e->dlen > 0) {
+			e->events++;
+			e->fn(e->arg, e->id, e->data, e->dlen);
+		}
+		e->dlen = 0;
+		e->id = -1;
+		return;
+	}
+	if (n >= 5 && memcmp(line, "data:", 5) == 0) {
+		const char *p = line + 5;
+		size_t m = n - 5;
+
+		if (m > 0 && *p == ' ')
+			p++, m--;
+		grow(&e->data, &e->dcap, e->dlen + m + 2);
+		if (e->dlen > 0)
+			e->data[e->dlen++] = '\n';
+		memcpy(e->data + e->dlen, p, m);
+		e->dlen += m;
+		e->data[e->dlen] = '\0';
+	} else if (n >= 3 && memcmp(line, "id:", 3) == 0) {
+		char num[32];
+
+		snprintf(num, sizeof(num), "%.*s", (int)(n - 3), line + 3);
+		e->id = strtoll(num, NULL, 10);
+	}
+}
+
+static size_t
+sse_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+	tt_sse_t *e = arg;
+	size_t n = size * nmemb, start = 0;
+
+	if (e->head_len < sizeof(e->head) - 1) {
+		size_t room = sizeof(e->head) - 1 - e->head_len, m = n < room ? n : room;
+
+		memcpy(e->head + e->head_len, data, m);
+		e->head_len += m;
+		e->head[e->head_len] = '\0';
+	}
+	grow(&e->buf, &e->cap, e->len + n + 1);
+	memcpy(e->buf + e->len, data, n);
+	e->len += n;
+	for (size_t i = 0; i < e->len; i++)
+		if (e->buf[i] == '\n') {
+			size_t len = i - start;
+
+			if (len > 0 && e->buf[start + len - 1] == '\r')
+				len--;
+			sse_line(e, e->buf + start, len);
+			start = i + 1;
+		}
+	memmove(e->buf, e->buf + start, e->len - start);
+	e->len -= start;
+	return n;
+}
+
+tt_sse_t *
+tt_sse_open(int port, const char *path, tt_sse_fn fn, void *arg)
+{
+	tt_sse_t *e = calloc(1, sizeof(*e));
+	char url[256];
+
+	if (e == NULL)
+		return NULL;
+	e->fn = fn;
+	e->arg = arg;
+	e->id = -1;
+	if ((e->multi = curl_multi_init()) == NULL || (e->h = curl_easy_init()) == NULL) {
+		tt_sse_close(e);
+		return NULL;
+	}
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	e->headers = curl_slist_append(NULL, "Accept: text/event-stream");
+	curl_easy_setopt(e->h, CURLOPT_URL, url);
+	curl_easy_setopt(e->h, CURLOPT_HTTPHEADER, e->headers);
+	curl_easy_setopt(e->h, CURLOPT_WRITEFUNCTION, sse_write);
+	curl_easy_setopt(e->h, CURLOPT_WRITEDATA, e);
+	curl_easy_setopt(e->h, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+	curl_easy_setopt(e->h, CURLOPT_NOSIGNAL, 1L);
+	curl_multi_add_handle(e->multi, e->h);
+	return e;
+}
+
+bool
+tt_sse_pump(tt_sse_t *e)
+{
+	CURLMsg *msg;
+	int running = 0, left;
+
+	if (e->done)
+		return false;
+	curl_multi_perform(e->multi, &running);
+	while ((msg = curl_multi_info_read(e->multi, &left)) != NULL)
+		if (msg->msg == CURLMSG_DONE)
+			e->done = true;
+	return !e->done;
+}
+
+long
+tt_sse_status(const tt_sse_t *e, const char **head)
+{
+	long code = 0;
+
+	curl_easy_getinfo(e->h, CURLINFO_RESPONSE_CODE, &code);
+	if (head != NULL)
+		*head = e->head;
+	return code;
+}
+
+long
+tt_sse_events(const tt_sse_t *e)
+{
+	return e->events;
+}
+
+void
+tt_sse_close(tt_sse_t *e)
+{
+	if (e == NULL)
+		return;
+	if (e->h != NULL) {
+		if (e->multi != NULL)
+			curl_multi_remove_handle(e->multi, e->h);
+		curl_easy_cleanup(e->h);
+	}
+	if (e->multi != NULL)
+		curl_multi_cleanup(e->multi);
+	curl_slist_free_all(e->headers);
+	free(e->buf);
+	free(e->data);
+	free(e);
+}
+
+/* ---- the results topics ---------------------------------------------------------------------- */
+
+#define TOPIC_KEYS 256
+
+struct tt_topics {
+	rd_kafka_t *rk;
+	char topic[3][256];
+	char election[80];
+	int64_t next_offset[3];
+	int nkeys[3];
+	char keys[3][TOPIC_KEYS][128];
+	int64_t counts[3][TOPIC_KEYS];
+	long readings;
+	char failure[1024];
+};
+
+static const char *const topic_id_field[3] = {"candidate_id", "state", "party_affiliation"};
+static const char *const topic_count_field[3] = {"total_votes", "count", "total_votes"};
+
+static void
+topics_fail(tt_topics_t *tr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+topics_fail(tt_topics_t *tr, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (tr->failure[0] != '\0')
+		return;
+	va_start(ap, fmt);
+	vsnprintf(tr->failure, sizeof(tr->failure), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "VIOLATION: %s\n", tr->failure);
+}
+
+tt_topics_t *
+tt_topics_new(const char *brokers, const char *const topics[3], const char *election,
+              const char *group)
+{
+	tt_topics_t *tr = calloc(1, sizeof(*tr));
+	rd_kafka_conf_t *kc = rd_kafka_conf_new();
+	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(3);
+	char err[512];
+
+	if (tr == NULL)
+		abort();
+	snprintf(tr->election, sizeof(tr->election), "%s", election);
+	if (rd_kafka_conf_set(kc, "bootstrap.servers", brokers, err, sizeof(err)) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(kc, "group.id", group, err, sizeof(err)) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(kc, "enable.auto.commit", "false", err, sizeof(err)) !=
+	        RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(kc, "fetch.wait.max.ms", "10", err, sizeof(err)) != RD_KAFKA_CONF_OK ||
+	    (tr->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "tallydtest: results topics reader: %s\n", err);
+		abort();
+	}
+	for (int t = 0; t < 3; t++) {
+		snprintf(tr->topic[t], sizeof(tr->topic[t]), "%s", topics[t]);
+		rd_kafka_topic_partition_list_add(parts, tr->topic[t], 0)->offset =
+		    RD_KAFKA_OFFSET_BEGINNING;
+	}
+	if (rd_kafka_assign(tr->rk, parts) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		fprintf(stderr, "tallydtest: results topics reader: could not assign\n");
+		abort();
+	}
+	rd_kafka_topic_partition_list_destroy(parts);
+	return tr;
+}
+
+static int64_t
+topic_key_count(const tt_topics_t *tr, int t, const char *key)
+{
+	for (int i = 0; i < tr->nkeys[t]; i++)
+		if (strcmp(tr->keys[t][i], key) == 0)
+			return tr->counts[t][i];
+	return -1;
+}
+
+static void
+on_topic_message(tt_topics_t *tr, int t, const rd_kafka_message_t *m)
+{
+	json_t *o = json_loadb(m->payload, m->len, 0, NULL);
+	const char *id, *election;
+	char key[128];
+	int64_t count;
+	int i;
+
+	snprintf(key, sizeof(key), "%.*s", (int)m->key_len, (const char *)m->key);
+	id = json_string_value(json_object_get(o, topic_id_field[t]));
+	election = json_string_value(json_object_get(o, "election_id"));
+	count = jint(o, topic_count_field[t]);
+	if (o == NULL || id == NULL || strcmp(id, key) != 0 || election == NULL ||
+	    strcmp(election, tr->election) != 0 || count < 0 ||
+	    !json_is_integer(json_object_get(o, "version"))) {
+		topics_fail(tr, "%s: offset %" PRId64 " key \"%s\": bad message %.*s", tr->topic[t],
+		            m->offset, key, (int)(m->len < 300 ? m->len : 300),
+		            (const char *)m->payload);
+		json_decref(o);
+		return;
+	}
+	for (i = 0; i < tr->nkeys[t] && strcmp(tr->keys[t][i], key) != 0; i++)
+		;
+	if (i == tr->nkeys[t]) {
+		if (i == TOPIC_KEYS) {
+			topics_fail(tr, "%s: more than %d keys", tr->topic[t], TOPIC_KEYS);
+			json_decref(o);
+			return;
+		}
+		snprintf(tr->keys[t][i], sizeof(tr->keys[t][i]), "%s", key);
+		tr->counts[t][i] = count;
+		tr->nkeys[t]++;
+	} else if (count < tr->counts[t][i]) {
+		topics_fail(tr, "%s: \"%s\" went down from %" PRId64 " to %" PRId64 " (offset %" PRId64
+		            ", version %" PRId64 ")", tr->topic[t], key, tr->counts[t][i], count,
+		            m->offset, jint(o, "version"));
+	} else {
+		tr->counts[t][i] = count;
+	}
+	tr->readings++;
+	json_decref(o);
+}
+
+int
+tt_topics_pump(tt_topics_t *tr)
+{
+	rd_kafka_message_t *m;
+	int n = 0;
+
+	while (n < 5000 && (m = rd_kafka_consumer_poll(tr->rk, 0)) != NULL) {
+		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			const char *name = rd_kafka_topic_name(m->rkt);
+
+			for (int t = 0; t < 3; t++)
+				if (strcmp(name, tr->topic[t]) == 0) {
+					if (m->offset < tr->next_offset[t])
+						topics_fail(tr, "%s: offset %" PRId64 " again", tr->topic[t],
+						            m->offset);
+					tr->next_offset[t] = m->offset + 1;
+					on_topic_message(tr, t, m);
+				}
+			n++;
+		} else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			fprintf(stderr, "results topics reader: %s\n", rd_kafka_message_errstr(m));
+		}
+		rd_kafka_message_destroy(m);
+	}
+	return n;
+}
+
+bool
+tt_topics_drain(tt_topics_t *tr, double timeout_s)
+{
+	int64_t hi[3];
+	struct timespec t0, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int t = 0; t < 3; t++) {
+		int64_t lo;
+
+		if (rd_kafka_query_watermark_offsets(tr->rk, tr->topic[t], 0, &lo, &hi[t], 10000) !=
+		    RD_KAFKA_RESP_ERR_NO_ERROR)
+			return false;
+	}
+	for (;;) {
+		bool done = true;
+
+		for (int t = 0; t < 3; t++)
+			done &= tr->next_offset[t] >= hi[t];
+		if (done)
+			return true;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9 >
+		    timeout_s)
+			return false;
+		if (tt_topics_pump(tr) == 0)
+			usleep(10000);
+	}
+}
+
+const char *
+tt_topics_failure(const tt_topics_t *tr)
+{
+	return tr->failure;
+}
+
+long
+tt_topics_readings(const tt_topics_t *tr)
+{
+	return tr->readings;
+}
+
+bool
+tt_topics_equal_truth(const tt_topics_t *tr, json_t *truth, char *why, size_t whysz)
+{
+	static const char *const arrays[3][3] = {{"candidates", "candidate_id", "total_votes"},
+	                                         {"regions", "region", "count"},
+	                                         {"parties", "party_affiliation", "total_votes"}};
+
+	for (int t = 0; t < 3; t++) {
+		json_t *e;
+		size_t i;
+		int known = 0;
+
+		json_array_foreach(json_object_get(truth, arrays[t][0]), i, e) {
+			const char *key = json_string_value(json_object_get(e, arrays[t][1]));
+			int64_t want = jint(e, arrays[t][2]);
+			int64_t got = key != NULL ? topic_key_count(tr, t, key) : -1;
+
+			/* Only what changed is published: a key nobody voted for may have none. */
+			if (got != want && !(got == -1 && want == 0)) {
+				snprintf(why, whysz, "%s: the newest \"%s\" is %" PRId64 ", truth %" PRId64,
+				         tr->topic[t], key != NULL ? key : "?", got, want);
+				return false;
+			}
+			known += got >= 0;
+		}
+		if (known != tr->nkeys[t]) {
+			snprintf(why, whysz, "%s: %d keys, %d of them in the truth", tr->topic[t],
+			         tr->nkeys[t], known);
+			return false;
+		}
+	}
+	return true;
+}
+
+void
+tt_topics_destroy(tt_topics_t *tr)
+{
+	if (tr == NULL)
+		return;
+	rd_kafka_consumer_close(tr->rk);
+	rd_kafka_destroy(tr->rk);
+	free(tr);
 }

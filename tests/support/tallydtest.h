@@ -74,4 +74,62 @@ bool tt_monotonic_feed(tt_monotonic_t *m, json_t *results);
  */
 bool tt_pg_equal_truth(PGconn *c, json_t *truth, int nparts, char *why, size_t whysz);
 
+/*
+ * A Server-Sent Events reader of http://127.0.0.1:port/path, driven without blocking:
+ * each complete event's id (-1 when it had none) and data go to fn. Its own curl handle.
+ */
+typedef struct tt_sse tt_sse_t;
+typedef void (*tt_sse_fn)(void *arg, int64_t id, const char *data, size_t len);
+
+/* Connect (the answer comes through tt_sse_pump()). NULL when curl fails. */
+tt_sse_t *tt_sse_open(int port, const char *path, tt_sse_fn fn, void *arg);
+
+/* Move the stream on, without waiting. Returns true while it is open, false once it
+ * ended (the server went away or answered something else than a stream). */
+bool tt_sse_pump(tt_sse_t *sse);
+
+/* The HTTP status of the answer (0 before one), and its first bytes (for a refusal). */
+long tt_sse_status(const tt_sse_t *sse, const char **head);
+
+/* Events delivered so far. */
+long tt_sse_events(const tt_sse_t *sse);
+
+/* Close and free; NULL is a no-op. */
+void tt_sse_close(tt_sse_t *sse);
+
+/*
+ * A reader of the three results topics (candidate, location, party: TALLY_KAFKA_RESULTS_*,
+ * partition 0 each) from the beginning: per topic and key, the figure (total_votes or count)
+ * never goes down across messages, and every message names its key and the election.
+ * Versions are not compared (in cluster mode the leader's view numbers them, and a new
+ * leader numbers from its own view).
+ */
+typedef struct tt_topics tt_topics_t;
+
+/* topics: the candidate, location and party results topics' names (copied); brokers:
+ * bootstrap.servers. Aborts on a client error. */
+tt_topics_t *tt_topics_new(const char *brokers, const char *const topics[3],
+                           const char *election, const char *group);
+
+/* Take what has arrived; returns how many messages. */
+int tt_topics_pump(tt_topics_t *tr);
+
+/* Read every topic to its end as it is now; false if not within timeout_s. */
+bool tt_topics_drain(tt_topics_t *tr, double timeout_s);
+
+/* The first violation, "" while none. */
+const char *tt_topics_failure(const tt_topics_t *tr);
+
+/* Messages read so far. */
+long tt_topics_readings(const tt_topics_t *tr);
+
+/*
+ * The newest figure of every key equals the truth (candidates, regions, parties; a key
+ * nobody voted for may have no message) and no other key was published. Returns true, or
+ * false with why set.
+ */
+bool tt_topics_equal_truth(const tt_topics_t *tr, json_t *truth, char *why, size_t whysz);
+
+void tt_topics_destroy(tt_topics_t *tr);
+
 #endif
