@@ -193,6 +193,62 @@ tally_kafka_producer_flush(tally_kafka_producer_t *p, int timeout_ms, char *errs
 	return rc;
 }
 
+/* ---- transactions ------------------------------------------------------------------------ */
+
+/* A transactional call's error as a tally error (include/tally/kafka.h); frees it. A
+ * transaction that must be aborted is aborted here. */
+static int
+txn_error(tally_kafka_producer_t *p, rd_kafka_error_t *e, const char *what, char *errstr,
+          size_t errstr_size)
+{
+	rd_kafka_resp_err_t code;
+	int rc;
+
+	if (e == NULL)
+		return 0;
+	code = rd_kafka_error_code(e);
+	snprintf(errstr, errstr_size, "%s: %s", what, rd_kafka_error_string(e));
+	if (rd_kafka_error_is_fatal(e) || code == RD_KAFKA_RESP_ERR__FENCED ||
+	    code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+	    code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)
+		rc = TALLY_EFENCED;
+	else if (rd_kafka_error_txn_requires_abort(e)) {
+		rd_kafka_error_t *a = rd_kafka_abort_transaction(p->rk, 30000);
+
+		rc = a != NULL && rd_kafka_error_is_fatal(a) ? TALLY_EFENCED : TALLY_EAGAIN;
+		if (a != NULL)
+			rd_kafka_error_destroy(a);
+	} else if (rd_kafka_error_is_retriable(e) || code == RD_KAFKA_RESP_ERR__TIMED_OUT)
+		rc = TALLY_EAGAIN;
+	else
+		rc = TALLY_EIO;
+	rd_kafka_error_destroy(e);
+	return rc;
+}
+
+int
+tally_kafka_txn_init(tally_kafka_producer_t *p, int timeout_ms, char *errstr,
+                     size_t errstr_size)
+{
+	return txn_error(p, rd_kafka_init_transactions(p->rk, timeout_ms),
+	                 "could not initialise transactions", errstr, errstr_size);
+}
+
+int
+tally_kafka_txn_begin(tally_kafka_producer_t *p, char *errstr, size_t errstr_size)
+{
+	return txn_error(p, rd_kafka_begin_transaction(p->rk), "could not begin a transaction",
+	                 errstr, errstr_size);
+}
+
+int
+tally_kafka_txn_commit(tally_kafka_producer_t *p, int timeout_ms, char *errstr,
+                       size_t errstr_size)
+{
+	return txn_error(p, rd_kafka_commit_transaction(p->rk, timeout_ms),
+	                 "could not commit a transaction", errstr, errstr_size);
+}
+
 uint64_t
 tally_kafka_producer_delivered(const tally_kafka_producer_t *p)
 {

@@ -548,6 +548,16 @@ tally_pg_partitions_claim(PGconn *conn, const char *election_id, const char *top
 		if (rc != 0)
 			goto fail;
 	}
+	{
+		/* The watchers learn of the new owners (the results leadership follows the owner
+		 * of the lowest partition) at once. */
+		const char *v[2] = {TALLY_PG_PARTS_CHANNEL, election_id};
+
+		if ((rc = tally__pg_exec(conn, "SELECT pg_notify($1, $2)", 2, v, NULL, NULL,
+		                         "could not notify the watchers of a claim", errstr,
+		                         errstr_size)) != 0)
+			goto fail;
+	}
 	if ((rc = tally__pg_exec(conn, "COMMIT", 0, NULL, NULL, NULL, "could not commit a claim",
 	                         errstr, errstr_size)) != 0)
 		goto fail;

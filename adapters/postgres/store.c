@@ -31,8 +31,10 @@
  *   caller, who then writes a byte to st->watch_wake; the watcher sleeps in poll() on its
  *   connection's socket (notifications) and that pipe, so it stops at once, even in a
  *   backoff. Its seen set (the last parts read) is its own; w->parts gets a view of it.
- *   Leadership is the advisory lock on its connection: it calls w->leader(false) before it
- *   closes that connection at stop, and as soon as it finds the connection lost.
+ *   Leadership is owning the election's lowest-numbered partition (partition_owners, read
+ *   each round; claims notify): it calls w->leader(true) after a round that found this
+ *   store's owner there (and read the parts), w->leader(false) after a round that did not,
+ *   before it stops, and as soon as it finds its connection lost.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -113,6 +115,7 @@ struct tally_store {
 	pthread_t watcher;
 	bool watcher_started;
 	int watch_quit;                  /* atomic */
+	uint64_t watch_rounds;           /* atomic: the watcher's rounds done */
 	int watch_wake[2];               /* a pipe: the caller writes, the watcher polls */
 
 	/* Figures (relaxed atomics). */
@@ -724,22 +727,6 @@ tally_store_claim(tally_store_t *st, const int32_t *partitions, size_t n,
 
 /* ---- the watcher ----------------------------------------------------------------------- */
 
-/* The leader lock's key (store.h): FNV-1a 64 over the schema, a zero byte, the election. */
-static int64_t
-leader_key(const char *schema, const char *election_id)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	const char *parts[2] = {schema, election_id};
-
-	for (int k = 0; k < 2; k++) {
-		for (const unsigned char *p = (const unsigned char *)parts[k]; *p != '\0'; p++)
-			h = (h ^ *p) * 0x100000001b3ull;
-		if (k == 0)
-			h = (h ^ 0u) * 0x100000001b3ull;
-	}
-	return (int64_t)h;
-}
-
 static bool
 watch_quitting(const tally_store_t *st)
 {
@@ -756,27 +743,12 @@ watch_nap(tally_store_t *st, unsigned ms)
 		(void)poll(&fd, 1, (int)ms);
 }
 
-/* A new connection: LISTEN first (no commit after the first read goes unnoticed), then
- * the lock's key from its schema. */
+/* A new connection: LISTEN first (no commit after the first read goes unnoticed). */
 static int
-watch_listen(tally_store_t *st, PGconn *conn, int64_t *key, char *err, size_t errsz)
+watch_listen(PGconn *conn, char *err, size_t errsz)
 {
-	PGresult *res;
-	int rc;
-
-	if ((rc = tally__pg_exec(conn, "LISTEN " TALLY_PG_PARTS_CHANNEL, 0, NULL, NULL, NULL,
-	                         "could not listen for partition states", err, errsz)) != 0)
-		return rc;
-	res = PQexecParams(conn, "SELECT coalesce(current_schema(), '')", 0, NULL, NULL, NULL,
-	                   NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-		rc = tally__pg_failed(conn, res, "could not read the schema", err, errsz);
-		PQclear(res);
-		return rc;
-	}
-	*key = leader_key(PQgetvalue(res, 0, 0), st->o.election_id);
-	PQclear(res);
-	return 0;
+	return tally__pg_exec(conn, "LISTEN " TALLY_PG_PARTS_CHANNEL, 0, NULL, NULL, NULL,
+	                      "could not listen for partition states", err, errsz);
 }
 
 /* Take in what arrived; true if a notification for this election came. */
@@ -840,39 +812,35 @@ typedef struct watch_seen {
 	bool read;                       /* a first read happened */
 } watch_seen_t;
 
-/* One round: try the lock unless held, read the parts, tell the caller what changed. */
+/* One round: who owns the lowest partition, then the parts; tell the caller what changed,
+ * the parts first: a new leader publishes from states read after it owned the partition. */
 static int
-watch_round(tally_store_t *st, PGconn *conn, int64_t key, bool *leader, watch_seen_t *seen,
-            char *err, size_t errsz)
+watch_round(tally_store_t *st, PGconn *conn, bool *leader, watch_seen_t *seen, char *err,
+            size_t errsz)
 {
+	const char *v[2] = {st->o.election_id, st->o.topic};
 	tally_pg_part_t *parts;
+	PGresult *res;
+	char first[32] = "";
 	size_t n;
-	bool won = false;
+	bool owns;
 	int rc;
 
-	if (!*leader) {
-		char k[24];
-		const char *v[1] = {k};
-		PGresult *res;
-
-		snprintf(k, sizeof(k), "%" PRId64, key);
-		res = PQexecParams(conn, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL, v, NULL,
-		                   NULL, 0);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-			rc = tally__pg_failed(conn, res, "could not try the results leader lock", err,
-			                      errsz);
-			PQclear(res);
-			return rc;
-		}
-		won = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	res = PQexecParams(conn, "SELECT owner, partition FROM partition_owners WHERE"
+	                   " election_id = $1 AND topic = $2 ORDER BY partition LIMIT 1", 2, NULL, v,
+	                   NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		rc = tally__pg_failed(conn, res, "could not read the partitions' owners", err, errsz);
 		PQclear(res);
+		return rc;
 	}
-	/* Read after the lock is won and handed over before the news: a new leader publishes
-	 * from states read after every earlier leader's last read (it held the lock until
-	 * then), so what it publishes is never below what they did. */
+	owns = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), st->o.owner) == 0;
+	if (PQntuples(res) == 1)
+		snprintf(first, sizeof(first), "%s", PQgetvalue(res, 0, 1));
+	PQclear(res);
 	if ((rc = tally_pg_parts_read(conn, st->o.election_id, st->o.topic, &parts, &n, err,
 	                              errsz)) != 0)
-		return rc;   /* a session's advisory lock is taken again by the next round's try */
+		return rc;
 	if (seen->read && parts_equal(parts, n, seen->parts, seen->n)) {
 		tally_pg_parts_free(parts, n);
 	} else {
@@ -883,8 +851,13 @@ watch_round(tally_store_t *st, PGconn *conn, int64_t key, bool *leader, watch_se
 		if (st->watch.parts != NULL)
 			st->watch.parts(st->watch.arg, parts, n);
 	}
-	if (won)
-		watch_set_leader(st, leader, true, NULL);
+	if (owns != *leader) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "partition %s is another instance's", first);
+		watch_set_leader(st, leader, owns, owns ? NULL : why);
+	}
+	tally_store_release(&st->watch_rounds, tally_load_relaxed(&st->watch_rounds) + 1);
 	return 0;
 }
 
@@ -897,7 +870,6 @@ watcher_main(void *arg)
 	uint64_t last = 0;
 	watch_seen_t seen = {0};
 	PGconn *conn = NULL;
-	int64_t key = 0;
 	bool leader = false, pending = true;
 	retry_t r;
 	char err[512];
@@ -910,7 +882,7 @@ watcher_main(void *arg)
 		if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
 			watch_lost(st, &conn, &leader);
 			if ((conn = connect_ms(st, CONNECT_TIMEOUT_MS, err, sizeof(err))) == NULL ||
-			    watch_listen(st, conn, &key, err, sizeof(err)) != 0) {
+			    watch_listen(conn, err, sizeof(err)) != 0) {
 				watch_lost(st, &conn, &leader);
 				retry_failed(&r, err);
 				watch_nap(st, r.backoff_ms);
@@ -923,7 +895,7 @@ watcher_main(void *arg)
 		if (pending || now - last >= interval_ns) {
 			pending = false;
 			last = now;
-			if (watch_round(st, conn, key, &leader, &seen, err, sizeof(err)) != 0) {
+			if (watch_round(st, conn, &leader, &seen, err, sizeof(err)) != 0) {
 				if (PQstatus(conn) != CONNECTION_OK)
 					watch_lost(st, &conn, &leader);
 				retry_failed(&r, err);
@@ -955,12 +927,18 @@ watcher_main(void *arg)
 			pending = watch_drain(st, conn);
 		}
 	}
-	/* Resign before the lock goes with the connection: never two leaders by our doing. */
+	/* Resign before stopping. */
 	watch_set_leader(st, &leader, false, "stopping");
 	if (conn != NULL)
 		PQfinish(conn);
 	tally_pg_parts_free(seen.parts, seen.n);
 	return NULL;
+}
+
+uint64_t
+tally_store_watch_rounds(const tally_store_t *st)
+{
+	return tally_load_acquire(&st->watch_rounds);
 }
 
 int

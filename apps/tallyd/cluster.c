@@ -22,9 +22,12 @@
  *   view's snapshot with version = the sum of the versions seen (each only grows, so the
  *   sum does too) and swaps it in as s->committed under committed_lock (HTTP and the live
  *   view show it as in single mode). Everything shown is committed.
- * - Results topics: only the election's leader (the watcher's advisory lock; s->leader,
- *   atomic) publishes, from the ingest thread (tallyd_cluster_publish(), at most every
- *   results.interval.ms, changes only; everything once when it becomes leader).
+ * - Results topics: only the election's leader (the owner of the lowest partition, says
+ *   the watcher; s->leader, atomic) publishes, from its thread tally:results
+ *   (results_main(): at most every results.interval.ms, changes only, each round one Kafka
+ *   transaction of a producer whose transactional.id all instances share, so becoming
+ *   leader fences every earlier leader's producer; everything once when it becomes
+ *   leader, from states read after that fence).
  * - One vote per voter across instances: every vote is judged in its voter's home part
  *   (include/tally/home.h), whoever read it. A vote read elsewhere is forwarded through
  *   fwd_topic (`<votes_topic>-by-voter`, as many partitions) to partition home, with its
@@ -43,6 +46,7 @@
  *   one is.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +60,7 @@
 #include <tally/snapshot.h>
 #include <tally/state.h>
 #include <tally/store.h>
+#include <tally/thread.h>
 #include <tally/time.h>
 
 #include "server_int.h"
@@ -68,7 +73,7 @@ tallyd_fenced(server_t *s)
 	return tally_load_acquire(&s->fenced) != 0;
 }
 
-/* ---- start -------------------------------------------------------------------------------- */
+/* ---- start ------------------------------------------------------------------------------ */
 
 /* votes_topic's partition count from the cluster's metadata (a producer handle of its own,
  * before anything else of Kafka is up); retried while the topic has no metadata yet. */
@@ -120,7 +125,7 @@ tallyd_cluster_parts(server_t *s, char *err, size_t errsz)
 	}
 }
 
-/* ---- forwarding ----------------------------------------------------------------------------- */
+/* ---- forwarding ------------------------------------------------------------------------- */
 
 /* The forward topic (as many partitions as votes_topic: at least, as an existing one may
  * have more; homes are below votes_topic's count) and its producer (idempotent: each
@@ -282,7 +287,9 @@ tallyd_forward_flush(server_t *s)
 	return tally_load_acquire(&s->fwd_failed) != 0 ? TALLY_EIO : 0;
 }
 
-/* ---- the whole election: the watcher's side ------------------------------------------------ */
+static int results_start(server_t *s, char *err, size_t errsz);
+
+/* ---- the whole election: the watcher's side --------------------------------------------- */
 
 /*
  * The view's version: the sum of the parts' versions seen (votes judged; each only grows)
@@ -356,7 +363,7 @@ on_leader(void *arg, bool is_leader)
 	server_t *s = arg;
 
 	if (is_leader)
-		tally_store_release(&s->results_all_cluster, 1);
+		tally_store_release(&s->leader_term, tally_load_relaxed(&s->leader_term) + 1);
 	tally_store_release(&s->leader, is_leader ? 1 : 0);
 	tallyd_log(is_leader ? "results leader of election \"%s\": publishing the results topics"
 	                     : "no longer the results leader of election \"%s\"",
@@ -369,6 +376,7 @@ tallyd_cluster_start(server_t *s, char *err, size_t errsz)
 	tally_core_opts_t co = {0};
 	tally_store_watch_t w = {.parts = on_parts, .leader = on_leader, .arg = s,
 	                         .interval_ms = 1000};
+	int rc;
 
 	co.workers = 1;
 	co.parts = (unsigned)s->nvotes_parts;
@@ -398,7 +406,9 @@ tallyd_cluster_start(server_t *s, char *err, size_t errsz)
 		pthread_mutex_unlock(&s->committed_lock);
 		tally_snapshot_destroy(old);
 	}
-	return tally_store_watch_start(s->store, &w, err, errsz);
+	if ((rc = tally_store_watch_start(s->store, &w, err, errsz)) != 0)
+		return rc;
+	return results_start(s, err, errsz);
 }
 
 /* Wait until the watcher has read every partition's committed state once (so what is
@@ -443,31 +453,181 @@ tallyd_cluster_wait_seen(server_t *s, unsigned ms)
 void
 tallyd_cluster_stop(server_t *s)
 {
+	tallyd_cluster_results_stop(s);
 	if (s->store != NULL)
 		tally_store_watch_stop(s->store);
 }
 
-/* The ingest thread: as leader, the merged snapshot's changes to the results topics. */
-void
-tallyd_cluster_publish(server_t *s, bool force)
-{
-	bool all;
-	size_t n;
+/* ---- the results topics: the leader's publisher thread ---------------------------------- */
 
-	if (tallyd_fenced(s) || !tally_load_acquire(&s->leader))
-		return;
-	all = tally_load_acquire(&s->results_all_cluster) != 0;
-	if (tallyd_committed_copy(s, s->pub_snap) != 0 && !all && !force)
-		return;
-	if (s->pub_snap->taken_at_us == 0)
-		return;
-	if (all)
-		tally_store_release(&s->results_all_cluster, 0);
-	if (tally_results_publish(s->results, s->reg, s->pub_snap, all, &n) != 0)
-		tallyd_log("could not queue results");
+/* The results producer: transactional, one transactional.id per group and election, so a
+ * new leader's initialisation fences every earlier leader's producer (a zombie's late
+ * results are aborted and its later commits refused: read_committed readers never see
+ * them). */
+static int
+results_producer_new(server_t *s, char *err, size_t errsz)
+{
+	char id[512], msg[256];
+	rd_kafka_conf_t *kc;
+
+	snprintf(id, sizeof(id), "tally-results:%s:%s", s->conf->group_id, s->conf->election_id);
+	if ((kc = tallyd_kafka_conf(s->conf, err, errsz)) == NULL)
+		return TALLY_ECONFIG;
+	if (rd_kafka_conf_set(kc, "transactional.id", id, msg, sizeof(msg)) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(kc, "linger.ms", "1", msg, sizeof(msg)) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(kc, "message.timeout.ms", "30000", msg, sizeof(msg)) !=
+	        RD_KAFKA_CONF_OK) {
+		snprintf(err, errsz, "results producer: %s", msg);
+		rd_kafka_conf_destroy(kc);
+		return TALLY_ECONFIG;
+	}
+	if ((s->rprod = tally_kafka_producer_new(kc, err, errsz)) == NULL)
+		return TALLY_ECONFIG;
+	if ((s->rresults = tally_results_new(s->rprod, &s->topics)) == NULL) {
+		tally_kafka_producer_destroy(s->rprod);
+		s->rprod = NULL;
+		snprintf(err, errsz, "out of memory");
+		return TALLY_ENOMEM;
+	}
+	return 0;
 }
 
-/* ---- rebalancing: the ingest thread ---------------------------------------------------------- */
+static void
+results_producer_drop(server_t *s)
+{
+	tally_results_destroy(s->rresults);
+	tally_kafka_producer_destroy(s->rprod);
+	s->rresults = NULL;
+	s->rprod = NULL;
+}
+
+/* One transaction of the committed view's changes (all: every figure). */
+static int
+results_send(server_t *s, bool all, char *err, size_t errsz)
+{
+	size_t n;
+	int rc;
+
+	if ((rc = tally_kafka_txn_begin(s->rprod, err, errsz)) != 0)
+		return rc;
+	if (tally_results_publish(s->rresults, s->reg, s->pub_snap, all, &n) != 0) {
+		snprintf(err, errsz, "could not queue results");
+		/* Committing what was queued is still right: each figure is a committed one. */
+	}
+	return tally_kafka_txn_commit(s->rprod, 30000, err, errsz);
+}
+
+/*
+ * The thread tally:results. While this instance is the results leader (it owns the lowest
+ * partition, the watcher says), at most every results.interval.ms: the committed view's
+ * changes, in one Kafka transaction. Each leadership (term) starts by initialising the
+ * producer's transactions, which fences every earlier leader, waits for a watcher round
+ * begun after that, then sends every figure once. A failed transaction sends every figure
+ * again next time (what it held is not known to be out). Fenced: another instance leads
+ * now (the watcher will say so); nothing more in this term, never fencing the new leader
+ * back. On stop, one last round as leader.
+ */
+static void *
+results_main(void *arg)
+{
+	server_t *s = arg;
+	unsigned every = s->conf->results_interval_ms > 10 ? (unsigned)s->conf->results_interval_ms
+	                                                    : 10;
+	int term = 0, fenced_term = 0;   /* terms: 0 is none (the first is 1) */
+	uint64_t fresh_from = 0;         /* the watcher's rounds before publishing in a term */
+	bool all = true, said = false;
+	char err[512];
+
+	for (;;) {
+		bool stop = tally_load_acquire(&s->rstop) != 0;
+		int now_term;
+		int rc;
+
+		if (!stop)
+			tallyd_sleep_ms(every);
+		now_term = tally_load_acquire(&s->leader_term);
+		if (tallyd_fenced(s) || !tally_load_acquire(&s->leader) || now_term == fenced_term)
+			goto next;
+		if (term != now_term) {
+			/* A producer initialises its transactions once: a new one each term. */
+			if (term != 0 && s->rprod != NULL) {
+				results_producer_drop(s);
+				term = 0;
+			}
+			if (s->rprod == NULL && results_producer_new(s, err, sizeof(err)) != 0) {
+				if (!said)
+					tallyd_log("results: %s", err);
+				said = true;
+				goto next;
+			}
+			if ((rc = tally_kafka_txn_init(s->rprod, 30000, err, sizeof(err))) != 0) {
+				if (!said)
+					tallyd_log("results: %s%s", err, rc == TALLY_EFENCED ? "" : " (retrying)");
+				said = true;
+				if (rc == TALLY_EFENCED) {
+					results_producer_drop(s);
+					fenced_term = now_term;
+				}
+				goto next;
+			}
+			said = false;
+			term = now_term;
+			all = true;
+			/* Publish from states read after the fence: an earlier leader may have
+			 * committed results read after this instance's last round. A round that
+			 * ends second from now began after it. */
+			fresh_from = tally_store_watch_rounds(s->store) + 2;
+			tallyd_log("results: publishing as leader (transactions initialised: every earlier "
+			           "leader's producer is fenced off)");
+		}
+		if (tally_store_watch_rounds(s->store) < fresh_from)
+			goto next;
+		rc = tallyd_committed_copy(s, s->pub_snap);
+		if ((rc != 0 && !all) || s->pub_snap->taken_at_us == 0)
+			goto next;
+		if ((rc = results_send(s, all, err, sizeof(err))) == 0) {
+			all = false;
+			tally_store_release(&s->results_sent, tally_load_relaxed(&s->results_sent) + 1);
+		} else {
+			all = true;
+			tallyd_log("results: %s", err);
+			if (rc == TALLY_EFENCED) {
+				tallyd_log("results: fenced by a newer results leader: publishing nothing "
+				           "more unless this instance leads again");
+				results_producer_drop(s);
+				term = 0;
+				fenced_term = now_term;
+			}
+		}
+next:
+		if (stop)
+			break;
+	}
+	results_producer_drop(s);
+	return NULL;
+}
+
+static int
+results_start(server_t *s, char *err, size_t errsz)
+{
+	if (tally_thread_start(&s->rthread, "tally:results", results_main, s, err, errsz) != 0)
+		return TALLY_EIO;
+	s->rthread_started = true;
+	return 0;
+}
+
+/* Stop the publisher thread (as leader, after a last round). Idempotent. */
+void
+tallyd_cluster_results_stop(server_t *s)
+{
+	if (!s->rthread_started)
+		return;
+	tally_store_release(&s->rstop, 1);
+	pthread_join(s->rthread, NULL);
+	s->rthread_started = false;
+}
+
+/* ---- rebalancing: the ingest thread ----------------------------------------------------- */
 
 void
 tallyd_cluster_assign(server_t *s, rd_kafka_topic_partition_list_t *list)

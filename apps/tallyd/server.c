@@ -515,8 +515,9 @@ publish_all(server_t *s)
 	size_t n;
 
 	if (s->cluster) {
-		/* Only the leader publishes, the merged committed view (cluster.c). */
-		tallyd_cluster_publish(s, true);
+		/* Only the leader publishes, the merged committed view, from its own thread
+		 * (cluster.c): at the end, its last round. */
+		tallyd_cluster_results_stop(s);
 		return;
 	}
 	if (tally_results_publish(s->results, s->reg, s->committed, true, &n) != 0)
@@ -872,8 +873,6 @@ serve_loop(server_t *s)
 		}
 		if (now >= next_results) {
 			next_results = now + results_every;
-			if (s->cluster)
-				tallyd_cluster_publish(s, false);
 			if (conf->live_view)
 				draw(s, &view, false);
 		}
@@ -1148,6 +1147,7 @@ tallyd_serve(const tallyd_conf_t *conf)
 			rc = TALLYD_EXIT_FAILURE;
 	}
 out:
+	tallyd_cluster_results_stop(s);
 	if (s->store != NULL) {
 		/* On a failed start: the cut in hand, if any, is given up. */
 		tally_store_abandon(s->store);

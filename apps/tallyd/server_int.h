@@ -176,15 +176,20 @@ typedef struct server {
 	uint64_t view_offset;            /* added to the view's versions (set before the
 	                                    watcher starts) */
 	uint64_t *part_committed;        /* [nvotes_parts], atomics: versions this run committed */
-	int leader, results_all_cluster; /* atomics */
+	int leader, leader_term;         /* atomics: the watcher's (term: leaderships won) */
 	int fenced;                      /* atomic */
 	int view_read;                   /* atomic: the watcher has read the parts once */
 	bool kafka_fatal;                /* the ingest thread: the consumer had a fatal error */
 	bool give_up;                    /* stop with no final checkpoint (a revocation's
 	                                    checkpoint failed) */
 	bool force_cut;                  /* the next cut is handed over even if unchanged */
-	tally_snapshot_t *pub_snap;      /* the ingest thread's copy, published as leader */
-	uint64_t pub_version;
+	tally_snapshot_t *pub_snap;      /* tally:results' copy, published as leader */
+	tally_kafka_producer_t *rprod;   /* tally:results': transactional */
+	tally_results_t *rresults;
+	pthread_t rthread;
+	bool rthread_started;
+	int rstop;                       /* atomic: tally:results, a last round and stop */
+	uint64_t results_sent;           /* atomic: transactions of results committed */
 
 	/* --cluster, forwarding (ingest.c, cluster.c): a vote read on a partition other than
 	 * its voter's home (include/tally/home.h) is produced to partition home of fwd_topic
@@ -223,7 +228,7 @@ int tallyd_cluster_parts(server_t *s, char *err, size_t errsz);     /* votes_top
 int tallyd_cluster_start(server_t *s, char *err, size_t errsz);     /* view, watcher */
 void tallyd_cluster_assign(server_t *s, rd_kafka_topic_partition_list_t *list);
 void tallyd_cluster_revoke(server_t *s, rd_kafka_topic_partition_list_t *list);
-void tallyd_cluster_publish(server_t *s, bool force);               /* as leader */
+void tallyd_cluster_results_stop(server_t *s);     /* tally:results: a last round as leader */
 void tallyd_cluster_wait_seen(server_t *s, unsigned ms);
 bool tallyd_cluster_wait_view(server_t *s);
 void tallyd_cluster_stop(server_t *s);

@@ -194,6 +194,24 @@ int tally_kafka_produce_to(tally_kafka_producer_t *p, const char *topic, int32_t
                            const tally_kafka_header_t *h, size_t nh);
 
 /**
+ * @name Transactions (a producer made with a `transactional.id` in its configuration)
+ * Kafka fences zombies by transactional.id: initialising a producer with an id aborts the
+ * open transaction of any earlier producer with that id, and refuses that one's later
+ * commits. Readers with isolation.level=read_committed (librdkafka's default) see only
+ * committed transactions. Each call blocks up to timeout_ms. Returns 0; TALLY_EFENCED when
+ * the producer was fenced by a newer one with its id (or another fatal error: make a new
+ * producer); TALLY_EAGAIN when the transaction was aborted or the call may be retried;
+ * TALLY_EIO otherwise; errstr says why.
+ * @{
+ */
+int tally_kafka_txn_init(tally_kafka_producer_t *p, int timeout_ms, char *errstr,
+                         size_t errstr_size);
+int tally_kafka_txn_begin(tally_kafka_producer_t *p, char *errstr, size_t errstr_size);
+int tally_kafka_txn_commit(tally_kafka_producer_t *p, int timeout_ms, char *errstr,
+                           size_t errstr_size);
+/** @} */
+
+/**
  * @brief Wait until every queued message is delivered or has failed, then report.
  *
  * Failures are counted from the producer's creation or the last flush that reported them;

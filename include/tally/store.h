@@ -63,16 +63,17 @@
  *   tally_parts, and at start, on each notification for its election and at least every
  *   interval_ms, reads every partition's state of the election's opts.topic in one query;
  *   w->parts is called (on its thread) at the first read and after a read that differs
- *   (a partition, epoch, version or state byte) from the one before. It also keeps the
- *   election's one results publisher: pg_try_advisory_lock(key) on its own connection each
- *   round until it holds it; the lock is the session's, so closing or losing the connection
- *   releases it server-side. key = FNV-1a 64 (offset basis 0xcbf29ce484222325, prime
- *   0x100000001b3) over the connection's current_schema(), one zero byte and the election
- *   id, as a signed 64-bit integer: the schema is in it because advisory locks are the
- *   database's, and two elections collide with probability about 2^-64 a pair. w->leader is
- *   called on its thread whenever that changes: true once it holds the lock, false when its
- *   connection is lost (PostgreSQL has released the lock) or, before the connection closes,
- *   at stop.
+ *   (a partition, epoch, version or state byte) from the one before. It also says whether
+ *   this store leads the election's results (one publisher): the leader is the owner
+ *   (opts.owner) of the election's lowest-numbered claimed partition of opts.topic in
+ *   partition_owners, read in each round before the states (claims notify too). So the
+ *   leadership moves with that partition: an instance that stopped or lost its machine
+ *   stops leading when another claims it (after the consumer group's session timeout), not
+ *   when PostgreSQL notices its connection is gone. w->leader is called on its thread
+ *   whenever that changes, after the round's w->parts: true after a round that found this
+ *   store the owner, false after one that did not, when its connection is lost, and at
+ *   stop. Two stores may both believe they lead for up to a round: the caller fences (e.g.
+ *   tallyd's transactional results producer).
  */
 #ifndef TALLY_STORE_H
 #define TALLY_STORE_H
@@ -270,6 +271,10 @@ int tally_store_claim(tally_store_t *st, const int32_t *partitions, size_t n,
  */
 int tally_store_watch_start(tally_store_t *st, const tally_store_watch_t *w, char *errstr,
                             size_t errstr_size);
+
+/** @brief The watcher's rounds done so far (any thread): a round that ends after a call
+ *  began read the parts after it. */
+uint64_t tally_store_watch_rounds(const tally_store_t *st);
 
 /** @brief Stop the watcher: flag, wake, join, log; w->leader(false) first if it led.
  * Idempotent; tally_store_stop() does it too. */

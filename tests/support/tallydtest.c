@@ -692,6 +692,8 @@ tt_topics_new(const char *brokers, const char *const topics[3], const char *elec
 	    rd_kafka_conf_set(kc, "enable.auto.commit", "false", err, sizeof(err)) !=
 	        RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(kc, "fetch.wait.max.ms", "10", err, sizeof(err)) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(kc, "enable.partition.eof", "true", err, sizeof(err)) !=
+	        RD_KAFKA_CONF_OK ||
 	    (tr->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "tallydtest: results topics reader: %s\n", err);
 		abort();
@@ -781,6 +783,14 @@ tt_topics_pump(tt_topics_t *tr)
 					on_topic_message(tr, t, m);
 				}
 			n++;
+		} else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt != NULL) {
+			/* The end: past any transaction markers after the last message (results are
+			 * published in transactions; a read_committed reader never gets the markers). */
+			const char *name = rd_kafka_topic_name(m->rkt);
+
+			for (int t = 0; t < 3; t++)
+				if (strcmp(name, tr->topic[t]) == 0 && m->offset > tr->next_offset[t])
+					tr->next_offset[t] = m->offset;
 		} else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 			fprintf(stderr, "results topics reader: %s\n", rd_kafka_message_errstr(m));
 		}
