@@ -843,6 +843,8 @@ watch_round(tally_store_t *st, PGconn *conn, bool *leader, watch_seen_t *seen, c
 		return rc;
 	if (seen->read && parts_equal(parts, n, seen->parts, seen->n)) {
 		tally_pg_parts_free(parts, n);
+		if (st->watch.every_round && st->watch.parts != NULL)
+			st->watch.parts(st->watch.arg, seen->parts, seen->n);
 	} else {
 		tally_pg_parts_free(seen->parts, seen->n);
 		seen->parts = parts;

@@ -56,6 +56,7 @@
 #include <tally/error.h>
 #include <tally/home.h>
 #include <tally/kafka.h>
+#include <tally/registry.h>
 #include <tally/results.h>
 #include <tally/snapshot.h>
 #include <tally/state.h>
@@ -338,6 +339,12 @@ on_parts(void *arg, const tally_pg_part_t *parts, size_t n)
 		pthread_mutex_unlock(&s->committed_lock);
 		changed = true;
 	}
+	/* Registrations change the view too (a new candidate, a voter's region): every round
+	 * comes here (every_round), so they show within a round. */
+	if (tally_registry_generation(s->reg) != s->view_reg_gen) {
+		s->view_reg_gen = tally_registry_generation(s->reg);
+		changed = true;
+	}
 	if (!changed) {
 		tally_store_release(&s->view_read, 1);
 		return;
@@ -375,7 +382,7 @@ tallyd_cluster_start(server_t *s, char *err, size_t errsz)
 {
 	tally_core_opts_t co = {0};
 	tally_store_watch_t w = {.parts = on_parts, .leader = on_leader, .arg = s,
-	                         .interval_ms = 1000};
+	                         .interval_ms = 1000, .every_round = true};
 	int rc;
 
 	co.workers = 1;

@@ -195,8 +195,11 @@ typedef struct tally_store_watch {
 	 *  publisher. May be NULL. */
 	void (*leader)(void *arg, bool is_leader);
 	void *arg;
-	unsigned interval_ms;              /**< read and try the lock at least this often,
-	                                        notified or not (0: 1000) */
+	unsigned interval_ms;              /**< read at least this often, notified or not
+	                                        (0: 1000) */
+	bool every_round;                  /**< call parts after every read, changed or not
+	                                        (e.g. to retry a state not taken in, or to
+	                                        show what changed beside the parts) */
 } tally_store_watch_t;
 
 /**

@@ -52,6 +52,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include <tally/gen.h>
 #include <tally/kafka.h>
 
 #include "kafkatest.h"
@@ -788,5 +789,160 @@ Test(tallyd_cluster, kill, .timeout = 900)
 		stop(&r, &r.in[i]);
 	check_end(&r, shown, r.n, truth);
 	json_decref(truth);
+	teardown(&r);
+}
+
+/* The candidate's total_votes in an /api/results reading, -1 if it is not listed. */
+static long
+candidate_votes(json_t *results, const char *candidate_id)
+{
+	json_t *cands = results != NULL ? json_object_get(results, "candidates") : NULL;
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(cands, i, c)
+		if (strcmp(json_string_value(json_object_get(c, "candidate_id")), candidate_id) == 0)
+			return (long)json_integer_value(json_object_get(c, "total_votes"));
+	return -1;
+}
+
+static long
+results_int(json_t *results, const char *field)
+{
+	return results != NULL ? (long)json_integer_value(json_object_get(results, field)) : -1;
+}
+
+/* Produce one message with key to topic. */
+static void
+produce_one(const char *topic, const char *key, const char *val, size_t len)
+{
+	rd_kafka_conf_t *kc = rd_kafka_conf_new();
+	tally_kafka_producer_t *p;
+	char err[256];
+
+	rd_kafka_conf_set(kc, "bootstrap.servers", tally_test_service("TALLY_KAFKA_BROKERS"), NULL,
+	                  0);
+	p = tally_kafka_producer_new(kc, err, sizeof(err));
+	cr_assert_not_null(p, "%s", err);
+	cr_assert_eq(tally_kafka_produce(p, topic, key, strlen(key), val, len), 0);
+	cr_assert_eq(tally_kafka_producer_flush(p, 30000, err, sizeof(err)), 0, "%s", err);
+	tally_kafka_producer_destroy(p);
+}
+
+/*
+ * Live registrations reach every instance: two instances count the election; a candidate
+ * of a new party and a voter register through candidates_topic and voters_topic; both
+ * instances show the candidate and the voter (registered + 1) and PostgreSQL has one row
+ * of each. The voter then votes twice, each vote under a key of its own (so on whatever
+ * partition): whichever instance reads them, both are judged at the voter's home, one
+ * counted, one a duplicate, on both instances, in PostgreSQL and in tally-dq.
+ */
+Test(tallyd_cluster, live_registration, .timeout = 600)
+{
+	static run_t r;
+	inst_t *a = &r.in[0], *b = &r.in[1];
+	tally_gen_opts_t o;
+	tally_gen_t *other;
+	tally_gen_voter_t v;
+	tally_gen_voter_fields_t vf;
+	tally_gen_candidate_t c;
+	char err[256], buf[TALLY_GEN_MSG_MAX];
+	const char *cid;
+	long registered0, read0, dup0;
+	int64_t opens_at;
+	size_t len;
+	PGconn *pg;
+
+	setup(&r, "r", 2);
+	spawn(&r, a);
+	spawn(&r, b);
+	WAIT_FOR(&r, owned(a) >= 1 && owned(b) >= 1 && owned_all(&r) == N_PARTITIONS, 90,
+	         "a and b each count a share");
+	WAIT_FOR(&r, a->last != NULL && b->last != NULL, 30, "both serve results");
+	registered0 = results_int(a->last, "registered");
+	read0 = results_int(a->last, "read");
+	dup0 = (long)json_integer_value(json_object_get(json_object_get(a->last, "rejected"),
+	                                                "duplicate"));
+	cr_assert_eq(registered0, atol(VOTERS));
+
+	/* Another seed: a voter and a candidate nobody registered, of a party of their own. */
+	tally_gen_opts_init(&o);
+	o.seed = 1029;
+	o.voters = 100;
+	o.candidates = 8;
+	o.parties = 8;
+	cr_assert_not_null(other = tally_gen_new(&o, err, sizeof(err)), "%s", err);
+	tally_gen_voter(other, 0, &v);
+	cr_assert(!v.underage);
+	tally_gen_candidate(other, 7, &c);
+	cid = c.candidate_id;
+	len = tally_gen_candidate_json(other, 7, buf, sizeof(buf));
+	produce_one(r.topics.topic[TALLY_KAFKA_CANDIDATES].name, c.candidate_id, buf, len);
+	len = tally_gen_voter_json(other, 0, buf, sizeof(buf));
+	produce_one(r.topics.topic[TALLY_KAFKA_VOTERS].name, v.voter_id, buf, len);
+	WAIT_FOR(&r, candidate_votes(a->last, cid) == 0 && candidate_votes(b->last, cid) == 0 &&
+	             results_int(a->last, "registered") == registered0 + 1 &&
+	             results_int(b->last, "registered") == registered0 + 1,
+	         60, "both instances show the new candidate and voter");
+	pg = pgtest_connect();
+	{
+		const char *params[2] = {v.voter_id, c.candidate_id};
+		PGresult *q = PQexecParams(pg, "SELECT (SELECT count(*) FROM voters WHERE voter_id ="
+		                               " $1::uuid), (SELECT count(*) FROM candidates WHERE"
+		                               " candidate_id = $2::uuid), (SELECT extract(epoch FROM"
+		                               " opens_at)::bigint FROM elections)",
+		                           2, NULL, params, NULL, NULL, 0);
+
+		cr_assert_eq(PQresultStatus(q), PGRES_TUPLES_OK, "%s", PQerrorMessage(pg));
+		cr_assert_str_eq(PQgetvalue(q, 0, 0), "1", "the voter's rows in PostgreSQL");
+		cr_assert_str_eq(PQgetvalue(q, 0, 1), "1", "the candidate's rows in PostgreSQL");
+		opens_at = strtoll(PQgetvalue(q, 0, 2), NULL, 10);
+		PQclear(q);
+	}
+
+	/* Two votes of the new voter, under keys that are not its voter_id. */
+	tally_gen_voter_fields(&v, &vf);
+	len = tally_gen_vote_json(&vf, &c, opens_at + 3600, TALLY_GEN_MALFORMED_NONE, 0, false, buf,
+	                          sizeof(buf));
+	produce_one(r.topics.topic[TALLY_KAFKA_VOTES].name, "a key of its own", buf, len);
+	produce_one(r.topics.topic[TALLY_KAFKA_VOTES].name, "another key", buf, len);
+	WAIT_FOR(&r, candidate_votes(a->last, cid) == 1 && candidate_votes(b->last, cid) == 1 &&
+	             results_int(a->last, "read") == read0 + 2 &&
+	             results_int(b->last, "read") == read0 + 2,
+	         60, "both instances count one vote and read two");
+	cr_assert_eq((long)json_integer_value(json_object_get(json_object_get(a->last, "rejected"),
+	                                                      "duplicate")), dup0 + 1);
+	cr_assert_eq((long)json_integer_value(json_object_get(json_object_get(b->last, "rejected"),
+	                                                      "duplicate")), dup0 + 1);
+	stop(&r, a);
+	stop(&r, b);
+	/* The two keys land on partitions 0 and 1 (librdkafka's crc32): at least one of the
+	 * votes was read off its voter's home and forwarded there. */
+	cr_assert_geq(tt_log_sum_after(a->log, 0, "tallyd: stopped: forwarded ") +
+	              tt_log_sum_after(b->log, 0, "tallyd: stopped: forwarded "), 1,
+	              "no vote was forwarded");
+	{
+		const char *params[1] = {v.voter_id};
+		PGresult *q = PQexecParams(pg, "SELECT (SELECT count(*) FROM votes WHERE voter_id ="
+		                               " $1::uuid), (SELECT count(*) FROM voters WHERE voter_id"
+		                               " = $1::uuid)", 1, NULL, params, NULL, NULL, 0);
+
+		cr_assert_eq(PQresultStatus(q), PGRES_TUPLES_OK, "%s", PQerrorMessage(pg));
+		cr_assert_str_eq(PQgetvalue(q, 0, 0), "1", "the new voter's votes in PostgreSQL");
+		cr_assert_str_eq(PQgetvalue(q, 0, 1), "1", "the new voter's rows in PostgreSQL");
+		PQclear(q);
+	}
+	PQfinish(pg);
+	{
+		const char *args[] = {"--topic-prefix", r.prefix, r.pgopt, NULL};
+		int rc = test_run("tally-dq", args, out, sizeof(out));
+
+		cr_assert_eq(rc, 0, "tally-dq exited %d; its report:\n%s", rc, out);
+	}
+	for (int i = 0; i < r.n; i++) {
+		cr_assert_eq(r.in[i].mono.failure[0], '\0', "%s", r.in[i].mono.failure);
+		cr_assert_eq(r.in[i].smono.failure[0], '\0', "%s", r.in[i].smono.failure);
+	}
+	tally_gen_destroy(other);
 	teardown(&r);
 }
