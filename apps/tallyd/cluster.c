@@ -294,16 +294,16 @@ static int results_start(server_t *s, char *err, size_t errsz);
 
 /*
  * The view's version: the sum of the parts' versions seen (votes judged; each only grows)
- * plus the registrations and election changes the view's core counts (which only grow too;
- * its own figure is votes read + those), plus view_offset (fixed at start: the first view
- * is never below the snapshot HTTP may have shown before it). So it never goes down, and a
- * registration still makes a new version.
+ * plus what the view's core counts beside its votes: the registry's entries (parties,
+ * candidates, voters: PostgreSQL's, so the same after a restart) and its election changes
+ * (none: the view never changes its election). Both only grow and are durable, so the
+ * version never goes down, not across a restart either (HTTP starts after the first read),
+ * and a registration still makes a new version.
  */
 static void
-view_version(server_t *s, tally_snapshot_t *snap, uint64_t sum)
+view_version(tally_snapshot_t *snap, uint64_t sum)
 {
-	snap->version = s->view_offset + sum +
-	                (snap->version >= snap->read ? snap->version - snap->read : 0);
+	snap->version = sum + (snap->version >= snap->read ? snap->version - snap->read : 0);
 }
 
 /* The watcher thread: every partition's committed state, into the view; publish it. */
@@ -355,7 +355,7 @@ on_parts(void *arg, const tally_pg_part_t *parts, size_t n)
 		tallyd_log("could not take the election's snapshot: out of memory");
 		return;
 	}
-	view_version(s, snap, sum);
+	view_version(snap, sum);
 	pthread_mutex_lock(&s->committed_lock);
 	old = s->committed;
 	s->committed = snap;
@@ -406,7 +406,7 @@ tallyd_cluster_start(server_t *s, char *err, size_t errsz)
 			snprintf(err, errsz, "out of memory");
 			return TALLY_ENOMEM;
 		}
-		view_version(s, snap, 0);
+		view_version(snap, 0);
 		pthread_mutex_lock(&s->committed_lock);
 		old = s->committed;
 		s->committed = snap;

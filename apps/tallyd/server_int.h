@@ -174,8 +174,6 @@ typedef struct server {
 	tally_core_t *view;
 	uint64_t *view_seen;             /* [nvotes_parts], the watcher's */
 	uint64_t view_reg_gen;           /* the watcher's: registry generation in the view */
-	uint64_t view_offset;            /* added to the view's versions (set before the
-	                                    watcher starts) */
 	uint64_t *part_committed;        /* [nvotes_parts], atomics: versions this run committed */
 	int leader, leader_term;         /* atomics: the watcher's (term: leaderships won) */
 	int fenced;                      /* atomic */
