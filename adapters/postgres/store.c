@@ -357,6 +357,32 @@ load_registry(tally_store_t *st, tally_registry_t **reg, const tally_registry_op
 	return rc;
 }
 
+/*
+ * Wait for a cut still committing: a killed predecessor's last COMMIT may be on its way in
+ * its backend after the process is gone. The restore reads the checkpoint, the offsets and
+ * the stored votes' voters in several statements and on two connections; a commit landing
+ * between them would give a state of one cut with the offsets or voters of another (votes
+ * read again and counted twice, or a voter's second vote accepted). Every cut writes
+ * checkpoint_offsets, so a SHARE lock on it waits for any cut in flight; once granted, no
+ * earlier writer commits anything more.
+ */
+static int
+restore_quiesce(PGconn *conn, char *err, size_t errsz)
+{
+	int rc = tally__pg_exec(conn, "BEGIN", 0, NULL, NULL, NULL, "could not begin the restore",
+	                        err, errsz);
+
+	if (rc == 0)
+		rc = tally__pg_exec(conn, "LOCK TABLE checkpoint_offsets IN SHARE MODE", 0, NULL, NULL,
+		                    NULL, "could not wait for a checkpoint in flight", err, errsz);
+	if (rc != 0) {
+		tally__pg_rollback(conn);
+		return rc;
+	}
+	return tally__pg_exec(conn, "COMMIT", 0, NULL, NULL, NULL, "could not begin the restore",
+	                      err, errsz);
+}
+
 int
 tally_store_restore(tally_store_t *st, const tally_registry_opts_t *ro_in,
                     tally_store_restored_t *out, char *err, size_t errsz)
@@ -377,6 +403,7 @@ tally_store_restore(tally_store_t *st, const tally_registry_opts_t *ro_in,
 		slog(st, "waiting for postgres: %s", err);
 	}
 	if ((rc = tally_pg_migrate(st->main, NULL, err, errsz)) != 0 ||
+	    (rc = restore_quiesce(st->main, err, errsz)) != 0 ||
 	    (rc = tally_pg_election_get(st->main, st->o.election_id, &out->election, err,
 	                                errsz)) != 0)
 		return rc;
