@@ -304,6 +304,74 @@ Test(store, restore_commit_move_image_register, .timeout = 240)
 	pgtest_schema_drop();
 }
 
+static void restored_free(tally_store_restored_t *rs);
+
+/* A restore on a thread of its own: done is set (release) once it returned. */
+typedef struct restore_job {
+	tally_store_t *st;
+	tally_store_restored_t rs;
+	int rc, done;
+	char err[512];
+} restore_job_t;
+
+static void *
+restore_main(void *arg)
+{
+	restore_job_t *job = arg;
+	tally_registry_opts_t ro = {0};
+
+	job->rc = tally_store_restore(job->st, &ro, &job->rs, job->err, sizeof(job->err));
+	__atomic_store_n(&job->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * A killed tallyd's last cut may still be committing in its backend when the next one
+ * restores. The restore waits for it, so the stored votes' voters and the offsets it reads
+ * come from the same cut: here the late cut (a vote and its offset) holds its transaction
+ * open; the restore does not return until it commits, and then marks that vote's voter
+ * and reads that offset. (Without the wait it returned at once with neither.)
+ */
+Test(store, a_restore_waits_for_a_checkpoint_still_committing, .timeout = 120)
+{
+	tally_pg_param_t param = {"options", NULL};
+	hooks_seen_t h = {0};
+	restore_job_t job = {0};
+	int64_t offsets[1] = {-1};
+	pthread_t t;
+	PGconn *late;
+	char err[512];
+
+	setup_db(&h, &param);
+	late = pgtest_connect();
+	pgtest_exec_ok(late, "BEGIN");
+	pgtest_exec_ok(late, "INSERT INTO votes (voter_id, candidate_id, voting_time, election_id,"
+	                     " source_partition, source_offset) SELECT voter_id,"
+	                     " '3f0b2c1e-8d5a-4f3b-9c2d-1a2b3c4d5e6f', '2026-05-07 12:00:00+00',"
+	                     " 'ge-2026', 0, 41 FROM voters ORDER BY voter_id LIMIT 1");
+	pgtest_exec_ok(late, "INSERT INTO checkpoint_offsets (election_id, topic, partition,"
+	                     " next_offset, owner, generation) VALUES ('ge-2026', 'votes_topic', 0,"
+	                     " 42, 'killed', 1)");
+	job.st = store_new(&h, &param);
+	cr_assert_eq(pthread_create(&t, NULL, restore_main, &job), 0);
+	usleep(1500000);
+	cr_assert_eq(__atomic_load_n(&job.done, __ATOMIC_ACQUIRE), 0,
+	             "the restore returned while a checkpoint was still committing (rc %d: %s)",
+	             job.rc, job.err);
+	pgtest_exec_ok(late, "COMMIT");
+	pthread_join(t, NULL);
+	cr_assert_eq(job.rc, 0, "%s", job.err);
+	cr_assert_eq(job.rs.nvoted, 1, "the late cut's voter is not marked");
+	cr_assert_eq(tally_store_offsets(job.st, "votes_topic", offsets, 1, err, sizeof(err)), 1,
+	             "%s", err);
+	cr_assert_eq(offsets[0], 42);
+	PQfinish(late);
+	tally_store_destroy(job.st);
+	restored_free(&job.rs);
+	PQfinish(h.pg);
+	pgtest_schema_drop();
+}
+
 /*
  * The prepare hook may wait as long as it likes (tallyd's waits for Kafka to take the cut's
  * dead letters, forever while Kafka is away): the caller's thread is never held. If
