@@ -157,8 +157,10 @@ tallyd_forward_start(server_t *s, char *err, size_t errsz)
 	}
 	if ((s->fwd = tally_kafka_producer_new(kc, err, errsz)) == NULL)
 		return TALLY_ECONFIG;
-	if ((rc = tally_kafka_ensure_topics(tally_kafka_producer_handle(s->fwd), &t, 1, 30000, err,
-	                                    errsz)) != 0)
+	while ((rc = tally_kafka_ensure_topics(tally_kafka_producer_handle(s->fwd), &t, 1, 30000,
+	                                       err, errsz)) == TALLY_ETIMEDOUT && !tallyd_stopping())
+		tallyd_log("%s; retrying", err);
+	if (rc != 0)
 		return rc;
 	tallyd_log("votes read off their voter's home partition go through \"%s\"", s->fwd_topic);
 	return 0;

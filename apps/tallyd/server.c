@@ -407,9 +407,12 @@ kafka_start(server_t *s, char *err, size_t errsz)
 	}
 	if ((s->producer = tally_kafka_producer_new(kc, err, errsz)) == NULL)
 		return TALLY_ECONFIG;
-	if ((rc = tally_kafka_ensure_topics(tally_kafka_producer_handle(s->producer),
-	                                    s->topics.topic, TALLY_KAFKA_N_TOPICS, 30000, err,
-	                                    errsz)) != 0)
+	/* A broker that does not answer (starting, or starved) is waited for, not given up on. */
+	while ((rc = tally_kafka_ensure_topics(tally_kafka_producer_handle(s->producer),
+	                                       s->topics.topic, TALLY_KAFKA_N_TOPICS, 30000, err,
+	                                       errsz)) == TALLY_ETIMEDOUT && !stopping())
+		tallyd_log("%s; retrying", err);
+	if (rc != 0)
 		return rc;
 	if ((s->results = tally_results_new(s->producer, &s->topics)) == NULL)
 		return TALLY_ENOMEM;
