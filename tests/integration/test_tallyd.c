@@ -625,22 +625,6 @@ Test(tallyd, services_restart, .timeout = 900)
 	teardown_run(&r);
 }
 
-/* Produce one message to topic with key. */
-static void
-produce_one(const char *topic, const char *key, const char *val, size_t len)
-{
-	rd_kafka_conf_t *kc = rd_kafka_conf_new();
-	tally_kafka_producer_t *p;
-	char err[256];
-
-	rd_kafka_conf_set(kc, "bootstrap.servers", tally_test_service("TALLY_KAFKA_BROKERS"), NULL, 0);
-	p = tally_kafka_producer_new(kc, err, sizeof(err));
-	cr_assert_not_null(p, "%s", err);
-	cr_assert_eq(tally_kafka_produce(p, topic, key, strlen(key), val, len), 0);
-	cr_assert_eq(tally_kafka_producer_flush(p, 30000, err, sizeof(err)), 0, "%s", err);
-	tally_kafka_producer_destroy(p);
-}
-
 /*
  * A candidate of a new party and a voter register through candidates_topic and voters_topic
  * while tallyd runs; a vote of that voter for that candidate is then accepted and stored,
@@ -681,9 +665,9 @@ Test(tallyd, live_registration, .timeout = 300)
 		usleep(50000);
 
 	len = tally_gen_candidate_json(other, 3, cand, sizeof(cand));
-	produce_one(r.topics.topic[TALLY_KAFKA_CANDIDATES].name, c.candidate_id, cand, len);
+	kt_produce_one(r.topics.topic[TALLY_KAFKA_CANDIDATES].name, c.candidate_id, cand, len);
 	len = tally_gen_voter_json(other, 0, buf, sizeof(buf));
-	produce_one(r.topics.topic[TALLY_KAFKA_VOTERS].name, v.voter_id, buf, len);
+	kt_produce_one(r.topics.topic[TALLY_KAFKA_VOTERS].name, v.voter_id, buf, len);
 	/* Registrations are taken in once stored: wait for both rows. */
 	{
 		const char *params[2] = {v.voter_id, c.candidate_id};
@@ -707,7 +691,7 @@ Test(tallyd, live_registration, .timeout = 300)
 	tally_gen_voter_fields(&v, &vf);
 	len = tally_gen_vote_json(&vf, &c, tally_gen_get_opts(r.gen)->opens_at + 3600,
 	                          TALLY_GEN_MALFORMED_NONE, 0, false, buf, sizeof(buf));
-	produce_one(r.topics.topic[TALLY_KAFKA_VOTES].name, v.voter_id, buf, len);
+	kt_produce_one(r.topics.topic[TALLY_KAFKA_VOTES].name, v.voter_id, buf, len);
 	{
 		const char *params[2] = {v.voter_id, c.candidate_id};
 
@@ -909,7 +893,7 @@ Test(tallyd, http, .timeout = 300)
 		tally_gen_candidate(r.gen, 0, &c);
 		len = tally_gen_vote_json(&vf, &c, tally_gen_get_opts(r.gen)->opens_at + 60,
 		                          TALLY_GEN_MALFORMED_NONE, 0, false, buf, sizeof(buf));
-		produce_one(r.topics.topic[TALLY_KAFKA_VOTES].name, v.voter_id, buf, len);
+		kt_produce_one(r.topics.topic[TALLY_KAFKA_VOTES].name, v.voter_id, buf, len);
 	}
 	for (t0 = test_now_s();; usleep(50000)) {
 		long closed;

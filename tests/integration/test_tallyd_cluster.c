@@ -165,23 +165,6 @@ start_sim(run_t *r)
 }
 
 static void
-log_mark(const char *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-log_mark(const char *log, const char *fmt, ...)
-{
-	FILE *f = fopen(log, "a");
-	va_list ap;
-
-	if (f == NULL)
-		return;
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	fclose(f);
-}
-
-static void
 spawn(run_t *r, inst_t *in)
 {
 	const char *args[] = {"--cluster", "--topic-prefix", r->prefix, r->tallyd_pgopt,
@@ -207,7 +190,7 @@ spawn(run_t *r, inst_t *in)
 	tt_monotonic_init(&in->mono, in->mono.name);
 	tt_monotonic_init(&in->smono, in->smono.name);
 	/* A new start goes on from what the last one showed: figures and version. */
-	log_mark(in->log, "==== test: instance %s start %d\n", in->name, in->starts);
+	tt_log_mark(in->log, "==== test: instance %s start %d\n", in->name, in->starts);
 	in->log_from = tt_file_size(in->log);
 	in->port = 0;
 	in->stopped = false;
@@ -772,7 +755,7 @@ Test(tallyd_cluster, kill, .timeout = 900)
 		if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
 			fail_run(&r, "instance %s ended before its kill (status %d)", victim->name,
 			         status);
-		log_mark(victim->log, "==== test: kill %d (SIGKILL)\n", kills);
+		tt_log_mark(victim->log, "==== test: kill %d (SIGKILL)\n", kills);
 		spawn(&r, victim);
 		if (test_now_s() - r.t0 > 400)
 			fail_run(&r, "tally-sim not done within 400 s");
@@ -809,23 +792,6 @@ static long
 results_int(json_t *results, const char *field)
 {
 	return results != NULL ? (long)json_integer_value(json_object_get(results, field)) : -1;
-}
-
-/* Produce one message with key to topic. */
-static void
-produce_one(const char *topic, const char *key, const char *val, size_t len)
-{
-	rd_kafka_conf_t *kc = rd_kafka_conf_new();
-	tally_kafka_producer_t *p;
-	char err[256];
-
-	rd_kafka_conf_set(kc, "bootstrap.servers", tally_test_service("TALLY_KAFKA_BROKERS"), NULL,
-	                  0);
-	p = tally_kafka_producer_new(kc, err, sizeof(err));
-	cr_assert_not_null(p, "%s", err);
-	cr_assert_eq(tally_kafka_produce(p, topic, key, strlen(key), val, len), 0);
-	cr_assert_eq(tally_kafka_producer_flush(p, 30000, err, sizeof(err)), 0, "%s", err);
-	tally_kafka_producer_destroy(p);
 }
 
 /*
@@ -876,9 +842,9 @@ Test(tallyd_cluster, live_registration, .timeout = 600)
 	tally_gen_candidate(other, 7, &c);
 	cid = c.candidate_id;
 	len = tally_gen_candidate_json(other, 7, buf, sizeof(buf));
-	produce_one(r.topics.topic[TALLY_KAFKA_CANDIDATES].name, c.candidate_id, buf, len);
+	kt_produce_one(r.topics.topic[TALLY_KAFKA_CANDIDATES].name, c.candidate_id, buf, len);
 	len = tally_gen_voter_json(other, 0, buf, sizeof(buf));
-	produce_one(r.topics.topic[TALLY_KAFKA_VOTERS].name, v.voter_id, buf, len);
+	kt_produce_one(r.topics.topic[TALLY_KAFKA_VOTERS].name, v.voter_id, buf, len);
 	WAIT_FOR(&r, candidate_votes(a->last, cid) == 0 && candidate_votes(b->last, cid) == 0 &&
 	             results_int(a->last, "registered") == registered0 + 1 &&
 	             results_int(b->last, "registered") == registered0 + 1,
@@ -903,8 +869,8 @@ Test(tallyd_cluster, live_registration, .timeout = 600)
 	tally_gen_voter_fields(&v, &vf);
 	len = tally_gen_vote_json(&vf, &c, opens_at + 3600, TALLY_GEN_MALFORMED_NONE, 0, false, buf,
 	                          sizeof(buf));
-	produce_one(r.topics.topic[TALLY_KAFKA_VOTES].name, "a key of its own", buf, len);
-	produce_one(r.topics.topic[TALLY_KAFKA_VOTES].name, "another key", buf, len);
+	kt_produce_one(r.topics.topic[TALLY_KAFKA_VOTES].name, "a key of its own", buf, len);
+	kt_produce_one(r.topics.topic[TALLY_KAFKA_VOTES].name, "another key", buf, len);
 	WAIT_FOR(&r, candidate_votes(a->last, cid) == 1 && candidate_votes(b->last, cid) == 1 &&
 	             results_int(a->last, "read") == read0 + 2 &&
 	             results_int(b->last, "read") == read0 + 2,

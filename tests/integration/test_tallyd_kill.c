@@ -619,20 +619,6 @@ wall_ms(void)
 }
 
 static void
-log_mark(const char *log, const char *fmt, ...)
-{
-	FILE *f = fopen(log, "a");
-	va_list ap;
-
-	if (f == NULL)
-		return;
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	fclose(f);
-}
-
-static void
 spawn_tallyd(run_t *r, reader_t *rd, const char *exit_idle)
 {
 	const char *args[] = {"--topic-prefix", r->prefix, r->pgopt, "--group-id", r->prefix,
@@ -642,7 +628,7 @@ spawn_tallyd(run_t *r, reader_t *rd, const char *exit_idle)
 	rd->start++;
 	cr_assert(rd->start <= MAX_STARTS);
 	r->start_ms[rd->start] = wall_ms();
-	log_mark(r->log, "==== test: tallyd start %d (after %d kills)\n", rd->start, rd->kills);
+	tt_log_mark(r->log, "==== test: tallyd start %d (after %d kills)\n", rd->start, rd->kills);
 	http_drop(rd);
 	rd->log_from = tt_file_size(r->log);
 	r->tallyd = test_spawn("tallyd", args, r->log);

@@ -1,5 +1,8 @@
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <tally/kafka.h>
 
 #include "kafkatest.h"
 #include "services.h"
@@ -155,4 +158,21 @@ kt_delete_topics(const char *const *topics, int n)
 	free(dts);
 	rd_kafka_queue_destroy(q);
 	rd_kafka_destroy(rk);
+}
+
+void
+kt_produce_one(const char *topic, const char *key, const char *val, size_t len)
+{
+	rd_kafka_conf_t *kc = rd_kafka_conf_new();
+	tally_kafka_producer_t *p;
+	char err[256];
+
+	rd_kafka_conf_set(kc, "bootstrap.servers", tally_test_service("TALLY_KAFKA_BROKERS"), NULL,
+	                  0);
+	if ((p = tally_kafka_producer_new(kc, err, sizeof(err))) == NULL)
+		kt_die("producer", topic, err);
+	if (tally_kafka_produce(p, topic, key, strlen(key), val, len) != 0 ||
+	    tally_kafka_producer_flush(p, 30000, err, sizeof(err)) != 0)
+		kt_die("produce", topic, err);
+	tally_kafka_producer_destroy(p);
 }

@@ -31,4 +31,8 @@ long kt_consume_all(const char *topic, kt_msg_fn fn, void *arg, double timeout_s
 /* Delete topics (those that exist), waiting for the broker's answer. */
 void kt_delete_topics(const char *const *topics, int n);
 
+/* Produce one message with key to topic and wait until it is delivered (fails the test
+ * otherwise). */
+void kt_produce_one(const char *topic, const char *key, const char *val, size_t len);
+
 #endif

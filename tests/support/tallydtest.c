@@ -88,6 +88,20 @@ tt_log_sum_after(const char *log, long from, const char *prefix)
 }
 
 void
+tt_log_mark(const char *log, const char *fmt, ...)
+{
+	FILE *f = fopen(log, "a");
+	va_list ap;
+
+	if (f == NULL)
+		return;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fclose(f);
+}
+
+void
 tt_dump_tail(const char *path, long bytes)
 {
 	FILE *f = fopen(path, "r");

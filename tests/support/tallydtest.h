@@ -27,6 +27,9 @@ long tt_log_sum_after(const char *log, long from, const char *prefix);
 /* Size of a file (0 if absent). */
 long tt_file_size(const char *path);
 
+/* Append a printf-formatted marker to a log file (e.g. the test's steps in tallyd's log). */
+void tt_log_mark(const char *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Print the last bytes of a file to stderr. */
 void tt_dump_tail(const char *path, long bytes);
 
