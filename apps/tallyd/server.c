@@ -128,6 +128,8 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 {
 	server_t *s = opaque;
 
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+		s->group_synced = true;
 	if (s->cluster) {
 		(void)rk;
 		if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
@@ -189,6 +191,16 @@ set_paused(server_t *s, bool pause)
 	s->paused = pause;
 	tallyd_log(pause ? "reading paused: %zu accepted votes wait for postgres"
 	                 : "reading resumed (%zu votes pending)", s->pending.n);
+}
+
+static void
+consumer_destroy(server_t *s)
+{
+	if (!tally_kafka_consumer_destroy(s->rk, s->group_synced || !s->cluster))
+		tallyd_log("the consumer never got an assignment: not destroyed (librdkafka %s "
+		           "would abort on it: issue 4312), left to the exit",
+		           rd_kafka_version_str());
+	s->rk = NULL;
 }
 
 /* ---- start-up ------------------------------------------------------------------------- */
@@ -1167,8 +1179,7 @@ out:
 		tally_core_stop(s->core);
 	if (s->queue != NULL)
 		rd_kafka_queue_destroy(s->queue);
-	if (s->rk != NULL)
-		rd_kafka_destroy(s->rk);
+	consumer_destroy(s);
 	tally_results_destroy(s->results);
 	tally_kafka_producer_destroy(s->producer);
 	tally_kafka_producer_destroy(s->fwd);

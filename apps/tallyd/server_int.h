@@ -124,6 +124,7 @@ typedef struct server {
 	uint64_t cut_version;            /* the snapshot version of the last cut handed over */
 	int64_t cut_generation;
 	bool paused;                     /* reading paused: pending is full */
+	bool group_synced;               /* the group gave this consumer an assignment once */
 
 	/* Published results: the snapshot of the newest cut PostgreSQL has committed. The
 	 * checkpointer swaps it in after each commit; the HTTP render thread and the ingest

@@ -265,6 +265,26 @@ rd_kafka_t *tally_kafka_producer_handle(tally_kafka_producer_t *p);
  */
 void tally_kafka_producer_destroy(tally_kafka_producer_t *p);
 
+/* ---- group consumers ----------------------------------------------------------------- */
+
+/**
+ * @brief Would rd_kafka_destroy() be safe on this (closed) group consumer?
+ *
+ * librdkafka before 2.3.0 aborts destroying a cooperative-sticky consumer whose group never
+ * answered its SyncGroup (librdkafka issue 4312). assigned_once: the consumer's rebalance
+ * callback was called with RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS at least once (every
+ * SyncGroup answer gives one, even an empty one). Thread-safe (pure).
+ */
+bool tally_kafka_consumer_destroy_is_safe(bool assigned_once);
+
+/**
+ * @brief Destroy a closed group consumer (after rd_kafka_consumer_close()), or, when that
+ * would abort (tally_kafka_consumer_destroy_is_safe() is false), keep its handle reachable
+ * until the process exits. NULL is a no-op.
+ * @returns true if destroyed, false if kept. Thread-safe.
+ */
+bool tally_kafka_consumer_destroy(rd_kafka_t *rk, bool assigned_once);
+
 /* ---- dead letters already written ---------------------------------------------------- */
 
 /** A vote's position in its source topic, as a dead letter's headers name it, and where
