@@ -164,13 +164,6 @@ cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void
-clear_voted(tally__vslot_t *s, void *arg)
-{
-	(void)arg;
-	__atomic_fetch_and(&s->meta, ~TALLY__VMETA_VOTED, __ATOMIC_RELAXED);
-}
-
 /* Count rounds passes over votes on a fresh core; @returns seconds. */
 static double
 count_run(tally_registry_t *reg, tally_vote_t *votes, uint64_t n, unsigned rounds,
@@ -187,7 +180,7 @@ count_run(tally_registry_t *reg, tally_vote_t *votes, uint64_t n, unsigned round
 	char err[256];
 	double secs;
 
-	tally__registry_voters_foreach(reg, clear_voted, NULL);
+	tally__registry_clear_voted(reg);
 	o.queue_size = 4096;
 	if ((core = tally_core_new(reg, &o, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "tally-bench: %s\n", err);
@@ -303,7 +296,7 @@ tally_bench_http(int argc, char **argv)
 		tally_registry_add_party(reg, name, NULL);
 	}
 	for (unsigned k = 0; k < ncand; k++) {
-		tally_candidate_reg_t cr = {fixture_candidate_id(k), name, party, ""};
+		tally_candidate_reg_t cr = {fixture_candidate_id(k), name, party, "", NULL};
 
 		snprintf(name, sizeof(name), "Candidate %u", k);
 		snprintf(party, sizeof(party), "Party %u", k % 8);

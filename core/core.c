@@ -78,9 +78,12 @@ dob_cutoff(int64_t opens_at)
 static inline tally_reason_t
 judge(struct tally_core *core, uint64_t *cells, tally_vote_t *v, uint64_t h, uint32_t status)
 {
+	const tally__vtable_t *t;
+	const tally__cand_hot_t *c;
 	tally__vslot_t *s;
 	int32_t cand;
 	uint32_t meta, region;
+	uint64_t cell;
 
 	if (v->reason == TALLY_REASON_MALFORMED)
 		return TALLY_REASON_MALFORMED;
@@ -90,7 +93,7 @@ judge(struct tally_core *core, uint64_t *cells, tally_vote_t *v, uint64_t h, uin
 		return TALLY_REASON_TOO_EARLY;
 	if (v->voting_time >= core->election.closes_at)
 		return TALLY_REASON_TOO_LATE;
-	if ((s = tally__registry_voter_slot(core->hot, &v->voter_id, h)) == NULL)
+	if ((s = tally__registry_voter_slot_in(core->hot, &v->voter_id, h, &t)) == NULL)
 		return TALLY_REASON_UNKNOWN_VOTER;
 	meta = tally_load_relaxed(&s->meta);
 	region = TALLY__VMETA_REGION(meta);
@@ -99,9 +102,21 @@ judge(struct tally_core *core, uint64_t *cells, tally_vote_t *v, uint64_t h, uin
 		return TALLY_REASON_UNKNOWN_CANDIDATE;
 	if (TALLY__VMETA_DOB(meta) > core->dob_cutoff16)
 		return TALLY_REASON_INELIGIBLE;
-	if (__atomic_fetch_or(&s->meta, TALLY__VMETA_VOTED, __ATOMIC_ACQ_REL) & TALLY__VMETA_VOTED)
+	/* The candidate's contest: contest 0 takes every region (cell = region); another, only
+	 * its own regions, at their places. */
+	c = &core->hot->cands[cand];
+	if (c->contest == 0) {
+		cell = c->cell + region;
+	} else {
+		tally__place_t p = tally_load_relaxed(&core->hot->places[c->level][region]);
+
+		if (TALLY__PLACE_CONTEST1(p) != c->contest + 1)
+			return TALLY_REASON_WRONG_CONTEST;
+		cell = c->cell + TALLY__PLACE_POS(p);
+	}
+	if (!tally__vslot_claim(s, t, c->store))
 		return TALLY_REASON_DUPLICATE;
-	tally_counter_inc_owned(&cells[(size_t)cand * core->cap_regions + region]);
+	tally_counter_inc_owned(&cells[cell]);
 	return TALLY_REASON_ACCEPTED;
 }
 
@@ -231,7 +246,7 @@ tally_core_new(tally_registry_t *reg, const tally_core_opts_t *opts, char *errst
 	core->cap_parties = ro.max_parties;
 	core->parts = o.parts;
 	core->slices = o.parts == 1 ? 1 : (o.parts + o.workers - 1) / o.workers;
-	core->cells_per_part = (size_t)ro.max_candidates * ro.max_regions;
+	core->cells_per_part = (size_t)ro.max_cells;
 	core->slice_words = core->cells_per_part + TALLY_REASON__COUNT;
 	core->counters_bytes = core->slices * core->slice_words * sizeof(uint64_t);
 	core->election = o.election;
@@ -514,12 +529,23 @@ tally_core_mark_voted_many(tally_core_t *core, const tally_uuid_t *ids, size_t n
 int
 tally_core_mark_voted(tally_core_t *core, const tally_uuid_t *voter_id)
 {
-	tally__vslot_t *s = tally__registry_voter_slot(core->hot, voter_id,
-	                                               tally_uuid_hash(voter_id));
+	return tally_core_mark_voted_level(core, voter_id, 0);
+}
 
-	if (s == NULL)
+int
+tally_core_mark_voted_level(tally_core_t *core, const tally_uuid_t *voter_id, uint32_t level)
+{
+	const tally__vtable_t *t;
+	tally__vslot_t *s;
+	uint32_t store;
+
+	if (level >= tally_registry_level_count(core->reg))
+		return TALLY_EINVAL;
+	if ((s = tally__registry_voter_slot_in(core->hot, voter_id, tally_uuid_hash(voter_id),
+	                                       &t)) == NULL)
 		return TALLY_ENOENT;
-	if (__atomic_fetch_or(&s->meta, TALLY__VMETA_VOTED, __ATOMIC_ACQ_REL) & TALLY__VMETA_VOTED)
-		return TALLY_EEXISTS;
-	return 0;
+	/* A level with no candidate has no store: no one can have voted at it. */
+	if ((store = tally__level_store(core->hot, level)) == TALLY__NO_STORE)
+		return 0;
+	return tally__vslot_claim(s, t, store) ? 0 : TALLY_EEXISTS;
 }

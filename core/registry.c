@@ -30,6 +30,9 @@
 #define DEFAULT_MAX_PARTIES     64u
 #define DEFAULT_MAX_CANDIDATES  256u
 #define DEFAULT_MAX_REGIONS     1024u
+#define DEFAULT_MAX_CONTESTS    1024u
+#define MAX_CONTESTS            65535u
+#define LEVEL_NAME_MAX          63u
 #define MAX_LOAD_NUM            4u   /* tables fill to 4/5 */
 #define MAX_LOAD_DEN            5u
 #define ARENA_CHUNK_BITS        20
@@ -41,6 +44,14 @@ struct candidate {
 	char *name;
 	char *photo_url;
 	uint32_t party;
+	uint32_t contest;
+};
+
+struct contest {
+	char *name;
+	uint32_t level;
+	uint32_t *regions;                   /* NULL for contest 0 */
+	uint32_t nregions;
 };
 
 /* An index from a key hash to (entry index + 1); 0 is empty. */
@@ -65,6 +76,14 @@ struct tally_registry {
 	uint64_t *region_voters;
 	uint32_t nregions;
 	struct name_index region_index;
+
+	struct contest *contests;
+	char **contest_ids;                  /* [i]: contest i's id, for the index */
+	uint32_t ncontests;
+	struct name_index contest_index;
+	char *levels[TALLY_LEVELS_MAX];
+	uint32_t nlevels;
+	uint64_t ncells;
 
 	uint64_t nvoters;
 	uint64_t generation;
@@ -179,6 +198,11 @@ vtable_add(tally_registry_t *reg, uint64_t voters)
 	t->slots = map_zeroed(t->bytes);
 	if (t->slots == NULL)
 		return TALLY_ENOMEM;
+	if (reg->hot.nstores > 1 && (t->lvoted = map_zeroed(t->nslots)) == NULL) {
+		munmap(t->slots, t->bytes);
+		t->slots = NULL;
+		return TALLY_ENOMEM;
+	}
 	tally_store_release(&reg->hot.ntables, n + 1);
 	return 0;
 }
@@ -199,6 +223,10 @@ tally_registry_new(const tally_registry_opts_t *opts, char *errstr, size_t errst
 		o.max_candidates = DEFAULT_MAX_CANDIDATES;
 	if (o.max_regions == 0)
 		o.max_regions = DEFAULT_MAX_REGIONS;
+	if (o.max_contests == 0)
+		o.max_contests = DEFAULT_MAX_CONTESTS;
+	if (o.max_cells == 0)
+		o.max_cells = (uint64_t)o.max_candidates * o.max_regions;
 	if (reg == NULL) {
 		snprintf(errstr, errstr_size, "could not allocate the registry: out of memory");
 		return NULL;
@@ -209,13 +237,35 @@ tally_registry_new(const tally_registry_opts_t *opts, char *errstr, size_t errst
 		free(reg);
 		return NULL;
 	}
+	if (o.max_contests > MAX_CONTESTS) {
+		snprintf(errstr, errstr_size, "max_contests %u is above the limit of %u",
+		         o.max_contests, MAX_CONTESTS);
+		free(reg);
+		return NULL;
+	}
 	reg->opts = o;
 	reg->parties = calloc(o.max_parties, sizeof(char *));
 	reg->candidates = calloc(o.max_candidates, sizeof(struct candidate));
 	reg->regions = calloc(o.max_regions, sizeof(char *));
 	reg->region_voters = calloc(o.max_regions, sizeof(uint64_t));
+	reg->hot.cands = calloc(o.max_candidates, sizeof(tally__cand_hot_t));
+	reg->contests = calloc(o.max_contests, sizeof(struct contest));
+	reg->contest_ids = calloc(o.max_contests, sizeof(char *));
+	if (reg->contests != NULL && reg->contest_ids != NULL) {
+		/* Contest 0, level 0: the election's own, of every region. */
+		reg->contest_ids[0] = strdup(TALLY_NATIONAL);
+		reg->contests[0].name = strdup("National");
+		reg->levels[0] = strdup(TALLY_NATIONAL);
+		reg->ncontests = 1;
+		reg->nlevels = 1;
+	}
+	memset(reg->hot.level_store, TALLY__NO_STORE, sizeof(reg->hot.level_store));
 	if (reg->parties == NULL || reg->candidates == NULL || reg->regions == NULL ||
-	    reg->region_voters == NULL || name_index_init(&reg->party_index, o.max_parties) ||
+	    reg->region_voters == NULL || reg->hot.cands == NULL || reg->contests == NULL ||
+	    reg->contest_ids == NULL || reg->contest_ids[0] == NULL ||
+	    reg->contests[0].name == NULL || reg->levels[0] == NULL ||
+	    name_index_init(&reg->contest_index, o.max_contests) ||
+	    name_index_init(&reg->party_index, o.max_parties) ||
 	    name_index_init(&reg->candidate_index, o.max_candidates) ||
 	    name_index_init(&reg->region_index, o.max_regions) ||
 	    vtable_add(reg, o.expected_voters) != 0) {
@@ -224,6 +274,7 @@ tally_registry_new(const tally_registry_opts_t *opts, char *errstr, size_t errst
 		tally_registry_destroy(reg);
 		return NULL;
 	}
+	name_index_put(&reg->contest_index, str_hash(TALLY_NATIONAL), 0);
 	return reg;
 }
 
@@ -240,6 +291,19 @@ tally_registry_destroy(tally_registry_t *reg)
 	}
 	for (uint32_t i = 0; i < reg->nregions; i++)
 		free(reg->regions[i]);
+	for (uint32_t i = 0; reg->contests != NULL && i < reg->ncontests; i++) {
+		free(reg->contests[i].name);
+		free(reg->contests[i].regions);
+		free(reg->contest_ids[i]);
+	}
+	for (uint32_t i = 0; i < TALLY_LEVELS_MAX; i++) {
+		free(reg->levels[i]);
+		free(reg->hot.places[i]);
+	}
+	free(reg->contests);
+	free(reg->contest_ids);
+	free(reg->contest_index.slots);
+	free(reg->hot.cands);
 	free(reg->parties);
 	free(reg->candidates);
 	free(reg->regions);
@@ -247,8 +311,11 @@ tally_registry_destroy(tally_registry_t *reg)
 	free(reg->party_index.slots);
 	free(reg->candidate_index.slots);
 	free(reg->region_index.slots);
-	for (uint32_t t = 0; t < reg->hot.ntables; t++)
+	for (uint32_t t = 0; t < reg->hot.ntables; t++) {
 		munmap(reg->hot.tables[t].slots, reg->hot.tables[t].bytes);
+		if (reg->hot.tables[t].lvoted != NULL)
+			munmap(reg->hot.tables[t].lvoted, reg->hot.tables[t].nslots);
+	}
 	for (uint32_t c = 0; c < reg->arena_chunks; c++)
 		free(reg->arena[c]);
 	free(reg);
@@ -303,6 +370,8 @@ tally_registry_party_name(const tally_registry_t *reg, uint32_t idx)
 
 /* ---- candidates -------------------------------------------------------------------- */
 
+static int lvoted_add(tally_registry_t *reg);
+
 int32_t
 tally_registry_candidate_find(const tally_registry_t *reg, const tally_uuid_t *id)
 {
@@ -323,7 +392,8 @@ tally_registry_add_candidate(tally_registry_t *reg, const tally_candidate_reg_t 
 {
 	uint32_t n = reg->ncandidates;
 	struct candidate *cand;
-	int32_t party;
+	int32_t party, contest = 0;
+	uint32_t level, span;
 
 	if (tally_uuid_is_nil(&c->id))
 		return TALLY_REFUSAL_INVALID_ID;
@@ -335,11 +405,32 @@ tally_registry_add_candidate(tally_registry_t *reg, const tally_candidate_reg_t 
 		return TALLY_REFUSAL_DUPLICATE_ID;
 	if (c->party == NULL || (party = tally_registry_party_find(reg, c->party)) < 0)
 		return TALLY_REFUSAL_UNKNOWN_PARTY;
-	if (n == reg->opts.max_candidates)
+	if (c->contest != NULL && c->contest[0] != '\0' &&
+	    (contest = tally_registry_contest_find(reg, c->contest)) < 0)
+		return TALLY_REFUSAL_UNKNOWN_CONTEST;
+	/* One candidate per party in a contest (not in contest 0: the original's one
+	 * national race has several per party). */
+	for (uint32_t i = 0; contest > 0 && i < n; i++)
+		if (reg->candidates[i].contest == (uint32_t)contest &&
+		    reg->candidates[i].party == (uint32_t)party)
+			return TALLY_REFUSAL_PARTY_STANDS;
+	level = reg->contests[contest].level;
+	span = contest == 0 ? reg->opts.max_regions : reg->contests[contest].nregions;
+	if (n == reg->opts.max_candidates || reg->ncells + span > reg->opts.max_cells)
 		return TALLY_REFUSAL_FULL;
+	/* The level's first candidate gives it a store (see registry_int.h). */
+	if (reg->hot.level_store[level] == TALLY__NO_STORE) {
+		uint32_t st = reg->hot.nstores;
+
+		if (st == 1 && lvoted_add(reg) != 0)
+			return TALLY_REFUSAL_FULL;
+		reg->hot.nstores = st + 1;
+		tally_store_release(&reg->hot.level_store[level], (uint8_t)st);
+	}
 	cand = &reg->candidates[n];
 	cand->id = c->id;
 	cand->party = (uint32_t)party;
+	cand->contest = (uint32_t)contest;
 	cand->name = strdup(c->name);
 	cand->photo_url = strdup(c->photo_url != NULL ? c->photo_url : "");
 	if (cand->name == NULL || cand->photo_url == NULL) {
@@ -348,6 +439,11 @@ tally_registry_add_candidate(tally_registry_t *reg, const tally_candidate_reg_t 
 		memset(cand, 0, sizeof(*cand));
 		return TALLY_REFUSAL_FULL;
 	}
+	reg->hot.cands[n].cell = reg->ncells;
+	reg->hot.cands[n].contest = (uint32_t)contest;
+	reg->hot.cands[n].level = (uint16_t)level;
+	reg->hot.cands[n].store = reg->hot.level_store[level];
+	tally_store_release(&reg->ncells, reg->ncells + span);
 	tally_store_release(&reg->ncandidates, n + 1);
 	name_index_put(&reg->candidate_index, uuid_index_hash(&c->id), n);
 	bump_generation(reg);
@@ -374,7 +470,187 @@ tally_registry_candidate_get(const tally_registry_t *reg, uint32_t idx, tally_ca
 	out->name = c->name;
 	out->photo_url = c->photo_url;
 	out->party = c->party;
+	out->contest = c->contest;
 	return true;
+}
+
+void
+tally_registry_candidate_cells(const tally_registry_t *reg, uint32_t cand, uint64_t *first,
+                               uint32_t *n)
+{
+	const tally__cand_hot_t *h = &reg->hot.cands[cand];
+
+	*first = h->cell;
+	*n = h->contest == 0 ? reg->opts.max_regions : reg->contests[h->contest].nregions;
+}
+
+uint64_t
+tally_registry_cell_count(const tally_registry_t *reg)
+{
+	return tally_load_acquire(&reg->ncells);
+}
+
+/* ---- contests and levels ------------------------------------------------------------ */
+
+int32_t
+tally_registry_contest_find(const tally_registry_t *reg, const char *id)
+{
+	return name_index_find(&reg->contest_index, reg->contest_ids, id);
+}
+
+uint32_t
+tally_registry_contest_count(const tally_registry_t *reg)
+{
+	return tally_load_acquire(&reg->ncontests);
+}
+
+uint32_t
+tally_registry_level_count(const tally_registry_t *reg)
+{
+	return tally_load_acquire(&reg->nlevels);
+}
+
+const char *
+tally_registry_level_name(const tally_registry_t *reg, uint32_t idx)
+{
+	return idx < tally_registry_level_count(reg) ? reg->levels[idx] : NULL;
+}
+
+bool
+tally_registry_contest_get(const tally_registry_t *reg, uint32_t idx, tally_contest_info_t *out)
+{
+	const struct contest *c;
+
+	if (idx >= tally_registry_contest_count(reg))
+		return false;
+	c = &reg->contests[idx];
+	out->id = reg->contest_ids[idx];
+	out->name = c->name;
+	out->level = c->level;
+	out->regions = c->regions;
+	out->nregions = c->nregions;
+	return true;
+}
+
+int32_t
+tally_registry_region_contest(const tally_registry_t *reg, uint32_t level, uint32_t region)
+{
+	tally__place_t p;
+
+	if (level >= tally_registry_level_count(reg) || region >= reg->opts.max_regions)
+		return -1;
+	if (level == 0)
+		return 0;
+	p = tally_load_relaxed(&reg->hot.places[level][region]);
+	return p == 0 ? -1 : (int32_t)TALLY__PLACE_CONTEST1(p) - 1;
+}
+
+/* Writer: the second store gives every voter table its byte of store bits. */
+static int
+lvoted_add(tally_registry_t *reg)
+{
+	for (uint32_t t = 0; t < reg->hot.ntables; t++) {
+		tally__vtable_t *vt = &reg->hot.tables[t];
+		uint8_t *lv;
+
+		if (vt->lvoted != NULL)
+			continue;
+		if ((lv = map_zeroed(vt->nslots)) == NULL)
+			return TALLY_ENOMEM;
+		tally_store_release(&vt->lvoted, lv);
+	}
+	return 0;
+}
+
+/* Writer: the level named `name`, added if new; -1 when it cannot be. */
+static int32_t
+level_get(tally_registry_t *reg, const char *name)
+{
+	uint32_t n = reg->nlevels;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (strcmp(reg->levels[i], name) == 0)
+			return i == 0 ? -1 : (int32_t)i;   /* level 0 takes no contests */
+	if (n == TALLY_LEVELS_MAX)
+		return -1;
+	if ((reg->hot.places[n] = calloc(reg->opts.max_regions, sizeof(tally__place_t))) == NULL)
+		return -1;
+	if ((reg->levels[n] = strdup(name)) == NULL) {
+		free(reg->hot.places[n]);
+		reg->hot.places[n] = NULL;
+		return -1;
+	}
+	tally_store_release(&reg->nlevels, n + 1);
+	bump_generation(reg);
+	return (int32_t)n;
+}
+
+tally_refusal_t
+tally_registry_add_contest(tally_registry_t *reg, const tally_contest_reg_t *c, uint32_t *idx)
+{
+	uint32_t k = reg->ncontests, *regions;
+	tally__place_t *places;
+	tally_refusal_t r;
+	int32_t level;
+	char *id, *name;
+
+	if (!valid_text(c->id, TALLY_CONTEST_ID_MAX))
+		return TALLY_REFUSAL_INVALID_ID;
+	if (tally_registry_contest_find(reg, c->id) >= 0)
+		return TALLY_REFUSAL_DUPLICATE_ID;
+	if (!valid_text(c->name, TALLY_NAME_MAX))
+		return TALLY_REFUSAL_INVALID_NAME;
+	if (!valid_text(c->level, LEVEL_NAME_MAX))
+		return TALLY_REFUSAL_INVALID_LEVEL;
+	if (c->nregions == 0 || c->regions == NULL || c->nregions > reg->opts.max_regions)
+		return TALLY_REFUSAL_INVALID_REGION;
+	if (k == reg->opts.max_contests)
+		return TALLY_REFUSAL_FULL;
+	if ((regions = malloc(c->nregions * sizeof(uint32_t))) == NULL)
+		return TALLY_REFUSAL_FULL;
+	/* Its regions (new ones are added), each once. */
+	for (uint32_t i = 0; i < c->nregions; i++) {
+		if ((r = tally_registry_add_region(reg, c->regions[i], &regions[i])) !=
+		    TALLY_REFUSAL_NONE) {
+			free(regions);
+			return r;
+		}
+		for (uint32_t j = 0; j < i; j++)
+			if (regions[j] == regions[i]) {
+				free(regions);
+				return TALLY_REFUSAL_INVALID_REGION;
+			}
+	}
+	/* Its level: a region in no other contest of it. */
+	for (uint32_t i = 1; i < reg->nlevels; i++)
+		if (strcmp(reg->levels[i], c->level) == 0)
+			for (uint32_t j = 0; j < c->nregions; j++)
+				if (reg->hot.places[i][regions[j]] != 0) {
+					free(regions);
+					return TALLY_REFUSAL_REGION_TAKEN;
+				}
+	id = strdup(c->id);
+	name = strdup(c->name);
+	if (id == NULL || name == NULL || (level = level_get(reg, c->level)) < 0) {
+		free(id);
+		free(name);
+		free(regions);
+		return id == NULL || name == NULL ? TALLY_REFUSAL_FULL : TALLY_REFUSAL_INVALID_LEVEL;
+	}
+	places = reg->hot.places[level];
+	for (uint32_t j = 0; j < c->nregions; j++)
+		tally_store_relaxed(&places[regions[j]], TALLY__PLACE(k, j));
+	reg->contests[k].name = name;
+	reg->contests[k].level = (uint32_t)level;
+	reg->contests[k].regions = regions;
+	reg->contests[k].nregions = c->nregions;
+	reg->contest_ids[k] = id;
+	tally_store_release(&reg->ncontests, k + 1);
+	name_index_put(&reg->contest_index, str_hash(id), k);
+	bump_generation(reg);
+	if (idx != NULL)
+		*idx = k;
+	return TALLY_REFUSAL_NONE;
 }
 
 /* ---- regions ----------------------------------------------------------------------- */
@@ -467,12 +743,6 @@ arena_get(const tally_registry_t *reg, uint32_t ref, size_t *len)
 	p = reg->arena[ref >> ARENA_CHUNK_BITS] + (ref & (ARENA_CHUNK_SIZE - 1));
 	*len = (unsigned char)p[0];
 	return p + 1;
-}
-
-static tally__vslot_t *
-voter_slot(const tally_registry_t *reg, const tally_uuid_t *id)
-{
-	return tally__registry_voter_slot(&reg->hot, id, tally_uuid_hash(id));
 }
 
 void
@@ -723,7 +993,8 @@ tally_registry_voter_count(const tally_registry_t *reg)
 bool
 tally_registry_voter_get(const tally_registry_t *reg, const tally_uuid_t *id, tally_voter_info_t *out)
 {
-	tally__vslot_t *s = voter_slot(reg, id);
+	const tally__vtable_t *t;
+	tally__vslot_t *s = tally__registry_voter_slot_in(&reg->hot, id, tally_uuid_hash(id), &t);
 	uint32_t meta;
 
 	if (s == NULL)
@@ -732,7 +1003,18 @@ tally_registry_voter_get(const tally_registry_t *reg, const tally_uuid_t *id, ta
 	out->id = *id;
 	out->date_of_birth = (int32_t)TALLY__VMETA_DOB(meta) - TALLY__DOB_EPOCH_OFFSET;
 	out->region = TALLY__VMETA_REGION(meta);
-	out->voted = (meta & TALLY__VMETA_VOTED) != 0;
+	{
+		uint16_t stores = tally__vslot_voted(s, t);
+
+		out->voted_levels = 0;
+		for (uint32_t l = 0; l < TALLY_LEVELS_MAX; l++) {
+			uint32_t st = tally__level_store(&reg->hot, l);
+
+			if (st != TALLY__NO_STORE && (stores & (1u << st)))
+				out->voted_levels |= (uint16_t)(1u << l);
+		}
+		out->voted = (out->voted_levels & 1) != 0;
+	}
 	out->registration_number = arena_get(reg, s->regno, &out->registration_number_len);
 	return true;
 }
@@ -747,7 +1029,26 @@ tally__registry_voters_foreach(tally_registry_t *reg, tally__vslot_visit_fn fn, 
 
 		for (uint64_t i = 0; i < vt->nslots; i++)
 			if (tally_load_acquire(&vt->slots[i].meta) != 0)
-				fn(&vt->slots[i], arg);
+				fn(&vt->slots[i], vt, arg);
+	}
+}
+
+void
+tally__registry_clear_voted(tally_registry_t *reg)
+{
+	uint32_t n = tally_load_acquire(&reg->hot.ntables);
+
+	for (uint32_t t = 0; t < n; t++) {
+		tally__vtable_t *vt = &reg->hot.tables[t];
+		uint8_t *lv = tally_load_acquire(&vt->lvoted);
+
+		for (uint64_t i = 0; i < vt->nslots; i++) {
+			if (tally_load_relaxed(&vt->slots[i].meta) & TALLY__VMETA_VOTED)
+				__atomic_fetch_and(&vt->slots[i].meta, ~TALLY__VMETA_VOTED,
+				                   __ATOMIC_ACQ_REL);
+			if (lv != NULL && tally_load_relaxed(&lv[i]) != 0)
+				tally_store_relaxed(&lv[i], 0);
+		}
 	}
 }
 
@@ -763,7 +1064,8 @@ tally_registry_voter_bytes(const tally_registry_t *reg)
 	size_t bytes = 0;
 
 	for (uint32_t t = 0; t < reg->hot.ntables; t++)
-		bytes += reg->hot.tables[t].bytes;
+		bytes += reg->hot.tables[t].bytes +
+		         (reg->hot.tables[t].lvoted != NULL ? reg->hot.tables[t].nslots : 0);
 	/* The arena's last chunk counts only as far as it is used: the rest is not touched. */
 	if (reg->arena_chunks > 0)
 		bytes += (size_t)(reg->arena_chunks - 1) * ARENA_CHUNK_SIZE + reg->arena_used;

@@ -18,78 +18,111 @@
 
 #include "core_int.h"
 
-/* Make room for nc candidates, nr regions and np parties; all arrays move together. */
+/* Make room for nc candidates, nr regions, np parties and ncell cells. */
 static int
-reserve(tally_snapshot_t *snap, uint32_t nc, uint32_t nr, uint32_t np)
+reserve(tally_snapshot_t *snap, uint32_t nc, uint32_t nr, uint32_t np, uint64_t ncell)
 {
-	uint32_t cc = snap->cap_candidates, cr = snap->cap_regions, cp = snap->cap_parties;
 	void *p;
 
-	if (snap->candidates != NULL && nc <= cc && nr <= cr && np <= cp)
-		return 0;
-	cc = nc > cc ? nc : cc;
-	cr = nr > cr ? nr : cr;
-	cp = np > cp ? np : cp;
 #define RESIZE(field, n)                                                             \
 	do {                                                                         \
-		if ((p = realloc(snap->field, ((size_t)(n) + 1) * sizeof(uint64_t))) == NULL) \
+		if ((p = realloc(snap->field, ((size_t)(n) + 1) * sizeof(*snap->field))) == NULL) \
 			return TALLY_ENOMEM;                                         \
 		snap->field = p;                                                     \
 	} while (0)
-	RESIZE(candidates, cc);
-	RESIZE(regions, cr);
-	RESIZE(region_registered, cr);
-	RESIZE(parties, cp);
-	RESIZE(cand_region, (size_t)cc * cr);
+	if (snap->candidates == NULL || nc > snap->cap_candidates) {
+		nc = nc > snap->cap_candidates ? nc : snap->cap_candidates;
+		RESIZE(candidates, nc);
+		RESIZE(cell_first, nc);
+		RESIZE(cand_contest, nc);
+		snap->cap_candidates = nc;
+	}
+	if (snap->regions == NULL || nr > snap->cap_regions) {
+		nr = nr > snap->cap_regions ? nr : snap->cap_regions;
+		RESIZE(regions, nr);
+		RESIZE(region_registered, nr);
+		snap->cap_regions = nr;
+	}
+	if (snap->parties == NULL || np > snap->cap_parties) {
+		np = np > snap->cap_parties ? np : snap->cap_parties;
+		RESIZE(parties, np);
+		snap->cap_parties = np;
+	}
+	if (snap->cells == NULL || ncell > snap->cap_cells) {
+		ncell = ncell > snap->cap_cells ? ncell : snap->cap_cells;
+		RESIZE(cells, ncell);
+		RESIZE(cell_region, ncell);
+		snap->cap_cells = ncell;
+	}
 #undef RESIZE
-	snap->cap_candidates = cc;
-	snap->cap_regions = cr;
-	snap->cap_parties = cp;
 	return 0;
 }
 
 int
 tally__snapshot_fill(struct tally_core *core, tally_snapshot_t *snap)
 {
+	/* Contests before candidates before regions: every candidate read has its contest,
+	 * and every region of a contest is counted in nr. */
+	uint32_t nk = tally_registry_contest_count(core->reg);
 	uint32_t nc = tally_registry_candidate_count(core->reg);
 	uint32_t nr = tally_registry_region_count(core->reg);
 	uint32_t np = tally_registry_party_count(core->reg);
-	uint32_t *party_of;
 	uint64_t gen = tally_registry_generation(core->reg);
 	uint64_t egen = tally_load_acquire(&core->election_gen);
+	uint64_t ncell = 0;
 
-	if (reserve(snap, nc, nr, np) != 0)
-		return TALLY_ENOMEM;
-	if ((party_of = malloc((nc ? nc : 1) * sizeof(uint32_t))) == NULL)
+	/* Cells: contest 0's candidates one per region known now, the others one per region
+	 * of their contest. */
+	for (uint32_t c = 0; c < nc; c++) {
+		uint64_t first;
+		uint32_t n;
+
+		tally_registry_candidate_cells(core->reg, c, &first, &n);
+		ncell += core->hot->cands[c].contest == 0 ? nr : n;
+	}
+	if (reserve(snap, nc, nr, np, ncell) != 0)
 		return TALLY_ENOMEM;
 
 	snap->ncandidates = nc;
 	snap->nregions = nr;
 	snap->nparties = np;
-	memset(snap->candidates, 0, nc * sizeof(uint64_t));
+	snap->ncontests = nk;
+	snap->ncells = ncell;
 	memset(snap->regions, 0, nr * sizeof(uint64_t));
 	memset(snap->parties, 0, np * sizeof(uint64_t));
+	snap->accepted = 0;
+	ncell = 0;
 	for (uint32_t c = 0; c < nc; c++) {
 		tally_candidate_info_t info;
+		tally_contest_info_t k;
+		uint64_t first, sum = 0;
+		uint32_t n;
 
 		tally_registry_candidate_get(core->reg, c, &info);
-		party_of[c] = info.party;
-	}
-
-	snap->accepted = 0;
-	for (uint32_t c = 0; c < nc; c++) {
-		for (uint32_t r = 0; r < nr; r++) {
-			uint64_t v = tally__word(core, (size_t)c * core->cap_regions + r);
-
-			snap->cand_region[(size_t)c * nr + r] = v;
-			snap->candidates[c] += v;
-			snap->regions[r] += v;
-			snap->accepted += v;
+		tally_registry_candidate_cells(core->reg, c, &first, &n);
+		snap->cand_contest[c] = info.contest;
+		snap->cell_first[c] = ncell;
+		if (info.contest == 0) {
+			n = nr;
+			k.regions = NULL;
+		} else {
+			tally_registry_contest_get(core->reg, info.contest, &k);
 		}
-		if (party_of[c] < np)
-			snap->parties[party_of[c]] += snap->candidates[c];
+		for (uint32_t i = 0; i < n; i++, ncell++) {
+			uint32_t r = k.regions == NULL ? i : k.regions[i];
+			uint64_t v = tally__word(core, first + i);
+
+			snap->cells[ncell] = v;
+			snap->cell_region[ncell] = r;
+			snap->regions[r] += v;
+			sum += v;
+		}
+		snap->candidates[c] = sum;
+		snap->accepted += sum;
+		if (info.party < np)
+			snap->parties[info.party] += sum;
 	}
-	free(party_of);
+	snap->cell_first[nc] = ncell;
 
 	snap->rejected_total = 0;
 	for (int k = 0; k < TALLY_REASON__COUNT; k++) {
@@ -107,6 +140,23 @@ tally__snapshot_fill(struct tally_core *core, tally_snapshot_t *snap)
 	tally_core_election(core, &snap->election);
 	snap->version = snap->read + gen + egen + core->version_offset;
 	snap->taken_at_us = tally_now_us();
+	return 0;
+}
+
+uint64_t
+tally_snapshot_cand_region(const tally_snapshot_t *snap, uint32_t c, uint32_t r)
+{
+	uint64_t a, b;
+
+	if (c >= snap->ncandidates)
+		return 0;
+	a = snap->cell_first[c];
+	b = snap->cell_first[c + 1];
+	if (a + r < b && snap->cell_region[a + r] == r)
+		return snap->cells[a + r];
+	for (uint64_t i = a; i < b; i++)
+		if (snap->cell_region[i] == r)
+			return snap->cells[i];
 	return 0;
 }
 
@@ -128,34 +178,12 @@ tally_snapshot_take(tally_core_t *core)
 	return snap;
 }
 
-static uint64_t *
-dup_array(const uint64_t *a, size_t n)
-{
-	uint64_t *p = malloc((n ? n : 1) * sizeof(uint64_t));
-
-	if (p != NULL && n > 0)
-		memcpy(p, a, n * sizeof(uint64_t));
-	return p;
-}
-
 tally_snapshot_t *
 tally_snapshot_copy(const tally_snapshot_t *src)
 {
-	tally_snapshot_t *snap = malloc(sizeof(*snap));
+	tally_snapshot_t *snap = calloc(1, sizeof(*snap));
 
-	if (snap == NULL)
-		return NULL;
-	*snap = *src;
-	snap->candidates = dup_array(src->candidates, src->ncandidates);
-	snap->regions = dup_array(src->regions, src->nregions);
-	snap->parties = dup_array(src->parties, src->nparties);
-	snap->cand_region = dup_array(src->cand_region, (size_t)src->ncandidates * src->nregions);
-	snap->region_registered = dup_array(src->region_registered, src->nregions);
-	snap->cap_candidates = src->ncandidates;
-	snap->cap_regions = src->nregions;
-	snap->cap_parties = src->nparties;
-	if (snap->candidates == NULL || snap->regions == NULL || snap->parties == NULL ||
-	    snap->cand_region == NULL || snap->region_registered == NULL) {
+	if (snap != NULL && tally_snapshot_copy_into(snap, src) != 0) {
 		tally_snapshot_destroy(snap);
 		return NULL;
 	}
@@ -166,40 +194,35 @@ int
 tally_snapshot_copy_into(tally_snapshot_t *dst, const tally_snapshot_t *src)
 {
 	uint32_t nc = src->ncandidates, nr = src->nregions, np = src->nparties;
-	uint32_t cc, cr, cp;
+	uint64_t ncell = src->ncells;
+	tally_snapshot_t keep;
 
 	if (dst == src)
 		return 0;
-	if (reserve(dst, nc, nr, np) != 0)
+	if (reserve(dst, nc, nr, np, ncell) != 0)
 		return TALLY_ENOMEM;
 	/* Everything but the arrays and their capacities is copied as it is. */
-	cc = dst->cap_candidates;
-	cr = dst->cap_regions;
-	cp = dst->cap_parties;
-	{
-		uint64_t *c = dst->candidates, *r = dst->regions, *p = dst->parties;
-		uint64_t *x = dst->cand_region, *rr = dst->region_registered;
-
-		*dst = *src;
-		dst->candidates = c;
-		dst->regions = r;
-		dst->parties = p;
-		dst->cand_region = x;
-		dst->region_registered = rr;
-	}
-	dst->cap_candidates = cc;
-	dst->cap_regions = cr;
-	dst->cap_parties = cp;
-	if (nc > 0)
-		memcpy(dst->candidates, src->candidates, nc * sizeof(uint64_t));
-	if (nr > 0) {
-		memcpy(dst->regions, src->regions, nr * sizeof(uint64_t));
-		memcpy(dst->region_registered, src->region_registered, nr * sizeof(uint64_t));
-	}
-	if (np > 0)
-		memcpy(dst->parties, src->parties, np * sizeof(uint64_t));
-	if ((size_t)nc * nr > 0)
-		memcpy(dst->cand_region, src->cand_region, (size_t)nc * nr * sizeof(uint64_t));
+	keep = *dst;
+	*dst = *src;
+#define KEEP(field) dst->field = keep.field
+	KEEP(candidates); KEEP(regions); KEEP(parties); KEEP(region_registered);
+	KEEP(cells); KEEP(cell_first); KEEP(cell_region); KEEP(cand_contest);
+	KEEP(cap_candidates); KEEP(cap_regions); KEEP(cap_parties); KEEP(cap_cells);
+#undef KEEP
+#define COPY(field, n)                                                                 \
+	do {                                                                           \
+		if ((n) > 0)                                                           \
+			memcpy(dst->field, src->field, (size_t)(n) * sizeof(*dst->field)); \
+	} while (0)
+	COPY(candidates, nc);
+	COPY(cand_contest, nc);
+	COPY(cell_first, (size_t)nc + 1);
+	COPY(regions, nr);
+	COPY(region_registered, nr);
+	COPY(parties, np);
+	COPY(cells, ncell);
+	COPY(cell_region, ncell);
+#undef COPY
 	return 0;
 }
 
@@ -224,8 +247,11 @@ tally_snapshot_destroy(tally_snapshot_t *snap)
 	free(snap->candidates);
 	free(snap->regions);
 	free(snap->parties);
-	free(snap->cand_region);
 	free(snap->region_registered);
+	free(snap->cells);
+	free(snap->cell_first);
+	free(snap->cell_region);
+	free(snap->cand_contest);
 	free(snap);
 }
 
@@ -240,8 +266,8 @@ tally_snapshot_check(const tally_snapshot_t *snap, char *errstr, size_t errstr_s
 		sr += snap->regions[r];
 	for (uint32_t p = 0; p < snap->nparties; p++)
 		sp += snap->parties[p];
-	for (size_t i = 0; i < (size_t)snap->ncandidates * snap->nregions; i++)
-		scr += snap->cand_region[i];
+	for (uint64_t i = 0; i < snap->ncells; i++)
+		scr += snap->cells[i];
 	for (int k = 0; k < TALLY_REASON__COUNT; k++)
 		srej += snap->rejected[k];
 	if (sc != snap->accepted || sr != snap->accepted || sp != snap->accepted ||

@@ -9,10 +9,12 @@
  *   u32 n, n x (str reason, u64 count) rejections by reason name
  *   u32 n, n x (uuid candidate, str region, u64 count)   non-zero cells
  *   u8  has_final; if 1: u64 read, u32 n, n x (str reason, u64 count) at the close
- *   u64 n, n x uuid                    voted set (when TALLY_STATE_VOTED)
+ *   u64 n, n x uuid                    voted set (when TALLY_STATE_VOTED), level 0
+ *   "TALLYST2" only: u32 L, then for levels 1 .. L: u64 n, n x uuid (voted at that level)
  *   u32 n, n bytes                     caller's positions
  *   u32 crc32c of everything before
- * where str is u16 length + bytes and uuid is 16 bytes big-endian.
+ * where str is u16 length + bytes and uuid is 16 bytes big-endian. A registry with levels
+ * beyond 0 (contests) exports "TALLYST2"; any other, "TALLYST1" as before. Both import.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,7 @@
 #include "core_int.h"
 
 static const char magic[8] = {'T', 'A', 'L', 'L', 'Y', 'S', 'T', '1'};
+static const char magic2[8] = {'T', 'A', 'L', 'L', 'Y', 'S', 'T', '2'};
 
 /* ---- CRC-32C (Castagnoli), bitwise table ------------------------------------------ */
 
@@ -135,45 +138,76 @@ put_reasons(struct wbuf *b, const uint64_t *counts)
 	}
 }
 
-/* The non-zero cells of a [nc][nr] array as u32 n, n x (uuid candidate, str region, u64). */
+/* One cell, as the formats store it: (uuid candidate, str region, u64 count). */
 static void
-put_cells(tally_core_t *core, struct wbuf *b, const uint64_t *cells, uint32_t nc, uint32_t nr)
+put_cell(tally_core_t *core, struct wbuf *b, const tally_uuid_t *cand, uint32_t region,
+         uint64_t v)
+{
+	put_uuid(b, cand);
+	put_str(b, tally_registry_region_name(core->reg, region));
+	put_u64(b, v);
+}
+
+/* Patch a u32 count written as 0 at `at`. */
+static void
+patch_u32(struct wbuf *b, size_t at, uint32_t n)
+{
+	if (!b->err)
+		for (int i = 0; i < 4; i++)
+			b->p[at + i] = (unsigned char)(n >> (8 * i));
+}
+
+/* A snapshot's non-zero cells as u32 n, n x cell. */
+static void
+put_snapshot_cells(tally_core_t *core, struct wbuf *b, const tally_snapshot_t *snap)
 {
 	size_t count_at = b->len;
 	uint32_t n = 0;
 
 	put_u32(b, 0);
-	for (uint32_t c = 0; c < nc; c++) {
+	for (uint32_t c = 0; c < snap->ncandidates; c++) {
 		tally_candidate_info_t info;
 
 		tally_registry_candidate_get(core->reg, c, &info);
-		for (uint32_t r = 0; r < nr; r++) {
-			uint64_t v = cells[(size_t)c * nr + r];
-
-			if (v == 0)
-				continue;
-			put_uuid(b, &info.id);
-			put_str(b, tally_registry_region_name(core->reg, r));
-			put_u64(b, v);
-			n++;
-		}
+		for (uint64_t i = snap->cell_first[c]; i < snap->cell_first[c + 1]; i++)
+			if (snap->cells[i] != 0) {
+				put_cell(core, b, &info.id, snap->cell_region[i], snap->cells[i]);
+				n++;
+			}
 	}
-	if (!b->err)
-		for (int i = 0; i < 4; i++)
-			b->p[count_at + i] = (unsigned char)(n >> (8 * i));
+	patch_u32(b, count_at, n);
+}
+
+/* Candidate c's cells in use: the first, how many (contest 0: the regions known, nr), and
+ * the contest's regions (NULL for contest 0: cell i is region i). */
+static void
+cand_cells(const tally_core_t *core, uint32_t c, uint32_t nr, uint64_t *first, uint32_t *n,
+           const uint32_t **regions)
+{
+	tally_contest_info_t k;
+
+	tally_registry_candidate_cells(core->reg, c, first, n);
+	if (core->hot->cands[c].contest == 0) {
+		*n = nr;
+		*regions = NULL;
+	} else {
+		tally_registry_contest_get(core->reg, core->hot->cands[c].contest, &k);
+		*regions = k.regions;
+	}
 }
 
 struct voted_ctx {
 	struct wbuf *b;
 	uint64_t n;
+	uint32_t store;
 };
 
 static void
-put_voted(tally__vslot_t *s, void *arg)
+put_voted(tally__vslot_t *s, const tally__vtable_t *t, void *arg)
 {
 	struct voted_ctx *ctx = arg;
 
-	if (tally_load_relaxed(&s->meta) & TALLY__VMETA_VOTED) {
+	if (ctx->store != TALLY__NO_STORE && (tally__vslot_voted(s, t) & (1u << ctx->store))) {
 		tally_uuid_t id = {s->hi, s->lo};
 
 		put_uuid(ctx->b, &id);
@@ -181,20 +215,34 @@ put_voted(tally__vslot_t *s, void *arg)
 	}
 }
 
+/* The voters who voted at a level, as u64 n, n x uuid. */
+static void
+put_voted_level(tally_core_t *core, struct wbuf *b, uint32_t level)
+{
+	struct voted_ctx ctx = {b, 0, tally__level_store(core->hot, level)};
+	size_t count_at = b->len;
+
+	put_u64(b, 0);
+	tally__registry_voters_foreach(core->reg, put_voted, &ctx);
+	if (!b->err)
+		for (int i = 0; i < 8; i++)
+			b->p[count_at + i] = (unsigned char)(ctx.n >> (8 * i));
+}
+
 int
 tally_state_export(tally_core_t *core, unsigned flags, const void *positions,
                    size_t positions_len, void **out, size_t *out_len)
 {
+	uint32_t nlevels = tally_registry_level_count(core->reg);
 	tally_snapshot_t *snap;
 	struct wbuf b = {0};
-	size_t count_at;
 
 	if (!tally__core_quiescent(core))
 		return TALLY_ESTATE;
 	if ((snap = tally_snapshot_take(core)) == NULL)
 		return TALLY_ENOMEM;
 
-	put(&b, magic, sizeof(magic));
+	put(&b, nlevels > 1 ? magic2 : magic, sizeof(magic));
 	put_u32(&b, flags);
 	put_str(&b, snap->election.id);
 	put_u64(&b, (uint64_t)snap->election.opens_at);
@@ -203,7 +251,7 @@ tally_state_export(tally_core_t *core, unsigned flags, const void *positions,
 	put_u64(&b, snap->version);
 	put_reasons(&b, snap->rejected);
 
-	put_cells(core, &b, snap->cand_region, snap->ncandidates, snap->nregions);
+	put_snapshot_cells(core, &b, snap);
 
 	if (core->final != NULL) {
 		put(&b, "\1", 1);
@@ -213,15 +261,14 @@ tally_state_export(tally_core_t *core, unsigned flags, const void *positions,
 		put(&b, "\0", 1);
 	}
 
-	count_at = b.len;
-	put_u64(&b, 0);
-	if (flags & TALLY_STATE_VOTED) {
-		struct voted_ctx ctx = {&b, 0};
-
-		tally__registry_voters_foreach(core->reg, put_voted, &ctx);
-		if (!b.err)
-			for (int i = 0; i < 8; i++)
-				b.p[count_at + i] = (unsigned char)(ctx.n >> (8 * i));
+	if (flags & TALLY_STATE_VOTED)
+		put_voted_level(core, &b, 0);
+	else
+		put_u64(&b, 0);
+	if (nlevels > 1) {
+		put_u32(&b, (flags & TALLY_STATE_VOTED) ? nlevels - 1 : 0);
+		for (uint32_t l = 1; (flags & TALLY_STATE_VOTED) && l < nlevels; l++)
+			put_voted_level(core, &b, l);
 	}
 	put_u32(&b, (uint32_t)positions_len);
 	if (positions_len > 0)
@@ -359,16 +406,59 @@ get_cells(tally_core_t *core, struct rbuf *r, uint64_t *cells, const char *what,
 			         c < 0 ? tally_uuid_format(&id, idtext) : name);
 			return TALLY_ENOENT;
 		}
-		cells[(size_t)c * core->cap_regions + (uint32_t)reg] = get_u64(r);
+		{
+			const tally__cand_hot_t *h = &core->hot->cands[c];
+			tally__place_t p = h->contest == 0 ? 0 : core->hot->places[h->level][reg];
+
+			if (h->contest != 0 && TALLY__PLACE_CONTEST1(p) != h->contest + 1) {
+				char idtext[TALLY_UUID_STRLEN + 1];
+
+				snprintf(errstr, errstr_size, "%s counts votes for candidate %s from "
+				         "region \"%s\", outside the candidate's contest", what,
+				         tally_uuid_format(&id, idtext), name);
+				return TALLY_ECORRUPT;
+			}
+			cells[h->cell + (h->contest == 0 ? (uint32_t)reg : TALLY__PLACE_POS(p))] =
+			    get_u64(r);
+		}
 	}
 	return 0;
 }
 
-static void
-clear_voted(tally__vslot_t *s, void *arg)
+/* A voted set (u64 n, n x uuid) marked at a level. */
+static int
+get_voted_level(tally_core_t *core, struct rbuf *r, uint32_t level, bool mark, char *errstr,
+                size_t errstr_size)
 {
-	(void)arg;
-	__atomic_fetch_and(&s->meta, ~TALLY__VMETA_VOTED, __ATOMIC_ACQ_REL);
+	uint64_t nvoted = get_u64(r);
+
+	if (r->bad || nvoted > (r->len - r->off) / 16) {
+		snprintf(errstr, errstr_size, "state is truncated or malformed at byte %zu", r->off);
+		return TALLY_ECORRUPT;
+	}
+	if (!mark) {
+		take(r, nvoted * 16);
+		return 0;
+	}
+	for (uint64_t i = 0; i < nvoted; i++) {
+		tally_uuid_t id;
+		int rc;
+
+		get_uuid(r, &id);
+		rc = tally_core_mark_voted_level(core, &id, level);
+		if (rc == TALLY_EINVAL) {
+			snprintf(errstr, errstr_size, "state has votes at level %u, which is not "
+			         "registered", level);
+			return TALLY_ECORRUPT;
+		}
+		if (rc == TALLY_ENOENT) {
+			snprintf(errstr, errstr_size, "state has a vote by voter number %llu of %llu "
+			         "at level %u, who is not registered", (unsigned long long)i + 1,
+			         (unsigned long long)nvoted, level);
+			return TALLY_ENOENT;
+		}
+	}
+	return 0;
 }
 
 int
@@ -376,9 +466,10 @@ tally_state_import(tally_core_t *core, const void *buf, size_t len, void **posit
                    size_t *positions_len, char *errstr, size_t errstr_size)
 {
 	struct rbuf r = {buf, len, 0, 0};
-	size_t ncells_total = (size_t)core->cap_candidates * core->cap_regions;
+	size_t ncells_total = core->cells_per_part;
 	uint64_t *cells = NULL, rejected[TALLY_REASON__COUNT], final_rejected[TALLY_REASON__COUNT];
-	uint64_t version, final_read = 0, nvoted;
+	uint64_t version, final_read = 0;
+	bool v2;
 	tally_election_t el;
 	tally_snapshot_t *final = NULL;
 	uint32_t flags, n, crc;
@@ -391,10 +482,12 @@ tally_state_import(tally_core_t *core, const void *buf, size_t len, void **posit
 		         core->parts);
 		return TALLY_ESTATE;
 	}
-	if (len < sizeof(magic) + 4 || memcmp(buf, magic, sizeof(magic)) != 0) {
+	if (len < sizeof(magic) + 4 || (memcmp(buf, magic, sizeof(magic)) != 0 &&
+	                                 memcmp(buf, magic2, sizeof(magic2)) != 0)) {
 		snprintf(errstr, errstr_size, "not a tally state (bad magic or format version)");
 		return TALLY_ECORRUPT;
 	}
+	v2 = memcmp(buf, magic2, sizeof(magic2)) == 0;
 	memcpy(&crc, (const unsigned char *)buf + len - 4, 4);
 	crc = get_u32(&(struct rbuf){(const unsigned char *)buf + len - 4, 4, 0, 0});
 	if (crc != crc32c(buf, len - 4)) {
@@ -433,31 +526,18 @@ tally_state_import(tally_core_t *core, const void *buf, size_t len, void **posit
 				goto out;
 		}
 	}
-	nvoted = get_u64(&r);
-	if (r.bad || nvoted > (r.len - r.off) / 16) {
-		rc = TALLY_ECORRUPT;
-		snprintf(errstr, errstr_size, "state is truncated or malformed at byte %zu", r.off);
+	if ((flags & TALLY_STATE_VOTED) && !r.bad)
+		tally__registry_clear_voted(core->reg);
+	if ((rc = get_voted_level(core, &r, 0, (flags & TALLY_STATE_VOTED) != 0, errstr,
+	                          errstr_size)) != 0)
 		goto out;
-	}
-	if (flags & TALLY_STATE_VOTED) {
-		tally__registry_voters_foreach(core->reg, clear_voted, NULL);
-		for (uint64_t i = 0; i < nvoted; i++) {
-			tally_uuid_t id;
+	if (v2) {
+		uint32_t nl = get_u32(&r);
 
-			get_uuid(&r, &id);
-			if (tally_core_mark_voted(core, &id) == TALLY_ENOENT) {
-				char idtext[TALLY_UUID_STRLEN + 1];
-
-				(void)idtext;
-				snprintf(errstr, errstr_size,
-				         "state has a vote by voter number %llu of %llu, who is not registered",
-				         (unsigned long long)i + 1, (unsigned long long)nvoted);
-				rc = TALLY_ENOENT;
+		for (uint32_t l = 1; l <= nl && !r.bad; l++)
+			if ((rc = get_voted_level(core, &r, l, (flags & TALLY_STATE_VOTED) != 0,
+			                          errstr, errstr_size)) != 0)
 				goto out;
-			}
-		}
-	} else {
-		take(&r, nvoted * 16);
 	}
 	n = get_u32(&r);
 	{
@@ -535,9 +615,15 @@ tally_state_part_read(const tally_core_t *core, unsigned part)
 	if (part >= core->parts)
 		return 0;
 	/* Cells of unregistered candidates or regions are never counted into. */
-	for (uint32_t c = 0; c < nc; c++)
-		for (uint32_t r = 0; r < nr; r++)
-			n += tally__part_word(core, part, (size_t)c * core->cap_regions + r);
+	for (uint32_t c = 0; c < nc; c++) {
+		const uint32_t *regions;
+		uint64_t first;
+		uint32_t m;
+
+		cand_cells(core, c, nr, &first, &m, &regions);
+		for (uint32_t i = 0; i < m; i++)
+			n += tally__part_word(core, part, first + i);
+	}
 	for (int k = 1; k < TALLY_REASON__COUNT; k++)
 		n += tally__part_word(core, part, core->cells_per_part + (size_t)k);
 	return n;
@@ -548,8 +634,10 @@ tally_state_export_part(tally_core_t *core, unsigned part, void **out, size_t *o
 {
 	uint32_t nc = tally_registry_candidate_count(core->reg);
 	uint32_t nr = tally_registry_region_count(core->reg);
-	uint64_t rejected[TALLY_REASON__COUNT], *cells;
+	uint64_t rejected[TALLY_REASON__COUNT];
 	struct wbuf b = {0};
+	size_t count_at;
+	uint32_t ncells = 0;
 
 	if (part >= core->parts)
 		return TALLY_EINVAL;
@@ -562,16 +650,26 @@ tally_state_export_part(tally_core_t *core, unsigned part, void **out, size_t *o
 	for (int k = 0; k < TALLY_REASON__COUNT; k++)
 		rejected[k] = tally__part_word(core, part, core->cells_per_part + (size_t)k);
 	put_reasons(&b, rejected);
-	if ((cells = calloc((size_t)nc * nr + 1, sizeof(uint64_t))) == NULL) {
-		free(b.p);
-		return TALLY_ENOMEM;
+	count_at = b.len;
+	put_u32(&b, 0);
+	for (uint32_t c = 0; c < nc; c++) {
+		tally_candidate_info_t info;
+		const uint32_t *regions;
+		uint64_t first;
+		uint32_t m;
+
+		tally_registry_candidate_get(core->reg, c, &info);
+		cand_cells(core, c, nr, &first, &m, &regions);
+		for (uint32_t i = 0; i < m; i++) {
+			uint64_t v = tally__part_word(core, part, first + i);
+
+			if (v != 0) {
+				put_cell(core, &b, &info.id, regions == NULL ? i : regions[i], v);
+				ncells++;
+			}
+		}
 	}
-	for (uint32_t c = 0; c < nc; c++)
-		for (uint32_t r = 0; r < nr; r++)
-			cells[(size_t)c * nr + r] =
-			    tally__part_word(core, part, (size_t)c * core->cap_regions + r);
-	put_cells(core, &b, cells, nc, nr);
-	free(cells);
+	patch_u32(&b, count_at, ncells);
 	if (!b.err)
 		put_u32(&b, crc32c(b.p, b.len));
 	if (b.err) {

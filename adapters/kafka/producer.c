@@ -195,58 +195,134 @@ tally_kafka_producer_flush(tally_kafka_producer_t *p, int timeout_ms, char *errs
 
 /* ---- transactions ------------------------------------------------------------------------ */
 
-/* A transactional call's error as a tally error (include/tally/kafka.h); frees it. A
- * transaction that must be aborted is aborted here. */
-static int
-txn_error(tally_kafka_producer_t *p, rd_kafka_error_t *e, const char *what, char *errstr,
-          size_t errstr_size)
+/* Is this transactional error the end of the producer (fenced, or fatal)? */
+static bool
+txn_fatal(const rd_kafka_error_t *e)
 {
-	rd_kafka_resp_err_t code;
-	int rc;
+	rd_kafka_resp_err_t code = rd_kafka_error_code(e);
 
-	if (e == NULL)
-		return 0;
-	code = rd_kafka_error_code(e);
+	return rd_kafka_error_is_fatal(e) || code == RD_KAFKA_RESP_ERR__FENCED ||
+	       code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+	       code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+}
+
+/* Say why (errstr) and free the error. */
+static void
+txn_say(rd_kafka_error_t *e, const char *what, char *errstr, size_t errstr_size)
+{
 	snprintf(errstr, errstr_size, "%s: %s", what, rd_kafka_error_string(e));
-	if (rd_kafka_error_is_fatal(e) || code == RD_KAFKA_RESP_ERR__FENCED ||
-	    code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
-	    code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)
-		rc = TALLY_EFENCED;
-	else if (rd_kafka_error_txn_requires_abort(e)) {
-		rd_kafka_error_t *a = rd_kafka_abort_transaction(p->rk, 30000);
-
-		rc = a != NULL && rd_kafka_error_is_fatal(a) ? TALLY_EFENCED : TALLY_EAGAIN;
-		if (a != NULL)
-			rd_kafka_error_destroy(a);
-	} else if (rd_kafka_error_is_retriable(e) || code == RD_KAFKA_RESP_ERR__TIMED_OUT)
-		rc = TALLY_EAGAIN;
-	else
-		rc = TALLY_EIO;
 	rd_kafka_error_destroy(e);
-	return rc;
+}
+
+/*
+ * End the current transaction by aborting it, retrying a retriable failure a few times:
+ * 0, TALLY_EFENCED (fatal) or TALLY_EIO (still not aborted; the next begin tries again).
+ */
+static int
+txn_abort(tally_kafka_producer_t *p, int timeout_ms, char *errstr, size_t errstr_size)
+{
+	for (int attempt = 0;; attempt++) {
+		rd_kafka_error_t *e = rd_kafka_abort_transaction(p->rk, timeout_ms);
+		bool fatal, retry;
+
+		if (e == NULL)
+			return 0;
+		fatal = txn_fatal(e);
+		retry = rd_kafka_error_is_retriable(e) ||
+		        rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__TIMED_OUT;
+		txn_say(e, "could not abort a transaction", errstr, errstr_size);
+		if (fatal)
+			return TALLY_EFENCED;
+		if (!retry || attempt == 2)
+			return TALLY_EIO;
+	}
 }
 
 int
 tally_kafka_txn_init(tally_kafka_producer_t *p, int timeout_ms, char *errstr,
                      size_t errstr_size)
 {
-	return txn_error(p, rd_kafka_init_transactions(p->rk, timeout_ms),
-	                 "could not initialise transactions", errstr, errstr_size);
+	rd_kafka_error_t *e = rd_kafka_init_transactions(p->rk, timeout_ms);
+	int rc;
+
+	if (e == NULL)
+		return 0;
+	rc = txn_fatal(e) ? TALLY_EFENCED
+	     : rd_kafka_error_is_retriable(e) || rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__TIMED_OUT
+	         ? TALLY_EAGAIN
+	         : TALLY_EIO;
+	txn_say(e, "could not initialise transactions", errstr, errstr_size);
+	return rc;
 }
 
+/*
+ * Begin. A transaction left in progress by a commit that timed out (librdkafka then refuses
+ * both begin and abort: "Conflicting commit_transaction API call is already in progress")
+ * is first finished: its commit is resumed (tally_kafka_txn_commit(), which aborts what
+ * cannot be committed), then begin is tried once more. What it held was committed figures
+ * either way, and nothing newer was sent meanwhile.
+ */
 int
 tally_kafka_txn_begin(tally_kafka_producer_t *p, char *errstr, size_t errstr_size)
 {
-	return txn_error(p, rd_kafka_begin_transaction(p->rk), "could not begin a transaction",
-	                 errstr, errstr_size);
+	rd_kafka_error_t *e = rd_kafka_begin_transaction(p->rk);
+	int rc;
+
+	if (e == NULL)
+		return 0;
+	if (txn_fatal(e)) {
+		txn_say(e, "could not begin a transaction", errstr, errstr_size);
+		return TALLY_EFENCED;
+	}
+	rd_kafka_error_destroy(e);
+	rc = tally_kafka_txn_commit(p, 30000, errstr, errstr_size);
+	if (rc == TALLY_EFENCED)
+		return rc;
+	if ((e = rd_kafka_begin_transaction(p->rk)) == NULL)
+		return 0;
+	rc = txn_fatal(e) ? TALLY_EFENCED : TALLY_EIO;
+	txn_say(e, "could not begin a transaction", errstr, errstr_size);
+	return rc;
 }
 
+/*
+ * Commit. A retriable failure (e.g. the flush timed out while the broker stalled) is
+ * retried by calling commit again, as librdkafka asks, up to three times; a transaction
+ * that must be aborted, or is still not committed, is aborted (TALLY_EAGAIN: what it held
+ * is not out; send it again). Until this, a timed-out commit was left in progress, and
+ * every later begin failed: the results leader published nothing more (CI run 13).
+ */
 int
 tally_kafka_txn_commit(tally_kafka_producer_t *p, int timeout_ms, char *errstr,
                        size_t errstr_size)
 {
-	return txn_error(p, rd_kafka_commit_transaction(p->rk, timeout_ms),
-	                 "could not commit a transaction", errstr, errstr_size);
+	for (int attempt = 0;; attempt++) {
+		rd_kafka_error_t *e = rd_kafka_commit_transaction(p->rk, timeout_ms);
+		bool retry;
+		int rc;
+
+		if (e == NULL)
+			return 0;
+		if (txn_fatal(e)) {
+			txn_say(e, "could not commit a transaction", errstr, errstr_size);
+			return TALLY_EFENCED;
+		}
+		retry = !rd_kafka_error_txn_requires_abort(e) &&
+		        (rd_kafka_error_is_retriable(e) ||
+		         rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__TIMED_OUT);
+		txn_say(e, "could not commit a transaction", errstr, errstr_size);
+		if (retry && attempt < 2)
+			continue;
+		{
+			char why[256];
+
+			rc = txn_abort(p, timeout_ms, why, sizeof(why));
+			if (rc != 0)
+				snprintf(errstr + strlen(errstr), errstr_size - strlen(errstr),
+				         "; then %s", why);
+		}
+		return rc == TALLY_EFENCED ? TALLY_EFENCED : TALLY_EAGAIN;
+	}
 }
 
 uint64_t

@@ -636,6 +636,7 @@ load_candidate(struct load *ld, char **f, int n, uint64_t row)
 	c.name = f[1];
 	c.party = f[2];
 	c.photo_url = f[3];
+	c.contest = NULL;       /* contests: issue 11, from a contest_id column to come */
 	if ((r = tally_registry_add_candidate(ld->reg, &c, NULL)) != TALLY_REFUSAL_NONE)
 		return refused(ld, "candidates", row, r);
 	ld->candidates++;

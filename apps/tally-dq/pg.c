@@ -374,9 +374,9 @@ ckpt_rows(dq_run_t *run, tally_registry_t *reg, const tally_snapshot_t *snap)
 		                      tally_registry_party_name(reg, info.party))) == NULL)
 			return -1;
 		row->v[DQ_CKPT] = (int64_t)snap->candidates[c];
-		for (uint32_t r = 0; r < snap->nregions; r++) {
-			uint64_t v = snap->cand_region[(size_t)c * snap->nregions + r];
-			const char *region = tally_registry_region_name(reg, r);
+		for (uint64_t i = snap->cell_first[c]; i < snap->cell_first[c + 1]; i++) {
+			uint64_t v = snap->cells[i];
+			const char *region = tally_registry_region_name(reg, snap->cell_region[i]);
 			char key[512], label[768];
 			dq_row_t *cell;
 

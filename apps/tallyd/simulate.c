@@ -499,7 +499,7 @@ compare(const sim_t *sim, const tally_snapshot_t *snap, const tally_gen_truth_t 
 		for (uint32_t r = 0; r < nr; r++) {
 			if (cidx[c] < 0 || ridx[r] < 0)
 				continue;
-			check(ck, snap->cand_region[(size_t)cidx[c] * snap->nregions + (uint32_t)ridx[r]],
+			check(ck, tally_snapshot_cand_region(snap, (uint32_t)cidx[c], (uint32_t)ridx[r]),
 			      truth->cand_region[(size_t)c * nr + r],
 			      "votes for candidate \"%s\" in region \"%s\"", gc.candidate_name,
 			      tally_gen_region_name(gen, r));

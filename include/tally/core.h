@@ -176,6 +176,13 @@ int tally_core_election_finalize(tally_core_t *core);
 int tally_core_mark_voted(tally_core_t *core, const tally_uuid_t *voter_id);
 
 /**
+ * @brief tally_core_mark_voted() at a level (include/tally/registry.h, contests).
+ * @returns 0, TALLY_ENOENT, TALLY_EEXISTS, or TALLY_EINVAL for a level not registered.
+ */
+int tally_core_mark_voted_level(tally_core_t *core, const tally_uuid_t *voter_id,
+                                uint32_t level);
+
+/**
  * @brief tally_core_mark_voted() for n voters, prefetching ahead (restoring millions).
  * A voter already marked is fine.
  * @returns 0, or TALLY_ENOENT at the first unknown voter, with its index in *failed.

@@ -8,7 +8,18 @@
  * pointers and indices. Parties, candidates and regions live in arrays sized at creation
  * (the max_* options) and are published by a release store of their count. Voters live in
  * open-addressing tables of 24-byte slots; when one fills, a larger one is chained after it
- * instead of rehashing, so a voter's slot (and its "has voted" bit) never moves.
+ * instead of rehashing, so a voter's slot (and its "has voted" bits) never moves.
+ *
+ * Contests: an election is one or more contests, each at a level. Level 0 is the
+ * election's own ("national"): one contest, contest 0, of every region, present and
+ * future; a candidate registered without a contest stands there, and an election with no
+ * other contest counts exactly as one national race. Other levels (at most
+ * TALLY_LEVELS_MAX - 1, e.g. "constituency") come with their contests: within a level the
+ * contests partition the regions they name (a region in at most one contest per level),
+ * each contest's regions are fixed when it is registered, and a party fields at most one
+ * candidate per contest. A voter votes at most once per level. Each candidate has a run
+ * of counter cells, one per region of its contest (contest 0: one per possible region),
+ * so the counters are sized by what can be non-zero, not candidates * regions.
  */
 #ifndef TALLY_REGISTRY_H
 #define TALLY_REGISTRY_H
@@ -32,7 +43,11 @@ typedef struct tally_registry tally_registry_t;
 	XX(INVALID_DOB,     "invalid_dob")       /* date of birth out of range */    \
 	XX(INVALID_REGION,  "invalid_region")    /* empty or too long region */      \
 	XX(INVALID_FIELD,   "invalid_field")     /* another field too long */        \
-	XX(FULL,            "full")              /* a max_* capacity is reached */
+	XX(FULL,            "full")              /* a max_* capacity is reached */ \
+	XX(UNKNOWN_CONTEST, "unknown_contest")   /* candidate's contest not registered */ \
+	XX(REGION_TAKEN,    "region_taken")      /* region in another contest of the level */ \
+	XX(PARTY_STANDS,    "party_stands")      /* the party has a candidate in the contest */ \
+	XX(INVALID_LEVEL,   "invalid_level")     /* empty, too long, or too many levels */
 
 typedef enum tally_refusal {
 #define TALLY__REFUSAL_ENUM(name, str) TALLY_REFUSAL_##name,
@@ -55,7 +70,37 @@ typedef struct tally_registry_opts {
 	uint32_t max_parties;        /**< default 64 */
 	uint32_t max_candidates;     /**< default 256 */
 	uint32_t max_regions;        /**< default 1024, at most 16384 */
+	uint32_t max_contests;       /**< default 1024 (with contest 0), at most 65535 */
+	/** Counter cells (a candidate takes one per region of its contest; in contest 0, one
+	 *  per possible region: max_regions). Default max_candidates * max_regions, which
+	 *  always suffices; counters are reserved, not touched, so the default costs address
+	 *  space only. */
+	uint64_t max_cells;
 } tally_registry_opts_t;
+
+/** Levels, with level 0 ("national", contest 0). */
+#define TALLY_LEVELS_MAX 9
+/** The level and contest every election has (id and level name). */
+#define TALLY_NATIONAL "national"
+#define TALLY_CONTEST_ID_MAX 63
+
+/** A contest to register. Strings are copied. */
+typedef struct tally_contest_reg {
+	const char *id;              /**< Stable key, 1..63 bytes (e.g. "E14000530"). */
+	const char *name;            /**< "Aldershot" */
+	const char *level;           /**< "constituency"; new levels are added on first use. */
+	const char *const *regions;  /**< Its regions' names (new ones are added). */
+	uint32_t nregions;           /**< At least 1. */
+} tally_contest_reg_t;
+
+/** A registered contest, as readers see it. Pointers live as long as the registry. */
+typedef struct tally_contest_info {
+	const char *id;
+	const char *name;
+	uint32_t level;
+	const uint32_t *regions;     /**< Region indices; NULL for contest 0 (every region). */
+	uint32_t nregions;           /**< 0 for contest 0. */
+} tally_contest_info_t;
 
 /** A candidate to register. Strings are copied. */
 typedef struct tally_candidate_reg {
@@ -63,6 +108,7 @@ typedef struct tally_candidate_reg {
 	const char *name;
 	const char *party;           /**< Must name a registered party. */
 	const char *photo_url;       /**< May be NULL or empty. */
+	const char *contest;         /**< Contest id; NULL or "" for contest 0 (national). */
 } tally_candidate_reg_t;
 
 /** A voter to register. Strings are copied. Only what the count needs is kept. */
@@ -79,6 +125,7 @@ typedef struct tally_candidate_info {
 	const char *name;
 	const char *photo_url;       /**< "" when none. */
 	uint32_t party;              /**< Party index. */
+	uint32_t contest;            /**< Contest index (0: national). */
 } tally_candidate_info_t;
 
 /** A registered voter, as readers see it (no personal data beyond what is kept). */
@@ -86,7 +133,8 @@ typedef struct tally_voter_info {
 	tally_uuid_t id;
 	int32_t date_of_birth;
 	uint32_t region;
-	bool voted;
+	bool voted;                  /**< Has voted at level 0. */
+	uint16_t voted_levels;       /**< Bit L: has voted at level L (bit 0 = voted). */
 	const char *registration_number; /**< Points into the registry; "" when none. */
 	size_t registration_number_len;
 } tally_voter_info_t;
@@ -113,6 +161,19 @@ tally_refusal_t tally_registry_add_party(tally_registry_t *reg, const char *name
 /** @brief Register a candidate; its party must be registered. */
 tally_refusal_t tally_registry_add_candidate(tally_registry_t *reg, const tally_candidate_reg_t *c,
                                              uint32_t *idx);
+
+/**
+ * @brief Register a contest, and its level if new. Register contests before their
+ * candidates.
+ * @param idx if not NULL, receives the contest index (1, 2, ...).
+ * @returns TALLY_REFUSAL_NONE, INVALID_ID (empty or overlong id), DUPLICATE_ID,
+ *          INVALID_NAME, INVALID_LEVEL (empty, overlong, "national" or one level too
+ *          many), INVALID_REGION (none, a bad name, or one named twice), REGION_TAKEN (in
+ *          another contest of the level) or FULL. Nothing is registered on refusal but
+ *          new regions it named.
+ */
+tally_refusal_t tally_registry_add_contest(tally_registry_t *reg, const tally_contest_reg_t *c,
+                                           uint32_t *idx);
 
 /** @brief Register a voter. Adds the region if it is new. */
 tally_refusal_t tally_registry_add_voter(tally_registry_t *reg, const tally_voter_reg_t *v);
@@ -196,6 +257,33 @@ uint32_t tally_registry_party_count(const tally_registry_t *reg);
 uint32_t tally_registry_candidate_count(const tally_registry_t *reg);
 uint32_t tally_registry_region_count(const tally_registry_t *reg);
 uint64_t tally_registry_voter_count(const tally_registry_t *reg);
+
+uint32_t tally_registry_contest_count(const tally_registry_t *reg);  /**< with contest 0 */
+uint32_t tally_registry_level_count(const tally_registry_t *reg);    /**< with level 0 */
+
+/** @brief Contest by index (0: national); false when out of range. */
+bool tally_registry_contest_get(const tally_registry_t *reg, uint32_t idx,
+                                tally_contest_info_t *out);
+
+/** @brief Contest index by id ("national" is 0), or -1. */
+int32_t tally_registry_contest_find(const tally_registry_t *reg, const char *id);
+
+/** @brief Level name by index ("national" is 0); NULL when out of range. */
+const char *tally_registry_level_name(const tally_registry_t *reg, uint32_t idx);
+
+/** @brief Contest of a region at a level (level 0: 0), or -1 when none. */
+int32_t tally_registry_region_contest(const tally_registry_t *reg, uint32_t level,
+                                      uint32_t region);
+
+/**
+ * @brief A candidate's counter cells: the first and how many. Cell first + i counts the
+ * votes from region i (contest 0) or from the contest's i-th region.
+ */
+void tally_registry_candidate_cells(const tally_registry_t *reg, uint32_t cand,
+                                    uint64_t *first, uint32_t *n);
+
+/** @brief Counter cells taken by the registered candidates (cells 0 .. this - 1). */
+uint64_t tally_registry_cell_count(const tally_registry_t *reg);
 
 /** @brief Party name by index; NULL when out of range. */
 const char *tally_registry_party_name(const tally_registry_t *reg, uint32_t idx);

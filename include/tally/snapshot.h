@@ -29,11 +29,23 @@ typedef struct tally_snapshot {
 	uint64_t *candidates;                      /**< [ncandidates] accepted per candidate. */
 	uint64_t *regions;                         /**< [nregions] accepted per region. */
 	uint64_t *parties;                         /**< [nparties] accepted per party. */
-	uint64_t *cand_region;                     /**< [ncandidates * nregions], row = candidate. */
 	uint64_t *region_registered;               /**< [nregions] voters registered per region. */
-
+	/** Accepted per candidate and region, for the regions of the candidate's contest only:
+	 *  candidate c's cells are cells[cell_first[c] .. cell_first[c + 1]), cell i counting
+	 *  region cell_region[i] (for contest 0, every region: cell_first[c] + r is region r).
+	 *  Read one with tally_snapshot_cand_region(). */
+	uint64_t ncells;
+	uint64_t *cells;                           /**< [ncells] */
+	uint64_t *cell_first;                      /**< [ncandidates + 1] */
+	uint32_t *cell_region;                     /**< [ncells] */
+	uint32_t *cand_contest;                    /**< [ncandidates] each one's contest */
+	uint32_t ncontests;                        /**< contests registered (with contest 0) */
 	uint32_t cap_candidates, cap_regions, cap_parties; /* allocation sizes */
+	uint64_t cap_cells;
 } tally_snapshot_t;
+
+/** @brief Candidate c's votes from region r (0 when r is not in c's contest). */
+uint64_t tally_snapshot_cand_region(const tally_snapshot_t *snap, uint32_t c, uint32_t r);
 
 /**
  * @brief Take a snapshot of core's live counts. Lock-free; any thread.

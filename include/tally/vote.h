@@ -12,7 +12,8 @@
 /**
  * Outcome of a vote. ACCEPTED is 0; every other value is one rejection reason. The order
  * below is also the order in which the checks are made, so a vote with several faults gets
- * the first that applies.
+ * the first that applies; but WRONG_CONTEST, added last to keep the others' values, is
+ * checked before DUPLICATE (a vote for a contest the voter is not in claims nothing).
  */
 #define TALLY_REASON_MAP(XX)                                                      \
 	XX(ACCEPTED,          "accepted",          "counted")                       \
@@ -23,7 +24,8 @@
 	XX(UNKNOWN_VOTER,     "unknown_voter",     "voter_id is not registered")    \
 	XX(UNKNOWN_CANDIDATE, "unknown_candidate", "candidate_id is not standing")  \
 	XX(INELIGIBLE,        "ineligible",        "voter under 18 on election day") \
-	XX(DUPLICATE,         "duplicate",         "voter has already voted")
+	XX(DUPLICATE,         "duplicate",         "voter has already voted")        \
+	XX(WRONG_CONTEST,     "wrong_contest",     "candidate's contest does not include the voter's region")
 
 typedef enum tally_reason {
 #define TALLY__REASON_ENUM(name, str, doc) TALLY_REASON_##name,

@@ -1383,7 +1383,7 @@ Test(http, csv_formula_names_stay_text, .timeout = 60)
 		"\r\nregion,,A=B,,0,,0,0.000000\r\n",
 	};
 	tally_uuid_t cid = fixture_candidate_id(100);
-	tally_candidate_reg_t cand = {cid, "+Candidate", "=Party", NULL};
+	tally_candidate_reg_t cand = {cid, "+Candidate", "=Party", NULL, NULL};
 	char line[256], id[40];
 	env_t e;
 	resp_t r;

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+
+#include <tally/vote.h>
 #include "testutil.h"
 
 #define OUT_MAX (1u << 20)
@@ -136,12 +138,12 @@ last_line(const char *out)
 	return line;
 }
 
-/* C + P + 2R (votes and registered per region) + C*R + 8 reasons + 4 totals + 3 counts
- * of registered things + 1 snapshot consistency check. */
+/* C + P + 2R (votes and registered per region) + C*R + one per rejection reason + 4
+ * totals + 3 counts of registered things + 1 snapshot consistency check. */
 static unsigned
 figures(unsigned c, unsigned p, unsigned r)
 {
-	return c + p + 2 * r + c * r + 8 + 4 + 3 + 1;
+	return c + p + 2 * r + c * r + (TALLY_REASON__COUNT - 1) + 4 + 3 + 1;
 }
 
 static void
@@ -161,9 +163,9 @@ Test(tallyd, quiet_default_election)
 	const char *args[] = {"--simulate", "--voters", "20000", "--quiet", NULL};
 	run_t *run = run_tallyd(args, NULL);
 
-	assert_all_match(run, 122);
+	assert_all_match(run, figures(3, 3, 20));
 	/* Quiet: nothing but the verdict. */
-	cr_assert_str_eq(run->out, "result: all 122 figures match the ground truth\n");
+	cr_assert_str_eq(run->out, "result: all 123 figures match the ground truth\n");
 }
 
 Test(tallyd, results_tables)
@@ -171,7 +173,7 @@ Test(tallyd, results_tables)
 	const char *args[] = {"--simulate", "--voters", "20000", "--seed", "5", NULL};
 	run_t *run = run_tallyd(args, NULL);
 
-	assert_all_match(run, 122);
+	assert_all_match(run, figures(3, 3, 20));
 	cr_assert(strncmp(run->out,
 	                  "registered 3 parties, 3 candidates and 20,000 voters in 20 regions (", 68) ==
 	          0, "%s", run->out);
@@ -197,7 +199,7 @@ Test(tallyd, heavy_faults_compact_many_threads)
 	                      "--unknown-candidate-rate", "0.05", "--late-rate", "0.05",
 	                      "--early-rate", "0.05", "--ineligible-rate", "0.05", "--quiet", NULL};
 
-	assert_all_match(run_tallyd(args, NULL), 122);
+	assert_all_match(run_tallyd(args, NULL), figures(3, 3, 20));
 }
 
 Test(tallyd, many_candidates_parties_regions_from_json)
@@ -216,7 +218,7 @@ Test(tallyd, no_faults_everyone_votes)
 	                      "0", "--early-rate", "0", "--ineligible-rate", "0", NULL};
 	run_t *run = run_tallyd(args, NULL);
 
-	assert_all_match(run, 122);
+	assert_all_match(run, figures(3, 3, 20));
 	cr_assert_not_null(strstr(run->out, "\nread 10,000, accepted 10,000, rejected 0, registered "
 	                                    "10,000, turnout 100.0%\n"), "%s", run->out);
 }
@@ -226,7 +228,7 @@ Test(tallyd, one_worker_four_producers_many_duplicates)
 	const char *args[] = {"--simulate", "--seed", "9", "--voters", "10000", "--workers", "1",
 	                      "--producers", "4", "--dup-rate", "0.3", "--quiet", NULL};
 
-	assert_all_match(run_tallyd(args, NULL), 122);
+	assert_all_match(run_tallyd(args, NULL), figures(3, 3, 20));
 }
 
 Test(tallyd, tiny_election)
@@ -244,7 +246,7 @@ Test(tallyd, paced)
 	                      "--quiet", NULL};
 	run_t *run = run_tallyd(args, NULL);
 
-	assert_all_match(run, 122);
+	assert_all_match(run, figures(3, 3, 20));
 	cr_assert_geq(run->seconds, 0.15);
 }
 
@@ -255,7 +257,7 @@ Test(tallyd, sigint_stops_cleanly_and_still_checks)
 	run_t *run = run_tallyd(args, "polls open:");
 
 	cr_assert_eq(run->status, 130, "stdout:\n%s\nstderr:\n%s", run->out, run->err);
-	cr_assert_str_eq(last_line(run->out), "result: all 122 figures match the ground truth");
+	cr_assert_str_eq(last_line(run->out), "result: all 123 figures match the ground truth");
 	cr_assert_not_null(strstr(run->out, "\ninterrupted: only the votes sent before Ctrl-C were "
 	                                    "counted and checked\n"));
 	/* Stopped long before the 6 s the whole stream takes at this rate. */
@@ -510,7 +512,7 @@ Test(tallyd, simulate_admin_over_http, .timeout = 120)
 	live_wait(&l, false, "serving the final results over http until SIGTERM or Ctrl-C\n");
 	cr_assert_str_eq(l.obuf, "closed over http: only the votes sent before the close were counted "
 	                         "and checked\n"
-	                         "result: all 122 figures match the ground truth\n"
+	                         "result: all 123 figures match the ground truth\n"
 	                         "serving the final results over http until SIGTERM or Ctrl-C\n");
 	cr_assert_eq(http_do(l.port, "GET", "/api/results", NULL, body, sizeof(body)), 200);
 	cr_assert(strncmp(body, "{\"election\":{\"id\":\"by-2026-north\",\"status\":\"closed\",", 52) == 0,
@@ -539,7 +541,7 @@ Test(tallyd, simulate_http_without_token_and_named, .timeout = 120)
 	live_wait(&l, false, "serving the final results over http until SIGTERM or Ctrl-C\n");
 	cr_assert_not_null(strstr(l.obuf, "\nresults of election \"by-2026-north\" (closed; polls "
 	                                  "closed at 2026-05-07 22:00:00 UTC)\n"), "%s", l.obuf);
-	cr_assert_not_null(strstr(l.obuf, "\nresult: all 122 figures match the ground truth\n"));
+	cr_assert_not_null(strstr(l.obuf, "\nresult: all 123 figures match the ground truth\n"));
 	port_at = strstr(l.ebuf, "(port ");
 	cr_assert_not_null(port_at, "%s", l.ebuf);
 	l.port = (unsigned)strtoul(port_at + 6, NULL, 10);

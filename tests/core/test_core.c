@@ -97,7 +97,7 @@ Test(core, each_reason)
 	cr_assert_eq(snap->rejected[TALLY_REASON_INELIGIBLE], 0);
 	cr_assert_eq(snap->rejected_total, 6);
 	cr_assert_eq(snap->registered, 1000);
-	cr_assert_eq(snap->cand_region[2 * snap->nregions + fixture_region_of(1, 6)], 1);
+	cr_assert_eq(tally_snapshot_cand_region(snap, 2, fixture_region_of(1, 6)), 1);
 	cr_assert_eq(tally_snapshot_leader(snap), 0);
 	tally_snapshot_destroy(snap);
 }

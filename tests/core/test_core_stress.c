@@ -215,7 +215,7 @@ run(int readers)
 		cr_assert_eq(snap->parties[p], exp_party[p], "party %d", p);
 	for (int c = 0; c < NCAND; c++)
 		for (int r = 0; r < NREGION; r++)
-			cr_assert_eq(snap->cand_region[c * NREGION + r], exp_cr[c][r]);
+			cr_assert_eq(tally_snapshot_cand_region(snap, c, r), exp_cr[c][r]);
 	tally_snapshot_destroy(snap);
 	tally_core_destroy(core);
 	tally_registry_destroy(reg);
@@ -292,7 +292,7 @@ Test(stress, registrations_while_counting, .timeout = 600)
 	pthread_join(t, NULL);
 	/* Candidates registered while counting: the registration writer is now this thread. */
 	for (uint32_t c = 3; c < 6; c++) {
-		cr = (tally_candidate_reg_t){fixture_candidate_id(c), name, "Party 1", NULL};
+		cr = (tally_candidate_reg_t){fixture_candidate_id(c), name, "Party 1", NULL, NULL};
 		snprintf(name, sizeof(name), "Late candidate %u", c);
 		cr_assert_eq(tally_registry_add_candidate(reg, &cr, NULL), TALLY_REFUSAL_NONE);
 	}

@@ -97,8 +97,11 @@ same_counts(const tally_snapshot_t *a, const tally_snapshot_t *b)
 	cr_assert_eq(a->nregions, b->nregions);
 	for (uint32_t c = 0; c < a->ncandidates; c++)
 		cr_assert_eq(a->candidates[c], b->candidates[c], "candidate %u", c);
-	for (size_t i = 0; i < (size_t)a->ncandidates * a->nregions; i++)
-		cr_assert_eq(a->cand_region[i], b->cand_region[i], "cell %zu", i);
+	cr_assert_eq(a->ncells, b->ncells);
+	for (uint64_t i = 0; i < a->ncells; i++) {
+		cr_assert_eq(a->cells[i], b->cells[i], "cell %llu", (unsigned long long)i);
+		cr_assert_eq(a->cell_region[i], b->cell_region[i]);
+	}
 	for (int k = 0; k < TALLY_REASON__COUNT; k++)
 		cr_assert_eq(a->rejected[k], b->rejected[k], "reason %d", k);
 }

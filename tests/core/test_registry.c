@@ -54,7 +54,7 @@ Test(registry, candidates_need_a_registered_party)
 {
 	tally_registry_t *reg = small();
 	tally_candidate_reg_t c = {fixture_candidate_id(1), "Ada Lovelace", "Management Party",
-	                           "https://example.org/a.jpg"};
+	                           "https://example.org/a.jpg", NULL};
 	tally_candidate_info_t info;
 	uint32_t idx;
 

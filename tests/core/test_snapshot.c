@@ -42,7 +42,7 @@ Test(snapshot, take_into_grows_with_the_registry)
 
 	/* New candidates and regions: the same snapshot object follows. */
 	for (uint32_t c = 2; c < 40; c++) {
-		tally_candidate_reg_t cr = {fixture_candidate_id(c), name, "Party 0", NULL};
+		tally_candidate_reg_t cr = {fixture_candidate_id(c), name, "Party 0", NULL, NULL};
 
 		snprintf(name, sizeof(name), "Candidate %u", c);
 		cr_assert_eq(tally_registry_add_candidate(reg, &cr, NULL), TALLY_REFUSAL_NONE);
@@ -65,8 +65,11 @@ Test(snapshot, take_into_grows_with_the_registry)
 	free(snap.candidates);
 	free(snap.regions);
 	free(snap.parties);
-	free(snap.cand_region);
 	free(snap.region_registered);
+	free(snap.cells);
+	free(snap.cell_first);
+	free(snap.cell_region);
+	free(snap.cand_contest);
 	tally_core_destroy(core);
 	tally_registry_destroy(reg);
 }
@@ -85,7 +88,7 @@ Test(snapshot, copy_is_deep_and_check_catches_damage)
 	a = tally_snapshot_take(core);
 	b = tally_snapshot_copy(a);
 	cr_assert_neq(a->candidates, b->candidates);
-	cr_assert_eq(memcmp(a->cand_region, b->cand_region, 6 * 5 * sizeof(uint64_t)), 0);
+	cr_assert_eq(memcmp(a->cells, b->cells, 6 * 5 * sizeof(uint64_t)), 0);
 	cr_assert_eq(tally_snapshot_check(b, err, sizeof(err)), 0, "%s", err);
 
 	b->candidates[0]++;
@@ -159,12 +162,12 @@ Test(snapshot, copy_into_reuses_and_grows_the_arrays)
 	cr_assert_eq(memcmp(dst.regions, small->regions, 4 * sizeof(uint64_t)), 0);
 	cr_assert_eq(memcmp(dst.parties, small->parties, 2 * sizeof(uint64_t)), 0);
 	cr_assert_eq(memcmp(dst.region_registered, small->region_registered, 4 * sizeof(uint64_t)), 0);
-	cr_assert_eq(memcmp(dst.cand_region, small->cand_region, 3 * 4 * sizeof(uint64_t)), 0);
+	cr_assert_eq(memcmp(dst.cells, small->cells, 3 * 4 * sizeof(uint64_t)), 0);
 	cr_assert_eq(tally_snapshot_check(&dst, err, sizeof(err)), 0, "%s", err);
 
 	/* A bigger registry: the arrays grow, and the figures follow. */
 	for (uint32_t c = 3; c < 30; c++) {
-		tally_candidate_reg_t cr = {fixture_candidate_id(c), name, "Party 1", NULL};
+		tally_candidate_reg_t cr = {fixture_candidate_id(c), name, "Party 1", NULL, NULL};
 
 		snprintf(name, sizeof(name), "Candidate %u", c);
 		cr_assert_eq(tally_registry_add_candidate(reg, &cr, NULL), TALLY_REFUSAL_NONE);
@@ -185,7 +188,8 @@ Test(snapshot, copy_into_reuses_and_grows_the_arrays)
 	cr_assert_eq(dst.accepted, 500);
 	cr_assert_eq(dst.version, big->version);
 	cr_assert_eq(dst.candidates[29], big->candidates[29]);
-	cr_assert_eq(memcmp(dst.cand_region, big->cand_region, 30 * 50 * sizeof(uint64_t)), 0);
+	cr_assert_eq(dst.ncells, 30 * 50);
+	cr_assert_eq(memcmp(dst.cells, big->cells, 30 * 50 * sizeof(uint64_t)), 0);
 	cr_assert_eq(memcmp(dst.region_registered, big->region_registered, 50 * sizeof(uint64_t)), 0);
 	cr_assert_eq(tally_snapshot_check(&dst, err, sizeof(err)), 0, "%s", err);
 
@@ -198,7 +202,7 @@ Test(snapshot, copy_into_reuses_and_grows_the_arrays)
 	cr_assert_eq(dst.accepted, 100);
 	cr_assert_eq(dst.version, small->version);
 	cr_assert_geq(dst.cap_candidates, 30);
-	cr_assert_eq(memcmp(dst.cand_region, small->cand_region, 3 * 4 * sizeof(uint64_t)), 0);
+	cr_assert_eq(memcmp(dst.cells, small->cells, 3 * 4 * sizeof(uint64_t)), 0);
 	cr_assert_eq(tally_snapshot_check(&dst, err, sizeof(err)), 0, "%s", err);
 	/* A copy into itself changes nothing. */
 	cr_assert_eq(tally_snapshot_copy_into(&dst, &dst), 0);
@@ -207,8 +211,11 @@ Test(snapshot, copy_into_reuses_and_grows_the_arrays)
 	free(dst.candidates);
 	free(dst.regions);
 	free(dst.parties);
-	free(dst.cand_region);
 	free(dst.region_registered);
+	free(dst.cells);
+	free(dst.cell_first);
+	free(dst.cell_region);
+	free(dst.cand_contest);
 	tally_snapshot_destroy(small);
 	tally_snapshot_destroy(big);
 	tally_core_destroy(core);

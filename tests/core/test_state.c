@@ -47,8 +47,9 @@ assert_same(const tally_snapshot_t *a, const tally_snapshot_t *b)
 	cr_assert_eq(memcmp(a->candidates, b->candidates, a->ncandidates * sizeof(uint64_t)), 0);
 	cr_assert_eq(memcmp(a->regions, b->regions, a->nregions * sizeof(uint64_t)), 0);
 	cr_assert_eq(memcmp(a->parties, b->parties, a->nparties * sizeof(uint64_t)), 0);
-	cr_assert_eq(memcmp(a->cand_region, b->cand_region,
-	                    (size_t)a->ncandidates * a->nregions * sizeof(uint64_t)), 0);
+	cr_assert_eq(a->ncells, b->ncells);
+	cr_assert_eq(memcmp(a->cells, b->cells, a->ncells * sizeof(uint64_t)), 0);
+	cr_assert_eq(memcmp(a->cell_region, b->cell_region, a->ncells * sizeof(uint32_t)), 0);
 	cr_assert_eq(a->election.status, b->election.status);
 }
 
@@ -117,7 +118,7 @@ Test(state, restores_into_a_registry_loaded_in_another_order)
 	tally_registry_add_party(reg2, "Party 1", NULL);
 	tally_registry_add_party(reg2, "Party 0", NULL);
 	for (int c = 3; c >= 0; c--) {
-		tally_candidate_reg_t cr = {fixture_candidate_id((uint32_t)c), name, party, NULL};
+		tally_candidate_reg_t cr = {fixture_candidate_id((uint32_t)c), name, party, NULL, NULL};
 
 		snprintf(name, sizeof(name), "Candidate %d", c);
 		snprintf(party, sizeof(party), "Party %d", c % 2);

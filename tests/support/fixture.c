@@ -81,7 +81,7 @@ fixture_registry(uint32_t nparties, uint32_t ncandidates, uint32_t nregions, uin
 		tally_registry_add_party(reg, name, NULL);
 	}
 	for (uint32_t c = 0; c < ncandidates; c++) {
-		tally_candidate_reg_t cr = {fixture_candidate_id(c), name, party, ""};
+		tally_candidate_reg_t cr = {fixture_candidate_id(c), name, party, "", NULL};
 
 		snprintf(name, sizeof(name), "Candidate %u", c);
 		snprintf(party, sizeof(party), "Party %u", c % nparties);
