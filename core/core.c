@@ -76,7 +76,8 @@ dob_cutoff(int64_t opens_at)
 }
 
 static inline tally_reason_t
-judge(struct tally_core *core, uint64_t *cells, tally_vote_t *v, uint64_t h, uint32_t status)
+judge(struct tally_core *core, uint64_t *cells, tally_vote_t *v, uint64_t h, uint64_t hc,
+      uint32_t status)
 {
 	const tally__vtable_t *t;
 	const tally__cand_hot_t *c;
@@ -98,7 +99,7 @@ judge(struct tally_core *core, uint64_t *cells, tally_vote_t *v, uint64_t h, uin
 	meta = tally_load_relaxed(&s->meta);
 	region = TALLY__VMETA_REGION(meta);
 	v->region = region;
-	if ((cand = tally_registry_candidate_find(core->reg, &v->candidate_id)) < 0)
+	if ((cand = tally__cand_find(core->hot, &v->candidate_id, hc)) < 0)
 		return TALLY_REASON_UNKNOWN_CANDIDATE;
 	if (TALLY__VMETA_DOB(meta) > core->dob_cutoff16)
 		return TALLY_REASON_INELIGIBLE;
@@ -123,7 +124,7 @@ judge(struct tally_core *core, uint64_t *cells, tally_vote_t *v, uint64_t h, uin
 static void
 process_batch(struct tally_core *core, struct tally__worker *w, tally_batch_t *b)
 {
-	uint64_t hs[PREFETCH_DISTANCE];
+	uint64_t hs[PREFETCH_DISTANCE], hcs[PREFETCH_DISTANCE];
 	uint32_t status = tally_load_acquire(&core->status);
 	uint32_t n = b->count, accepted = 0;
 	/* The batch's part: its lane (below parts: checked at submit) when counters are kept
@@ -133,23 +134,33 @@ process_batch(struct tally_core *core, struct tally__worker *w, tally_batch_t *b
 	void (*on_done)(tally_batch_t *, void *) = b->on_done;
 	void *arg = b->arg;
 
-	/* Hash and prefetch a few votes ahead so several slot misses are in flight at once. */
+	/* Hash and prefetch a few votes ahead so several slot misses are in flight at once;
+	 * the candidate's index slot as far ahead, its entry half as far (many candidates, as
+	 * in 650 contests, no longer fit the cache beside the stream of voter slots). */
 	for (uint32_t i = 0; i < n && i < PREFETCH_DISTANCE; i++) {
 		hs[i] = tally_uuid_hash(&b->votes[i].voter_id);
+		hcs[i] = tally_uuid_hash(&b->votes[i].candidate_id);
 		tally__registry_prefetch(core->hot, hs[i]);
+		tally__cand_prefetch_slot(core->hot, hcs[i]);
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		tally_vote_t *v = &b->votes[i];
-		uint64_t h = hs[i & (PREFETCH_DISTANCE - 1)];
+		uint64_t h = hs[i & (PREFETCH_DISTANCE - 1)], hc = hcs[i & (PREFETCH_DISTANCE - 1)];
 		tally_reason_t r;
 
 		if (i + PREFETCH_DISTANCE < n) {
-			uint64_t ha = tally_uuid_hash(&b->votes[i + PREFETCH_DISTANCE].voter_id);
+			const tally_vote_t *a = &b->votes[i + PREFETCH_DISTANCE];
+			uint64_t ha = tally_uuid_hash(&a->voter_id), hca = tally_uuid_hash(&a->candidate_id);
 
 			hs[i & (PREFETCH_DISTANCE - 1)] = ha;
+			hcs[i & (PREFETCH_DISTANCE - 1)] = hca;
 			tally__registry_prefetch(core->hot, ha);
+			tally__cand_prefetch_slot(core->hot, hca);
 		}
-		r = judge(core, cells, v, h, status);
+		if (i + PREFETCH_DISTANCE / 2 < n)
+			tally__cand_prefetch_entry(core->hot,
+			                           hcs[(i + PREFETCH_DISTANCE / 2) & (PREFETCH_DISTANCE - 1)]);
+		r = judge(core, cells, v, h, hc, status);
 		v->reason = (uint8_t)r;
 		if (r == TALLY_REASON_ACCEPTED)
 			accepted++;

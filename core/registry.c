@@ -248,7 +248,9 @@ tally_registry_new(const tally_registry_opts_t *opts, char *errstr, size_t errst
 	reg->candidates = calloc(o.max_candidates, sizeof(struct candidate));
 	reg->regions = calloc(o.max_regions, sizeof(char *));
 	reg->region_voters = calloc(o.max_regions, sizeof(uint64_t));
-	reg->hot.cands = calloc(o.max_candidates, sizeof(tally__cand_hot_t));
+	reg->hot.cands = aligned_alloc(32, (size_t)o.max_candidates * sizeof(tally__cand_hot_t));
+	if (reg->hot.cands != NULL)
+		memset(reg->hot.cands, 0, (size_t)o.max_candidates * sizeof(tally__cand_hot_t));
 	reg->contests = calloc(o.max_contests, sizeof(struct contest));
 	reg->contest_ids = calloc(o.max_contests, sizeof(char *));
 	if (reg->contests != NULL && reg->contest_ids != NULL) {
@@ -275,6 +277,8 @@ tally_registry_new(const tally_registry_opts_t *opts, char *errstr, size_t errst
 		return NULL;
 	}
 	name_index_put(&reg->contest_index, str_hash(TALLY_NATIONAL), 0);
+	reg->hot.cand_slots = reg->candidate_index.slots;
+	reg->hot.cand_mask = reg->candidate_index.mask;
 	return reg;
 }
 
@@ -439,6 +443,8 @@ tally_registry_add_candidate(tally_registry_t *reg, const tally_candidate_reg_t 
 		memset(cand, 0, sizeof(*cand));
 		return TALLY_REFUSAL_FULL;
 	}
+	reg->hot.cands[n].hi = c->id.hi;
+	reg->hot.cands[n].lo = c->id.lo;
 	reg->hot.cands[n].cell = reg->ncells;
 	reg->hot.cands[n].contest = (uint32_t)contest;
 	reg->hot.cands[n].level = (uint16_t)level;

@@ -56,11 +56,12 @@ typedef struct tally__vtable {
  * touches the voter's slot only, as before contests, and pays no byte per voter.
  */
 typedef struct tally__cand_hot {
+	uint64_t hi, lo;     /* its id: the vote path's lookup reads only this array */
 	uint64_t cell;       /* its first counter cell */
 	uint32_t contest;
 	uint16_t level;
 	uint16_t store;      /* its level's store */
-} tally__cand_hot_t;
+} __attribute__((aligned(32))) tally__cand_hot_t;
 
 #define TALLY__NO_STORE 0xffu
 
@@ -77,6 +78,8 @@ struct tally__registry_hot {
 	tally__vtable_t tables[TALLY__MAX_VTABLES];
 	uint32_t ntables;    /* Published with release after the table is ready. */
 	tally__cand_hot_t *cands;                    /* [max_candidates] */
+	const uint32_t *cand_slots;                  /* the candidates' id index: entry + 1 */
+	uint32_t cand_mask;
 	uint8_t level_store[TALLY_LEVELS_MAX];       /* TALLY__NO_STORE until it has a candidate */
 	uint32_t nstores;
 	tally__place_t *places[TALLY_LEVELS_MAX];    /* [level][max_regions]; [0] unused */
@@ -187,6 +190,40 @@ tally__registry_prefetch(const struct tally__registry_hot *hot, uint64_t h)
 		__builtin_prefetch(p, 1, 3);
 		__builtin_prefetch(p + sizeof(tally__vslot_t) - 1, 1, 3);
 	}
+}
+
+/* A candidate's index by id (h = tally_uuid_hash(id)), or -1; lock-free, any thread.
+ * Touches one index slot and one 32-byte entry when nothing collides. */
+static inline int32_t
+tally__cand_find(const struct tally__registry_hot *hot, const tally_uuid_t *id, uint64_t h)
+{
+	uint32_t i = (uint32_t)h & hot->cand_mask, v;
+
+	while ((v = tally_load_acquire(&hot->cand_slots[i])) != 0) {
+		const tally__cand_hot_t *c = &hot->cands[v - 1];
+
+		if (c->hi == id->hi && c->lo == id->lo)
+			return (int32_t)(v - 1);
+		i = (i + 1) & hot->cand_mask;
+	}
+	return -1;
+}
+
+/* Prefetch a candidate lookup in two steps, a few votes apart: its index slot, then (the
+ * slot in cache by then) its entry. */
+static inline void
+tally__cand_prefetch_slot(const struct tally__registry_hot *hot, uint64_t h)
+{
+	__builtin_prefetch(&hot->cand_slots[(uint32_t)h & hot->cand_mask], 0, 3);
+}
+
+static inline void
+tally__cand_prefetch_entry(const struct tally__registry_hot *hot, uint64_t h)
+{
+	uint32_t v = tally_load_relaxed(&hot->cand_slots[(uint32_t)h & hot->cand_mask]);
+
+	if (v != 0)
+		__builtin_prefetch(&hot->cands[v - 1], 0, 3);
 }
 
 /* Date-of-birth cutoff: a voter may vote when dob16 <= cutoff. */
