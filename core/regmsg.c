@@ -289,7 +289,13 @@ tally_regmsg_decode_candidate(const char *buf, size_t len, tally_regmsg_candidat
 	if (rc != 0)
 		goto done;
 	copy_into(out->photo_url, sizeof(out->photo_url), s, slen);
+	rc = get_string(root, "contest_id", "contest_id", 0, TALLY_CONTEST_ID_MAX, &s, &slen,
+	                errstr, errstr_size);
+	if (rc != 0)
+		goto done;
+	copy_into(out->contest, sizeof(out->contest), s, slen);
 
+	out->reg.contest = out->contest[0] != '\0' ? out->contest : NULL;
 	out->reg.name = out->name;
 	out->reg.party = out->party;
 	out->reg.photo_url = out->photo_url;

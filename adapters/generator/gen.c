@@ -49,6 +49,7 @@ enum {
 	TAG_WALK,
 	TAG_AGE,
 	TAG_STREAM,
+	TAG_CONTEST,
 };
 
 typedef struct rng {
@@ -166,7 +167,15 @@ typedef struct gen_candidate {
 	char biography[256];
 	char platform[256];
 	char photo_url[64];
+	int32_t contest;            /* -1: the national race */
 } gen_candidate_t;
+
+typedef struct gen_contest {
+	char id[16];
+	char name[96];
+	uint32_t first, n;          /* its candidates */
+	uint32_t nregions;
+} gen_contest_t;
 
 struct tally_gen {
 	tally_gen_opts_t opts;
@@ -174,8 +183,15 @@ struct tally_gen {
 	gen_party_t *parties;
 	gen_region_t *regions;
 	gen_candidate_t *candidates;
+	uint32_t ncontests;
+	gen_contest_t *contests;    /* [ncontests] */
 	double *region_cum;         /* [nregions] cumulative population share, last = 1 */
-	double *choice_cum;         /* [nregions * ncandidates] cumulative choice per region */
+	/* Per region, the cumulative choice over the candidates it may vote for (its
+	 * contest's, or all): region r's are choice_cum[choice_off[r] ...], for candidates
+	 * choice_first[r] onwards. */
+	double *choice_cum;
+	size_t *choice_off;
+	uint32_t *choice_first, *choice_n;
 	double slice_cum[NSLICES + 1];
 	uint64_t underage;          /* U: voters under 18 */
 	perm_t walk;
@@ -224,7 +240,8 @@ static double
 fault_sum(const tally_gen_opts_t *o)
 {
 	return o->dup_rate + o->malformed_rate + o->unknown_voter_rate +
-	       o->unknown_candidate_rate + o->late_rate + o->early_rate + o->ineligible_rate;
+	       o->unknown_candidate_rate + o->late_rate + o->early_rate + o->ineligible_rate +
+	       o->wrong_contest_rate;
 }
 
 static int
@@ -243,6 +260,7 @@ check_opts(const tally_gen_opts_t *o, char *errstr, size_t errstr_size)
 		{"late_rate", o->late_rate},
 		{"early_rate", o->early_rate},
 		{"ineligible_rate", o->ineligible_rate},
+		{"wrong_contest_rate", o->wrong_contest_rate},
 	};
 
 	if (o->voters < 1 || o->voters > TALLY_GEN_MAX_VOTERS) {
@@ -263,6 +281,16 @@ check_opts(const tally_gen_opts_t *o, char *errstr, size_t errstr_size)
 	if (o->regions < 1 || o->regions > TALLY_GEN_MAX_REGIONS) {
 		tally_errstr_set(errstr, errstr_size, "regions: %u is out of range 1 to %u", o->regions,
 		     TALLY_GEN_MAX_REGIONS);
+		return -1;
+	}
+	if (o->contests > o->regions || o->contests > TALLY_GEN_MAX_CONTESTS) {
+		tally_errstr_set(errstr, errstr_size, "contests: %u is above the regions (%u) or %u",
+		     o->contests, o->regions, TALLY_GEN_MAX_CONTESTS);
+		return -1;
+	}
+	if (o->wrong_contest_rate > 0 && o->contests < 2) {
+		tally_errstr_set(errstr, errstr_size, "wrong_contest_rate: %g needs 2 or more contests",
+		     o->wrong_contest_rate);
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
@@ -394,6 +422,69 @@ make_uuid(tally_uuid_t *id, uint64_t hi, uint64_t lo)
 	id->lo = (lo & ~(3ull << 62)) | (2ull << 62);
 }
 
+/* Does party p stand in contest k? The first three everywhere, the others in about half. */
+static bool
+stands(const tally_gen_t *gen, uint32_t k, uint32_t p)
+{
+	return p < 3 || tally_mix_u01(tally_mix3(gen->opts.seed, TAG_CONTEST,
+	                                         ((uint64_t)k << 8) | p)) < 0.5;
+}
+
+/* How many candidates opts.contests constituencies take. */
+static uint32_t
+count_contest_candidates(const tally_gen_t *gen)
+{
+	uint32_t n = 0;
+
+	for (uint32_t k = 0; k < gen->opts.contests; k++)
+		for (uint32_t p = 0; p < gen->nparties; p++)
+			n += stands(gen, k, p);
+	return n;
+}
+
+/* Constituencies: ids in the style of ONS codes, names from their first region's county
+ * towns with a compass point when taken ("Maidstone", "Maidstone North", ...), and who
+ * stands in each (candidates in contest order). */
+static void
+build_contests(tally_gen_t *gen)
+{
+	static const char *const points[] = {"", " North", " South", " East", " West",
+	                                     " Central", " North East", " North West",
+	                                     " South East", " South West", " Rural", " Urban"};
+	uint32_t next = 0;
+
+	for (uint32_t k = 0; k < gen->ncontests; k++) {
+		gen_contest_t *ct = &gen->contests[k];
+		const tally__gen_county_t *county = gen->regions[k].county;
+		size_t ntowns = 0;
+		bool named = false;
+
+		snprintf(ct->id, sizeof(ct->id), "E14%06u", k + 1);
+		while (ntowns < 6 && county->towns[ntowns] != NULL)
+			ntowns++;
+		for (size_t i = 0; !named && i < ntowns * (sizeof(points) / sizeof(points[0])); i++) {
+			const char *town = county->towns[(k + i) % ntowns];
+
+			snprintf(ct->name, sizeof(ct->name), "%s%s", town, points[i / ntowns]);
+			named = true;
+			for (uint32_t j = 0; j < k && named; j++)
+				named = strcmp(gen->contests[j].name, ct->name) != 0;
+		}
+		if (!named)
+			snprintf(ct->name, sizeof(ct->name), "%s %u", gen->regions[k].name, k + 1);
+		ct->first = next;
+		for (uint32_t p = 0; p < gen->nparties; p++)
+			if (stands(gen, k, p)) {
+				gen->candidates[next].party = p;
+				gen->candidates[next].contest = (int32_t)k;
+				next++;
+			}
+		ct->n = next - ct->first;
+		for (uint32_t r = k; r < gen->nregions; r += gen->ncontests)
+			ct->nregions++;
+	}
+}
+
 static void
 build_candidates(tally_gen_t *gen)
 {
@@ -410,7 +501,10 @@ build_candidates(tally_gen_t *gen)
 		make_uuid(&cand->id, rng_next(&r), rng_next(&r));
 		tally_uuid_format(&cand->id, cand->id_str);
 		cand->female = (c % 2) == 1;
-		cand->party = c % gen->nparties;
+		if (gen->ncontests == 0) {
+			cand->party = c % gen->nparties;
+			cand->contest = -1;
+		}
 		/* Candidates' names are unique so results tables read unambiguously. */
 		for (;;) {
 			bool dup = false;
@@ -426,7 +520,8 @@ build_candidates(tally_gen_t *gen)
 		snprintf(cand->photo_url, sizeof(cand->photo_url),
 		         "https://randomuser.me/api/portraits/%s/%u.jpg", cand->female ? "women" : "men",
 		         (unsigned)rng_below(&r, 100));
-		home = &gen->regions[rng_below(&r, gen->nregions)];
+		home = cand->contest >= 0 ? &gen->regions[cand->contest]
+		                          : &gen->regions[rng_below(&r, gen->nregions)];
 		while (ntowns < 6 && home->county->towns[ntowns] != NULL)
 			ntowns++;
 		town = home->county->towns[rng_below(&r, ntowns)];
@@ -454,31 +549,47 @@ static void
 build_choices(tally_gen_t *gen)
 {
 	uint32_t np = gen->nparties, nc = gen->ncandidates;
-	double national[TALLY_GEN_MAX_PARTIES], personal[TALLY_GEN_MAX_CANDIDATES];
+	double national[TALLY_GEN_MAX_PARTIES], *personal = malloc((nc + 1) * sizeof(double));
 	rng_t r = {tally_mix3(gen->opts.seed, TAG_CHOICE, ~0ull)};
+	size_t off = 0;
 
+	if (personal == NULL)
+		abort();
 	for (uint32_t p = 0; p < np; p++)
 		national[p] = 0.6 + 0.8 * rng_double(&r);
 	for (uint32_t c = 0; c < nc; c++)
 		personal[c] = 0.8 + 0.4 * rng_double(&r);
 	for (uint32_t reg = 0; reg < gen->nregions; reg++) {
-		double *cum = &gen->choice_cum[(size_t)reg * nc];
-		uint32_t fav = gen->candidates[rng_below(&r, nc)].party;
-		double total = 0, acc = 0;
+		uint32_t first = 0, n = nc;
+		double *cum, total = 0, acc = 0;
+		uint32_t fav;
 
-		for (uint32_t c = 0; c < nc; c++) {
-			uint32_t p = gen->candidates[c].party;
+		if (gen->ncontests > 0) {
+			const gen_contest_t *ct = &gen->contests[reg % gen->ncontests];
+
+			first = ct->first;
+			n = ct->n;
+		}
+		gen->choice_off[reg] = off;
+		gen->choice_first[reg] = first;
+		gen->choice_n[reg] = n;
+		cum = &gen->choice_cum[off];
+		off += n;
+		fav = gen->candidates[first + rng_below(&r, n)].party;
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t c = first + i, p = gen->candidates[c].party;
 			double lean = p == fav ? 2.5 : 0.7 + 0.6 * rng_double(&r);
 
-			cum[c] = national[p] * lean * personal[c];
-			total += cum[c];
+			cum[i] = national[p] * lean * personal[c];
+			total += cum[i];
 		}
-		for (uint32_t c = 0; c < nc; c++) {
-			acc += cum[c];
-			cum[c] = acc / total;
+		for (uint32_t i = 0; i < n; i++) {
+			acc += cum[i];
+			cum[i] = acc / total;
 		}
-		cum[nc - 1] = 1.0;
+		cum[n - 1] = 1.0;
 	}
+	free(personal);
 }
 
 static uint32_t
@@ -501,13 +612,13 @@ region_of(const tally_gen_t *gen, uint64_t idx)
 static uint32_t
 choice_of(const tally_gen_t *gen, uint64_t idx, uint32_t region)
 {
-	const double *cum = &gen->choice_cum[(size_t)region * gen->ncandidates];
+	const double *cum = &gen->choice_cum[gen->choice_off[region]];
 	double u = tally_mix_u01(tally_mix3(gen->opts.seed, TAG_CHOICE, idx));
-	uint32_t c = 0;
+	uint32_t c = 0, n = gen->choice_n[region];
 
-	while (c + 1 < gen->ncandidates && u >= cum[c])
+	while (c + 1 < n && u >= cum[c])
 		c++;
-	return c;
+	return gen->choice_first[region] + c;
 }
 
 static bool
@@ -540,13 +651,29 @@ tally_gen_new(const tally_gen_opts_t *opts, char *errstr, size_t errstr_size)
 	gen->nparties = opts->parties;
 	gen->ncandidates = opts->candidates;
 	gen->nregions = opts->regions;
+	gen->ncontests = opts->contests;
+	if (gen->ncontests > 0 &&
+	    (gen->ncandidates = count_contest_candidates(gen)) > TALLY_GEN_MAX_CONTEST_CANDIDATES) {
+		tally_errstr_set(errstr, errstr_size, "contests: %u take %u candidates, above %u",
+		     gen->ncontests, gen->ncandidates, TALLY_GEN_MAX_CONTEST_CANDIDATES);
+		free(gen);
+		return NULL;
+	}
 	gen->parties = calloc(gen->nparties, sizeof(*gen->parties));
 	gen->regions = calloc(gen->nregions, sizeof(*gen->regions));
 	gen->candidates = calloc(gen->ncandidates, sizeof(*gen->candidates));
+	gen->contests = calloc(gen->ncontests + 1, sizeof(*gen->contests));
 	gen->region_cum = calloc(gen->nregions, sizeof(*gen->region_cum));
-	gen->choice_cum = calloc((size_t)gen->nregions * gen->ncandidates, sizeof(double));
+	/* Each region's choices: its contest's candidates (at most one per party), or all. */
+	gen->choice_cum = calloc((size_t)gen->nregions *
+	                             (gen->ncontests > 0 ? gen->nparties : gen->ncandidates),
+	                         sizeof(double));
+	gen->choice_off = calloc(gen->nregions, sizeof(size_t));
+	gen->choice_first = calloc(gen->nregions, sizeof(uint32_t));
+	gen->choice_n = calloc(gen->nregions, sizeof(uint32_t));
 	if (gen->parties == NULL || gen->regions == NULL || gen->candidates == NULL ||
-	    gen->region_cum == NULL || gen->choice_cum == NULL)
+	    gen->contests == NULL || gen->region_cum == NULL || gen->choice_cum == NULL ||
+	    gen->choice_off == NULL || gen->choice_first == NULL || gen->choice_n == NULL)
 		goto nomem;
 
 	build_parties(gen);
@@ -556,6 +683,8 @@ tally_gen_new(const tally_gen_opts_t *opts, char *errstr, size_t errstr_size)
 		tally_gen_destroy(gen);
 		return NULL;
 	}
+	if (gen->ncontests > 0)
+		build_contests(gen);
 	build_candidates(gen);
 	build_choices(gen);
 
@@ -609,6 +738,10 @@ tally_gen_destroy(tally_gen_t *gen)
 	free(gen->candidates);
 	free(gen->region_cum);
 	free(gen->choice_cum);
+	free(gen->choice_off);
+	free(gen->choice_first);
+	free(gen->choice_n);
+	free(gen->contests);
 	free(gen);
 }
 
@@ -677,7 +810,38 @@ tally_gen_candidate(const tally_gen_t *gen, uint32_t idx, tally_gen_candidate_t 
 	out->biography = c->biography;
 	out->campaign_platform = c->platform;
 	out->photo_url = c->photo_url;
+	out->contest = c->contest;
+	out->contest_id = c->contest >= 0 ? gen->contests[c->contest].id : NULL;
 	return true;
+}
+
+uint32_t
+tally_gen_contest_count(const tally_gen_t *gen)
+{
+	return gen->ncontests;
+}
+
+bool
+tally_gen_contest(const tally_gen_t *gen, uint32_t idx, tally_gen_contest_t *out)
+{
+	const gen_contest_t *ct;
+
+	if (idx >= gen->ncontests)
+		return false;
+	ct = &gen->contests[idx];
+	out->contest_id = ct->id;
+	out->contest_name = ct->name;
+	out->first_candidate = ct->first;
+	out->ncandidates = ct->n;
+	out->nregions = ct->nregions;
+	return true;
+}
+
+int32_t
+tally_gen_region_contest(const tally_gen_t *gen, uint32_t region)
+{
+	return gen->ncontests == 0 || region >= gen->nregions ? -1
+	                                                       : (int32_t)(region % gen->ncontests);
 }
 
 /* ---- voters ---------------------------------------------------------------------- */
@@ -1055,6 +1219,8 @@ tally_gen_candidate_json(const tally_gen_t *gen, uint32_t idx, char *buf, size_t
 	jw_init(&w, buf, size, false);
 	jw_cstr(&w, "{");
 	jw_candidate_members(&w, &c, c.candidate_id, true);
+	if (c.contest_id != NULL)
+		jw_kv(&w, "contest_id", c.contest_id, false);
 	jw_cstr(&w, "}");
 	jw_finish(&w);
 	return w.len;
@@ -1211,6 +1377,11 @@ judge(tally_gen_stream_t *st, const emitted_t *e)
 		return TALLY_REASON_UNKNOWN_CANDIDATE;
 	if (is_underage(gen, (uint64_t)e->voter))
 		return TALLY_REASON_INELIGIBLE;
+	/* As the core: a candidate of another contest claims nothing. */
+	if (gen->ncontests > 0 &&
+	    gen->candidates[e->candidate].contest !=
+	        (int32_t)(region_of(gen, (uint64_t)e->voter) % gen->ncontests))
+		return TALLY_REASON_WRONG_CONTEST;
 	k = perm_inv(&gen->walk, (uint64_t)e->voter);
 	if (k % st->nstreams != st->index)
 		abort(); /* a generator bug: another stream's voter could be counted */
@@ -1304,6 +1475,7 @@ draw_kind(tally_gen_stream_t *st)
 		{o->unknown_candidate_rate, TALLY_REASON_UNKNOWN_CANDIDATE},
 		{o->ineligible_rate, TALLY_REASON_INELIGIBLE},
 		{o->dup_rate, TALLY_REASON_DUPLICATE},
+		{o->wrong_contest_rate, TALLY_REASON_WRONG_CONTEST},
 	};
 	double u = rng_double(&st->rng), acc = 0;
 
@@ -1377,9 +1549,31 @@ tally_gen_stream_next(tally_gen_stream_t *st, char *buf, size_t size, tally_gen_
 		const ring_entry_t *r = &st->ring[rng_below(&st->rng, st->ring_len)];
 
 		e.voter = (int64_t)r->voter;
-		/* Half the repeat votes change their mind. */
-		e.candidate = (rng_next(&st->rng) & 1) ? (int32_t)r->candidate
-		                                       : (int32_t)rng_below(&st->rng, gen->ncandidates);
+		/* Half the repeat votes change their mind (within the voter's contest). */
+		e.candidate = (int32_t)r->candidate;
+		if ((rng_next(&st->rng) & 1) == 0) {
+			uint32_t reg = region_of(gen, r->voter);
+
+			e.candidate = (int32_t)(gen->choice_first[reg] +
+			                        rng_below(&st->rng, gen->choice_n[reg]));
+		}
+		break;
+	}
+	case TALLY_REASON_WRONG_CONTEST: {
+		/* A registered adult votes for a candidate of another constituency. */
+		uint64_t voter;
+		uint32_t mine, other;
+		const gen_contest_t *ct;
+
+		do
+			voter = rng_below(&st->rng, o->voters);
+		while (is_underage(gen, voter));
+		mine = region_of(gen, voter) % gen->ncontests;
+		other = (mine + 1 + (uint32_t)rng_below(&st->rng, gen->ncontests - 1)) %
+		        gen->ncontests;
+		ct = &gen->contests[other];
+		e.voter = (int64_t)voter;
+		e.candidate = (int32_t)(ct->first + rng_below(&st->rng, ct->n));
 		break;
 	}
 	case TALLY_REASON_MALFORMED:

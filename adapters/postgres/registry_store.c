@@ -22,16 +22,19 @@
 
 #define COPY_BLOCK (64u * 1024u)
 
-static const char *const table_names[] = {"parties", "candidates", "voters"};
+static const char *const table_names[] = {"parties", "candidates", "voters", "contests",
+                                          "contest_regions"};
 
 /* Fixed statements: the column lists are the original system's (FORMATS.md). */
 static const char *const copy_in_sql[] = {
 	"COPY parties (party_affiliation) FROM STDIN",
 	"COPY candidates (candidate_id, candidate_name, party_affiliation, biography, "
-	"campaign_platform, photo_url) FROM STDIN",
+	"campaign_platform, photo_url, contest_id) FROM STDIN",
 	"COPY voters (voter_id, voter_name, date_of_birth, gender, nationality, "
 	"registration_number, address_street, address_city, address_state, address_country, "
 	"address_postcode, email, phone_number, cell_number, picture, registered_age) FROM STDIN",
+	"COPY contests (contest_id, contest_name, level) FROM STDIN",
+	"COPY contest_regions (contest_id, level, position, region) FROM STDIN",
 };
 
 struct tally_pg_copy {
@@ -100,6 +103,7 @@ tally_pg_candidate_row_from_gen(const tally_gen_candidate_t *c, tally_pg_candida
 	row->biography = c->biography;
 	row->campaign_platform = c->campaign_platform;
 	row->photo_url = c->photo_url;
+	row->contest_id = c->contest_id;
 }
 
 void
@@ -132,7 +136,7 @@ tally_pg_copy_begin(PGconn *conn, tally_pg_table_t which, char *errstr, size_t e
 	PGresult *res;
 	char msg[200];
 
-	if (conn == NULL || (unsigned)which > TALLY_PG_VOTERS) {
+	if (conn == NULL || (unsigned)which > TALLY_PG_CONTEST_REGIONS) {
 		snprintf(errstr, errstr_size, "could not begin a copy: no connection or no such table");
 		return NULL;
 	}
@@ -309,7 +313,35 @@ tally_pg_copy_candidate(tally_pg_copy_t *copy, const tally_pg_candidate_row_t *r
 	put_text(copy, row->party_affiliation, '\t');
 	put_text(copy, row->biography, '\t');
 	put_text(copy, row->campaign_platform, '\t');
-	put_text(copy, row->photo_url, '\n');
+	put_text(copy, row->photo_url, '\t');
+	put_text(copy, row->contest_id, '\n');
+	return row_done(copy);
+}
+
+int
+tally_pg_copy_contest(tally_pg_copy_t *copy, const tally_pg_contest_row_t *row)
+{
+	int rc;
+
+	if ((rc = row_start(copy, TALLY_PG_CONTESTS, row)) != 0)
+		return rc;
+	put_text(copy, row->contest_id, '\t');
+	put_text(copy, row->contest_name, '\t');
+	put_text(copy, row->level, '\n');
+	return row_done(copy);
+}
+
+int
+tally_pg_copy_contest_region(tally_pg_copy_t *copy, const tally_pg_contest_region_row_t *row)
+{
+	int rc;
+
+	if ((rc = row_start(copy, TALLY_PG_CONTEST_REGIONS, row)) != 0)
+		return rc;
+	put_text(copy, row->contest_id, '\t');
+	put_text(copy, row->level, '\t');
+	put_int(copy, row->position, '\t');
+	put_text(copy, row->region, '\n');
 	return row_done(copy);
 }
 
@@ -483,7 +515,7 @@ tally_pg_voter_count(PGconn *conn)
 	return n;
 }
 
-#define MAX_FIELDS 4
+#define MAX_FIELDS 5
 
 static int
 hexval(char c)
@@ -573,9 +605,14 @@ split_row(char *line, size_t len, char **fields, int max)
 
 struct load {
 	tally_registry_t *reg;
-	uint64_t parties, candidates, voters;
+	uint64_t parties, candidates, voters, contests;
 	char *errstr;
 	size_t errstr_size;
+	/* The contest being read (its regions come one row each, in order). */
+	char contest_id[TALLY_CONTEST_ID_MAX + 1], *contest_name, *contest_level;
+	char **regions;
+	uint32_t nregions, cap_regions;
+	uint64_t contest_row;
 };
 
 static int
@@ -623,20 +660,100 @@ load_party(struct load *ld, char **f, int n, uint64_t row)
 	return 0;
 }
 
+/* Register the contest read so far, if any, and forget it. */
+static int
+contest_flush(struct load *ld)
+{
+	tally_contest_reg_t c = {ld->contest_id, ld->contest_name, ld->contest_level,
+	                         (const char *const *)ld->regions, ld->nregions};
+	tally_refusal_t r = TALLY_REFUSAL_NONE;
+
+	if (ld->contest_id[0] != '\0' &&
+	    (r = tally_registry_add_contest(ld->reg, &c, NULL)) == TALLY_REFUSAL_NONE)
+		ld->contests++;
+	for (uint32_t i = 0; i < ld->nregions; i++)
+		free(ld->regions[i]);
+	free(ld->contest_name);
+	free(ld->contest_level);
+	ld->contest_name = ld->contest_level = NULL;
+	ld->nregions = 0;
+	ld->contest_id[0] = '\0';
+	return r == TALLY_REFUSAL_NONE ? 0 : refused(ld, "contests", ld->contest_row, r);
+}
+
+/* One (contest, region) row, contests in registration order, regions by position. */
+static int
+load_contest_region(struct load *ld, char **f, int n, uint64_t row)
+{
+	int rc;
+
+	if (n != 4 || f[0] == NULL || f[1] == NULL || f[2] == NULL || f[3] == NULL)
+		return unreadable(ld, "contests", row, "wrong number of columns");
+	if (strcmp(f[0], ld->contest_id) != 0) {
+		if ((rc = contest_flush(ld)) != 0)
+			return rc;
+		if (strlen(f[0]) > TALLY_CONTEST_ID_MAX)
+			return unreadable(ld, "contests", row, "contest_id is too long");
+		strcpy(ld->contest_id, f[0]);
+		ld->contest_name = strdup(f[1]);
+		ld->contest_level = strdup(f[2]);
+		ld->contest_row = row;
+		if (ld->contest_name == NULL || ld->contest_level == NULL)
+			return unreadable(ld, "contests", row, "out of memory");
+	}
+	if (ld->nregions == ld->cap_regions) {
+		uint32_t cap = ld->cap_regions ? 2 * ld->cap_regions : 16;
+		char **p = realloc(ld->regions, cap * sizeof(char *));
+
+		if (p == NULL)
+			return unreadable(ld, "contests", row, "out of memory");
+		ld->regions = p;
+		ld->cap_regions = cap;
+	}
+	if ((ld->regions[ld->nregions] = strdup(f[3])) == NULL)
+		return unreadable(ld, "contests", row, "out of memory");
+	ld->nregions++;
+	return 0;
+}
+
+typedef int (*row_fn)(struct load *ld, char **f, int n, uint64_t row);
+static int copy_out(PGconn *conn, const char *sql, const char *table, row_fn fn,
+                    struct load *ld);
+
+/* Read every contest with its regions (before the candidates that stand in them). */
+static int
+load_contests(PGconn *conn, struct load *ld)
+{
+	int rc = copy_out(conn,
+	                  "COPY (SELECT c.contest_id, c.contest_name, c.level, r.region "
+	                  "FROM contests c JOIN contest_regions r USING (contest_id) "
+	                  "ORDER BY c.registered_at, c.contest_id, r.position) TO STDOUT",
+	                  "contests", load_contest_region, ld);
+
+	if (rc == 0)
+		rc = contest_flush(ld);
+	else
+		(void)contest_flush(ld);
+	free(ld->regions);
+	ld->regions = NULL;
+	ld->cap_regions = 0;
+	return rc;
+}
+
 static int
 load_candidate(struct load *ld, char **f, int n, uint64_t row)
 {
 	tally_candidate_reg_t c;
 	tally_refusal_t r;
 
-	if (n != 4)
+	if (n != 5)
 		return unreadable(ld, "candidates", row, "wrong number of columns");
 	if (f[0] == NULL || !tally_uuid_parse(f[0], strlen(f[0]), &c.id))
 		return unreadable(ld, "candidates", row, "candidate_id is not a uuid");
 	c.name = f[1];
 	c.party = f[2];
 	c.photo_url = f[3];
-	c.contest = NULL;       /* contests: issue 11, from a contest_id column to come */
+	c.contest = f[4];       /* NULL: the national race */
 	if ((r = tally_registry_add_candidate(ld->reg, &c, NULL)) != TALLY_REFUSAL_NONE)
 		return refused(ld, "candidates", row, r);
 	ld->candidates++;
@@ -796,7 +913,6 @@ copy_out_voters_bin(PGconn *conn, const char *sql, struct load *ld)
 	return rc;
 }
 
-typedef int (*row_fn)(struct load *ld, char **fields, int nfields, uint64_t row);
 
 /*
  * Run one COPY ... TO STDOUT and hand each row to fn. When fn fails, the rest of the
@@ -869,17 +985,18 @@ int
 tally__pg_load_parties_candidates(PGconn *conn, tally_registry_t *reg, uint64_t *parties,
                                   uint64_t *candidates, char *errstr, size_t errstr_size)
 {
-	struct load ld = {reg, 0, 0, 0, errstr, errstr_size};
+	struct load ld = {.reg = reg, .errstr = errstr, .errstr_size = errstr_size};
 	int rc;
 
 	if ((rc = set_utf8(conn, errstr, errstr_size)) == 0 &&
 	    (rc = copy_out(conn,
 	                   "COPY (SELECT party_affiliation FROM parties "
 	                   "ORDER BY registered_at, party_affiliation) TO STDOUT",
-	                   "parties", load_party, &ld)) == 0)
+	                   "parties", load_party, &ld)) == 0 &&
+	    (rc = load_contests(conn, &ld)) == 0)
 		rc = copy_out(conn,
-		              "COPY (SELECT candidate_id, candidate_name, party_affiliation, photo_url "
-		              "FROM candidates ORDER BY registered_at, candidate_id) TO STDOUT",
+		              "COPY (SELECT candidate_id, candidate_name, party_affiliation, photo_url, "
+		              "contest_id FROM candidates ORDER BY registered_at, candidate_id) TO STDOUT",
 		              "candidates", load_candidate, &ld);
 	*parties = ld.parties;
 	*candidates = ld.candidates;
@@ -890,7 +1007,7 @@ int
 tally_pg_registry_load(PGconn *conn, tally_registry_t *reg, uint64_t *parties,
                        uint64_t *candidates, uint64_t *voters, char *errstr, size_t errstr_size)
 {
-	struct load ld = {reg, 0, 0, 0, errstr, errstr_size};
+	struct load ld = {.reg = reg, .errstr = errstr, .errstr_size = errstr_size};
 	bool own_tx;
 	int rc;
 
@@ -911,9 +1028,10 @@ tally_pg_registry_load(PGconn *conn, tally_registry_t *reg, uint64_t *parties,
 	                   "COPY (SELECT party_affiliation FROM parties "
 	                   "ORDER BY registered_at, party_affiliation) TO STDOUT",
 	                   "parties", load_party, &ld)) != 0 ||
+	    (rc = load_contests(conn, &ld)) != 0 ||
 	    (rc = copy_out(conn,
-	                   "COPY (SELECT candidate_id, candidate_name, party_affiliation, photo_url "
-	                   "FROM candidates ORDER BY registered_at, candidate_id) TO STDOUT",
+	                   "COPY (SELECT candidate_id, candidate_name, party_affiliation, photo_url, "
+	                   "contest_id FROM candidates ORDER BY registered_at, candidate_id) TO STDOUT",
 	                   "candidates", load_candidate, &ld)) != 0 ||
 	    /* Binary: uuids and dates as numbers, nothing to format or parse, no DateStyle. */
 	    (rc = copy_out_voters_bin(conn,

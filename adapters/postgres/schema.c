@@ -187,6 +187,39 @@ static const struct migration migrations[] = {
 	 */
 	{"partition states with their forwarding position",
 	 "ALTER TABLE partition_states ADD COLUMN forward bytea;"},
+	/*
+	 * Elections of many contests (migration 9; include/tally/registry.h): a contest is at a
+	 * level, and within a level the contests partition the regions they name (UNIQUE
+	 * (level, region)); a candidate stands in one (NULL: the national race, contest 0, as
+	 * in the original's data), and a party fields one candidate per contest. "national"
+	 * is contest 0's id and level 0's name: not a contest row. position orders a contest's
+	 * regions as registered.
+	 */
+	{"contests",
+	 "CREATE TABLE contests ("
+	 "  contest_id text PRIMARY KEY"
+	 "    CHECK (length(contest_id) BETWEEN 1 AND 63 AND contest_id <> 'national'),"
+	 "  contest_name text NOT NULL CHECK (length(contest_name) BETWEEN 1 AND 255),"
+	 "  level text NOT NULL CHECK (length(level) BETWEEN 1 AND 63 AND level <> 'national'),"
+	 "  registered_at timestamptz NOT NULL DEFAULT now(),"
+	 "  UNIQUE (contest_id, level));"
+	 "CREATE TABLE contest_regions ("
+	 "  contest_id text NOT NULL,"
+	 "  level text NOT NULL,"
+	 "  position integer NOT NULL CHECK (position >= 0),"
+	 "  region text NOT NULL CHECK (length(region) BETWEEN 1 AND 255),"
+	 "  PRIMARY KEY (contest_id, position),"
+	 "  UNIQUE (contest_id, region),"
+	 "  UNIQUE (level, region),"
+	 "  FOREIGN KEY (contest_id, level) REFERENCES contests (contest_id, level)"
+	 "    ON UPDATE CASCADE);"
+	 "ALTER TABLE candidates ADD COLUMN contest_id text REFERENCES contests;"
+	 "ALTER TABLE candidates ADD CONSTRAINT candidates_one_per_party_and_contest"
+	 "  UNIQUE (contest_id, party_affiliation);"
+	 "CREATE TRIGGER contests_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"
+	 "  ON contests FOR EACH STATEMENT EXECUTE FUNCTION registry_generation_bump();"
+	 "CREATE TRIGGER contest_regions_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"
+	 "  ON contest_regions FOR EACH STATEMENT EXECUTE FUNCTION registry_generation_bump();"},
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -227,7 +227,7 @@ pg_parties_candidates(run_t *r, char *err, size_t errsz)
 		const ru_cand_t *c = &r->ru_cands[i];
 		tally_pg_candidate_row_t row = {c->candidate_id, c->candidate_name,
 		                                c->party_affiliation, c->biography,
-		                                c->campaign_platform, c->photo_url};
+		                                c->campaign_platform, c->photo_url, NULL};
 
 		rc = tally_pg_copy_candidate(copy, &row);
 	}

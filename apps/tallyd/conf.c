@@ -34,6 +34,12 @@ const tally_opt_t tallyd_opts[] = {
 	 "share of messages with voting_time before the polls open", OFF(early_rate), "F"},
 	{"ineligible-rate", TALLY_OPT_DOUBLE, "0.002", 0, 0.9,
 	 "share of messages from voters under 18", OFF(ineligible_rate), "F"},
+	{"contests", TALLY_OPT_UINT, "0", 0, 1024,
+	 "constituencies over the regions (region r in constituency r % N), each with "
+	 "candidates from the parties; 0: one national race", OFF(contests), "N"},
+	{"wrong-contest-rate", TALLY_OPT_DOUBLE, "0", 0, 0.9,
+	 "share of messages for a candidate of another constituency (needs --contests 2+)",
+	 OFF(wrong_contest_rate), "F"},
 	{"compact", TALLY_OPT_FLAG, NULL, 0, 0,
 	 "send {voter_id, candidate_id, voting_time} instead of the original ~1 KB votes",
 	 OFF(compact), NULL},

@@ -31,6 +31,8 @@ typedef struct tallyd_conf {
 	double late_rate;
 	double early_rate;
 	double ineligible_rate;
+	uint64_t contests;
+	double wrong_contest_rate;
 	bool compact;
 	bool register_json;
 

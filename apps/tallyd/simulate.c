@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <tally/atomic.h>
+#include <tally/contest.h>
 #include <tally/core.h>
 #include <tally/decode.h>
 #include <tally/error.h>
@@ -354,6 +355,29 @@ register_election(sim_t *sim, bool verbose)
 			return -1;
 		}
 	}
+	/* Constituencies, before the candidates that stand in them. */
+	for (uint32_t k = 0; k < tally_gen_contest_count(gen); k++) {
+		uint32_t nr = tally_gen_region_count(gen), nk = tally_gen_contest_count(gen), m = 0;
+		const char **names = calloc(nr / nk + 1, sizeof(char *));
+		tally_gen_contest_t gk;
+		tally_contest_reg_t cr;
+
+		if (names == NULL) {
+			fprintf(stderr, "tallyd: out of memory\n");
+			return -1;
+		}
+		tally_gen_contest(gen, k, &gk);
+		for (uint32_t r = k; r < nr; r += nk)
+			names[m++] = tally_gen_region_name(gen, r);
+		cr = (tally_contest_reg_t){gk.contest_id, gk.contest_name, TALLY_GEN_CONTEST_LEVEL,
+		                           names, m};
+		ref = tally_registry_add_contest(sim->reg, &cr, NULL);
+		free(names);
+		if (ref != TALLY_REFUSAL_NONE) {
+			fprintf(stderr, "tallyd: contest %u refused: %s\n", k, tally_refusal_name(ref));
+			return -1;
+		}
+	}
 	/* Candidates always go through their candidates_topic JSON, as they would arrive. */
 	for (uint32_t i = 0; i < tally_gen_candidate_count(gen); i++) {
 		size_t len = tally_gen_candidate_json(gen, i, json, sizeof(json));
@@ -440,6 +464,87 @@ check_missing(checker_t *ck, const char *what, const char *name)
 }
 
 /*
+ * The contests' figures against the truth's: each constituency's votes, its leader (or a
+ * tie) and its status, declared at the close; each party's seats won. The core's come
+ * from tally_contests_compute() on the final snapshot, the truth's from its candidates.
+ */
+static void
+compare_contests(const sim_t *sim, const tally_snapshot_t *snap, const tally_gen_truth_t *truth,
+                 const int32_t *cidx, checker_t *ck)
+{
+	const tally_gen_t *gen = sim->gen;
+	uint32_t np = truth->nparties, level;
+	uint32_t *seats = calloc(np + 1, sizeof(uint32_t));
+	tally_contests_t res = {0};
+	int32_t lvl;
+
+	if (seats == NULL || tally_contests_compute(sim->reg, snap, true, &res) != 0) {
+		fprintf(stderr, "tallyd: out of memory\n");
+		exit(TALLYD_EXIT_MISMATCH);
+	}
+	lvl = -1;
+	for (uint32_t l = 0; l < tally_registry_level_count(sim->reg); l++)
+		if (strcmp(tally_registry_level_name(sim->reg, l), TALLY_GEN_CONTEST_LEVEL) == 0)
+			lvl = (int32_t)l;
+	level = lvl < 0 ? 0 : (uint32_t)lvl;
+	for (uint32_t k = 0; k < tally_gen_contest_count(gen); k++) {
+		tally_gen_contest_t gk;
+		uint64_t votes = 0, best = 0, second = 0;
+		int32_t lead = -1, ki, core_lead = -1;
+		const tally_contest_result_t *r;
+
+		tally_gen_contest(gen, k, &gk);
+		for (uint32_t i = 0; i < gk.ncandidates; i++) {
+			uint32_t c = gk.first_candidate + i;
+			uint64_t v = truth->candidates[c];
+
+			votes += v;
+			if (v > best) {
+				second = best;
+				best = v;
+				lead = (int32_t)c;
+			} else if (v > second) {
+				second = v;
+			}
+		}
+		if (best == 0 || second == best)
+			lead = -1;
+		ki = tally_registry_contest_find(sim->reg, gk.contest_id);
+		if (ki < 0 || (uint32_t)ki >= res.ncontests) {
+			check_missing(ck, "contest", gk.contest_name);
+			continue;
+		}
+		r = &res.contests[ki];
+		check(ck, r->votes, votes, "votes in contest \"%s\"", gk.contest_name);
+		/* The leader as the truth's index (-1: none or a tie). */
+		for (uint32_t i = 0; r->leader >= 0 && i < gk.ncandidates; i++)
+			if (cidx[gk.first_candidate + i] == r->leader)
+				core_lead = (int32_t)(gk.first_candidate + i);
+		check(ck, (uint64_t)(int64_t)core_lead, (uint64_t)(int64_t)lead,
+		      "leader (candidate number) of contest \"%s\"", gk.contest_name);
+		check(ck, r->status, TALLY_CONTEST_DECLARED, "contest \"%s\" declared",
+		      gk.contest_name);
+		if (lead >= 0) {
+			tally_gen_candidate_t gc;
+
+			tally_gen_candidate(gen, (uint32_t)lead, &gc);
+			seats[gc.party]++;
+		}
+	}
+	for (uint32_t p = 0; p < np; p++) {
+		const char *name = tally_gen_party_name(gen, p);
+		int32_t i = tally_registry_party_find(sim->reg, name);
+
+		if (i < 0 || (uint32_t)i >= res.nparties || level >= res.nlevels)
+			continue;
+		check(ck, res.seats_won[(size_t)level * res.nparties + (uint32_t)i], seats[p],
+		      "seats won by party \"%s\"", name);
+	}
+	tally_contests_free(&res);
+	free(seats);
+}
+
+/*
  * Compare every figure the core reports with the generator's ground truth, matching
  * candidates by id and parties and regions by name (not by index).
  */
@@ -497,7 +602,9 @@ compare(const sim_t *sim, const tally_snapshot_t *snap, const tally_gen_truth_t 
 
 		tally_gen_candidate(gen, c, &gc);
 		for (uint32_t r = 0; r < nr; r++) {
-			if (cidx[c] < 0 || ridx[r] < 0)
+			/* With contests, the regions of the candidate's own: no other can count. */
+			if (cidx[c] < 0 || ridx[r] < 0 ||
+			    (gc.contest >= 0 && tally_gen_region_contest(gen, r) != gc.contest))
 				continue;
 			check(ck, tally_snapshot_cand_region(snap, (uint32_t)cidx[c], (uint32_t)ridx[r]),
 			      truth->cand_region[(size_t)c * nr + r],
@@ -516,6 +623,8 @@ compare(const sim_t *sim, const tally_snapshot_t *snap, const tally_gen_truth_t 
 	check(ck, snap->nparties, truth->nparties, "parties registered");
 	check(ck, snap->nregions, nr, "regions registered");
 
+	if (tally_gen_contest_count(gen) > 0)
+		compare_contests(sim, snap, truth, cidx, ck);
 	ck->figures++;
 	if (tally_snapshot_check(snap, why, sizeof(why)) != 0) {
 		ck->mismatches++;
@@ -547,6 +656,8 @@ gen_opts_from_conf(const tallyd_conf_t *conf, tally_gen_opts_t *o)
 	o->late_rate = conf->late_rate;
 	o->early_rate = conf->early_rate;
 	o->ineligible_rate = conf->ineligible_rate;
+	o->contests = (uint32_t)conf->contests;
+	o->wrong_contest_rate = conf->wrong_contest_rate;
 	o->compact = conf->compact;
 }
 
@@ -643,6 +754,7 @@ tallyd_simulate(const tallyd_conf_t *conf)
 	ropts.max_parties = tally_gen_party_count(sim.gen);
 	ropts.max_candidates = tally_gen_candidate_count(sim.gen);
 	ropts.max_regions = tally_gen_region_count(sim.gen);
+	ropts.max_contests = tally_gen_contest_count(sim.gen) + 1;
 	sim.reg = tally_registry_new(&ropts, err, sizeof(err));
 	if (sim.reg == NULL) {
 		fprintf(stderr, "tallyd: could not create the registry: %s\n", err);

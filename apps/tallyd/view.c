@@ -3,9 +3,11 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <tally/contest.h>
 #include <tally/time.h>
 
 #include "view.h"
@@ -112,6 +114,93 @@ tallyd_view_draw(tallyd_view_t *v, const tally_registry_t *reg, const tally_snap
 
 /* ---- the results tables ----------------------------------------------------------- */
 
+/* Contests closest first: the smaller majority, a tie before any. */
+static const tally_contests_t *sort_res;
+
+static int
+by_majority(const void *a, const void *b)
+{
+	const tally_contest_result_t *x = &sort_res->contests[*(const uint32_t *)a];
+	const tally_contest_result_t *y = &sort_res->contests[*(const uint32_t *)b];
+	uint64_t mx = x->tie ? 0 : x->majority, my = y->tie ? 0 : y->majority;
+
+	return mx < my ? -1 : mx > my ? 1 : (int)x->contest - (int)y->contest;
+}
+
+/*
+ * An election of many contests: the seats per party at each level, then the contests
+ * (every one up to 40, else the 20 closest), each with its leader, majority, turnout and
+ * status.
+ */
+static void
+print_contests(const tally_registry_t *reg, const tally_snapshot_t *snap, int wc, int wp)
+{
+	tally_contests_t res = {0};
+	uint32_t *order, n = 0, shown;
+	char a[32], b[32];
+	int wk = 7;
+
+	if (tally_contests_compute(reg, snap, snap->election.status >= TALLY_ELECTION_CLOSED,
+	                           &res) != 0 ||
+	    (order = calloc(res.ncontests + 1, sizeof(uint32_t))) == NULL) {
+		tally_contests_free(&res);
+		printf("\n(contests: out of memory)\n");
+		return;
+	}
+	printf("\nreport: %s\n", tally_report_status_name(res.report));
+	for (uint32_t l = 0; l < res.nlevels; l++) {
+		if (res.level_contests[l] == 0)
+			continue;
+		printf("\n%s: %u contests, %u declared, %u tied\n", tally_registry_level_name(reg, l),
+		       res.level_contests[l], res.level_declared[l], res.level_ties[l]);
+		printf("%-*s  %6s  %6s  %12s  %6s\n", wp, "party", "won", "led", "votes", "share");
+		for (uint32_t p = 0; p < res.nparties; p++) {
+			size_t i = (size_t)l * res.nparties + p;
+
+			printf("%-*.*s  %6u  %6u  %12s  %5.1f%%\n", wp, wp,
+			       tally_registry_party_name(reg, p), res.seats_won[i], res.seats_led[i],
+			       tallyd_fmt_count(res.party_votes[i], a),
+			       pct(res.party_votes[i], res.level_votes[l]));
+		}
+	}
+	for (uint32_t k = 0; k < res.ncontests; k++) {
+		tally_contest_info_t info;
+
+		if (res.contests[k].ncandidates == 0 || !tally_registry_contest_get(reg, k, &info))
+			continue;
+		order[n++] = k;
+		wk = text_width(info.name, 40) > wk ? text_width(info.name, 40) : wk;
+	}
+	sort_res = &res;
+	shown = n <= 40 ? n : 20;
+	if (n > 40)
+		qsort(order, n, sizeof(uint32_t), by_majority);
+	printf("\n%s\n", n <= 40 ? "contests" : "the 20 closest contests");
+	printf("%-*s  %-*s  %-*s  %12s  %10s  %7s  %s\n", wk, "contest", wc, "leader", wp, "party",
+	       "votes", "majority", "turnout", "status");
+	for (uint32_t i = 0; i < shown; i++) {
+		const tally_contest_result_t *r = &res.contests[order[i]];
+		tally_contest_info_t info;
+		tally_candidate_info_t lead = {0};
+		const char *who = "(tie)", *party = "";
+
+		tally_registry_contest_get(reg, r->contest, &info);
+		if (r->leader >= 0 && tally_registry_candidate_get(reg, (uint32_t)r->leader, &lead)) {
+			who = lead.name;
+			party = tally_registry_party_name(reg, lead.party);
+		} else if (!r->tie) {
+			who = "(no votes)";
+		}
+		printf("%-*.*s  %-*.*s  %-*.*s  %12s  %10s  %6.1f%%  %s\n", wk, wk, info.name, wc, wc,
+		       who, wp, wp, party, tallyd_fmt_count(r->votes, a),
+		       tallyd_fmt_count(r->majority, b), pct(r->votes, r->registered),
+		       tally_contest_status_name(r->status));
+	}
+	sort_res = NULL;
+	free(order);
+	tally_contests_free(&res);
+}
+
 void
 tallyd_print_results(const tally_registry_t *reg, const tally_snapshot_t *snap, double seconds)
 {
@@ -144,6 +233,10 @@ tallyd_print_results(const tally_registry_t *reg, const tally_snapshot_t *snap, 
 	printf("%s votes read in %.2f s (%s votes/s)\n", tallyd_fmt_count(snap->read, a), seconds,
 	       tallyd_fmt_count(seconds > 0 ? (uint64_t)((double)snap->read / seconds) : 0, b));
 
+	if (snap->ncontests > 1) {
+		print_contests(reg, snap, wc, wp);
+		goto parties;
+	}
 	printf("\n%-*s  %-*s  %12s  %6s\n", wc, "candidate", wp, "party", "votes", "share");
 	for (uint32_t c = 0; c < snap->ncandidates; c++) {
 		tally_candidate_info_t info;
@@ -155,6 +248,7 @@ tallyd_print_results(const tally_registry_t *reg, const tally_snapshot_t *snap, 
 		       pct(snap->candidates[c], snap->accepted));
 	}
 
+parties:
 	printf("\n%-*s  %12s  %6s\n", wp, "party", "votes", "share");
 	for (uint32_t p = 0; p < snap->nparties; p++)
 		printf("%-*.*s  %12s  %5.1f%%\n", wp, wp, tally_registry_party_name(reg, p),

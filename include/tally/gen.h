@@ -48,6 +48,11 @@ typedef struct tally_gen_stream tally_gen_stream_t;
 /** Upper bounds of the sizes the generator accepts. */
 #define TALLY_GEN_MAX_VOTERS 1000000000ull
 #define TALLY_GEN_MAX_CANDIDATES 256u
+/** Contests at most (each of at least one region); their candidates at most. */
+#define TALLY_GEN_MAX_CONTESTS 1024u
+#define TALLY_GEN_MAX_CONTEST_CANDIDATES 16384u
+/** The level of the generator's contests. */
+#define TALLY_GEN_CONTEST_LEVEL "constituency"
 #define TALLY_GEN_MAX_PARTIES 64u
 #define TALLY_GEN_MAX_REGIONS 1024u
 #define TALLY_GEN_MAX_STREAMS 1024u
@@ -76,6 +81,16 @@ typedef struct tally_gen_opts {
 	double late_rate;            /**< voting_time at or after closes_at (0.002) */
 	double early_rate;           /**< voting_time before opens_at (0.002) */
 	double ineligible_rate;      /**< a voter under 18 votes (0.002) */
+
+	/**
+	 * Contests (0): 0 is one national race of `candidates` candidates, as the original.
+	 * N > 0: N constituencies (at level TALLY_GEN_CONTEST_LEVEL) over the regions, region
+	 * r in constituency r % N (so N <= regions), each with one candidate of each of the
+	 * first three parties and of about half the others; `candidates` is then unused.
+	 * Voters vote in their own constituency.
+	 */
+	uint32_t contests;
+	double wrong_contest_rate;   /**< a voter votes in another constituency (0; needs 2+) */
 
 	int64_t opens_at;            /**< UTC seconds, inclusive (2026-05-07 07:00:00Z) */
 	int64_t closes_at;           /**< UTC seconds, exclusive (2026-05-07 22:00:00Z) */
@@ -134,10 +149,30 @@ typedef struct tally_gen_candidate {
 	const char *biography;
 	const char *campaign_platform;
 	const char *photo_url;
+	const char *contest_id;      /**< NULL in the national race (opts.contests 0) */
+	int32_t contest;             /**< its contest's index, -1 in the national race */
 } tally_gen_candidate_t;
 
 /** @brief Candidate idx into *out. @returns false when idx is out of range. */
 bool tally_gen_candidate(const tally_gen_t *gen, uint32_t idx, tally_gen_candidate_t *out);
+
+/** A generated contest (opts.contests > 0). Strings live as long as gen. */
+typedef struct tally_gen_contest {
+	const char *contest_id;      /**< "E14000001", ... */
+	const char *contest_name;    /**< a British constituency name, unique */
+	uint32_t first_candidate;    /**< its candidates: first_candidate .. + ncandidates - 1 */
+	uint32_t ncandidates;
+	uint32_t nregions;           /**< its regions: r with r % contests == its index */
+} tally_gen_contest_t;
+
+/** @brief Number of contests (opts.contests; 0: the national race only). */
+uint32_t tally_gen_contest_count(const tally_gen_t *gen);
+
+/** @brief Contest idx into *out. @returns false when idx is out of range. */
+bool tally_gen_contest(const tally_gen_t *gen, uint32_t idx, tally_gen_contest_t *out);
+
+/** @brief The contest of a region, or -1 with no contests. */
+int32_t tally_gen_region_contest(const tally_gen_t *gen, uint32_t region);
 
 /* ---- voters ---------------------------------------------------------------------- */
 

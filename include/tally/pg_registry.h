@@ -35,7 +35,24 @@ typedef enum tally_pg_table {
 	TALLY_PG_PARTIES = 0,
 	TALLY_PG_CANDIDATES,
 	TALLY_PG_VOTERS,
+	TALLY_PG_CONTESTS,          /**< contests, then TALLY_PG_CONTEST_REGIONS */
+	TALLY_PG_CONTEST_REGIONS,
 } tally_pg_table_t;
+
+/** A contests row (include/tally/registry.h, contests). */
+typedef struct tally_pg_contest_row {
+	const char *contest_id;          /**< 1 .. 63 bytes, not "national" */
+	const char *contest_name;
+	const char *level;               /**< not "national" */
+} tally_pg_contest_row_t;
+
+/** A contest_regions row: the contest's position-th region. */
+typedef struct tally_pg_contest_region_row {
+	const char *contest_id;
+	const char *level;               /**< the contest's */
+	int position;
+	const char *region;
+} tally_pg_contest_region_row_t;
 
 /** An integer column left NULL. */
 #define TALLY_PG_NULL_INT INT_MIN
@@ -53,6 +70,7 @@ typedef struct tally_pg_candidate_row {
 	const char *biography;
 	const char *campaign_platform;
 	const char *photo_url;
+	const char *contest_id;          /**< NULL: the national race (contest 0) */
 } tally_pg_candidate_row_t;
 
 /**
@@ -121,6 +139,12 @@ int tally_pg_copy_party(tally_pg_copy_t *copy, const tally_pg_party_row_t *row);
  * @note Not thread-safe for one copy.
  */
 int tally_pg_copy_candidate(tally_pg_copy_t *copy, const tally_pg_candidate_row_t *row);
+
+/** @brief Add a row to a copy begun on TALLY_PG_CONTESTS; as tally_pg_copy_party(). */
+int tally_pg_copy_contest(tally_pg_copy_t *copy, const tally_pg_contest_row_t *row);
+
+/** @brief Add a row to a copy begun on TALLY_PG_CONTEST_REGIONS; as tally_pg_copy_party(). */
+int tally_pg_copy_contest_region(tally_pg_copy_t *copy, const tally_pg_contest_region_row_t *row);
 
 /**
  * @brief Add a row to a copy begun on TALLY_PG_VOTERS; as tally_pg_copy_party().

@@ -44,13 +44,16 @@ typedef struct tally_regmsg_voter {
  *
  * Required: candidate_id (a UUID, not nil), candidate_name and party_affiliation
  * (non-empty, at most TALLY_NAME_MAX bytes). Optional, type-checked: biography,
- * campaign_platform (strings), photo_url (a string of at most TALLY_URL_MAX bytes).
+ * campaign_platform (strings), photo_url (a string of at most TALLY_URL_MAX bytes),
+ * contest_id (a string of at most TALLY_CONTEST_ID_MAX bytes: the contest the candidate
+ * stands in; absent, null or empty: the national race).
  */
 typedef struct tally_regmsg_candidate {
 	tally_candidate_reg_t reg;
 	char name[TALLY_NAME_MAX + 1];
 	char party[TALLY_NAME_MAX + 1];
 	char photo_url[TALLY_URL_MAX + 1];
+	char contest[TALLY_CONTEST_ID_MAX + 1];
 } tally_regmsg_candidate_t;
 
 /**

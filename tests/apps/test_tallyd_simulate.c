@@ -551,3 +551,62 @@ Test(tallyd, simulate_http_without_token_and_named, .timeout = 120)
 	cr_assert_str_eq(body, "{\"error\":\"admin actions are disabled\"}\n");
 	cr_assert_eq(live_stop(&l), 0, "stdout:\n%s\nstderr:\n%s", l.obuf, l.ebuf);
 }
+
+/*
+ * 650 constituencies (a region each) with candidates from 8 parties, wrong-contest faults
+ * and the full vote shape: every figure matches, now also each contest's votes, leader
+ * (or tie) and declaration, and each party's seats. The figures: C + P + 2R, each
+ * candidate's own region (C), the reasons, 4 totals, 3 counts, 1 consistency check, 3
+ * per contest and P seats.
+ */
+Test(tallyd, contests_650_constituencies)
+{
+	const char *args[] = {"--simulate", "--seed", "5", "--voters", "60000", "--regions", "650",
+	                      "--parties", "8", "--contests", "650", "--wrong-contest-rate", "0.01",
+	                      NULL};
+	run_t *run = run_tallyd(args, NULL);
+	const char *at = strstr(run->out, "registered 8 parties, ");
+	unsigned c = at != NULL ? (unsigned)strtoul(at + strlen("registered 8 parties, "), NULL, 10)
+	                        : 0;
+	char want[128];
+
+	cr_assert_gt(c, 650 * 3, "%s", run->out);
+	snprintf(want, sizeof(want), "\nconstituency: 650 contests, 650 declared, ");
+	cr_assert_not_null(strstr(run->out, want), "%s", run->out);
+	cr_assert_not_null(strstr(run->out, "\nreport: unofficial-complete\n"), "%s", run->out);
+	cr_assert_not_null(strstr(run->out, "\nthe 20 closest contests\n"), "%s", run->out);
+	at = strstr(run->out, "\nwrong_contest ");
+	cr_assert_not_null(at, "%s", run->out);
+	cr_assert_gt(strtoul(at + strlen("\nwrong_contest "), NULL, 10), 0, "%s", run->out);
+	assert_all_match(run, c + 8 + 2 * 650 + c + (TALLY_REASON__COUNT - 1) + 4 + 3 + 1 +
+	                          3 * 650 + 8);
+}
+
+/* Fewer contests than regions: region r in constituency r % 7. */
+Test(tallyd, contests_grouping_regions)
+{
+	const char *args[] = {"--simulate", "--seed", "8", "--voters", "20000", "--regions", "30",
+	                      "--parties", "4", "--contests", "7", "--wrong-contest-rate", "0.02",
+	                      "--compact", "--quiet", NULL};
+	run_t *run = run_tallyd(args, NULL);
+	const char *last = last_line(run->out);
+
+	cr_assert_eq(run->status, 0, "%s\n%s", run->out, run->err);
+	cr_assert(strncmp(last, "result: all ", 12) == 0, "%s", run->out);
+	cr_assert_not_null(strstr(last, " figures match the ground truth"), "%s", run->out);
+}
+
+Test(tallyd, contests_options_are_checked)
+{
+	const char *more[] = {"--simulate", "--regions", "5", "--contests", "6", "--quiet", NULL};
+	const char *wrong[] = {"--simulate", "--contests", "1", "--wrong-contest-rate", "0.1",
+	                       "--quiet", NULL};
+	run_t *run = run_tallyd(more, NULL);
+
+	cr_assert_eq(run->status, 2, "%s", run->err);
+	cr_assert_not_null(strstr(run->err, "contests: 6 is above the regions (5)"), "%s", run->err);
+	run = run_tallyd(wrong, NULL);
+	cr_assert_eq(run->status, 2, "%s", run->err);
+	cr_assert_not_null(strstr(run->err, "wrong_contest_rate: 0.1 needs 2 or more contests"),
+	                   "%s", run->err);
+}

@@ -256,7 +256,7 @@ Test(pg_registry, copy_escapes_awkward_text_exactly)
 	cr_assert_not_null(copy, "%s", err);
 	for (size_t i = 0; i < NAWKWARD; i++) {
 		tally_pg_candidate_row_t row = {ids[i], awkward[i], awkward[NAWKWARD - 1 - i],
-		                                awkward[(i + 1) % NAWKWARD], NULL, awkward[i]};
+		                                awkward[(i + 1) % NAWKWARD], NULL, awkward[i], NULL};
 
 		cr_assert_eq(tally_pg_copy_candidate(copy, &row), 0);
 	}
@@ -346,9 +346,9 @@ Test(pg_registry, a_refused_batch_stores_nothing)
 	tally_pg_copy_t *copy;
 	tally_pg_party_row_t party = {"Savior Party"};
 	tally_pg_candidate_row_t cands[] = {
-	    {"3f0b2c1e-8d5a-4f3b-9c2d-1a2b3c4d5e6f", "Ada Lovelace", "Savior Party", NULL, NULL, NULL},
-	    {"4f0b2c1e-8d5a-4f3b-9c2d-1a2b3c4d5e6f", "Alan Turing", "No Such Party", NULL, NULL, NULL},
-	    {"5f0b2c1e-8d5a-4f3b-9c2d-1a2b3c4d5e6f", "Grace Hopper", "Savior Party", NULL, NULL, NULL},
+	    {"3f0b2c1e-8d5a-4f3b-9c2d-1a2b3c4d5e6f", "Ada Lovelace", "Savior Party", NULL, NULL, NULL, NULL},
+	    {"4f0b2c1e-8d5a-4f3b-9c2d-1a2b3c4d5e6f", "Alan Turing", "No Such Party", NULL, NULL, NULL, NULL},
+	    {"5f0b2c1e-8d5a-4f3b-9c2d-1a2b3c4d5e6f", "Grace Hopper", "Savior Party", NULL, NULL, NULL, NULL},
 	};
 	tally_pg_voter_row_t voters[] = {
 	    {.voter_id = "0d6e3c5b-2a1f-4b9e-8c7d-6e5f4a3b2c1d", .voter_name = "Olivia Hughes",
