@@ -1019,7 +1019,7 @@ tally_registry_voter_get(const tally_registry_t *reg, const tally_uuid_t *id, ta
 			if (st != TALLY__NO_STORE && (stores & (1u << st)))
 				out->voted_levels |= (uint16_t)(1u << l);
 		}
-		out->voted = (out->voted_levels & 1) != 0;
+		out->voted = stores != 0;
 	}
 	out->registration_number = arena_get(reg, s->regno, &out->registration_number_len);
 	return true;

@@ -383,6 +383,38 @@ restore_quiesce(PGconn *conn, char *err, size_t errsz)
 	                      err, errsz);
 }
 
+/*
+ * Capacities the caller left at 0, from what is registered: room for the rows stored and
+ * as many again registered live (the registry's defaults at least), so 650 constituencies'
+ * 3,500 candidates fit where the defaults (256) would refuse the 257th.
+ */
+static int
+registry_size(PGconn *conn, tally_registry_opts_t *ro, char *err, size_t errsz)
+{
+	PGresult *res = PQexecParams(conn, "SELECT (SELECT count(*) FROM parties),"
+	                             " (SELECT count(*) FROM candidates),"
+	                             " (SELECT count(*) FROM contests)",
+	                             0, NULL, NULL, NULL, NULL, 0);
+	long n[3];
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		int rc = tally__pg_failed(conn, res, "could not count the registry", err, errsz);
+
+		PQclear(res);
+		return rc != 0 ? rc : TALLY_EIO;
+	}
+	for (int i = 0; i < 3; i++)
+		n[i] = strtol(PQgetvalue(res, 0, i), NULL, 10);
+	PQclear(res);
+	if (ro->max_parties == 0 && n[0] * 2 > 64)
+		ro->max_parties = (uint32_t)(n[0] * 2);
+	if (ro->max_candidates == 0 && n[1] * 2 > 256)
+		ro->max_candidates = (uint32_t)(n[1] * 2);
+	if (ro->max_contests == 0 && n[2] * 2 + 1 > 1024)
+		ro->max_contests = (uint32_t)(n[2] * 2 + 1 > 65535 ? 65535 : n[2] * 2 + 1);
+	return 0;
+}
+
 int
 tally_store_restore(tally_store_t *st, const tally_registry_opts_t *ro_in,
                     tally_store_restored_t *out, char *err, size_t errsz)
@@ -412,6 +444,8 @@ tally_store_restore(tally_store_t *st, const tally_registry_opts_t *ro_in,
 		voters = tally_pg_voter_estimate(st->main);
 		ro.expected_voters = voters > 0 ? (size_t)voters + (size_t)voters / 4 + 1024 : 0;
 	}
+	if ((rc = registry_size(st->main, &ro, err, errsz)) != 0)
+		return rc;
 	if ((reg = tally_registry_new(&ro, err, errsz)) == NULL)
 		return TALLY_ENOMEM;
 	/* The stored votes' voters are read on a second connection while the registry loads

@@ -15,6 +15,10 @@ const tally_opt_t tallygen_opts[] = {
 	{"seed", TALLY_OPT_UINT, "1", TALLY_OPT_UNBOUNDED,
 	 "generator seed: the same seed gives the same registry", OFF(seed), "N"},
 	TALLY_OPT_GEN_REGISTRY(OFF),
+	{"contests", TALLY_OPT_UINT, "0", 0, 1024,
+	 "constituencies over the regions (region r in constituency r % N), each with "
+	 "candidates from the parties (--candidates is then unused); 0: one national race",
+	 OFF(contests), "N"},
 	{"partitions", TALLY_OPT_UINT, "12", 1, 10000,
 	 "partitions of votes_topic, voters_topic, candidates_topic and votes_rejected",
 	 OFF(partitions), "N"},

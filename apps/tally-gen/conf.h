@@ -24,6 +24,7 @@ typedef struct tallygen_conf {
 	uint64_t candidates;
 	uint64_t parties;
 	uint64_t regions;
+	uint64_t contests;
 	uint64_t partitions;
 	char *election_id;
 	char *topic_prefix;

@@ -196,6 +196,42 @@ pg_election(run_t *r, char *err, size_t errsz)
 	return rc;
 }
 
+/* COPY the constituencies and their regions (before the candidates who stand in them). */
+static int
+pg_contests(run_t *r, char *err, size_t errsz)
+{
+	uint32_t nk = tally_gen_contest_count(r->gen), nr = tally_gen_region_count(r->gen);
+	tally_pg_copy_t *copy;
+	int rc = 0;
+
+	if ((copy = tally_pg_copy_begin(r->pg, TALLY_PG_CONTESTS, err, errsz)) == NULL)
+		return TALLY_EIO;
+	for (uint32_t k = 0; k < nk && rc == 0; k++) {
+		tally_gen_contest_t gk;
+		tally_pg_contest_row_t row;
+
+		tally_gen_contest(r->gen, k, &gk);
+		row = (tally_pg_contest_row_t){gk.contest_id, gk.contest_name,
+		                               TALLY_GEN_CONTEST_LEVEL};
+		rc = tally_pg_copy_contest(copy, &row);
+	}
+	if ((rc = tally_pg_copy_end(copy, NULL, err, errsz)) != 0)
+		return rc;
+	if ((copy = tally_pg_copy_begin(r->pg, TALLY_PG_CONTEST_REGIONS, err, errsz)) == NULL)
+		return TALLY_EIO;
+	for (uint32_t reg = 0; reg < nr && rc == 0; reg++) {
+		tally_gen_contest_t gk;
+		tally_pg_contest_region_row_t row;
+		uint32_t k = (uint32_t)tally_gen_region_contest(r->gen, reg);
+
+		tally_gen_contest(r->gen, k, &gk);
+		row = (tally_pg_contest_region_row_t){gk.contest_id, TALLY_GEN_CONTEST_LEVEL,
+		                                      (int)(reg / nk), tally_gen_region_name(r->gen, reg)};
+		rc = tally_pg_copy_contest_region(copy, &row);
+	}
+	return tally_pg_copy_end(copy, NULL, err, errsz);
+}
+
 /* COPY the parties and the candidates (a few rows each). */
 static int
 pg_parties_candidates(run_t *r, char *err, size_t errsz)
@@ -211,6 +247,9 @@ pg_parties_candidates(run_t *r, char *err, size_t errsz)
 		rc = tally_pg_copy_party(copy, &row);
 	}
 	if ((rc = tally_pg_copy_end(copy, NULL, err, errsz)) != 0)
+		return rc;
+	if (r->ru == NULL && tally_gen_contest_count(r->gen) > 0 &&
+	    (rc = pg_contests(r, err, errsz)) != 0)
 		return rc;
 	if ((copy = tally_pg_copy_begin(r->pg, TALLY_PG_CANDIDATES, err, errsz)) == NULL)
 		return TALLY_EIO;
@@ -760,6 +799,7 @@ run(const tallygen_conf_t *conf)
 	gopts.candidates = (uint32_t)conf->candidates;
 	gopts.parties = (uint32_t)conf->parties;
 	gopts.regions = (uint32_t)conf->regions;
+	gopts.contests = (uint32_t)conf->contests;
 	exit_rc = TALLYGEN_EXIT_USAGE;
 	if (strlen(conf->election_id) < 1 || strlen(conf->election_id) > 63) {
 		die_msg("--election-id: \"%s\" must be 1 to 63 bytes", conf->election_id);

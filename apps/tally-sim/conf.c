@@ -45,6 +45,9 @@ const tally_opt_t tallysim_opts[] = {
 	 "share of messages with voting_time at or after closes_at", OFF(late_rate), "F"},
 	{"early-rate", TALLY_OPT_DOUBLE, "0.002", 0, 0.9,
 	 "share of messages with voting_time before opens_at", OFF(early_rate), "F"},
+	{"wrong-contest-rate", TALLY_OPT_DOUBLE, "0", 0, 0.9,
+	 "share of messages for a candidate of another constituency (a registry of 2 or more "
+	 "contests)", OFF(wrong_contest_rate), "F"},
 	{"rekey-rate", TALLY_OPT_DOUBLE, "0", 0, 1,
 	 "share of messages keyed by a random uuid-like key instead of their voter_id (so the "
 	 "default partitioner puts them on a random partition), drawn for every message, a "

@@ -35,6 +35,7 @@ typedef struct tallysim_conf {
 	double late_rate;
 	double early_rate;
 	double rekey_rate;               /* share of messages keyed by a random key */
+	double wrong_contest_rate;       /* share for a candidate of another contest */
 	char *opens_at;                  /* override the election row's window (both or none) */
 	char *closes_at;
 	char *truth;

@@ -252,7 +252,8 @@ static int
 check_conf(const tallysim_conf_t *conf, int64_t *opens_at, int64_t *closes_at)
 {
 	double sum = conf->dup_rate + conf->invalid_rate + conf->unknown_rate +
-	             conf->unknown_candidate_rate + conf->late_rate + conf->early_rate;
+	             conf->unknown_candidate_rate + conf->late_rate + conf->early_rate +
+	             conf->wrong_contest_rate;
 	const char *err = NULL;
 
 	if (strcmp(conf->source, "postgres") != 0 && strcmp(conf->source, "kafka") != 0) {
@@ -469,9 +470,15 @@ run(const tallysim_conf_t *conf)
 		goto out;
 	}
 
+	if (conf->wrong_contest_rate > 0 && reg.ncontests < 2) {
+		die_msg("--wrong-contest-rate: the registry has %u contests; it needs 2 or more",
+		        reg.ncontests);
+		goto out;
+	}
 	vo = (simvotes_opts_t){conf->seed, conf->turnout, conf->dup_rate, conf->invalid_rate,
 	                       conf->unknown_rate, conf->unknown_candidate_rate, conf->late_rate,
-	                       conf->early_rate, conf->compact, conf->rekey_rate};
+	                       conf->early_rate, conf->compact, conf->rekey_rate,
+	                       conf->wrong_contest_rate};
 	if ((sv = simvotes_new(&reg, &vo, err, sizeof(err))) == NULL) {
 		die_msg("%s", err);
 		goto out;

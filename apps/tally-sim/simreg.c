@@ -122,6 +122,7 @@ region_add(simreg_t *reg, const char *name)
 		}
 	}
 	memset(&reg->regions[reg->nregions], 0, sizeof(reg->regions[0]));
+	reg->regions[reg->nregions].contest = -1;
 	if ((reg->regions[reg->nregions].name = strdup(name)) == NULL)
 		return -1;
 	for (i = name_hash(name) & reg->region_index_mask; reg->region_index[i] != 0;
@@ -147,10 +148,43 @@ party_add(simreg_t *reg, const char *name)
 	return (int32_t)reg->nparties++;
 }
 
+/* A contest's index by id, or -1. */
+static int32_t
+contest_find(const simreg_t *reg, const char *id)
+{
+	for (uint32_t k = 0; k < reg->ncontests; k++)
+		if (strcmp(reg->contests[k], id) == 0)
+			return (int32_t)k;
+	return -1;
+}
+
+/* Add a contest (ids are unique in the table); -1 when out of memory. */
+static int32_t
+contest_add(simreg_t *reg, const char *id, const char *name)
+{
+	char **ni = realloc(reg->contests, (reg->ncontests + 1) * sizeof(char *)), **nn;
+
+	if (ni == NULL)
+		return -1;
+	reg->contests = ni;
+	if ((nn = realloc(reg->contest_names, (reg->ncontests + 1) * sizeof(char *))) == NULL)
+		return -1;
+	reg->contest_names = nn;
+	ni[reg->ncontests] = strdup(id);
+	nn[reg->ncontests] = strdup(name);
+	if (ni[reg->ncontests] == NULL || nn[reg->ncontests] == NULL) {
+		free(ni[reg->ncontests]);
+		free(nn[reg->ncontests]);
+		return -1;
+	}
+	return (int32_t)reg->ncontests++;
+}
+
 /* Add a candidate row; 1 when added, 0 when its id is already there, -1 out of memory. */
 static int
 candidate_add(simreg_t *reg, const tally_uuid_t *id, const char *name, const char *party,
-              const char *biography, const char *platform, const char *photo_url)
+              const char *biography, const char *platform, const char *photo_url,
+              int32_t contest)
 {
 	simreg_candidate_t *nc, *c;
 	int32_t p;
@@ -167,6 +201,9 @@ candidate_add(simreg_t *reg, const tally_uuid_t *id, const char *name, const cha
 	memset(c, 0, sizeof(*c));
 	c->id = *id;
 	c->party = (uint32_t)p;
+	c->contest = contest;
+	c->row.contest = contest;
+	c->row.contest_id = contest >= 0 ? reg->contests[contest] : NULL;
 	c->row.id = *id;
 	c->row.party = (uint32_t)p;
 	c->row.candidate_id = malloc(TALLY_UUID_STRLEN + 1);
@@ -270,9 +307,29 @@ simreg_open_pg(simreg_t *reg, PGconn *pg, char *errstr, size_t errstr_size)
 		}
 	}
 	PQclear(res);
+	/* Contests (one level of them: the voter votes once, in their region's). */
+	if ((res = pg_query(pg,
+	                    "SELECT contest_id, contest_name, level FROM contests"
+	                    " ORDER BY registered_at, contest_id",
+	                    0, NULL, "read table \"contests\"", &rc, errstr, errstr_size)) == NULL)
+		return rc;
+	for (int i = 0; i < PQntuples(res); i++) {
+		if (strcmp(PQgetvalue(res, i, 2), PQgetvalue(res, 0, 2)) != 0) {
+			snprintf(errstr, errstr_size, "contests at more than one level (\"%s\" and "
+			         "\"%s\") are not simulated", PQgetvalue(res, 0, 2),
+			         PQgetvalue(res, i, 2));
+			PQclear(res);
+			return TALLY_EINVAL;
+		}
+		if (contest_add(reg, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)) < 0) {
+			PQclear(res);
+			goto nomem;
+		}
+	}
+	PQclear(res);
 	if ((res = pg_query(pg,
 	                    "SELECT candidate_id::text, candidate_name, party_affiliation,"
-	                    " biography, campaign_platform, photo_url FROM candidates"
+	                    " biography, campaign_platform, photo_url, contest_id FROM candidates"
 	                    " ORDER BY registered_at, candidate_id",
 	                    0, NULL, "read table \"candidates\"", &rc, errstr, errstr_size)) == NULL)
 		return rc;
@@ -286,9 +343,17 @@ simreg_open_pg(simreg_t *reg, PGconn *pg, char *errstr, size_t errstr_size)
 			         "candidate_id is not a uuid", i + 1);
 			return TALLY_EFORMAT;
 		}
+		if (reg->ncontests > 0 && PQgetisnull(res, i, 6)) {
+			snprintf(errstr, errstr_size, "candidates row %d stands in the national race "
+			         "beside constituencies: a second level is not simulated", i + 1);
+			PQclear(res);
+			return TALLY_EINVAL;
+		}
 		if (candidate_add(reg, &id, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
 		                  value_or_null(res, i, 3), value_or_null(res, i, 4),
-		                  value_or_null(res, i, 5)) < 0) {
+		                  value_or_null(res, i, 5),
+		                  PQgetisnull(res, i, 6) ? -1
+		                                         : contest_find(reg, PQgetvalue(res, i, 6))) < 0) {
 			PQclear(res);
 			goto nomem;
 		}
@@ -309,6 +374,22 @@ simreg_open_pg(simreg_t *reg, PGconn *pg, char *errstr, size_t errstr_size)
 		reg->registered += reg->regions[r].registered;
 	}
 	PQclear(res);
+	/* Each region's constituency (a region with no voters is not needed). */
+	for (uint32_t r = 0; r < reg->nregions; r++)
+		reg->regions[r].contest = -1;
+	if (reg->ncontests > 0) {
+		if ((res = pg_query(pg, "SELECT contest_id, region FROM contest_regions", 0, NULL,
+		                    "read table \"contest_regions\"", &rc, errstr,
+		                    errstr_size)) == NULL)
+			return rc;
+		for (int i = 0; i < PQntuples(res); i++) {
+			int32_t r = simreg_region_find(reg, PQgetvalue(res, i, 1));
+
+			if (r >= 0)
+				reg->regions[r].contest = contest_find(reg, PQgetvalue(res, i, 0));
+		}
+		PQclear(res);
+	}
 	reg->expected_voters = reg->registered;
 	if ((reg->src->reader = tally_pg_voter_reader_open(pg, errstr, errstr_size)) == NULL)
 		return TALLY_EIO;
@@ -507,12 +588,21 @@ kafka_candidates(simreg_t *reg, rd_kafka_t *rk, const char *topic, char *errstr,
 		/* A message the registry would refuse is not a candidate: skipped. */
 		if (tally_regmsg_decode_candidate(m->payload, m->len, &c, why, sizeof(why)) == 0 &&
 		    (root = json_loadb(m->payload, m->len, 0, NULL)) != NULL) {
-			int added = candidate_add(reg, &c.reg.id, c.name, c.party,
-			                          json_str(root, "biography"),
-			                          json_str(root, "campaign_platform"),
-			                          json_str(root, "photo_url"));
+			int added = c.contest[0] != '\0' ? -2
+			            : candidate_add(reg, &c.reg.id, c.name, c.party,
+			                            json_str(root, "biography"),
+			                            json_str(root, "campaign_platform"),
+			                            json_str(root, "photo_url"), -1);
 
 			json_decref(root);
+			if (added == -2) {
+				rd_kafka_message_destroy(m);
+				snprintf(errstr, errstr_size, "topic \"%s\" has candidates of contests "
+				         "(contest_id): a registry of contests is read from postgres "
+				         "(--source postgres)", topic);
+				rc = TALLY_EINVAL;
+				goto out;
+			}
 			if (added < 0) {
 				rd_kafka_message_destroy(m);
 				snprintf(errstr, errstr_size, "could not read topic \"%s\": out of memory",
@@ -750,9 +840,16 @@ simreg_fini(simreg_t *reg)
 	for (uint32_t i = 0; i < reg->nregions; i++) {
 		free(reg->regions[i].name);
 		free(reg->regions[i].choice_cum);
+		free(reg->regions[i].choices);
 		free(reg->regions[i].accepted);
 	}
 	free(reg->regions);
+	for (uint32_t i = 0; i < reg->ncontests; i++) {
+		free(reg->contests[i]);
+		free(reg->contest_names[i]);
+	}
+	free(reg->contests);
+	free(reg->contest_names);
 	free(reg->region_index);
 	memset(reg, 0, sizeof(*reg));
 }

@@ -27,13 +27,17 @@ typedef struct simreg_candidate {
 	tally_uuid_t id;
 	tally_gen_candidate_t row;      /* strings owned by the registry */
 	uint32_t party;
+	int32_t contest;                /* index into simreg_t.contests; -1: the national race */
 } simreg_candidate_t;
 
 typedef struct simreg_region {
 	char *name;
 	uint64_t registered;
-	double *choice_cum;             /* [ncandidates], made on first use by the vote maker */
+	double *choice_cum;             /* [nchoices], made on first use by the vote maker */
+	uint32_t *choices;              /* the candidates it may vote for (NULL: all) */
+	uint32_t nchoices;
 	uint64_t *accepted;             /* [ncandidates] accepted votes here, per candidate */
+	int32_t contest;                /* its constituency; -1: none (no contests) */
 } simreg_region_t;
 
 /** A voter as read from the source; every pointer lives until the next simreg_next(). */
@@ -52,6 +56,9 @@ typedef struct simreg {
 	uint32_t ncands;
 	simreg_region_t *regions;
 	uint32_t nregions, cap_regions;
+	char **contests;                /* contest ids (postgres only; one level of contests) */
+	char **contest_names;
+	uint32_t ncontests;
 	uint32_t *region_index;         /* open addressing by name: region + 1, 0 empty */
 	uint32_t region_index_mask;
 	uint64_t registered;            /* voters in the registry (all, once known) */

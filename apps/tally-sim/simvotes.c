@@ -147,6 +147,20 @@ simvotes_destroy(simvotes_t *sv)
 	free(sv);
 }
 
+/* The i-th candidate a region may vote for. */
+static uint32_t
+simvotes_choice(const simreg_region_t *r, uint32_t i)
+{
+	return r->choices != NULL ? r->choices[i] : i;
+}
+
+/* Does candidate c stand where a voter of the region votes (always, without contests)? */
+static bool
+in_contest(const simvotes_t *sv, uint32_t region, int32_t c)
+{
+	return sv->reg->ncontests == 0 || sv->reg->cands[c].contest == sv->reg->regions[region].contest;
+}
+
 /*
  * The region's cumulative choice over the candidates, made on first use: each region leans
  * to one party (2.5 times its national weight), the others vary by +-30 %, and candidates
@@ -156,30 +170,47 @@ static const double *
 region_choice(simvotes_t *sv, uint32_t region)
 {
 	simreg_region_t *r = &sv->reg->regions[region];
-	uint32_t nc = sv->reg->ncands, fav;
+	uint32_t nc = sv->reg->ncands, fav, n = nc;
 	uint64_t rh;
 	double total = 0, acc = 0;
 
 	if (r->choice_cum != NULL)
 		return r->choice_cum;
-	if ((r->choice_cum = calloc(nc, sizeof(double))) == NULL ||
-	    (r->accepted == NULL && (r->accepted = calloc(nc, sizeof(uint64_t))) == NULL))
+	if (r->accepted == NULL && (r->accepted = calloc(nc, sizeof(uint64_t))) == NULL)
+		return NULL;
+	/* With contests: the candidates of the region's own (a region in none: all, and each
+	 * such vote is a wrong_contest). */
+	if (sv->reg->ncontests > 0 && r->contest >= 0) {
+		if ((r->choices = calloc(nc, sizeof(uint32_t))) == NULL)
+			return NULL;
+		n = 0;
+		for (uint32_t c = 0; c < nc; c++)
+			if (sv->reg->cands[c].contest == r->contest)
+				r->choices[n++] = c;
+		if (n == 0) {
+			free(r->choices);
+			r->choices = NULL;
+			n = nc;
+		}
+	}
+	r->nchoices = n;
+	if ((r->choice_cum = calloc(n, sizeof(double))) == NULL)
 		return NULL;
 	rh = name_hash(r->name);
-	fav = sv->reg->cands[tally_mix3(sv->o.seed, TAG_FAVOURITE, rh) % nc].party;
-	for (uint32_t c = 0; c < nc; c++) {
-		uint32_t p = sv->reg->cands[c].party;
+	fav = sv->reg->cands[simvotes_choice(r, tally_mix3(sv->o.seed, TAG_FAVOURITE, rh) % n)].party;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t c = simvotes_choice(r, i), p = sv->reg->cands[c].party;
 		double lean = p == fav ? 2.5
 		                       : 0.7 + 0.6 * tally_mix_u01(tally_mix3(sv->o.seed, TAG_LEAN, rh * 31 + p));
 
-		r->choice_cum[c] = sv->national[p] * lean * sv->personal[c];
-		total += r->choice_cum[c];
+		r->choice_cum[i] = sv->national[p] * lean * sv->personal[c];
+		total += r->choice_cum[i];
 	}
-	for (uint32_t c = 0; c < nc; c++) {
-		acc += r->choice_cum[c];
-		r->choice_cum[c] = acc / total;
+	for (uint32_t i = 0; i < n; i++) {
+		acc += r->choice_cum[i];
+		r->choice_cum[i] = acc / total;
 	}
-	r->choice_cum[nc - 1] = 1.0;
+	r->choice_cum[n - 1] = 1.0;
 	return r->choice_cum;
 }
 
@@ -227,6 +258,9 @@ judge(const simvotes_t *sv, const intent_t *in, const char *buf, size_t len)
 		return TALLY_REASON_UNKNOWN_CANDIDATE;
 	if (in->dob_days > sv->cutoff_days)
 		return TALLY_REASON_INELIGIBLE;
+	/* As the core: a candidate of another contest claims nothing. */
+	if (!in_contest(sv, in->region, in->cand))
+		return TALLY_REASON_WRONG_CONTEST;
 	if (in->voted)
 		return TALLY_REASON_DUPLICATE;
 	return TALLY_REASON_ACCEPTED;
@@ -347,6 +381,7 @@ enum kind {
 	K_UNKNOWN_VOTER,
 	K_UNKNOWN_CANDIDATE,
 	K_DUPLICATE,
+	K_WRONG_CONTEST,
 };
 
 static enum kind
@@ -354,10 +389,10 @@ draw_kind(simvotes_t *sv)
 {
 	const simvotes_opts_t *o = &sv->o;
 	const double rates[] = {0, o->invalid_rate, o->early_rate, o->late_rate, o->unknown_rate,
-	                        o->unknown_candidate_rate, o->dup_rate};
+	                        o->unknown_candidate_rate, o->dup_rate, o->wrong_contest_rate};
 	double u = tally_mix_u01(rng_next(sv)), acc = 0;
 
-	for (int k = K_INVALID; k <= K_DUPLICATE; k++) {
+	for (int k = K_INVALID; k <= K_WRONG_CONTEST; k++) {
 		acc += rates[k];
 		if (u < acc)
 			return (enum kind)k;
@@ -440,7 +475,22 @@ make_fault(simvotes_t *sv, enum kind k, const simreg_voter_t *v, double progress
 		if (sv->o.rekey_rate > 0 || (rng_next(sv) & 1)) {
 			in.cand = (int32_t)e->cand;
 			in.c = &reg->cands[in.cand].row;
+		} else if (reg->ncontests > 0) {
+			/* Another mind within the voter's own contest (drawn only with contests). */
+			const simreg_region_t *r = &reg->regions[e->region];
+
+			in.cand = (int32_t)simvotes_choice(r, (uint32_t)rng_below(sv, r->nchoices));
+			in.c = &reg->cands[in.cand].row;
 		}
+		break;
+	}
+	case K_WRONG_CONTEST: {
+		/* A registered adult votes for a candidate of another constituency. */
+		uint32_t tries = 0;
+
+		while (in_contest(sv, v->region, in.cand) && tries++ < 64)
+			in.cand = (int32_t)rng_below(sv, reg->ncands);
+		in.c = &reg->cands[in.cand].row;
 		break;
 	}
 	default:
@@ -475,8 +525,9 @@ simvotes_voter(simvotes_t *sv, const simreg_voter_t *v, double progress, simvote
 	if ((cum = region_choice(sv, v->region)) == NULL)
 		return TALLY_ENOMEM;
 	u = tally_mix_u01(tally_mix3(sv->o.seed, TAG_CHOICE, h));
-	while (c + 1 < sv->reg->ncands && u >= cum[c])
+	while (c + 1 < sv->reg->regions[v->region].nchoices && u >= cum[c])
 		c++;
+	c = simvotes_choice(&sv->reg->regions[v->region], c);
 	in = (intent_t){
 		.f = &v->f, .voter_id = v->id, .registered = true, .dob_days = v->dob_days,
 		.region = v->region, .voted = false, .cand = (int32_t)c,
@@ -526,6 +577,52 @@ truth_json(const simvotes_t *sv, const char *election_id)
 		                     reg->cands[c].row.candidate_name, "party_affiliation",
 		                     reg->cands[c].row.party_affiliation, "total_votes",
 		                     (json_int_t)by_cand[c])) != 0;
+	/* Contests: each one's votes and winner (null: no votes or a tie), and the seats. */
+	if (!bad && reg->ncontests > 0) {
+		json_t *ks = json_array(), *seats = json_object();
+		uint32_t *won = calloc(reg->nparties + 1, sizeof(uint32_t));
+
+		bad = ks == NULL || seats == NULL || won == NULL;
+		for (uint32_t k = 0; !bad && k < reg->ncontests; k++) {
+			uint64_t votes = 0, best = 0, second = 0;
+			int32_t lead = -1;
+
+			for (uint32_t c = 0; c < reg->ncands; c++) {
+				if (reg->cands[c].contest != (int32_t)k)
+					continue;
+				votes += by_cand[c];
+				if (by_cand[c] > best) {
+					second = best;
+					best = by_cand[c];
+					lead = (int32_t)c;
+				} else if (by_cand[c] > second) {
+					second = by_cand[c];
+				}
+			}
+			if (best == 0 || best == second)
+				lead = -1;
+			if (lead >= 0)
+				won[reg->cands[lead].party]++;
+			bad |= json_array_append_new(ks,
+			           json_pack("{s:s, s:s, s:I, s:s?, s:I, s:b}", "contest_id",
+			                     reg->contests[k], "contest_name", reg->contest_names[k],
+			                     "votes", (json_int_t)votes, "winner",
+			                     lead >= 0 ? reg->cands[lead].row.candidate_id : NULL,
+			                     "majority", (json_int_t)(lead >= 0 ? best - second : 0),
+			                     "tie", best > 0 && best == second)) != 0;
+		}
+		for (uint32_t p = 0; !bad && p < reg->nparties; p++)
+			bad |= json_object_set_new(seats, reg->parties[p],
+			                           json_integer((json_int_t)won[p])) != 0;
+		if (!bad)
+			bad = json_object_set_new(root, "contests", ks) != 0 ||
+			      json_object_set_new(root, "seats", seats) != 0;
+		else {
+			json_decref(ks);
+			json_decref(seats);
+		}
+		free(won);
+	}
 	for (uint32_t p = 0; !bad && p < reg->nparties; p++)
 		bad |= json_array_append_new(parties,
 		           json_pack("{s:s, s:I}", "party_affiliation", reg->parties[p],

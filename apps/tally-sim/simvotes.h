@@ -45,6 +45,7 @@ typedef struct simvotes_opts {
 	double dup_rate, invalid_rate, unknown_rate, unknown_candidate_rate, late_rate, early_rate;
 	bool compact;
 	double rekey_rate;           /* share of messages keyed by a random key, not voter_id */
+	double wrong_contest_rate;   /* share for a candidate of another contest (contests) */
 } simvotes_opts_t;
 
 /**

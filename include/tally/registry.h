@@ -133,8 +133,8 @@ typedef struct tally_voter_info {
 	tally_uuid_t id;
 	int32_t date_of_birth;
 	uint32_t region;
-	bool voted;                  /**< Has voted at level 0. */
-	uint16_t voted_levels;       /**< Bit L: has voted at level L (bit 0 = voted). */
+	bool voted;                  /**< Has voted (at some level). */
+	uint16_t voted_levels;       /**< Bit L: has voted at level L. */
 	const char *registration_number; /**< Points into the registry; "" when none. */
 	size_t registration_number_len;
 } tally_voter_info_t;

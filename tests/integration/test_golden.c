@@ -251,3 +251,165 @@ Test(golden, whole_pipeline, .timeout = 900)
 	unlink(log);
 	pgtest_schema_drop();
 }
+
+/*
+ * The golden run of an election of many contests: tally-gen registers 650 constituencies
+ * (a region each) with candidates from 8 parties; tally-sim sends every fault kind, now
+ * also votes for another constituency's candidate; tallyd counts. PostgreSQL's stored
+ * votes equal the truth per candidate and per contest, each contest's winner (or tie) and
+ * each party's seats follow, the dead letters are the faults per reason (wrong_contest
+ * among them), and tally-dq agrees.
+ */
+Test(golden, contests_650_constituencies, .timeout = 900)
+{
+	char prefix[64], pgopt[160], truth_path[128], log[160], err[256];
+	tally_kafka_topics_t topics;
+	json_t *truth, *seats;
+	seen_t seen;
+	PGconn *c;
+	int status, pid;
+	size_t i;
+	json_t *o;
+
+	pgtest_schema_create();
+	snprintf(prefix, sizeof(prefix), "goldk%d_%ld_", (int)getpid(), (long)time(NULL));
+	snprintf(pgopt, sizeof(pgopt), "--pg.options=%s", pgtest_options());
+	snprintf(truth_path, sizeof(truth_path), "/tmp/%struth.json", prefix);
+	snprintf(log, sizeof(log), "/tmp/%stallyd.log", prefix);
+	cr_assert_eq(tally_kafka_topics_init(&topics, prefix, 6, err, sizeof(err)), 0);
+	{
+		const char *a[] = {"--voters", VOTERS, "--regions", "650", "--contests", "650",
+		                   "--parties", "8", "--partitions", PARTITIONS, "--topic-prefix",
+		                   prefix, pgopt, "--quiet", NULL};
+
+		cr_assert_eq(test_run("tally-gen", a, out, sizeof(out)), 0, "%s", out);
+	}
+	{
+		const char *a[] = {"--topic-prefix", prefix, pgopt, "--truth", truth_path,
+		                   "--dup-rate", "0.02", "--invalid-rate", "0.01", "--unknown-rate",
+		                   "0.01", "--unknown-candidate-rate", "0.005", "--late-rate", "0.005",
+		                   "--early-rate", "0.005", "--wrong-contest-rate", "0.01", "--quiet",
+		                   NULL};
+
+		cr_assert_eq(test_run("tally-sim", a, out, sizeof(out)), 0, "%s", out);
+	}
+	truth = json_load_file(truth_path, 0, NULL);
+	cr_assert_not_null(truth);
+	for (int k = 1; k < TALLY_REASON__COUNT; k++)
+		if (k != TALLY_REASON_POLLS_CLOSED)
+			cr_assert_gt(json_integer_value(json_object_get(json_object_get(truth, "rejected"),
+			                                                tally_reason_name(k))),
+			             0, "the stream has no %s fault", tally_reason_name(k));
+	cr_assert_eq(json_array_size(json_object_get(truth, "contests")), 650);
+	{
+		const char *a[] = {"--topic-prefix", prefix, pgopt, "--group-id", prefix,
+		                   "--exit-idle-ms", "2000", NULL};
+
+		pid = test_spawn("tallyd", a, log);
+		cr_assert(pid > 0);
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "tallyd: status %d", status);
+	}
+
+	c = pgtest_connect();
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM votes"),
+	             (long)json_integer_value(json_object_get(truth, "accepted")));
+	{
+		/* Per candidate, then per contest, and every vote from the voter's constituency. */
+		PGresult *r = PQexec(c, "SELECT candidate_id::text, count(*) FROM votes GROUP BY 1");
+
+		cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+		for (int k = 0; k < PQntuples(r); k++)
+			cr_assert_eq(strtol(PQgetvalue(r, k, 1), NULL, 10),
+			             truth_get(truth, "candidates", "candidate_id", PQgetvalue(r, k, 0),
+			                       "total_votes"),
+			             "votes table: candidate %s", PQgetvalue(r, k, 0));
+		PQclear(r);
+		r = PQexec(c, "SELECT k.contest_id, count(*) FROM votes JOIN candidates k"
+		              " USING (candidate_id) GROUP BY 1");
+		cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+		{
+			int with_votes = 0;
+
+			/* A contest nobody voted in has no row. */
+			json_array_foreach(json_object_get(truth, "contests"), i, o)
+				with_votes += json_integer_value(json_object_get(o, "votes")) > 0;
+			cr_assert_eq(PQntuples(r), with_votes);
+			cr_assert_gt(with_votes, 600);
+		}
+		for (int k = 0; k < PQntuples(r); k++)
+			cr_assert_eq(strtol(PQgetvalue(r, k, 1), NULL, 10),
+			             truth_get(truth, "contests", "contest_id", PQgetvalue(r, k, 0),
+			                       "votes"),
+			             "votes table: contest %s", PQgetvalue(r, k, 0));
+		PQclear(r);
+		cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM votes v JOIN voters p USING (voter_id)"
+		                             " JOIN candidates k USING (candidate_id)"
+		                             " JOIN contest_regions cr ON cr.contest_id = k.contest_id"
+		                             " AND cr.region = p.region"),
+		             (long)json_integer_value(json_object_get(truth, "accepted")),
+		             "a stored vote from outside its candidate's constituency");
+		/* Each contest's winner from the stored votes: the truth's (ties: none). */
+		r = PQexec(c, "SELECT k.contest_id, (array_agg(candidate_id::text ORDER BY n DESC))[1],"
+		              " (array_agg(n ORDER BY n DESC))[1], (array_agg(n ORDER BY n DESC))[2]"
+		              " FROM (SELECT candidate_id, count(*) AS n FROM votes GROUP BY 1) t"
+		              " JOIN candidates k USING (candidate_id) GROUP BY 1");
+		cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+		for (int k = 0; k < PQntuples(r); k++) {
+			const char *id = PQgetvalue(r, k, 0), *want = NULL;
+			bool tie = !PQgetisnull(r, k, 3) &&
+			           strcmp(PQgetvalue(r, k, 2), PQgetvalue(r, k, 3)) == 0;
+
+			json_array_foreach(json_object_get(truth, "contests"), i, o)
+				if (strcmp(json_string_value(json_object_get(o, "contest_id")), id) == 0)
+					want = json_string_value(json_object_get(o, "winner"));
+			if (tie)
+				cr_assert_null(want, "contest %s is tied, the truth has a winner", id);
+			else
+				cr_assert_str_eq(PQgetvalue(r, k, 1), want != NULL ? want : "(none)",
+				                 "contest %s's winner", id);
+		}
+		PQclear(r);
+	}
+	/* Seats: the truth's add up to the contests with a winner. */
+	seats = json_object_get(truth, "seats");
+	{
+		long total = 0, won = 0;
+		const char *party;
+		json_t *v;
+
+		json_object_foreach(seats, party, v)
+			total += (long)json_integer_value(v);
+		json_array_foreach(json_object_get(truth, "contests"), i, o)
+			won += json_object_get(o, "winner") != NULL &&
+			       !json_is_null(json_object_get(o, "winner"));
+		cr_assert_eq(total, won);
+		cr_assert_gt(total, 550);
+	}
+	PQfinish(c);
+
+	memset(&seen, 0, sizeof(seen));
+	kt_consume_all(topics.topic[TALLY_KAFKA_REJECTED].name, on_letter, &seen, 60);
+	cr_assert_eq(seen.letters, (long)json_integer_value(json_object_get(truth, "rejected_total")));
+	for (int k = 1; k < TALLY_REASON__COUNT; k++)
+		cr_assert_eq(seen.by_reason[k],
+		             (long)json_integer_value(json_object_get(json_object_get(truth, "rejected"),
+		                                                      tally_reason_name(k))),
+		             "dead letters: %s", tally_reason_name(k));
+	{
+		const char *a[] = {"--topic-prefix", prefix, pgopt, "--truth", truth_path, NULL};
+
+		cr_assert_eq(test_run("tally-dq", a, out, sizeof(out)), 0, "%s", out);
+	}
+	json_decref(truth);
+	{
+		const char *names[TALLY_KAFKA_N_TOPICS];
+
+		for (int k = 0; k < TALLY_KAFKA_N_TOPICS; k++)
+			names[k] = topics.topic[k].name;
+		kt_delete_topics(names, TALLY_KAFKA_N_TOPICS);
+	}
+	unlink(truth_path);
+	unlink(log);
+	pgtest_schema_drop();
+}

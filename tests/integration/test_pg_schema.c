@@ -42,7 +42,7 @@ Test(pg_schema, migrates_once_and_is_idempotent)
 
 	cr_assert_eq(tally_pg_migrate(c, &applied, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(applied, tally_pg_schema_version());
-	cr_assert_eq(applied, 8);
+	cr_assert_eq(applied, 9);
 	cr_assert_eq(tally_pg_migrate(c, &applied, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(applied, 0);
 	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM tally_schema_version"),
@@ -62,6 +62,59 @@ Test(pg_schema, migrates_once_and_is_idempotent)
 	                             "'checkpoint_offsets', 'vote_journal', 'registry_generation', "
 	                             "'registry_images', 'registry_image_parts', "
 	                             "'registry_image_complete')"), 12);
+	PQfinish(c);
+}
+
+/* Failing SQL: its SQLSTATE ("23505" unique, "23514" check, ...). */
+static void
+sql_fails_with(PGconn *c, const char *sql, const char *state)
+{
+	PGresult *r = PQexec(c, sql);
+	const char *got = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+	cr_assert_eq(PQresultStatus(r), PGRES_FATAL_ERROR, "%s succeeded", sql);
+	cr_assert_str_eq(got != NULL ? got : "", state, "%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+/* Migration 9: contests partition their level's regions; a party stands once a contest. */
+Test(pg_schema, contests_keep_their_rules)
+{
+	PGconn *c = pgtest_connect_migrated();
+
+	pgtest_exec_ok(c, "INSERT INTO parties (party_affiliation) VALUES ('Savior Party')");
+	pgtest_exec_ok(c, "INSERT INTO contests (contest_id, contest_name, level) VALUES "
+	                  "('E1', 'Aldershot', 'constituency'), ('E2', 'Bath', 'constituency'), "
+	                  "('C1', 'Kent County', 'county')");
+	pgtest_exec_ok(c, "INSERT INTO contest_regions (contest_id, level, position, region) VALUES "
+	                  "('E1', 'constituency', 0, 'Kent'), ('E2', 'constituency', 0, 'Avon'), "
+	                  "('C1', 'county', 0, 'Kent')");
+	/* Kent is in E1 at its level already; another level may take it (C1 did). */
+	sql_fails_with(c, "INSERT INTO contest_regions (contest_id, level, position, region) "
+	                  "VALUES ('E2', 'constituency', 1, 'Kent')", "23505");
+	/* The region's level must be its contest's. */
+	sql_fails_with(c, "INSERT INTO contest_regions (contest_id, level, position, region) "
+	                  "VALUES ('E2', 'county', 1, 'Essex')", "23503");
+	/* "national" is contest 0 and level 0: never a row. */
+	sql_fails_with(c, "INSERT INTO contests (contest_id, contest_name, level) VALUES "
+	                  "('national', 'National', 'x')", "23514");
+	sql_fails_with(c, "INSERT INTO contests (contest_id, contest_name, level) VALUES "
+	                  "('E3', 'Crewe', 'national')", "23514");
+	pgtest_exec_ok(c, "INSERT INTO candidates (candidate_id, candidate_name, party_affiliation, "
+	                  "contest_id) VALUES ('3f0b2c1e-8d5a-4f3b-9c2d-1a2b3c4d5e6f', 'Ada', "
+	                  "'Savior Party', 'E1'), ('4f0b2c1e-8d5a-4f3b-9c2d-1a2b3c4d5e6f', 'Alan', "
+	                  "'Savior Party', 'E2'), ('5f0b2c1e-8d5a-4f3b-9c2d-1a2b3c4d5e6f', 'Grace', "
+	                  "'Savior Party', NULL), ('6f0b2c1e-8d5a-4f3b-9c2d-1a2b3c4d5e6f', 'Joan', "
+	                  "'Savior Party', NULL)");
+	/* One candidate per party in a contest (the national race, NULL, has no such rule). */
+	sql_fails_with(c, "INSERT INTO candidates (candidate_id, candidate_name, party_affiliation, "
+	                  "contest_id) VALUES ('7f0b2c1e-8d5a-4f3b-9c2d-1a2b3c4d5e6f', 'Ben', "
+	                  "'Savior Party', 'E1')", "23505");
+	sql_fails_with(c, "INSERT INTO candidates (candidate_id, candidate_name, party_affiliation, "
+	                  "contest_id) VALUES ('8f0b2c1e-8d5a-4f3b-9c2d-1a2b3c4d5e6f', 'Cy', "
+	                  "'Savior Party', 'E9')", "23503");
+	cr_assert_eq(pgtest_count(c, "SELECT count(*) FROM candidates WHERE contest_id IS NOT NULL"),
+	             2);
 	PQfinish(c);
 }
 
