@@ -540,7 +540,15 @@ tally_core_mark_voted_many(tally_core_t *core, const tally_uuid_t *ids, size_t n
 int
 tally_core_mark_voted(tally_core_t *core, const tally_uuid_t *voter_id)
 {
-	return tally_core_mark_voted_level(core, voter_id, 0);
+	const tally__vtable_t *t;
+	tally__vslot_t *s;
+
+	/* Store 0: the first level that got a candidate, the only one of a single-level
+	 * election (national, or constituencies only). */
+	if ((s = tally__registry_voter_slot_in(core->hot, voter_id, tally_uuid_hash(voter_id),
+	                                       &t)) == NULL)
+		return TALLY_ENOENT;
+	return tally__vslot_claim(s, t, 0) ? 0 : TALLY_EEXISTS;
 }
 
 int

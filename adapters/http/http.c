@@ -67,13 +67,15 @@
 #include <tally/time.h>
 
 #include "assets.h"
+#include "contests.h"
 #include "render.h"
 
 #ifndef TALLY_VERSION_STRING
 #define TALLY_VERSION_STRING "0.0.0"
 #endif
 
-enum { B_METRICS, B_OPENMETRICS, B_JSON, B_CSV, B_SSE, B__COUNT };
+/* B_CONTESTS is binary: the contests table /api/contests pages (contests.c). */
+enum { B_METRICS, B_OPENMETRICS, B_JSON, B_CSV, B_SSE, B_CONTESTS, B__COUNT };
 
 typedef struct blob {
 	uint32_t refs;                   /* atomic: the publisher's one plus one per response */
@@ -157,6 +159,7 @@ struct tally_http {
 	bool snap_filled;                /* snap holds results (the callback filled it once) */
 	int snap_err;                    /* the callback's last error, 0 if none (logged once) */
 	render_scratch_t rs;
+	tally_contests_t cres;           /* the contests table's scratch */
 	hbuf_t core_text, core_om, app_prev;
 	tally_metrics_builder_t app;
 	bool rendered;
@@ -408,6 +411,11 @@ render_once(tally_http_t *h)
 			tally__render_csv(h->snap, h->reg, &b->buf);
 			if (!b->buf.oom)
 				blob_publish(h, B_CSV, b, h->snap->version);
+		}
+		if ((b = blob_get(h)) != NULL) {
+			tally__contest_table_build(h->snap, h->reg, &h->cres, &b->buf);
+			if (!b->buf.oom)
+				blob_publish(h, B_CONTESTS, b, h->snap->version);
 		}
 		tally__render_metrics(h->snap, h->reg, h->o.max_region_series, h->build_version, &h->rs,
 		                      &h->core_text, &h->core_om);
@@ -1234,7 +1242,8 @@ ep_stream(tally_http_t *h, struct MHD_Connection *conn)
 /* ---- routing ------------------------------------------------------------------------------------ */
 
 enum route {
-	R_NONE, R_METRICS, R_RESULTS, R_CSV, R_STREAM, R_HEALTHZ, R_READYZ, R_OPEN, R_CLOSE, R_ASSET
+	R_NONE, R_METRICS, R_RESULTS, R_CSV, R_STREAM, R_HEALTHZ, R_READYZ, R_OPEN, R_CLOSE, R_ASSET,
+	R_CONTESTS, R_CONTEST
 };
 
 static const struct {
@@ -1246,7 +1255,51 @@ static const struct {
 	{"/api/results.csv", R_CSV, false},    {"/api/stream", R_STREAM, false},
 	{"/healthz", R_HEALTHZ, false},        {"/readyz", R_READYZ, false},
 	{"/api/election/open", R_OPEN, true},  {"/api/election/close", R_CLOSE, true},
+	{"/api/contests", R_CONTESTS, false},
 };
+
+#define CONTEST_PREFIX "/api/contests/"
+
+/*
+ * /api/contests (every contest, a page of them as asked: contests.h) and
+ * /api/contests/{id}: from the contests table of the newest render.
+ */
+static enum MHD_Result
+ep_contests(tally_http_t *h, struct MHD_Connection *conn, const char *id)
+{
+	const char *why = "no such contest";
+	hbuf_t out = {0};
+	enum MHD_Result ret;
+	blob_t *b;
+	int status;
+
+	demand(h);
+	if ((b = blob_acquire(h, B_CONTESTS)) == NULL)
+		return send_json_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no results rendered yet",
+		                       NULL, NULL);
+	if (id != NULL) {
+		status = tally__contest_one(&b->buf, h->reg, id, &out);
+	} else {
+		tally__contests_params_t p = {
+#define ARG(name) MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name)
+			ARG("sort"), ARG("order"), ARG("q"), ARG("party"), ARG("status"), ARG("offset"),
+			ARG("limit"),
+#undef ARG
+		};
+
+		status = tally__contests_query(&b->buf, h->reg, &p, &out, &why);
+	}
+	blob_release(b);
+	if (status != 200) {
+		hbuf_free(&out);
+		return send_json_error(conn, (unsigned)status, status == 503 ? "out of memory" : why,
+		                       NULL, NULL);
+	}
+	ret = send_buf(conn, MHD_HTTP_OK, "application/json; charset=utf-8", out.p, out.len,
+	               MHD_RESPMEM_MUST_COPY, NULL, NULL);
+	hbuf_free(&out);
+	return ret;
+}
 
 /* Looks for Content-Length headers that differ (the first would win in MHD: smuggling). */
 typedef struct cl_scan {
@@ -1294,6 +1347,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 			break;
 		}
 	}
+	if (route == R_NONE && strncmp(url, CONTEST_PREFIX, strlen(CONTEST_PREFIX)) == 0 &&
+	    url[strlen(CONTEST_PREFIX)] != '\0')
+		route = R_CONTEST;
 	if (route == R_NONE && (asset = asset_find(h, url)) != NULL)
 		route = R_ASSET;
 	is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
@@ -1369,6 +1425,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		return ep_admin(h, conn, TALLY_HTTP_ACTION_CLOSE);
 	case R_ASSET:
 		return ep_asset(conn, asset);
+	case R_CONTESTS:
+		return ep_contests(h, conn, NULL);
+	case R_CONTEST:
+		return ep_contests(h, conn, url + strlen(CONTEST_PREFIX));
 	case R_NONE:
 		break;
 	}
@@ -1703,6 +1763,7 @@ tally_http_destroy(tally_http_t *h)
 	}
 	tally_snapshot_destroy(h->snap);
 	tally__render_scratch_free(&h->rs);
+	tally_contests_free(&h->cres);
 	hbuf_free(&h->core_text);
 	hbuf_free(&h->core_om);
 	hbuf_free(&h->app_prev);

@@ -22,6 +22,8 @@
 #include <tally/uuid.h>
 #include <tally/vote.h>
 
+#include <tally/contest.h>
+
 #include "render.h"
 
 /* ---- buffers ------------------------------------------------------------------------- */
@@ -656,6 +658,47 @@ runner_up(const tally_snapshot_t *snap, int32_t leader)
 	return best;
 }
 
+/* An election of many contests: ,"report":..., "seats":[per level and party] (/api/contests
+ * has each contest). */
+static void
+render_seats(const tally_snapshot_t *snap, const tally_registry_t *reg, hbuf_t *out)
+{
+	tally_contests_t res = {0};
+	bool first = true;
+
+	if (tally_contests_compute(reg, snap, snap->election.status >= TALLY_ELECTION_CLOSED,
+	                           &res) != 0) {
+		out->oom = true;
+		return;
+	}
+	hbuf_puts(out, ",\"report\":\"");
+	hbuf_puts(out, tally_report_status_name(res.report));
+	hbuf_puts(out, "\",\"seats\":[");
+	for (uint32_t l = 0; l < res.nlevels; l++)
+		for (uint32_t p = 0; p < res.nparties && res.level_contests[l] > 0; p++) {
+			size_t i = (size_t)l * res.nparties + p;
+
+			if (!first)
+				hbuf_putc(out, ',');
+			first = false;
+			hbuf_puts(out, "{\"level\":");
+			hbuf_json_str(out, tally_registry_level_name(reg, l) ?: "");
+			hbuf_puts(out, ",\"party_affiliation\":");
+			hbuf_json_str(out, tally_registry_party_name(reg, p) ?: "");
+			hbuf_puts(out, ",\"seats_won\":");
+			hbuf_u64(out, res.seats_won[i]);
+			hbuf_puts(out, ",\"seats_led\":");
+			hbuf_u64(out, res.seats_led[i]);
+			hbuf_puts(out, ",\"contests\":");
+			hbuf_u64(out, res.level_contests[l]);
+			hbuf_puts(out, ",\"declared\":");
+			hbuf_u64(out, res.level_declared[l]);
+			hbuf_putc(out, '}');
+		}
+	hbuf_putc(out, ']');
+	tally_contests_free(&res);
+}
+
 void
 tally__render_json(const tally_snapshot_t *snap, const tally_registry_t *reg, hbuf_t *out)
 {
@@ -736,7 +779,10 @@ tally__render_json(const tally_snapshot_t *snap, const tally_registry_t *reg, hb
 		hbuf_fixed(out, ratio(snap->regions[r], snap->region_registered[r]), 6);
 		hbuf_putc(out, '}');
 	}
-	hbuf_puts(out, "],\"leader\":");
+	hbuf_putc(out, ']');
+	if (snap->ncontests > 1)
+		render_seats(snap, reg, out);
+	hbuf_puts(out, ",\"leader\":");
 	if (leader < 0) {
 		hbuf_puts(out, "null,\"margin\":{\"votes\":0,\"share_points\":0.000000}}");
 		return;

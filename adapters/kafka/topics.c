@@ -21,6 +21,8 @@ static const char *const standard_names[TALLY_KAFKA_N_TOPICS] = {
 	[TALLY_KAFKA_RESULTS_LOCATION] = "aggregated_turnout_by_location",
 	[TALLY_KAFKA_RESULTS_PARTY] = "aggregated_votes_per_party",
 	[TALLY_KAFKA_REJECTED] = "votes_rejected",
+	[TALLY_KAFKA_RESULTS_CONTEST] = "aggregated_votes_per_contest",
+	[TALLY_KAFKA_RESULTS_SEATS] = "seats_per_party",
 };
 
 static const tally_kafka_topic_config_t compacted[] = {
@@ -62,8 +64,7 @@ tally_kafka_topics_init(tally_kafka_topics_t *topics, const char *prefix, int pa
 		}
 		t->name = topics->names[i];
 		t->replication_factor = 1;
-		if (i == TALLY_KAFKA_RESULTS_CANDIDATE || i == TALLY_KAFKA_RESULTS_LOCATION ||
-		    i == TALLY_KAFKA_RESULTS_PARTY) {
+		if (tally_kafka_topic_is_results(i)) {
 			t->partitions = TALLY_KAFKA_RESULTS_PARTITIONS;
 			t->config = compacted;
 			t->nconfig = sizeof(compacted) / sizeof(compacted[0]);

@@ -170,7 +170,9 @@ int tally_core_election_finalize(tally_core_t *core);
 
 /**
  * @brief Record a voter as having voted without counting a vote (restoring the voted set
- * from a store whose counts come from a checkpoint). Not concurrent with workers.
+ * from a store whose counts come from a checkpoint), at the first level that got a
+ * candidate: the one level of a single-level election, national or constituencies only
+ * (a second level needs tally_core_mark_voted_level()). Not concurrent with workers.
  * @returns 0, TALLY_ENOENT (unknown voter) or TALLY_EEXISTS (already marked).
  */
 int tally_core_mark_voted(tally_core_t *core, const tally_uuid_t *voter_id);

@@ -102,8 +102,19 @@ typedef enum tally_kafka_topic_id {
 	TALLY_KAFKA_RESULTS_LOCATION,    /**< aggregated_turnout_by_location, compacted */
 	TALLY_KAFKA_RESULTS_PARTY,       /**< aggregated_votes_per_party, compacted */
 	TALLY_KAFKA_REJECTED,            /**< votes_rejected, the dead letters */
+	TALLY_KAFKA_RESULTS_CONTEST,     /**< aggregated_votes_per_contest, compacted */
+	TALLY_KAFKA_RESULTS_SEATS,       /**< seats_per_party, compacted */
 	TALLY_KAFKA_N_TOPICS
 } tally_kafka_topic_id_t;
+
+/** @brief Is this one of the (compacted, one-partition) results topics? */
+static inline bool
+tally_kafka_topic_is_results(int id)
+{
+	return id == TALLY_KAFKA_RESULTS_CANDIDATE || id == TALLY_KAFKA_RESULTS_LOCATION ||
+	       id == TALLY_KAFKA_RESULTS_PARTY || id == TALLY_KAFKA_RESULTS_CONTEST ||
+	       id == TALLY_KAFKA_RESULTS_SEATS;
+}
 
 /** Partitions of each results topic: one, so a reader sees every version in order. */
 #define TALLY_KAFKA_RESULTS_PARTITIONS 1

@@ -12,6 +12,18 @@
  *   "version", "election_id", "timestamp"}
  * timestamp is ISO-8601 UTC with milliseconds, when the snapshot was taken; version is
  * the snapshot's. No voter data is ever published.
+ *
+ * An election of many contests (include/tally/contest.h) also has, from the same snapshot:
+ * - aggregated_votes_per_contest, key contest_id: {"contest_id", "contest_name", "level",
+ *   "total_votes", "registered", "turnout", "status" ("counting"/"declared"), "leader"
+ *   (candidate_id, null on a tie or with no votes), "leader_name", "party_affiliation",
+ *   "majority", "tie", "candidates" [{"candidate_id", "party_affiliation", "total_votes"},
+ *   most votes first], "version", "election_id", "timestamp"}
+ * - seats_per_party, key "level/party": {"level", "party_affiliation", "seats_won" (declared
+ *   contests won), "seats_led" (counting contests led), "total_votes", "contests",
+ *   "declared", "report" (NIST SP 1500-100's status), "version", "election_id",
+ *   "timestamp"}. Seats won and votes never go down; seats led move as leads change.
+ * A single national race (no contest registered) produces neither.
  */
 #ifndef TALLY_RESULTS_H
 #define TALLY_RESULTS_H

@@ -1763,3 +1763,215 @@ Test(http, departed_stream_client_frees_its_slot, .timeout = 60)
 	close(fd);
 	env_stop(&e);
 }
+
+/* ---- /api/contests ------------------------------------------------------------------------------ */
+
+#define NKREGIONS 30
+
+/* The env with 30 one-region constituencies of 2 candidates (parties 0 and 1) and no
+ * national race; contest k's candidates are fixture ids 100 + 2k and 101 + 2k; voter i
+ * (region r) votes for 100 + 2r + (i % 3 == 0). Contest 7's name needs escaping. */
+static void
+env_start_contests(env_t *e, tally_http_opts_t *o)
+{
+	tally_core_opts_t co = fixture_core_opts(1);
+	char err[256], id[16], name[64], region[32], cname[32];
+
+	memset(e, 0, sizeof(*e));
+	pthread_mutex_init(&e->admin_mu, NULL);
+	pthread_mutex_init(&e->served_mu, NULL);
+	e->reg = fixture_registry(NPARTY, 0, NKREGIONS, NVOTERS, NVOTERS);
+	for (uint32_t k = 0; k < NKREGIONS; k++) {
+		const char *regions[1] = {region};
+		tally_contest_reg_t c = {id, name, "constituency", regions, 1};
+
+		snprintf(id, sizeof(id), "C%02u", k);
+		snprintf(name, sizeof(name), k == 7 ? "Quote \"Q\" <b>&amp;</b> %u" : "Seat %02u", k);
+		snprintf(region, sizeof(region), "Region %u", k);
+		cr_assert_eq(tally_registry_add_contest(e->reg, &c, NULL), TALLY_REFUSAL_NONE);
+		for (uint32_t j = 0; j < 2; j++) {
+			char party[16];
+			tally_candidate_reg_t cr = {fixture_candidate_id(100 + 2 * k + j), cname, party,
+			                            NULL, id};
+
+			snprintf(party, sizeof(party), "Party %u", j);
+			snprintf(cname, sizeof(cname), "Candidate %u-%u", k, j);
+			cr_assert_eq(tally_registry_add_candidate(e->reg, &cr, NULL), TALLY_REFUSAL_NONE);
+		}
+	}
+	e->core = tally_core_new(e->reg, &co, err, sizeof(err));
+	cr_assert_not_null(e->core, "%s", err);
+	o->cb_arg = e;
+	o->log = test_log;
+	o->render_interval_ms = 20;
+	e->http = tally_http_new(e->core, o, err, sizeof(err));
+	cr_assert_not_null(e->http, "%s", err);
+	cr_assert_eq(tally_http_start(e->http, err, sizeof(err)), 0, "%s", err);
+	snprintf(e->base, sizeof(e->base), "http://127.0.0.1:%u", (unsigned)tally_http_port(e->http));
+	{
+		tally_vote_t *v = calloc(NVOTERS, sizeof(*v));
+		tally_batch_t b;
+
+		for (uint64_t i = 0; i < NVOTERS; i++) {
+			uint32_t r = fixture_region_of(i, NKREGIONS);
+
+			fixture_vote(&v[i], i, 0);
+			v[i].candidate_id = fixture_candidate_id(100 + 2 * r + (i % 3 == 0));
+		}
+		tally_batch_init(&b, v, NVOTERS, 0);
+		tally_core_process(e->core, 0, &b);
+		cr_assert_eq(b.accepted, NVOTERS);
+		free(v);
+	}
+}
+
+static json_t *
+get_json(const env_t *e, const char *path, long want)
+{
+	resp_t r = http_get(e, path);
+	json_t *j;
+
+	cr_assert_eq(r.status, want, "%s: %ld %s", path, r.status, r.body);
+	j = parse_json(&r);
+	resp_free(&r);
+	return j;
+}
+
+Test(http, contests_sort_filter_page, .timeout = 60)
+{
+	tally_http_opts_t o = {0};
+	tally_snapshot_t *snap;
+	env_t e;
+	json_t *j, *rows, *row, *seen = json_object();
+	size_t i;
+	uint64_t prev = UINT64_MAX, led = 0, seats_led = 0, votes_sum = 0;
+
+	env_start_contests(&e, &o);
+	snap = wait_rendered(&e);
+
+	/* Default: every contest (30 < 50), by name; votes per contest = its candidates'. */
+	j = get_json(&e, "/api/contests", 200);
+	cr_assert_eq(jint(j, "total"), NKREGIONS);
+	cr_assert_eq(jint(j, "matched"), NKREGIONS);
+	cr_assert_eq(jint(j, "version"), (json_int_t)snap->version);
+	cr_assert_str_eq(jstr(j, "report"), "unofficial-partial");
+	rows = json_object_get(j, "contests");
+	cr_assert_eq(json_array_size(rows), NKREGIONS);
+	cr_assert_str_eq(jstr(json_array_get(rows, 0), "contest_name"), "Quote \"Q\" <b>&amp;</b> 7");
+	cr_assert_str_eq(jstr(json_array_get(rows, 1), "contest_name"), "Seat 00");
+	json_array_foreach(rows, i, row) {
+		const char *id = jstr(row, "contest_id");
+		uint32_t k = (uint32_t)strtoul(id + 1, NULL, 10);
+		uint64_t a = snap->candidates[2 * k], b = snap->candidates[2 * k + 1];
+
+		cr_assert_eq(jint(row, "total_votes"), (json_int_t)(a + b), "%s", id);
+		cr_assert_eq(jint(row, "registered"), (json_int_t)snap->region_registered[k]);
+		cr_assert_str_eq(jstr(row, "status"), "counting");
+		cr_assert_str_eq(jstr(row, "level"), "constituency");
+		if (a == b) {
+			cr_assert(json_is_true(json_object_get(row, "tie")));
+			cr_assert(json_is_null(json_object_get(row, "leader")));
+		} else {
+			cr_assert_str_eq(jstr(row, "party_affiliation"), a > b ? "Party 0" : "Party 1");
+			cr_assert_eq(jint(row, "majority"), (json_int_t)(a > b ? a - b : b - a));
+			led++;
+		}
+		votes_sum += a + b;
+	}
+	cr_assert_eq(votes_sum, NVOTERS);
+	/* Seats: led, none won while counting. */
+	json_array_foreach(json_object_get(j, "seats"), i, row) {
+		seats_led += (uint64_t)jint(row, "seats_led");
+		cr_assert_eq(jint(row, "seats_won"), 0);
+		cr_assert_eq(jint(row, "contests"), NKREGIONS);
+	}
+	cr_assert_eq(seats_led, led);
+	json_decref(j);
+	/* /api/results has the seats too. */
+	j = get_json(&e, "/api/results", 200);
+	seats_led = 0;
+	json_array_foreach(json_object_get(j, "seats"), i, row)
+		seats_led += (uint64_t)jint(row, "seats_led");
+	cr_assert_eq(seats_led, led);
+	cr_assert_str_eq(jstr(j, "report"), "unofficial-partial");
+	json_decref(j);
+
+	/* By votes: most first; ascending when asked. */
+	j = get_json(&e, "/api/contests?sort=votes", 200);
+	json_array_foreach(json_object_get(j, "contests"), i, row) {
+		cr_assert_leq((uint64_t)jint(row, "total_votes"), prev);
+		prev = (uint64_t)jint(row, "total_votes");
+	}
+	json_decref(j);
+	j = get_json(&e, "/api/contests?sort=votes&order=asc&limit=1", 200);
+	cr_assert_eq(jint(json_array_get(json_object_get(j, "contests"), 0), "total_votes"),
+	             (json_int_t)prev);
+	json_decref(j);
+
+	/* Pages of 7 to the last row: every contest once. */
+	for (int off = 0; off < NKREGIONS; off += 7) {
+		char path[96];
+
+		snprintf(path, sizeof(path), "/api/contests?sort=id&limit=7&offset=%d", off);
+		j = get_json(&e, path, 200);
+		rows = json_object_get(j, "contests");
+		cr_assert_eq(json_array_size(rows), off + 7 <= NKREGIONS ? 7 : NKREGIONS - off);
+		json_array_foreach(rows, i, row) {
+			cr_assert_null(json_object_get(seen, jstr(row, "contest_id")));
+			json_object_set_new(seen, jstr(row, "contest_id"), json_true());
+		}
+		json_decref(j);
+	}
+	cr_assert_eq(json_object_size(seen), NKREGIONS);
+	j = get_json(&e, "/api/contests?offset=1000", 200);
+	cr_assert_eq(json_array_size(json_object_get(j, "contests")), 0);
+	json_decref(j);
+
+	/* Filters: text in the name (any case), the leading party, the status. */
+	j = get_json(&e, "/api/contests?q=quote", 200);
+	cr_assert_eq(jint(j, "matched"), 1);
+	cr_assert_str_eq(jstr(json_array_get(json_object_get(j, "contests"), 0), "contest_id"), "C07");
+	json_decref(j);
+	j = get_json(&e, "/api/contests?party=Party%200&limit=1000", 200);
+	json_array_foreach(json_object_get(j, "contests"), i, row)
+		cr_assert_str_eq(jstr(row, "party_affiliation"), "Party 0");
+	json_decref(j);
+	j = get_json(&e, "/api/contests?status=declared", 200);
+	cr_assert_eq(jint(j, "matched"), 0);
+	json_decref(j);
+
+	/* One contest, with its candidates most votes first. */
+	j = get_json(&e, "/api/contests/C03", 200);
+	rows = json_object_get(j, "candidates");
+	cr_assert_eq(json_array_size(rows), 2);
+	cr_assert_geq(jint(json_array_get(rows, 0), "total_votes"),
+	              jint(json_array_get(rows, 1), "total_votes"));
+	cr_assert_eq(jint(json_array_get(rows, 0), "total_votes") +
+	             jint(json_array_get(rows, 1), "total_votes"),
+	             jint(json_object_get(j, "contest"), "total_votes"));
+	json_decref(j);
+	json_decref(get_json(&e, "/api/contests/C99", 404));
+	json_decref(get_json(&e, "/api/contests?sort=colour", 400));
+	json_decref(get_json(&e, "/api/contests?limit=0", 400));
+	json_decref(get_json(&e, "/api/contests?limit=1001", 400));
+	json_decref(get_json(&e, "/api/contests?offset=-1", 400));
+	json_decref(get_json(&e, "/api/contests?order=up", 400));
+
+	/* Closed: every contest declared, the seats won. */
+	cr_assert_eq(tally_core_election_close(e.core), 0);
+	tally_snapshot_destroy(snap);
+	snap = wait_rendered(&e);
+	j = get_json(&e, "/api/contests?status=declared", 200);
+	cr_assert_eq(jint(j, "matched"), NKREGIONS);
+	cr_assert_str_eq(jstr(j, "report"), "unofficial-complete");
+	seats_led = 0;
+	json_array_foreach(json_object_get(j, "seats"), i, row) {
+		seats_led += (uint64_t)jint(row, "seats_won");
+		cr_assert_eq(jint(row, "seats_led"), 0);
+	}
+	cr_assert_eq(seats_led, led);
+	json_decref(j);
+	json_decref(seen);
+	tally_snapshot_destroy(snap);
+	env_stop(&e);
+}

@@ -580,3 +580,32 @@ Test(contests, workers_race_one_vote_per_level)
 	free(batches);
 	free(votes);
 }
+
+/*
+ * Restoring the voted set of a constituencies-only election (what tallyd does from the
+ * stored votes' voter ids): tally_core_mark_voted() marks the one level there is, so a
+ * restored voter's second vote is a duplicate.
+ */
+Test(contests, restore_marks_the_only_level_of_constituencies)
+{
+	tally_registry_t *r1 = fixture_registry(3, 0, NREGIONS, NVOTERS, 1000);
+	tally_core_opts_t o = fixture_core_opts(1);
+	tally_core_t *c1;
+	uint64_t a = voter_in(0, 0);
+	tally_vote_t v;
+	tally_batch_t b;
+	tally_contest_reg_t k = {"A", "Aldershot", "constituency", regions_a, 2};
+	tally_candidate_reg_t cr = {fixture_candidate_id(0), "Ada", "Party 0", NULL, "A"};
+
+	cr_assert_eq(tally_registry_add_contest(r1, &k, NULL), TALLY_REFUSAL_NONE);
+	cr_assert_eq(tally_registry_add_candidate(r1, &cr, NULL), TALLY_REFUSAL_NONE);
+	c1 = tally_core_new(r1, &o, NULL, 0);
+	cr_assert_eq(tally_core_mark_voted(c1, ID(a)), 0);
+	cr_assert_eq(tally_core_mark_voted(c1, ID(a)), TALLY_EEXISTS);
+	fixture_vote(&v, a, 0);
+	tally_batch_init(&b, &v, 1, 0);
+	tally_core_process(c1, 0, &b);
+	cr_assert_eq(v.reason, TALLY_REASON_DUPLICATE);
+	tally_core_destroy(c1);
+	tally_registry_destroy(r1);
+}

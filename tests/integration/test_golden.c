@@ -388,6 +388,55 @@ Test(golden, contests_650_constituencies, .timeout = 900)
 	}
 	PQfinish(c);
 
+	/* The contests topic: each contest's newest message has its votes and winner (the
+	 * polls are still open: counting, the leader leads); the seats topic: each party's
+	 * seats won and led add up to the truth's. */
+	memset(&seen, 0, sizeof(seen));
+	seen.latest = json_object();
+	kt_consume_all(topics.topic[TALLY_KAFKA_RESULTS_CONTEST].name, on_result, &seen, 60);
+	json_array_foreach(json_object_get(truth, "contests"), i, o) {
+		const char *id = json_string_value(json_object_get(o, "contest_id"));
+		json_t *msg = json_object_get(seen.latest, id), *lead;
+		long votes = (long)json_integer_value(json_object_get(o, "votes"));
+
+		cr_assert(msg != NULL || votes == 0, "no message for contest %s", id);
+		if (msg == NULL)
+			continue;
+		cr_assert_eq(json_integer_value(json_object_get(msg, "total_votes")), votes,
+		             "contest %s", id);
+		cr_assert_str_eq(json_string_value(json_object_get(msg, "status")), "counting");
+		cr_assert_str_eq(json_string_value(json_object_get(msg, "contest_name")),
+		                 json_string_value(json_object_get(o, "contest_name")));
+		lead = json_object_get(msg, "leader");
+		if (json_is_null(json_object_get(o, "winner")) || json_object_get(o, "winner") == NULL)
+			cr_assert(json_is_null(lead), "contest %s: a leader the truth has not", id);
+		else
+			cr_assert_str_eq(json_string_value(lead),
+			                 json_string_value(json_object_get(o, "winner")), "contest %s", id);
+	}
+	json_object_clear(seen.latest);
+	kt_consume_all(topics.topic[TALLY_KAFKA_RESULTS_SEATS].name, on_result, &seen, 60);
+	{
+		const char *party;
+		json_t *v;
+		char key[300];
+
+		json_object_foreach(seats, party, v) {
+			json_t *msg;
+
+			snprintf(key, sizeof(key), "constituency/%s", party);
+			msg = json_object_get(seen.latest, key);
+			cr_assert(msg != NULL, "no seats message for %s", key);
+			cr_assert_eq(json_integer_value(json_object_get(msg, "seats_won")) +
+			             json_integer_value(json_object_get(msg, "seats_led")),
+			             json_integer_value(v), "seats of %s", party);
+			cr_assert_eq(json_integer_value(json_object_get(msg, "contests")), 650);
+			cr_assert_str_eq(json_string_value(json_object_get(msg, "report")),
+			                 "unofficial-partial");
+		}
+	}
+	json_decref(seen.latest);
+
 	memset(&seen, 0, sizeof(seen));
 	kt_consume_all(topics.topic[TALLY_KAFKA_REJECTED].name, on_letter, &seen, 60);
 	cr_assert_eq(seen.letters, (long)json_integer_value(json_object_get(truth, "rejected_total")));

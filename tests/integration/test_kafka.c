@@ -265,8 +265,7 @@ Test(kafka_topics, ensure_standard_topics, .timeout = 300)
 	                                       sizeof(err)),
 	             0, "first call: %s", err);
 	for (int i = 0; i < TALLY_KAFKA_N_TOPICS; i++) {
-		int compact = i == TALLY_KAFKA_RESULTS_CANDIDATE || i == TALLY_KAFKA_RESULTS_LOCATION ||
-		              i == TALLY_KAFKA_RESULTS_PARTY;
+		int compact = tally_kafka_topic_is_results(i);
 
 		names[i] = t.topic[i].name;
 		cr_assert_eq(partitions_of(rk, t.topic[i].name), compact ? 1 : 12, "\"%s\"",

@@ -270,8 +270,7 @@ Test(tally_gen, loads_postgres_and_kafka_exactly)
 	/* Kafka: the topics with their partitions, then every message. */
 	rk = kt_client(RD_KAFKA_PRODUCER, NULL);
 	for (int i = 0; i < TALLY_KAFKA_N_TOPICS; i++) {
-		int results = i == TALLY_KAFKA_RESULTS_CANDIDATE || i == TALLY_KAFKA_RESULTS_LOCATION ||
-		              i == TALLY_KAFKA_RESULTS_PARTY;
+		int results = tally_kafka_topic_is_results(i);
 
 		cr_assert_eq(kt_partitions(rk, t.topic[i].name), results ? 1 : N_PARTITIONS, "\"%s\"",
 		             t.topic[i].name);
