@@ -41,6 +41,9 @@ typedef struct scraper {
 	size_t json_n;
 	size_t series, bytes;
 	unsigned gap_ms;
+	bool contests;                   /* also /api/contests, every row by majority */
+	double *contests_ms;
+	size_t contests_n, contests_cap;
 } scraper_t;
 
 static size_t
@@ -115,6 +118,23 @@ scraper_main(void *arg)
 			if ((double)us / 1000.0 > s->json_ms_max)
 				s->json_ms_max = (double)us / 1000.0;
 			s->json_n++;
+		}
+		if (s->contests) {
+			char url[96];
+
+			snprintf(url, sizeof(url),
+			         "http://127.0.0.1:%u/api/contests?sort=majority&order=asc&limit=1000",
+			         (unsigned)s->port);
+			curl_easy_setopt(c, CURLOPT_URL, url);
+			if (curl_easy_perform(c) == CURLE_OK) {
+				curl_easy_getinfo(c, CURLINFO_TOTAL_TIME_T, &us);
+				if (s->contests_n == s->contests_cap) {
+					s->contests_cap = s->contests_cap ? 2 * s->contests_cap : 1024;
+					s->contests_ms = realloc(s->contests_ms,
+					                         s->contests_cap * sizeof(double));
+				}
+				s->contests_ms[s->contests_n++] = (double)us / 1000.0;
+			}
 		}
 		if (s->gap_ms)
 			usleep(s->gap_ms * 1000);
@@ -193,7 +213,16 @@ count_run(tally_registry_t *reg, tally_vote_t *votes, uint64_t n, unsigned round
 			fprintf(stderr, "tally-bench: %s\n", err);
 			exit(1);
 		}
-		memset(sc, 0, sizeof(*sc));
+		{
+			/* The contests' latencies add up over the runs. */
+			scraper_t keep = *sc;
+
+			memset(sc, 0, sizeof(*sc));
+			sc->contests = keep.contests;
+			sc->contests_ms = keep.contests_ms;
+			sc->contests_n = keep.contests_n;
+			sc->contests_cap = keep.contests_cap;
+		}
 		sc->port = fo.port = tally_http_port(h);
 		sc->gap_ms = gap_ms;
 		pthread_create(&st_thread, NULL, scraper_main, sc);
@@ -232,14 +261,17 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: tally-bench http [--voters N] [--candidates N] [--regions N] [--threads N]\n"
-	           "                        [--rounds N] [--repeat N] [--gap-ms N]\n"
+	           "                        [--rounds N] [--repeat N] [--gap-ms N] [--contests N]\n"
 	           "  --voters N      registered voters, one vote each per round (default 4000000)\n"
 	           "  --candidates N  candidates (default 100)\n"
 	           "  --regions N     regions, each with two series (default 4950: ~10k series)\n"
 	           "  --threads N     core workers (default 2)\n"
 	           "  --rounds N      passes over the votes per run (default 10)\n"
 	           "  --repeat N      runs of each kind, alternating, best kept (default 3)\n"
-	           "  --gap-ms N      pause between two scrape pairs (default 100; 0: back to back)\n");
+	           "  --gap-ms N      pause between two scrape pairs (default 100; 0: back to back)\n"
+	           "  --contests N    N constituencies over the regions (region r in r %% N), 5\n"
+	           "                  candidates each (--candidates unused); the scraper also\n"
+	           "                  pages every contest by majority from /api/contests\n");
 }
 
 int
@@ -249,8 +281,9 @@ tally_bench_http(int argc, char **argv)
 		{"voters", required_argument, NULL, 'v'}, {"candidates", required_argument, NULL, 'c'},
 		{"regions", required_argument, NULL, 'g'}, {"threads", required_argument, NULL, 't'},
 		{"rounds", required_argument, NULL, 'r'}, {"repeat", required_argument, NULL, 'p'},
-		{"gap-ms", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+		{"gap-ms", required_argument, NULL, 'm'}, {"contests", required_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	unsigned ncontests = 0;
 	uint64_t nvoters = 4000000;
 	unsigned ncand = 100, nregions = 4950, threads = 2, rounds = 10, repeat = 3, gap_ms = 100;
 	double best_alone = 1e30, best_serve = 1e30, p50 = 0, p99 = 0, pmax = 0, idle_p50 = 0;
@@ -271,12 +304,16 @@ tally_bench_http(int argc, char **argv)
 		case 'r': rounds = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'p': repeat = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'm': gap_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'k': ncontests = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (nvoters == 0 || ncand == 0 || ncand > 256 || nregions == 0 || nregions > 16384 ||
-	    threads == 0 || threads > 64 || rounds == 0 || repeat == 0) {
+	if (ncontests > 0)
+		ncand = ncontests * 5;
+	if (nvoters == 0 || ncand == 0 || (ncontests == 0 && ncand > 256) || nregions == 0 ||
+	    nregions > 16384 || ncontests > nregions || threads == 0 || threads > 64 ||
+	    rounds == 0 || repeat == 0) {
 		usage(stderr);
 		return 2;
 	}
@@ -287,6 +324,7 @@ tally_bench_http(int argc, char **argv)
 	ro.max_candidates = ncand;
 	ro.max_regions = nregions;
 	ro.max_parties = 8;
+	ro.max_contests = ncontests + 1;
 	if ((reg = tally_registry_new(&ro, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "tally-bench: %s\n", err);
 		return 1;
@@ -295,16 +333,37 @@ tally_bench_http(int argc, char **argv)
 		snprintf(name, sizeof(name), "Party %u", p);
 		tally_registry_add_party(reg, name, NULL);
 	}
-	for (unsigned k = 0; k < ncand; k++) {
-		tally_candidate_reg_t cr = {fixture_candidate_id(k), name, party, "", NULL};
-
-		snprintf(name, sizeof(name), "Candidate %u", k);
-		snprintf(party, sizeof(party), "Party %u", k % 8);
-		tally_registry_add_candidate(reg, &cr, NULL);
-	}
 	for (unsigned r = 0; r < nregions; r++) {
 		snprintf(name, sizeof(name), "Region %u", r);
 		tally_registry_add_region(reg, name, NULL);
+	}
+	for (unsigned k = 0; k < ncontests; k++) {
+		const char **names = calloc(nregions / ncontests + 1, sizeof(char *));
+		char id[16], cname[32];
+		uint32_t m = 0;
+		tally_contest_reg_t ct = {id, cname, "constituency", NULL, 0};
+
+		for (unsigned r = k; r < nregions; r += ncontests)
+			names[m++] = tally_registry_region_name(reg, r);
+		snprintf(id, sizeof(id), "C%05u", k);
+		snprintf(cname, sizeof(cname), "Constituency %u", k);
+		ct.regions = names;
+		ct.nregions = m;
+		if (tally_registry_add_contest(reg, &ct, NULL) != TALLY_REFUSAL_NONE) {
+			fprintf(stderr, "tally-bench: contest %u refused\n", k);
+			return 1;
+		}
+		free(names);
+	}
+	for (unsigned k = 0; k < ncand; k++) {
+		char id[16];
+		tally_candidate_reg_t cr = {fixture_candidate_id(k), name, party, "",
+		                            ncontests > 0 ? id : NULL};
+
+		snprintf(id, sizeof(id), "C%05u", k / 5);
+		snprintf(name, sizeof(name), "Candidate %u", k);
+		snprintf(party, sizeof(party), "Party %u", ncontests > 0 ? k % 5 : k % 8);
+		tally_registry_add_candidate(reg, &cr, NULL);
 	}
 	fixture_add_voters(reg, 0, nvoters, nregions);
 	if ((votes = malloc(nvoters * sizeof(*votes))) == NULL) {
@@ -315,6 +374,13 @@ tally_bench_http(int argc, char **argv)
 		uint64_t voter = fixture_mix(i * 31 + 7) % nvoters;
 
 		fixture_vote(&votes[i], voter, (uint32_t)(fixture_mix(voter) % ncand));
+		if (ncontests > 0) {
+			/* For a candidate of the voter's own constituency. */
+			uint32_t k = fixture_region_of(voter, nregions) % ncontests;
+
+			votes[i].candidate_id =
+			    fixture_candidate_id(k * 5 + (uint32_t)(fixture_mix(voter) % 5));
+		}
 	}
 
 	/* Scrape latency with the core idle, and the body's size, for reference. */
@@ -361,6 +427,7 @@ tally_bench_http(int argc, char **argv)
 	printf("%" PRIu64 " voters, %u candidates, %u regions: %zu series, /metrics %zu bytes\n",
 	       nvoters, ncand, nregions, series, bytes);
 	printf("scrape /metrics, core idle: p50 %.2f ms\n", idle_p50);
+	sc.contests = ncontests > 0;
 	printf("%-10s %12s %10s %14s %8s %9s %9s %9s %8s %8s %8s\n", "run", "votes", "seconds",
 	       "votes/s", "scrapes", "p50 ms", "p99 ms", "max ms", "renders", "snap ms", "rend ms");
 	for (unsigned rep = 0; rep < repeat; rep++) {
@@ -393,6 +460,14 @@ tally_bench_http(int argc, char **argv)
 			sc.lat_ms = NULL;
 		}
 	}
+	if (ncontests > 0 && sc.contests_n > 0) {
+		qsort(sc.contests_ms, sc.contests_n, sizeof(double), cmp_double);
+		printf("contests %u: /api/contests (all rows by majority) p50 %.2f ms, p99 %.2f ms, "
+		       "max %.2f ms over %zu requests\n", ncontests, sc.contests_ms[sc.contests_n / 2],
+		       sc.contests_ms[sc.contests_n * 99 / 100], sc.contests_ms[sc.contests_n - 1],
+		       sc.contests_n);
+	}
+	free(sc.contests_ms);
 	printf("http series=%zu scrape_p50_ms=%.2f scrape_p99_ms=%.2f scrape_max_ms=%.2f "
 	       "votes_per_s_alone=%.0f votes_per_s_serving=%.0f slowdown_pct=%.1f\n",
 	       series, p50, p99, pmax, nvoters * rounds / best_alone, nvoters * rounds / best_serve,

@@ -480,13 +480,16 @@ tally_pg_stored_votes_open(PGconn *conn, char *errstr, size_t errstr_size)
 	int rc;
 
 	if ((rc = tally__pg_exec(conn, "CREATE TEMPORARY TABLE journal_votes (voter_id uuid,"
-	                         " candidate_id uuid, election_id text)", 0, NULL, NULL, NULL,
+	                         " candidate_id uuid, election_id text, source_partition integer,"
+	                         " source_offset bigint)", 0, NULL, NULL, NULL,
 	                         "could not create a table for the journalled votes", errstr,
 	                         errstr_size)) != 0)
 		return rc;
 	return tally__pg_exec(conn, "CREATE TEMPORARY VIEW stored_votes AS"
-	                      " SELECT voter_id, candidate_id, election_id FROM votes UNION ALL"
-	                      " SELECT voter_id, candidate_id, election_id FROM pg_temp.journal_votes",
+	                      " SELECT voter_id, candidate_id, election_id, source_partition,"
+	                      " source_offset FROM votes UNION ALL"
+	                      " SELECT voter_id, candidate_id, election_id, source_partition,"
+	                      " source_offset FROM pg_temp.journal_votes",
 	                      0, NULL, NULL, NULL, "could not create the stored votes' view", errstr,
 	                      errstr_size);
 }
@@ -507,7 +510,7 @@ copy_piece(PGconn *conn, const char *election_id, const tally_pg_vote_row_t *vot
 		snprintf(errstr, errstr_size, "an election id with a tab, newline or backslash");
 		return TALLY_EINVAL;
 	}
-	if ((buf = malloc(n * (2 * TALLY_UUID_STRLEN + 3 + elen) + 1)) == NULL) {
+	if ((buf = malloc(n * (2 * TALLY_UUID_STRLEN + 3 + elen + 2 + 11 + 20) + 1)) == NULL) {
 		snprintf(errstr, errstr_size, "out of memory");
 		return TALLY_ENOMEM;
 	}
@@ -521,7 +524,7 @@ copy_piece(PGconn *conn, const char *election_id, const tally_pg_vote_row_t *vot
 		p += TALLY_UUID_STRLEN + 1;
 		memcpy(p, election_id, elen);
 		p += elen;
-		*p++ = '\n';
+		p += sprintf(p, "\t%d\t%lld\n", (int)votes[i].partition, (long long)votes[i].offset);
 	}
 	res = PQexec(conn, "COPY pg_temp.journal_votes FROM STDIN");
 	if (PQresultStatus(res) != PGRES_COPY_IN)

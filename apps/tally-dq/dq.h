@@ -85,9 +85,16 @@ typedef struct dq_run {
 	int64_t ckpt_rejected;
 	int64_t ckpt_read, ckpt_accepted, ckpt_id, ckpt_version;
 	int64_t dead_letters, dead_letter_dups;
+	/* Each dead-lettered source position once (of the votes topic), with its reason. */
+	struct dq_dl { int32_t partition, reason; int64_t offset; } *dl;
+	size_t ndl;
+	int64_t dl_superseded;       /* of them, positions whose vote is stored: counted */
 	int64_t truth_messages, truth_accepted;
 	char ckpt_taken_at[40];
 } dq_run_t;
+
+/* Dead letters superseded by a stored vote (pg.c), after dq_kafka(): 0 or -1 (errstr). */
+int dq_pg_superseded(dq_run_t *run, char *errstr, size_t errstr_size);
 
 /* ---- dimensions (dq.c) ---- */
 

@@ -461,6 +461,19 @@ dead_letter_msg(const rd_kafka_message_t *m, void *arg)
 		return;
 	}
 	dc->per_reason[k]++;
+	/* Kept for dq_pg_superseded(): a dead letter whose vote counted in the end. */
+	/* Grown at 0 to 1024, then doubled whenever full (a power of two). */
+	if (dc->run->ndl == 0 || (dc->run->ndl >= 1024 && (dc->run->ndl & (dc->run->ndl - 1)) == 0)) {
+		size_t cap = dc->run->ndl ? dc->run->ndl * 2 : 1024;
+		struct dq_dl *nd = realloc(dc->run->dl, cap * sizeof(*nd));
+
+		if (nd == NULL) {
+			dc->nomem = 1;
+			return;
+		}
+		dc->run->dl = nd;
+	}
+	dc->run->dl[dc->run->ndl++] = (struct dq_dl){pos.partition, k, pos.offset};
 }
 
 static void

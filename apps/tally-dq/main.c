@@ -193,6 +193,10 @@ run_checks(dq_run_t *run)
 	}
 	if (!conf->no_kafka) {
 		dq_kafka(run);
+		if (run->ndl > 0 && dq_pg_superseded(run, err, sizeof(err)) != 0) {
+			die_msg("%s", err);
+			return TALLYDQ_EXIT_FAIL;
+		}
 	} else {
 		dq_check(run, "topics.results", DQ_SKIP, NULL, "--no-kafka");
 		dq_check(run, "topics.dead_letters", DQ_SKIP, NULL, "--no-kafka");
@@ -282,6 +286,7 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < run.nchecks; i++)
 		json_decref(run.checks[i].figures);
 	free(run.checks);
+	free(run.dl);
 	free(run.pg);
 	free(run.kafka);
 	free(pg_where);

@@ -96,7 +96,8 @@ int tally_pg_journal_walk(PGconn *conn, tally_pg_journal_fn fn, void *arg, char 
 /**
  * The stored votes as one relation of a session: the votes table and the votes still in
  * the journal, unpacked (see tally_pg_stored_votes_open()). Columns voter_id uuid,
- * candidate_id uuid, election_id text. Readers query it and never add the two up.
+ * candidate_id uuid, election_id text, source_partition integer, source_offset bigint.
+ * Readers query it and never add the two up.
  */
 #define TALLY_PG_STORED_VOTES "pg_temp.stored_votes"
 
