@@ -285,6 +285,49 @@ render_seats(hbuf_t *out, const ctable_t *t, const tally_registry_t *reg)
 	hbuf_putc(out, ']');
 }
 
+/* The page as CSV (RFC 4180; names that a spreadsheet would take for a formula stay text). */
+static void
+render_csv(hbuf_t *out, const ctable_t *t, const uint32_t *idx, uint32_t n, const query_t *q,
+           const tally_registry_t *reg)
+{
+	hbuf_puts(out, "contest_id,contest_name,level,status,total_votes,registered,turnout,"
+	               "leader,leader_name,party_affiliation,majority,tie\r\n");
+	for (uint64_t i = q->offset; i < n && i < q->offset + q->limit; i++) {
+		const ctable_row_t *r = &t->rows[idx[i]];
+		tally_candidate_info_t lead;
+		char id[TALLY_UUID_STRLEN + 1];
+		bool has = r->leader >= 0 &&
+		           tally_registry_candidate_get(reg, (uint32_t)r->leader, &lead);
+
+		hbuf_csv_field(out, r->id);
+		hbuf_putc(out, ',');
+		hbuf_csv_field(out, r->name);
+		hbuf_putc(out, ',');
+		hbuf_csv_field(out, r->level);
+		hbuf_putc(out, ',');
+		hbuf_puts(out, tally_contest_status_name((int)r->status));
+		hbuf_putc(out, ',');
+		hbuf_u64(out, r->votes);
+		hbuf_putc(out, ',');
+		hbuf_u64(out, r->registered);
+		hbuf_putc(out, ',');
+		hbuf_fixed(out, turnout(r), 6);
+		hbuf_putc(out, ',');
+		if (has) {
+			hbuf_puts(out, tally_uuid_format(&lead.id, id));
+			hbuf_putc(out, ',');
+			hbuf_csv_field(out, lead.name);
+			hbuf_putc(out, ',');
+			hbuf_csv_field(out, tally_registry_party_name(reg, lead.party) ?: "");
+		} else {
+			hbuf_puts(out, ",,");
+		}
+		hbuf_putc(out, ',');
+		hbuf_u64(out, r->majority);
+		hbuf_puts(out, r->tie ? ",true\r\n" : ",false\r\n");
+	}
+}
+
 /* A non-negative integer parameter: false when malformed. */
 static bool
 param_u64(const char *s, uint64_t *out)
@@ -357,6 +400,11 @@ tally__contests_query(const hbuf_t *table, const tally_registry_t *reg,
 		qsort_r(idx, n, sizeof(uint32_t), cmp_rows, &sc);
 	}
 
+	if (p->csv) {
+		render_csv(out, &t, idx, n, &q, reg);
+		free(idx);
+		return out->oom ? 503 : 200;
+	}
 	hbuf_puts(out, "{\"version\":");
 	hbuf_u64(out, t.head->version);
 	hbuf_puts(out, ",\"updated_at\":\"");

@@ -21,6 +21,7 @@ void tally__contest_table_build(const tally_snapshot_t *snap, const tally_regist
  * counting|declared, offset (0), limit (50, at most 1000). */
 typedef struct tally__contests_params {
 	const char *sort, *order, *q, *party, *status, *offset, *limit;
+	bool csv;                        /* the page as CSV rows, not JSON */
 } tally__contests_params_t;
 
 /* Any thread: the page of the table asked for, as JSON into out. @returns the HTTP status

@@ -1243,7 +1243,7 @@ ep_stream(tally_http_t *h, struct MHD_Connection *conn)
 
 enum route {
 	R_NONE, R_METRICS, R_RESULTS, R_CSV, R_STREAM, R_HEALTHZ, R_READYZ, R_OPEN, R_CLOSE, R_ASSET,
-	R_CONTESTS, R_CONTEST
+	R_CONTESTS, R_CONTESTS_CSV, R_CONTEST
 };
 
 static const struct {
@@ -1255,7 +1255,7 @@ static const struct {
 	{"/api/results.csv", R_CSV, false},    {"/api/stream", R_STREAM, false},
 	{"/healthz", R_HEALTHZ, false},        {"/readyz", R_READYZ, false},
 	{"/api/election/open", R_OPEN, true},  {"/api/election/close", R_CLOSE, true},
-	{"/api/contests", R_CONTESTS, false},
+	{"/api/contests", R_CONTESTS, false},  {"/api/contests.csv", R_CONTESTS_CSV, false},
 };
 
 #define CONTEST_PREFIX "/api/contests/"
@@ -1265,7 +1265,7 @@ static const struct {
  * /api/contests/{id}: from the contests table of the newest render.
  */
 static enum MHD_Result
-ep_contests(tally_http_t *h, struct MHD_Connection *conn, const char *id)
+ep_contests(tally_http_t *h, struct MHD_Connection *conn, const char *id, bool csv)
 {
 	const char *why = "no such contest";
 	hbuf_t out = {0};
@@ -1285,6 +1285,7 @@ ep_contests(tally_http_t *h, struct MHD_Connection *conn, const char *id)
 			ARG("sort"), ARG("order"), ARG("q"), ARG("party"), ARG("status"), ARG("offset"),
 			ARG("limit"),
 #undef ARG
+			csv,
 		};
 
 		status = tally__contests_query(&b->buf, h->reg, &p, &out, &why);
@@ -1295,8 +1296,10 @@ ep_contests(tally_http_t *h, struct MHD_Connection *conn, const char *id)
 		return send_json_error(conn, (unsigned)status, status == 503 ? "out of memory" : why,
 		                       NULL, NULL);
 	}
-	ret = send_buf(conn, MHD_HTTP_OK, "application/json; charset=utf-8", out.p, out.len,
-	               MHD_RESPMEM_MUST_COPY, NULL, NULL);
+	ret = send_buf(conn, MHD_HTTP_OK,
+	               csv ? "text/csv; charset=utf-8; header=present"
+	                   : "application/json; charset=utf-8",
+	               out.p, out.len, MHD_RESPMEM_MUST_COPY, NULL, NULL);
 	hbuf_free(&out);
 	return ret;
 }
@@ -1426,9 +1429,11 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	case R_ASSET:
 		return ep_asset(conn, asset);
 	case R_CONTESTS:
-		return ep_contests(h, conn, NULL);
+		return ep_contests(h, conn, NULL, false);
+	case R_CONTESTS_CSV:
+		return ep_contests(h, conn, NULL, true);
 	case R_CONTEST:
-		return ep_contests(h, conn, url + strlen(CONTEST_PREFIX));
+		return ep_contests(h, conn, url + strlen(CONTEST_PREFIX), false);
 	case R_NONE:
 		break;
 	}

@@ -1940,6 +1940,26 @@ Test(http, contests_sort_filter_page, .timeout = 60)
 	cr_assert_eq(jint(j, "matched"), 0);
 	json_decref(j);
 
+	/* The same pages as CSV: a header and the rows; the quoted name is CSV-escaped. */
+	{
+		resp_t r = http_get(&e, "/api/contests.csv?sort=id&limit=3");
+		int lines = 0;
+
+		cr_assert_eq(r.status, 200);
+		cr_assert(strncmp(r.ctype, "text/csv", 8) == 0, "%s", r.ctype);
+		cr_assert(strncmp(r.body, "contest_id,contest_name,level,status,total_votes,", 49) == 0,
+		          "%s", r.body);
+		for (const char *p = r.body; *p != '\0'; p++)
+			lines += *p == '\n';
+		cr_assert_eq(lines, 4, "%s", r.body);
+		cr_assert_not_null(strstr(r.body, "\r\nC00,Seat 00,constituency,counting,"), "%s", r.body);
+		resp_free(&r);
+		r = http_get(&e, "/api/contests.csv?q=quote");
+		cr_assert_not_null(strstr(r.body, "\r\nC07,\"Quote \"\"Q\"\" <b>&amp;</b> 7\","),
+		                   "%s", r.body);
+		resp_free(&r);
+	}
+
 	/* One contest, with its candidates most votes first. */
 	j = get_json(&e, "/api/contests/C03", 200);
 	rows = json_object_get(j, "candidates");
