@@ -1915,7 +1915,7 @@ Test(http, contests_sort_filter_page, .timeout = 60)
 		snprintf(path, sizeof(path), "/api/contests?sort=id&limit=7&offset=%d", off);
 		j = get_json(&e, path, 200);
 		rows = json_object_get(j, "contests");
-		cr_assert_eq(json_array_size(rows), off + 7 <= NKREGIONS ? 7 : NKREGIONS - off);
+		cr_assert_eq(json_array_size(rows), (size_t)(off + 7 <= NKREGIONS ? 7 : NKREGIONS - off));
 		json_array_foreach(rows, i, row) {
 			cr_assert_null(json_object_get(seen, jstr(row, "contest_id")));
 			json_object_set_new(seen, jstr(row, "contest_id"), json_true());
